@@ -1,1 +1,1 @@
-"""dicom."""
+"""Everything pynetdicom: peers, the AE factory, status categories, C-ECHO and C-FIND."""
