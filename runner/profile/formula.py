@@ -305,6 +305,7 @@ class _Compiler:
         if isinstance(func, ast.Attribute):
             raise self.fail(func, f"attribute access '{ast.unparse(func)}' is not allowed")
         if not isinstance(func, ast.Name):
+            self.compile(func, depth + 1)  # names a disallowed callee (e.g. lambda) precisely
             raise self.fail(node, "only min(...) and max(...) may be called")
         if func.id not in FUNCTIONS:
             raise self.fail(node, f"function '{func.id}' is not allowed; only min and max")
