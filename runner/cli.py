@@ -1,12 +1,82 @@
-"""The `pacsmig` command line: load -> compile -> explain or execute -> exit code."""
+"""The `pacsmig` command line: load -> compile -> explain or execute -> exit code.
+
+Exit codes: 0 success; 1 the work ran but something is not right (or a peer is down);
+2 bad input, one `PATH:LINE:COLUMN: message` line per problem on stderr.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+from runner.errors import DicomError, InputError, LedgerError
+from runner.profile.load import load_profile, validate_profile
+from runner.profile.schema import profile_json_schema
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Declarative PACS data migration runner.")
+
+ProfileArg = Annotated[Path, typer.Argument(help="site profile (YAML)", metavar="PROFILE")]
+
+
+def _fail(code: int, lines: list[str]) -> NoReturn:
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Turn the runner's errors into messages and exit codes (never a traceback)."""
+    try:
+        yield
+    except InputError as exc:
+        _fail(2, [str(p) for p in exc.problems])
+    except (DicomError, LedgerError) as exc:
+        _fail(1, [f"error: {exc}"])
+    except KeyboardInterrupt:
+        _fail(130, ["interrupted"])
+
+
+@app.command()
+def validate(profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE...")]) -> None:
+    """Check profiles completely (every problem at once); no network."""
+    problems = [p for path in profiles for p in validate_profile(path)]
+    if problems:
+        _fail(2, [str(p) for p in problems])
+    for path in profiles:
+        typer.echo(f"{path}: valid")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the site profile."""
+    typer.echo(json.dumps(profile_json_schema(), indent=2, sort_keys=False))
+
+
+@app.command()
+def plan(
+    profile: ProfileArg,
+    inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="write the plan as JSON")] = None,
+) -> None:
+    """Dry run: inventory, order the work and explain it; no C-MOVE, no C-STORE."""
+    from runner.plan.commands import plan_command
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        plan_command(loaded, inventory, json_file, typer.echo)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        sys.stderr.close()

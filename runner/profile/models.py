@@ -1,0 +1,464 @@
+"""The site profile as typed, frozen pydantic models: every key, its meaning and its limits.
+
+Relative paths are resolved against the profile's folder, passed as validation context
+`{"base_dir": Path}` by `runner.profile.load`; without it they are taken from the working
+directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from runner.inventory.model import Location
+from runner.profile.checks import concurrency_order, cross_field_problems, date_order
+from runner.profile.dicomtags import resolve_tag
+from runner.profile.formula import FormulaError, parse_formula
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- small validated types -------------------------------------------------------------
+
+_AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+def _ae_title(value: str) -> str:
+    if not _AE_RE.match(value) or not value.strip():
+        raise PydanticCustomError(
+            "ae_title",
+            "AE title '{value}' is not valid: 1 to 16 characters, printable ASCII without '\\'",
+            {"value": value},
+        )
+    return value.strip()
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST_RE.match(value):
+        raise PydanticCustomError("host", "'{value}' is not an IP address or host name",
+                                  {"value": value})
+    return value
+
+
+def _formula(value: Any) -> str:
+    if isinstance(value, bool):
+        raise PydanticCustomError("formula", "a formula must be a number or an expression", {})
+    try:
+        return parse_formula(value).source
+    except FormulaError as exc:
+        raise PydanticCustomError("formula", "{message}",
+                                  {"message": exc.message, "offset": exc.column}) from None
+
+
+def _relative_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if value.is_absolute() or base is None:
+        return value
+    return Path(base) / value
+
+
+def _existing_file(value: Path) -> Path:
+    if not value.is_file():
+        raise PydanticCustomError("file_missing", "file not found: {path}", {"path": str(value)})
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone", "unknown time zone '{value}' (an IANA name such as Europe/London)",
+            {"value": value}) from None
+    return value
+
+
+def _dicom_name(value: str) -> str:
+    try:
+        resolve_tag(value)
+    except ValueError as exc:
+        raise PydanticCustomError("dicom_keyword", "{message}", {"message": str(exc)}) from None
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError(
+            "regex", "invalid regular expression: {message} at position {pos}",
+            {"message": exc.msg, "pos": exc.pos, "offset": exc.pos}) from None
+    return value
+
+
+AETitle = Annotated[str, AfterValidator(_ae_title)]
+Host = Annotated[str, Field(min_length=1), AfterValidator(_host)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _slug(value: str) -> str:
+    if not _SLUG_RE.match(value):
+        raise PydanticCustomError(
+            "slug", "'{value}' must be lowercase letters, digits and '-' (at most 63)",
+            {"value": value})
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+FormulaText = Annotated[str | int | float, AfterValidator(_formula)]
+ProfilePath = Annotated[Path, AfterValidator(_relative_path)]
+ExistingFile = Annotated[Path, AfterValidator(_relative_path), AfterValidator(_existing_file)]
+DicomName = Annotated[str, AfterValidator(_dicom_name)]
+Regex = Annotated[str, AfterValidator(_regex)]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --- sections ---------------------------------------------------------------------------
+
+
+class Site(_Model):
+    """Who the migration is for; `id` names the reports folder and the ledger."""
+
+    id: Slug = Field(description="slug [a-z0-9-]; names reports/<id>/ and the ledger")
+    name: str = Field(min_length=1)
+    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
+        "UTC", description="IANA time zone the schedule is read in")
+
+
+class Tls(_Model):
+    """DICOM TLS for one side of a connection (PEM files)."""
+
+    certificate: ExistingFile
+    key: ExistingFile
+    ca: ExistingFile | None = Field(None, description="CA bundle to verify the peer")
+    require_client_certificate: bool = Field(False, description="mutual TLS (listener only)")
+
+
+class Listener(_Model):
+    """The runner's own C-STORE SCP that source devices C-MOVE into."""
+
+    ae_title: AETitle
+    host: Host = "0.0.0.0"
+    port: Port
+    spool_dir: ProfilePath
+    max_spool_gb: float = Field(20.0, gt=0, description="back-pressure threshold")
+    max_associations: int = Field(16, ge=1, le=256)
+    tls: Tls | None = None
+
+
+class Device(_Model):
+    """One DICOM device of the old PACS that answers C-FIND and C-MOVE."""
+
+    id: Slug
+    ae_title: AETitle
+    host: Host
+    port: Port
+    throttle: str | None = Field(None, description="pins this device to one throttle")
+    tls: Tls | None = None
+
+
+class InventoryQuery(_Model):
+    """How the live inventory is taken by C-FIND."""
+
+    from_: date = Field(alias="from")
+    to: date | Literal["today"] = "today"
+    window_days: int = Field(30, ge=1, le=3660)
+    modalities: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")]] = []
+    max_results: int = Field(
+        1000, ge=1, description="a window answering this many studies or more is split")
+
+    def end_date(self, today: date) -> date:
+        """The last day of the inventory, with "today" resolved."""
+        return today if self.to == "today" else self.to
+
+    @model_validator(mode="after")
+    def _from_before_to(self) -> InventoryQuery:
+        message = date_order(self.from_, self.to)
+        if message:
+            raise PydanticCustomError("date_order", "{message}",
+                                      {"message": message, "field": "from"})
+        return self
+
+
+class Source(_Model):
+    """The old PACS: its devices and how it is inventoried."""
+
+    name: str = Field(min_length=1)
+    devices: list[Device] = Field(min_length=1)
+    calling_ae_title: AETitle
+    inventory: InventoryQuery
+
+
+VerifyMethod = Literal["instances", "counts", "commitment"]
+
+
+class Destination(_Model):
+    """The new archive (VNA or PACS) that receives the migrated instances."""
+
+    name: str = Field(min_length=1)
+    ae_title: AETitle
+    host: Host
+    port: Port
+    max_associations: int = Field(4, ge=1, le=64)
+    verify: VerifyMethod = "instances"
+    tls: Tls | None = None
+
+
+class Throttle(_Model):
+    """How hard one device may be pushed while this throttle is in force."""
+
+    max_concurrent_retrieves: int = Field(ge=1, le=64)
+    min_concurrent_retrieves: int = Field(1, ge=0, le=64)
+    delay_seconds: FormulaText = Field(
+        0, description="wait before each retrieve above the minimum (formula)")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Throttle:
+        message = concurrency_order(self.min_concurrent_retrieves,
+                                    self.max_concurrent_retrieves)
+        if message:
+            raise PydanticCustomError("min_above_max", "{message}",
+                                      {"message": message, "field": "min_concurrent_retrieves"})
+        return self
+
+
+_HOURS_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+
+def _minutes(hh: str, mm: str) -> int:
+    h, m = int(hh), int(mm)
+    if m > 59 or h > 24 or (h == 24 and m):
+        raise ValueError
+    return h * 60 + m
+
+
+def parse_hours(text: str) -> tuple[int, int]:
+    """`"HH:MM-HH:MM"` as minutes since midnight (start, end); end may wrap past midnight."""
+    m = _HOURS_RE.match(text.strip())
+    try:
+        if not m:
+            raise ValueError
+        start, end = _minutes(m[1], m[2]), _minutes(m[3], m[4])
+    except ValueError:
+        raise PydanticCustomError(
+            "hours", "hours '{value}' must be HH:MM-HH:MM, e.g. 08:00-18:00 or 20:00-06:00",
+            {"value": text}) from None
+    if start == end:
+        raise PydanticCustomError("hours", "hours '{value}' is an empty range", {"value": text})
+    return start, end
+
+
+def _hours(value: str) -> str:
+    parse_hours(value)
+    return value.strip()
+
+
+class ScheduleEntry(_Model):
+    """One slot of the weekly schedule; an entry without days/hours matches any time."""
+
+    days: list[Day] | None = None
+    hours: Annotated[str, AfterValidator(_hours)] | None = None
+    throttle: str
+
+    @property
+    def minutes(self) -> tuple[int, int] | None:
+        """The hours as minutes since midnight, or None for all day."""
+        return parse_hours(self.hours) if self.hours else None
+
+
+class Tiering(_Model):
+    """Where studies live on the source and the order of phases that keeps total work down."""
+
+    location: str = Field(
+        "instance-availability",
+        description='"instance-availability" or "csv:PATH" (StudyInstanceUID,Location)')
+    local_store_gb: float = Field(0, ge=0, description="capacity of the local store (forecasts)")
+    order: list[Location] = Field(default_factory=lambda: [Location.LOCAL, Location.NEARLINE,
+                                                           Location.OFFLINE], min_length=1)
+
+    @field_validator("location")
+    @classmethod
+    def _location_source(cls, value: str, info: ValidationInfo) -> str:
+        if value == "instance-availability":
+            return value
+        if not value.startswith("csv:") or len(value) == 4:
+            raise PydanticCustomError(
+                "location", "location must be 'instance-availability' or 'csv:PATH'", {})
+        path = _relative_path(Path(value[4:]), info)
+        _existing_file(path)
+        return f"csv:{path}"
+
+    @field_validator("order")
+    @classmethod
+    def _unique(cls, value: list[Location]) -> list[Location]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("duplicate", "a tier appears twice in order", {})
+        return value
+
+    @property
+    def phases(self) -> tuple[Location, ...]:
+        """Every tier, the named ones first in their order, the others after."""
+        rest = [loc for loc in Location if loc not in self.order]
+        return (*self.order, *rest)
+
+
+class Redate(_Model):
+    """Keeping clinically recent studies on the local store while the migration runs."""
+
+    recent_days: int = Field(14, ge=0, le=3660, description="0 switches re-dating off")
+    every_hours: float = Field(6, gt=0, le=24 * 30)
+
+
+# --- morphing ---------------------------------------------------------------------------
+
+ConditionValue = str | int | float | list[str | int | float]
+
+
+class MatchCondition(_Model):
+    """A condition other than equality: a regular expression, or presence."""
+
+    matches: Regex | None = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> MatchCondition:
+        if (self.matches is None) == (self.exists is None):
+            raise PydanticCustomError(
+                "condition", "a condition needs exactly one of 'matches' or 'exists'", {})
+        return self
+
+
+Condition = Annotated[ConditionValue | MatchCondition, Field(union_mode="left_to_right")]
+
+
+class ReplaceSpec(_Model):
+    """Rewrite a value by regular expression (groups as \\1)."""
+
+    tag: DicomName
+    pattern: Regex
+    with_: str = Field(alias="with")
+
+
+class MapSpec(_Model):
+    """Map a value through a CSV lookup table with columns `from,to`."""
+
+    tag: DicomName
+    table: ExistingFile
+    missing: Literal["keep", "fail", "blank"] = "keep"
+
+
+class CopySpec(_Model):
+    """Copy one attribute's value into another."""
+
+    from_: DicomName = Field(alias="from")
+    to: DicomName
+
+
+_ACTIONS = ("set", "delete", "replace", "map", "copy", "remove_private", "remove_groups")
+
+
+class MorphRule(_Model):
+    """One rule: an optional condition (`when`) and exactly one action."""
+
+    when: dict[DicomName, Condition] | None = None
+    set_: dict[DicomName, str | int | float | list[str | int | float] | None] | None = Field(
+        None, alias="set")
+    delete: list[DicomName] | None = None
+    replace: ReplaceSpec | None = None
+    map: MapSpec | None = None
+    copy_: CopySpec | None = Field(None, alias="copy")
+    remove_private: Literal[True] | None = None
+    remove_groups: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{4}$")]] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> MorphRule:
+        given = [a for a in _ACTIONS if getattr(self, _field_name(a)) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "rule_action", "a morphing rule needs exactly one action of {actions}; found {n}",
+                {"actions": ", ".join(_ACTIONS), "n": ", ".join(given) or "none"})
+        return self
+
+    @property
+    def action(self) -> str:
+        """The name of this rule's action."""
+        return next(a for a in _ACTIONS if getattr(self, _field_name(a)) is not None)
+
+
+def _field_name(action: str) -> str:
+    return {"set": "set_", "copy": "copy_"}.get(action, action)
+
+
+# --- the rest ---------------------------------------------------------------------------
+
+
+class Reports(_Model):
+    """Where the ledger and reports are written."""
+
+    dir: ProfilePath
+    mask_identifiers: bool = True
+
+
+class DicomOptions(_Model):
+    """Timeouts and PDU size for every association the runner makes or accepts."""
+
+    acse_timeout: float = Field(30, gt=0, le=3600)
+    dimse_timeout: float = Field(120, gt=0, le=86400)
+    network_timeout: float = Field(120, gt=0, le=86400)
+    connection_timeout: float = Field(10, gt=0, le=600)
+    max_pdu: int = Field(262144, ge=4096, le=16 * 1024 * 1024)
+
+
+class SiteProfile(_Model):
+    """One hospital's migration, as the consultant describes it."""
+
+    version: Literal[1]
+    site: Site
+    listener: Listener
+    source: Source
+    destination: Destination
+    throttles: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], Throttle] = Field(
+        min_length=1)
+    schedule: list[ScheduleEntry] = Field(
+        default_factory=list,
+        description="first matching entry wins; empty: the first throttle at all times")
+    tiering: Tiering = Field(default_factory=Tiering)
+    redate: Redate = Field(default_factory=Redate)
+    morphing: list[MorphRule] = Field(default_factory=list)
+    reports: Reports
+    dicom: DicomOptions = Field(default_factory=DicomOptions)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SiteProfile:
+        problems = cross_field_problems(self.model_dump(by_alias=True, mode="python"))
+        if problems:
+            loc, message = problems[0]
+            raise PydanticCustomError("cross_field", "{message}",
+                                      {"message": message, "loc": loc})
+        return self
