@@ -27,8 +27,10 @@ test: setup peers
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
+# Until the simulated PACS exists, the demo is the dry run of the demo profile.
 demo: setup
-	$(VENV)/bin/pacsmig demo
+	$(VENV)/bin/pacsmig plan site_profiles/demo.yaml --inventory site_profiles/demo-inventory.csv \
+	  --json reports/demo/plan.json
 
 lint: setup
 	$(VENV)/bin/ruff check runner tests benchmarks
