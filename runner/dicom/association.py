@@ -1,0 +1,88 @@
+"""Open and close one association with a peer; why it failed is data (a Refusal), not an error."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pynetdicom import AE, evt
+from pynetdicom.association import Association
+from pynetdicom.events import EventHandlerType
+
+from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.status import StatusCategory
+
+# A wait that ended within this fraction of its timeout is taken to have hit the timeout.
+_TIMEOUT_SLACK = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why no usable association came about: a transport-level category and a message."""
+
+    category: StatusCategory
+    detail: str
+
+
+def timed_out(started: float, timeout: float) -> bool:
+    """Whether a wait that began at `started` (time.monotonic) lasted about `timeout`."""
+    return time.monotonic() - started >= timeout * _TIMEOUT_SLACK
+
+
+def open_association(
+    ae: AE, peer: Peer, settings: DicomSettings, abstract_syntaxes: Sequence[str]
+) -> Association | Refusal:
+    """Request an association with `peer` for `abstract_syntaxes` (added to `ae`).
+
+    Returns the established association, or a Refusal when the peer cannot be reached,
+    rejects or aborts the request, times out, or accepts none of the abstract syntaxes.
+    """
+    for syntax in abstract_syntaxes:
+        ae.add_requested_context(syntax)
+    connected = threading.Event()
+    on_open: EventHandlerType = (evt.EVT_CONN_OPEN, lambda _event: connected.set())
+    started = time.monotonic()
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[on_open])
+    if not assoc.is_established:
+        return _refusal(assoc, peer, settings, started, connected.is_set())
+    accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+    if not accepted.intersection(abstract_syntaxes):
+        close_association(assoc)
+        names = ", ".join(abstract_syntaxes)
+        return Refusal(StatusCategory.NO_ASSOCIATION, f"{peer} accepted no context for {names}")
+    return assoc
+
+
+def _refusal(
+    assoc: Association, peer: Peer, settings: DicomSettings, started: float, connected: bool
+) -> Refusal:
+    if not connected:
+        if timed_out(started, settings.connection_timeout):
+            return Refusal(StatusCategory.TIMEOUT, f"cannot connect to {peer}: timed out")
+        return Refusal(StatusCategory.NO_ASSOCIATION, f"cannot connect to {peer}")
+    if assoc.is_rejected:
+        return Refusal(StatusCategory.NO_ASSOCIATION, f"{peer} rejected the association")
+    if assoc.is_aborted:
+        if timed_out(started, settings.acse_timeout):
+            return Refusal(StatusCategory.TIMEOUT, f"{peer} did not answer the association")
+        return Refusal(StatusCategory.ABORTED, f"{peer} aborted the association request")
+    return Refusal(StatusCategory.ABORTED, f"{peer} closed the connection during negotiation")
+
+
+def close_association(assoc: Association) -> None:
+    """Release an established association (abort it if the release does not complete)."""
+    if assoc.is_established:
+        assoc.release()
+    if assoc.is_established:
+        assoc.abort()
+
+
+def lost_association(assoc: Association, started: float, settings: DicomSettings) -> Refusal:
+    """Classify a DIMSE exchange that ended without a response (started: last message)."""
+    if timed_out(started, settings.dimse_timeout):
+        return Refusal(StatusCategory.TIMEOUT, "no response within the DIMSE timeout")
+    if assoc.is_aborted:
+        return Refusal(StatusCategory.ABORTED, "the association was aborted")
+    return Refusal(StatusCategory.ABORTED, "the connection closed without a response")
