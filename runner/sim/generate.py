@@ -114,11 +114,14 @@ def make_instance(
     patient_sex: str = "O",
     study_description: str = "",
     charset: str | None = DEFAULT_CHARSET,
+    instance_availability: str | None = None,
 ) -> FileDataset:
     """One image instance with valid Part-10 file meta (explicit VR little endian).
 
     `charset` is the SpecificCharacterSet ("ISO_IR 192" is UTF-8, "ISO_IR 100" Latin-1,
     None plain ASCII); names are encoded with it when the dataset is written.
+    `instance_availability` (ONLINE, NEARLINE, OFFLINE) is written into the instance, so a
+    PACS that answers C-FIND from its stored files (Orthanc does) reports that tier.
     """
     sop_class = SOP_CLASS_BY_MODALITY.get(modality, SECONDARY_CAPTURE)
     ds = FileDataset("", Dataset(), file_meta=_file_meta(sop_class, sop_uid), preamble=b"\0" * 128)
@@ -149,6 +152,8 @@ def make_instance(
         ds.ConversionType = "WSD"
     if modality in _CROSS_SECTIONAL:
         _set_geometry(ds, study_uid, instance_number)
+    if instance_availability:
+        ds.InstanceAvailability = instance_availability
     _set_image(ds, rows, cols, bits_allocated, sop_uid)
     return ds
 
@@ -170,6 +175,7 @@ class StudySpec:
     patient_birth_date: date = date(1960, 1, 1)
     institution_name: str = DEFAULT_INSTITUTION
     charset: str | None = DEFAULT_CHARSET
+    instance_availability: str | None = None
 
     @property
     def study_uid(self) -> UID:
@@ -232,6 +238,7 @@ def make_study(spec: StudySpec) -> list[FileDataset]:
             institution_name=spec.institution_name,
             patient_birth_date=spec.patient_birth_date,
             charset=spec.charset,
+            instance_availability=spec.instance_availability,
         )
         for series, instance, sop_uid in spec._positions()
     ]
