@@ -1,0 +1,165 @@
+"""The spool folder: received instances written atomically under UUID names, with a byte budget.
+
+Durability choice: each instance is written to `root/tmp/`, flushed to the operating system
+and renamed into `root/` (`os.replace`, atomic on one file system), but not fsync'ed. An
+fsync per instance would turn every C-STORE into a disk-cache flush (an "fsync storm" that
+caps the listener at the disk's flush rate). What this gives:
+
+- a crash of the runner (the process) loses nothing that was renamed: the data sits in the
+  kernel's page cache and reaches the disk in the background; a crash mid-write leaves only
+  a file in `tmp/`, which `clean_temp()` removes at the next start;
+- a crash of the machine (power loss) may lose or truncate files renamed in the last seconds.
+  That is acceptable because the spool is a cache, not the record: the instance is still in
+  the source PACS, and "arrived" is only ever recorded from the destination's answer, so a
+  lost spool file shows up as missing at verification and is retrieved again.
+
+Files are named by uuid4, never by a DICOM attribute (UIDs come from outside). The byte
+budget is tracked incrementally under a lock (one `Spool` object is the only writer of its
+folder); `existing()` rescans the folder and resets the count, for use at startup.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+SUFFIX = ".dcm"
+_NAME = re.compile(r"^[0-9a-f]{32}\.dcm$")
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+# After a refused write, the spool counts as full until it has drained below this fraction.
+DEFAULT_RESUME_FRACTION = 0.9
+
+
+class SpoolFull(Exception):
+    """The spool has no room for an instance (byte budget reached or disk full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    """One spooled file: its name in the spool folder, full path and size in bytes."""
+
+    name: str
+    path: Path
+    size: int
+
+
+class Spool:
+    """A folder of received instances with a byte budget; thread-safe."""
+
+    def __init__(
+        self, root: Path, max_bytes: int, resume_fraction: float = DEFAULT_RESUME_FRACTION
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0: {max_bytes}")
+        if not 0.0 < resume_fraction <= 1.0:
+            raise ValueError(f"resume_fraction must be in (0, 1]: {resume_fraction}")
+        self.root = root
+        self.tmp = root / "tmp"
+        self.max_bytes = max_bytes
+        self._resume_bytes = int(max_bytes * resume_fraction)
+        self._lock = threading.Lock()
+        self._used = 0
+        self._full = False
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.existing()
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes held by spooled files (and by writes under way)."""
+        with self._lock:
+            return self._used
+
+    @property
+    def is_full(self) -> bool:
+        """True from a refused write until the spool has drained below the resume mark."""
+        with self._lock:
+            return self._full
+
+    def write(self, raw: bytes) -> SpoolEntry:
+        """Store `raw` under a new UUID name; raises SpoolFull when there is no room."""
+        size = len(raw)
+        self._reserve(size)
+        name = f"{uuid.uuid4().hex}{SUFFIX}"
+        temp = self.tmp / name
+        try:
+            _write_flushed(temp, raw)
+            final = self.root / name
+            os.replace(temp, final)
+        except BaseException as error:
+            self._release(size)
+            temp.unlink(missing_ok=True)
+            if isinstance(error, OSError) and error.errno in _NO_SPACE:
+                self._set_full()
+                raise SpoolFull(f"no space left for the spool in {self.root}") from error
+            raise
+        return SpoolEntry(name, final, size)
+
+    def remove(self, name: str) -> None:
+        """Delete the spooled file `name` (no error if it is already gone)."""
+        path = self._path_of(name)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._release(size)
+
+    def clean_temp(self) -> int:
+        """Remove what interrupted writes left in tmp/; how many files were removed."""
+        removed = 0
+        for leftover in self.tmp.iterdir():
+            if leftover.is_file():
+                leftover.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def existing(self) -> list[SpoolEntry]:
+        """The spooled files now in the folder, sorted by name; resets the byte count.
+
+        Meant for startup (no writes under way): the count becomes what the folder holds.
+        """
+        entries = [
+            SpoolEntry(path.name, path, path.stat().st_size)
+            for path in sorted(self.root.iterdir())
+            if _NAME.match(path.name) and path.is_file()
+        ]
+        with self._lock:
+            self._used = sum(entry.size for entry in entries)
+            self._full = self._full or self._used >= self.max_bytes
+        return entries
+
+    def _path_of(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise ValueError(f"not a spool file name: {name!r}")
+        return self.root / name
+
+    def _reserve(self, size: int) -> None:
+        with self._lock:
+            if self._used + size > self.max_bytes:
+                self._full = True
+                raise SpoolFull(
+                    f"spool budget reached: {self._used} + {size} > {self.max_bytes} bytes"
+                )
+            self._used += size
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self._used = max(0, self._used - size)
+            if self._used <= self._resume_bytes:
+                self._full = False
+
+    def _set_full(self) -> None:
+        with self._lock:
+            self._full = True
+
+
+def _write_flushed(path: Path, raw: bytes) -> None:
+    """Write `raw` to a new file at `path` and flush it to the OS (no fsync, see above)."""
+    with path.open("xb") as out:
+        out.write(raw)
+        out.flush()

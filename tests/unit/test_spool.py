@@ -1,0 +1,150 @@
+"""The spool folder: atomic UUID-named writes, the byte budget, ENOSPC, restart cleanup."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runner.dicom import spool as spool_module
+from runner.dicom.spool import Spool, SpoolFull
+
+
+def test_write_stores_the_bytes_under_a_uuid_name_and_leaves_tmp_empty(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=1000)
+    entry = spool.write(b"DICM-bytes")
+    assert entry.path == tmp_path / "spool" / entry.name
+    assert entry.path.read_bytes() == b"DICM-bytes"
+    assert entry.size == 10
+    assert uuid.UUID(entry.name.removesuffix(".dcm")).version == 4
+    assert list(spool.tmp.iterdir()) == []
+    assert spool.used_bytes == 10
+
+
+def test_two_writes_of_the_same_bytes_get_different_names(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000)
+    assert spool.write(b"same").name != spool.write(b"same").name
+
+
+def test_write_over_the_budget_raises_spool_full_and_writes_nothing(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100)
+    spool.write(b"x" * 60)
+    with pytest.raises(SpoolFull):
+        spool.write(b"y" * 41)
+    assert spool.used_bytes == 60
+    assert len(spool.existing()) == 1
+    assert list(spool.tmp.iterdir()) == []
+
+
+def test_full_flag_holds_until_the_spool_drains_below_the_resume_mark(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100, resume_fraction=0.5)
+    first = spool.write(b"a" * 30)
+    second = spool.write(b"b" * 30)
+    assert not spool.is_full
+    with pytest.raises(SpoolFull):
+        spool.write(b"c" * 50)
+    assert spool.is_full
+    spool.remove(first.name)  # 30 bytes left, below the mark of 50
+    assert spool.used_bytes == 30
+    assert not spool.is_full
+    spool.remove(second.name)
+    assert spool.used_bytes == 0
+
+
+def test_full_flag_stays_while_above_the_resume_mark(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100, resume_fraction=0.5)
+    entries = [spool.write(b"z" * 20) for _ in range(4)]
+    with pytest.raises(SpoolFull):
+        spool.write(b"w" * 30)
+    spool.remove(entries[0].name)  # 60 bytes left, mark is 50
+    assert spool.is_full
+    spool.remove(entries[1].name)  # 40 bytes left
+    assert not spool.is_full
+
+
+def test_disk_full_during_write_raises_spool_full_and_removes_the_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half_then_enospc(path: Path, raw: bytes) -> None:
+        path.write_bytes(raw[: len(raw) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    spool = Spool(tmp_path, max_bytes=1000)
+    monkeypatch.setattr(spool_module, "_write_flushed", half_then_enospc)
+    with pytest.raises(SpoolFull):
+        spool.write(b"q" * 100)
+    assert list(spool.tmp.iterdir()) == []
+    assert spool.existing() == []
+    assert spool.used_bytes == 0
+    assert spool.is_full
+
+
+def test_other_write_errors_propagate_and_release_the_reservation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def permission_denied(path: Path, raw: bytes) -> None:
+        raise PermissionError(errno.EACCES, "denied")
+
+    spool = Spool(tmp_path, max_bytes=1000)
+    monkeypatch.setattr(spool_module, "_write_flushed", permission_denied)
+    with pytest.raises(PermissionError):
+        spool.write(b"q" * 100)
+    assert spool.used_bytes == 0
+    assert not spool.is_full
+
+
+def test_restart_cleans_leftover_temp_files_and_counts_existing_files(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000)
+    kept = spool.write(b"k" * 25)
+    (spool.tmp / f"{uuid.uuid4().hex}.dcm").write_bytes(b"half a file")  # crash mid-write
+    (tmp_path / "notes.txt").write_text("not a spool file")
+
+    restarted = Spool(tmp_path, max_bytes=1000)
+    assert restarted.clean_temp() == 1
+    assert list(restarted.tmp.iterdir()) == []
+    assert restarted.existing() == [kept]
+    assert restarted.used_bytes == 25
+
+
+def test_remove_frees_the_bytes_and_ignores_a_missing_file(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000)
+    entry = spool.write(b"r" * 40)
+    spool.remove(entry.name)
+    spool.remove(entry.name)
+    assert not entry.path.exists()
+    assert spool.used_bytes == 0
+
+
+def test_remove_rejects_names_that_are_not_spool_files(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000)
+    with pytest.raises(ValueError):
+        spool.remove("../../etc/passwd")
+
+
+def test_concurrent_writes_never_exceed_the_budget(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000)
+    refused: list[int] = []
+
+    def writer() -> None:
+        for _ in range(20):
+            try:
+                spool.write(b"t" * 10)
+            except SpoolFull:
+                refused.append(1)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert spool.used_bytes == 1000
+    assert len(spool.existing()) == 100
+    assert len(refused) == 60
+
+
+def test_budget_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Spool(tmp_path, max_bytes=0)
