@@ -1,0 +1,181 @@
+"""Read models over the ledger for the engine and the CLI: what is left to do, what to resume,
+what to verify, where the migration stands, and the reconciliation rows.
+
+Reads go through `Ledger.query` (or any object with the same `query` method). DuckDB lets one
+process hold the file read-write and the writer thread owns that connection, so reads run on
+that thread too, after everything recorded before them is committed: a read always sees the
+writes that preceded it, and no second connection competes for the file. Each read scans only
+the columns it needs; per-study reads filter every fact table on `study_uid` first.
+Sizes: GB = 10^9 bytes (planned sizes: MB / 1000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class QuerySource(Protocol):
+    """Anything that runs SQL on the ledger and returns the rows (a `Ledger`)."""
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StudyToDo:
+    """A study not yet verified nor given up, in plan order; `status` is the reconciliation's."""
+
+    study_uid: str
+    tier: str
+    device: str | None
+    phase_index: int
+    order_index: int
+    planned_instances: int | None
+    planned_mb: float
+    status: str
+    engine_status: str
+    attempts: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingForward:
+    """An instance in the spool that has not been forwarded since it was last received."""
+
+    sop_instance_uid: str
+    study_uid: str
+    spool_name: str
+    received_at: datetime
+    retrieve_id: str | None
+    forward_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedInstance:
+    """A forwarded instance the destination has not confirmed; `dest_uid` is what to ask for."""
+
+    sop_instance_uid: str
+    dest_uid: str
+    series_uid: str
+    forwarded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCount:
+    """Studies in one reconciliation status and tier, with their planned and received sizes."""
+
+    status: str
+    tier: str
+    studies: int
+    planned_gb: float
+    received_gb: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRetrieves:
+    """Retrieves sent to one source device: how many, still open, failed, sub-op counts."""
+
+    device: str
+    retrieves: int
+    open: int
+    failed: int
+    completed_instances: int
+    failed_instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSummary:
+    """Where the migration stands: studies by status and tier; retrieves by device."""
+
+    by_status: tuple[StatusCount, ...]
+    devices: tuple[DeviceRetrieves, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRow:
+    """One row of the `reconciliation` view (see the spec)."""
+
+    study_uid: str
+    tier: str
+    source_instances: int | None
+    received_instances: int
+    destination_instances: int
+    status: str
+
+
+_STUDIES_TO_DO = """
+SELECT s.study_uid, s.tier, s.device, s.phase_index, s.order_index, s.planned_instances,
+       s.planned_mb, r.status, s.status, s.attempts, s.reason
+FROM studies s JOIN reconciliation r USING (study_uid)
+WHERE r.status IN ('pending', 'in_progress', 'incomplete')
+ORDER BY s.phase_index, s.order_index, s.study_uid
+"""
+
+
+def studies_to_do(src: QuerySource) -> list[StudyToDo]:
+    """Studies still to migrate (pending, in progress, incomplete), in plan order."""
+    return [StudyToDo(*row) for row in src.query(_STUDIES_TO_DO)]
+
+
+def unforwarded_instances(src: QuerySource, study_uid: str | None = None) -> list[PendingForward]:
+    """Instances received but not forwarded since (nor quarantined), oldest first: resume."""
+    sql = ("SELECT sop_instance_uid, study_uid, spool_name, received_at, retrieve_id,"
+           " forward_attempts FROM instances WHERE state = 'received'")
+    params: list[object] = []
+    if study_uid is not None:
+        sql += " AND study_uid = ?"
+        params.append(study_uid)
+    rows = src.query(sql + " ORDER BY received_at, sop_instance_uid", params)
+    return [PendingForward(*row) for row in rows]
+
+
+def unverified_instances(src: QuerySource, study_uid: str) -> list[UnverifiedInstance]:
+    """A study's instances forwarded but not yet confirmed by the destination."""
+    rows = src.query(
+        "SELECT sop_instance_uid, coalesce(dest_sop_instance_uid, sop_instance_uid),"
+        " series_uid, forwarded_at FROM instances WHERE study_uid = ? AND state = 'forwarded'"
+        " ORDER BY series_uid, sop_instance_uid",
+        [study_uid],
+    )
+    return [UnverifiedInstance(*row) for row in rows]
+
+
+def unverified_counts(src: QuerySource) -> dict[str, int]:
+    """For each study with some, how many instances are forwarded but not yet confirmed."""
+    rows = src.query("SELECT study_uid, count(*) FROM instances WHERE state = 'forwarded'"
+                     " GROUP BY study_uid ORDER BY study_uid")
+    return {study_uid: int(count) for study_uid, count in rows}
+
+
+_BY_STATUS = """
+WITH got AS (SELECT study_uid, sum(bytes) AS bytes FROM receipts GROUP BY study_uid)
+SELECT r.status, r.tier, count(*), coalesce(sum(s.planned_mb), 0) / 1e3,
+       coalesce(sum(g.bytes), 0) / 1e9
+FROM reconciliation r JOIN studies s USING (study_uid) LEFT JOIN got g USING (study_uid)
+GROUP BY r.status, r.tier ORDER BY r.status, r.tier
+"""
+
+_BY_DEVICE = """
+SELECT device, count(*), count(*) FILTER (WHERE ended_at IS NULL),
+       count(*) FILTER (WHERE ended_at IS NOT NULL AND category NOT IN ('success', 'warning')),
+       coalesce(sum(completed), 0), coalesce(sum(failed), 0)
+FROM retrieves GROUP BY device ORDER BY device
+"""
+
+
+def status_summary(src: QuerySource) -> StatusSummary:
+    """Counts and GB by reconciliation status and tier; retrieves and failures per device."""
+    by_status = tuple(StatusCount(str(status), str(tier), int(n), float(planned), float(got))
+                      for status, tier, n, planned, got in src.query(_BY_STATUS))
+    devices = tuple(DeviceRetrieves(str(device), *(int(v) for v in counts))
+                    for device, *counts in src.query(_BY_DEVICE))
+    return StatusSummary(by_status, devices)
+
+
+def reconciliation(src: QuerySource) -> list[ReconciliationRow]:
+    """The `reconciliation` view, one row per study, ordered by study UID."""
+    rows = src.query("SELECT study_uid, tier, source_instances, received_instances,"
+                     " destination_instances, status FROM reconciliation ORDER BY study_uid")
+    return [ReconciliationRow(*row) for row in rows]
