@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.peers import DcmqrscpProcess, OrthancProcess, missing_peer_binaries
+from tests.peers import DcmqrscpProcess, OrthancProcess, PynetdicomScp, missing_peer_binaries
 
 
 def in_ci() -> bool:
@@ -63,6 +63,8 @@ def orthanc_factory(
 
     yield start
     for orthanc in started:
+        orthanc.terminate()  # all at once: each takes a few seconds to shut down
+    for orthanc in started:
         orthanc.stop()
 
 
@@ -86,3 +88,21 @@ def dcmqrscp_factory(
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def pynetdicom_scp_factory() -> Iterator[Callable[..., PynetdicomScp]]:
+    """Start in-process C-FIND SCPs: `pynetdicom_scp_factory(on_find=handler, aet="A")`.
+
+    Needs no external program (no peers policy); every SCP is stopped after the test.
+    """
+    started: list[PynetdicomScp] = []
+
+    def start(**kwargs: Any) -> PynetdicomScp:
+        scp = PynetdicomScp(**kwargs)
+        started.append(scp)
+        return scp.start()
+
+    yield start
+    for scp in started:
+        scp.stop()

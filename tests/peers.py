@@ -1,4 +1,4 @@
-"""Real DICOM peers for tests: Orthanc and DCMTK's dcmqrscp as subprocesses on loopback."""
+"""Real DICOM peers for tests: Orthanc and dcmqrscp subprocesses, a pynetdicom SCP; loopback."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.dicom.peer import Peer
+from pydicom import Dataset
+from pynetdicom import evt
+from pynetdicom.events import EventHandlerType
+from pynetdicom.transport import ThreadedAssociationServer
+
+from runner.dicom.ae import make_ae
+from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
 
 HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
@@ -32,7 +39,10 @@ def free_port() -> int:
 
 
 def orthanc_binary() -> str | None:
-    """The Orthanc executable, if installed."""
+    """The Orthanc executable ($PACSMIG_ORTHANC, else the Debian one, else on PATH)."""
+    chosen = os.environ.get("PACSMIG_ORTHANC")
+    if chosen is not None:
+        return chosen if os.access(chosen, os.X_OK) else None
     if os.access(ORTHANC_BINARY, os.X_OK):
         return ORTHANC_BINARY
     return shutil.which("Orthanc")
@@ -62,15 +72,20 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"peer did not listen on port {port}:\n{_tail(log)}")
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the process group `proc` leads, then kill it if it lingers."""
+def terminate_process(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the process group `proc` leads to stop (SIGTERM); does not wait."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Terminate the process group `proc` leads, then kill it if it lingers past `grace`."""
+    terminate_process(proc)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
 
 def _tail(log: Path, lines: int = 20) -> str:
@@ -179,6 +194,11 @@ class OrthancProcess:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError(f"Orthanc REST did not answer:\n{_tail(self.log)}")
+
+    def terminate(self) -> None:
+        """Ask Orthanc to stop without waiting (it takes about 3 s): stop many at once."""
+        if self._proc is not None:
+            terminate_process(self._proc)
 
     def stop(self) -> None:
         """Stop Orthanc (terminate, then kill)."""
@@ -291,3 +311,73 @@ class DcmqrscpProcess:
         if self._proc is not None:
             stop_process(self._proc)
             self._proc = None
+
+
+FindHandler = Callable[[Dataset], Iterator[tuple[int, Dataset | None]]]
+
+
+@dataclass
+class PynetdicomScp:
+    """A C-ECHO/C-FIND SCP in this process (pynetdicom, AE from runner.dicom.ae.make_ae).
+
+    `on_find(identifier)` yields the (status, identifier) responses of each C-FIND.
+    Every accepted socket's TCP_NODELAY value is recorded in `nodelay_seen`; `stop()`
+    mid-test makes the device go down (the port then refuses connections).
+    """
+
+    on_find: FindHandler
+    aet: str = "PYSCP"
+    settings: DicomSettings = field(default_factory=DicomSettings)
+    nodelay_seen: list[int] = field(default_factory=list)
+    finds: int = 0
+    _server: ThreadedAssociationServer | None = None
+
+    @property
+    def peer(self) -> Peer:
+        """The SCP as a Peer."""
+        assert self._server is not None, "start() first"
+        port: int = self._server.server_address[1]
+        return Peer(self.aet, HOST, port)
+
+    def start(self) -> PynetdicomScp:
+        """Listen on a free loopback port (in background threads)."""
+        ae = make_ae(self.aet, self.settings)
+        ae.add_supported_context(VERIFICATION)
+        ae.add_supported_context(STUDY_ROOT_FIND)
+        handlers: list[EventHandlerType] = [
+            (evt.EVT_C_ECHO, self._echo),
+            (evt.EVT_C_FIND, self._find),
+        ]
+        self._server = ae.start_server((HOST, 0), block=False, evt_handlers=handlers)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close the server socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def _record_nodelay(self, event: evt.Event) -> None:
+        assoc_socket = event.assoc.dul.socket
+        assert assoc_socket is not None and assoc_socket.socket is not None
+        option = assoc_socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        self.nodelay_seen.append(option)
+
+    def _echo(self, event: evt.Event) -> int:
+        self._record_nodelay(event)
+        return 0x0000
+
+    def _find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+        self._record_nodelay(event)
+        self.finds += 1
+        yield from self.on_find(event.identifier)
+
+
+def date_range_matches(query: Dataset, candidate: Dataset) -> bool:
+    """Whether `candidate`'s StudyDate matches the query's (single date or range)."""
+    wanted = str(query.get("StudyDate", "") or "")
+    if not wanted:
+        return True
+    first, _, last = wanted.partition("-") if "-" in wanted else (wanted, "", wanted)
+    value = str(candidate.get("StudyDate", ""))
+    return (not first or first <= value) and (not last or value <= last)

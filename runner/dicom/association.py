@@ -80,9 +80,13 @@ def close_association(assoc: Association) -> None:
 
 
 def lost_association(assoc: Association, started: float, settings: DicomSettings) -> Refusal:
-    """Classify a DIMSE exchange that ended without a response (started: last message)."""
-    if timed_out(started, settings.dimse_timeout):
-        return Refusal(StatusCategory.TIMEOUT, "no response within the DIMSE timeout")
+    """Classify a DIMSE exchange that ended without a response (started: last message).
+
+    pynetdicom aborts on its own when the DIMSE or the network (idle) timeout expires;
+    an exchange that ended after the shorter of the two is taken as a timeout.
+    """
+    if timed_out(started, min(settings.dimse_timeout, settings.network_timeout)):
+        return Refusal(StatusCategory.TIMEOUT, "no response within the DIMSE/network timeout")
     if assoc.is_aborted:
         return Refusal(StatusCategory.ABORTED, "the association was aborted")
     return Refusal(StatusCategory.ABORTED, "the connection closed without a response")

@@ -338,15 +338,18 @@ def _note_gaps(
         )
 
 
+def _matches(study: _Found, wanted: frozenset[str]) -> bool:
+    return not wanted or not study.modalities or bool(wanted.intersection(study.modalities))
+
+
 def _wanted(studies: list[_Found], modalities: Sequence[str], notes: list[str]) -> list[_Found]:
     """Studies with one of `modalities` (all when none given); unknown ones are kept."""
-    if not modalities:
-        return studies
-    wanted = {m.upper() for m in modalities}
-    unknown = sum(1 for s in studies if not s.modalities)
-    if unknown:
+    wanted = frozenset(m.upper() for m in modalities)
+    kept = [s for s in studies if _matches(s, wanted)]
+    unknown = sum(1 for s in kept if not s.modalities)
+    if wanted and unknown:
         notes.append(f"{unknown} studies of unknown modality kept despite the modality filter")
-    return [s for s in studies if not s.modalities or wanted.intersection(s.modalities)]
+    return kept
 
 
 def _primary_modality(modalities: tuple[str, ...], wanted: Sequence[str]) -> str:
@@ -424,7 +427,9 @@ def inventory_by_cfind(
     windows = date_windows(date_from, date_to, window_days)
     sweep = sweep_windows(windows, _query_window(chain, modalities), max_results)
     _note_sweep(sweep, max_results, notes)
-    found = _complete(_first_per_uid(sweep.records, notes), calling_ae, settings, notes)
+    wanted = frozenset(m.upper() for m in modalities)
+    candidates = [s for s in _first_per_uid(sweep.records, notes) if _matches(s, wanted)]
+    found = _complete(candidates, calling_ae, settings, notes)
     studies = _studies(_wanted(found, modalities, notes), modalities, notes)
     origin = (
         f"cfind:{','.join(device_id for device_id, _ in devices)}"
