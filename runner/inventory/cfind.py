@@ -194,8 +194,8 @@ def _query_window(
     def query(window: Window) -> WindowAnswer[_Answer]:
         while True:
             device_id, peer = devices.current
-            query = study_query(window, modalities)
-            outcome = c_find(peer, devices.calling_ae, devices.settings, "STUDY", query)
+            identifier = study_query(window, modalities)
+            outcome = c_find(peer, devices.calling_ae, devices.settings, "STUDY", identifier)
             if outcome.ok or not outcome.category.is_transport or devices.alive(peer):
                 return _window_answer(device_id, peer, outcome)
             devices.down.append(f"{device_id} ({peer}: {outcome.detail})")
