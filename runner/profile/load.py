@@ -70,7 +70,21 @@ def _validate_text(text: str, path: Path) -> tuple[SiteProfile | None, list[Prob
         problems += _pydantic_problems(exc, data, source)
     problems += [source.problem(loc, f"{_dotted(loc)}: {msg}") for loc, msg in
                  cross_field_problems(data)]
+    if profile is not None:
+        problems += _rule_problems(profile, source)
     return profile, sorted(set(problems))
+
+
+def _rule_problems(profile: SiteProfile, source: SourceMap) -> list[Problem]:
+    """What the morph compiler finds that the model cannot: VRs, tables, identity rules."""
+    from runner.morph.errors import MorphConfigError
+    from runner.morph.rules import compile_rules
+
+    try:
+        compile_rules(profile.morphing)
+    except MorphConfigError as exc:
+        return [source.problem(exc.loc, f"{_dotted(exc.loc)}: {exc.message}")]
+    return []
 
 
 def _pydantic_problems(exc: ValidationError, data: Any, source: SourceMap) -> list[Problem]:

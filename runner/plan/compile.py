@@ -1,0 +1,128 @@
+"""Compiling a profile and an inventory into a Plan: pure, no sockets, nothing written."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+
+from runner.inventory.model import Inventory, Location, Study
+from runner.morph.rules import compile_rules
+from runner.plan.model import DevicePlan, Phase, Plan, RedatePlan, Slot, ThrottleSetting
+from runner.profile.models import SiteProfile
+
+
+def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Plan:
+    """The plan for `profile` over `inventory`, as of `today` (in the site's time zone)."""
+    studies, notes = _in_scope(profile, inventory.studies, today)
+    device_ids = [d.id for d in profile.source.devices]
+    phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
+                   if p.tier in profile.tiering.order or p.studies)
+    return Plan(
+        site_id=profile.site.id,
+        site_name=profile.site.name,
+        today=today,
+        timezone=profile.site.timezone,
+        phases=phases,
+        devices=_device_plans(profile, phases),
+        throttles=_throttles(profile),
+        schedule=_slots(profile),
+        redate=_redate(profile, studies, today),
+        rules=tuple(compile_rules(profile.morphing).describe()),
+        destination=f"{profile.destination.name} ({profile.destination.ae_title}@"
+                    f"{profile.destination.host}:{profile.destination.port})",
+        verify=profile.destination.verify,
+        inventory_origin=inventory.origin,
+        notes=(*inventory.notes, *notes),
+    )
+
+
+def _in_scope(profile: SiteProfile, studies: Sequence[Study],
+              today: date) -> tuple[list[Study], list[str]]:
+    """The studies the profile's inventory window and modality filter admit."""
+    query = profile.source.inventory
+    start, end = query.from_, query.end_date(today)
+    wanted = frozenset(query.modalities)
+    kept = [s for s in studies if start <= s.study_date <= end
+            and (not wanted or _modalities(s) & wanted)]
+    notes = []
+    if len(kept) < len(studies):
+        notes.append(f"{len(studies) - len(kept)} studies of the inventory are outside the "
+                     f"profile's date range {start}..{end} or modality filter and are not planned")
+    return kept, notes
+
+
+def _modalities(study: Study) -> frozenset[str]:
+    return frozenset(m for m in study.modality.replace("/", "\\").split("\\") if m)
+
+
+def _phases(tiers: Sequence[Location], studies: Iterable[Study],
+            device_ids: Sequence[str]) -> tuple[Phase, ...]:
+    by_tier: dict[Location, list[Study]] = {tier: [] for tier in tiers}
+    for study in studies:
+        by_tier[study.location].append(study)
+    balancer = _Balancer(device_ids)
+    phases = []
+    for tier in tiers:
+        ordered = sorted(by_tier[tier], key=lambda s: (s.study_date, s.study_uid))
+        phases.append(Phase(tier, tuple(ordered), tuple(balancer.assign(s) for s in ordered)))
+    return tuple(phases)
+
+
+class _Balancer:
+    """Assigns studies without a device to the device with the least planned megabytes."""
+
+    def __init__(self, device_ids: Sequence[str]) -> None:
+        self.known = frozenset(device_ids)
+        self.load = dict.fromkeys(device_ids, 0.0)
+        self.heap = [(0.0, i, d) for i, d in enumerate(device_ids)]
+
+    def assign(self, study: Study) -> str:
+        if study.device is not None and study.device in self.known:
+            device = study.device
+            self.load[device] += study.estimated_mb
+            return device
+        while True:
+            load, index, device = heapq.heappop(self.heap)
+            if load == self.load[device]:
+                break
+            heapq.heappush(self.heap, (self.load[device], index, device))
+        self.load[device] = load + study.estimated_mb
+        heapq.heappush(self.heap, (self.load[device], index, device))
+        return device
+
+
+def _device_plans(profile: SiteProfile, phases: Sequence[Phase]) -> tuple[DevicePlan, ...]:
+    counts: dict[str, int] = {}
+    sizes: dict[str, float] = {}
+    for phase in phases:
+        for study, device in zip(phase.studies, phase.devices, strict=True):
+            counts[device] = counts.get(device, 0) + 1
+            sizes[device] = sizes.get(device, 0.0) + study.estimated_mb
+    return tuple(DevicePlan(d.id, d.ae_title, d.host, d.port, d.throttle, counts.get(d.id, 0),
+                            round(sizes.get(d.id, 0.0), 3)) for d in profile.source.devices)
+
+
+def _throttles(profile: SiteProfile) -> tuple[ThrottleSetting, ...]:
+    return tuple(ThrottleSetting(name, t.max_concurrent_retrieves, t.min_concurrent_retrieves,
+                                 str(t.delay_seconds))
+                 for name, t in profile.throttles.items())
+
+
+def _slots(profile: SiteProfile) -> tuple[Slot, ...]:
+    if not profile.schedule:
+        return (Slot(None, None, next(iter(profile.throttles))),)
+    return tuple(Slot(tuple(e.days) if e.days else None, e.minutes, e.throttle)
+                 for e in profile.schedule)
+
+
+def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> RedatePlan:
+    days = profile.redate.recent_days
+    if days == 0:
+        return RedatePlan(0, profile.redate.every_hours, None, (), 0.0)
+    since = today - timedelta(days=days)
+    recent = sorted((s for s in studies if s.study_date >= since
+                     and s.location is Location.LOCAL), key=lambda s: (s.study_date, s.study_uid))
+    return RedatePlan(days, profile.redate.every_hours, since,
+                      tuple(s.study_uid for s in recent),
+                      round(sum(s.estimated_mb for s in recent), 3))

@@ -1,0 +1,107 @@
+"""The execution plan: a frozen value compiled from a profile and an inventory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from runner.inventory.model import Location, Study
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One tier's studies, in the order they will be retrieved (oldest first)."""
+
+    tier: Location
+    studies: tuple[Study, ...]
+    devices: tuple[str, ...]  # the planned device of each study, aligned with `studies`
+
+    @property
+    def instances(self) -> int:
+        """Instances in this phase (unknown counts count as 0)."""
+        return sum(s.instances or 0 for s in self.studies)
+
+    @property
+    def megabytes(self) -> float:
+        """Planned size of the phase in MB (estimated where the source gave no size)."""
+        return sum(s.estimated_mb for s in self.studies)
+
+    @property
+    def date_span(self) -> tuple[date, date] | None:
+        """The first and last study dates (studies are sorted by date)."""
+        if not self.studies:
+            return None
+        return self.studies[0].study_date, self.studies[-1].study_date
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleSetting:
+    """A named throttle with its formula."""
+
+    name: str
+    max_concurrent: int
+    min_concurrent: int
+    delay_seconds: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One schedule entry, resolved: days (None = every day), minutes since midnight."""
+
+    days: tuple[str, ...] | None
+    minutes: tuple[int, int] | None
+    throttle: str
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """One source device: its address, the studies planned on it, and its throttles."""
+
+    id: str
+    ae_title: str
+    host: str
+    port: int
+    pinned_throttle: str | None
+    studies: int
+    megabytes: float
+
+
+@dataclass(frozen=True, slots=True)
+class RedatePlan:
+    """Which studies are kept local by re-dating, and how often."""
+
+    recent_days: int
+    every_hours: float
+    since: date | None
+    study_uids: tuple[str, ...]
+    megabytes: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the runner will do, in order; compile it twice and get the same plan."""
+
+    site_id: str
+    site_name: str
+    today: date
+    timezone: str
+    phases: tuple[Phase, ...]
+    devices: tuple[DevicePlan, ...]
+    throttles: tuple[ThrottleSetting, ...]
+    schedule: tuple[Slot, ...]
+    redate: RedatePlan
+    rules: tuple[str, ...]
+    destination: str
+    verify: str
+    inventory_origin: str
+    notes: tuple[str, ...]
+
+    @property
+    def studies(self) -> int:
+        """Studies in the plan."""
+        return sum(len(p.studies) for p in self.phases)
+
+    @property
+    def megabytes(self) -> float:
+        """Planned size in MB."""
+        return sum(p.megabytes for p in self.phases)
