@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom.charset import convert_encodings
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException
+from pydicom.multival import MultiValue
 
 from runner.morph.charset import (
     FALLBACK_TERMS,
@@ -52,6 +54,7 @@ class InstanceView:
         self.fallback = fallback
         self.edits: dict[int, DataElement | None] = {}
         self._codec: Codec | None = None
+        self._declared = False  # a fallback character set was declared
 
     # --- reading --------------------------------------------------------------------------
 
@@ -123,7 +126,7 @@ class InstanceView:
                 f"{describe_tag(elem.tag)} has VR {vr}: its value cannot be read as text")
         value = elem.value
         items = [] if value is None or value == "" else (
-            list(value) if isinstance(value, list | tuple) else [value])
+            list(value) if isinstance(value, MultiValue | list | tuple) else [value])
         if vr in NUMBER_VRS:
             return tuple(number_text(v) for v in items)
         texts = [self.decode(elem.tag, vr, v) if isinstance(v, bytes) else str(v)
@@ -146,8 +149,11 @@ class InstanceView:
 
     def convert(self, raw: RawDataElement) -> DataElement:
         """A raw element converted by pydicom, without storing it in the dataset."""
+        # The encoding only matters for sequence items: the one pydicom itself would use.
+        encoding = (self.ds.original_character_set or self.ds._character_set
+                    if element_vr(raw) == "SQ" else None)
         try:
-            return convert_raw_data_element(raw, encoding=self.ds._character_set, ds=self.ds)
+            return convert_raw_data_element(raw, encoding=encoding, ds=self.ds)
         except _CONVERSION_ERRORS as exc:
             raise InstanceFailure(f"{describe_tag(raw.tag)} cannot be read: {exc}") from None
 
@@ -196,6 +202,7 @@ class InstanceView:
             fallback = self.fallback
             self.edits[CHARSET_TAG] = DataElement(CHARSET_TAG, "CS", FALLBACK_TERMS[fallback])
             self._codec = fallback_codec(fallback)
+            self._declared = True
             return
         raise InstanceFailure(
             f"the new value of {describe_tag(tag)} cannot be encoded in {self.codec.name}")
@@ -232,7 +239,17 @@ class InstanceView:
                 del self.ds[tag]
             else:
                 self.ds[tag] = elem
+        if self._declared and CHARSET_TAG in effective:
+            self._relabel_original_bytes()
         return frozenset(effective)
+
+    def _relabel_original_bytes(self) -> None:
+        """Tell pydicom the instance's bytes are in the newly declared character set (the
+        fallback's premise), so it writes untouched raw elements as they are instead of
+        decoding them with the old declaration and re-encoding them."""
+        implicit, little = self.ds.original_encoding
+        terms = FALLBACK_TERMS[self.fallback]
+        self.ds.set_original_encoding(implicit, little, convert_encodings(terms))
 
     def _unchanged(self, original: InstanceView, tag: int, elem: DataElement | None) -> bool:
         if elem is None:

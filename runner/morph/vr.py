@@ -81,10 +81,14 @@ def value_problem(vr: str, value: str) -> str | None:
     control = _FREE_TEXT_CONTROL if vr in FREE_TEXT_VRS else _CONTROL
     if control.search(value):
         return f"it contains a control character, not allowed in {vr}"
+    return _pattern_problem(vr, value) or _length_problem(vr, value) or _meaning_problem(vr, value)
+
+
+def _length_problem(vr: str, value: str) -> str | None:
     limit = _MAX_CHARS.get(vr)
     if limit is not None and len(value) > limit:
         return f"it is longer than {limit} characters, the maximum for {vr}"
-    return _pattern_problem(vr, value) or _meaning_problem(vr, value)
+    return None
 
 
 def _pattern_problem(vr: str, value: str) -> str | None:
