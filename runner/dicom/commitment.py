@@ -1,0 +1,195 @@
+"""Storage Commitment Push Model SCU: the N-ACTION request and the N-EVENT-REPORT it brings back.
+
+The SCP answers a request asynchronously with an N-EVENT-REPORT: either on the requesting
+association, while it is still open (handled here; `wait_for_report` keeps it open), or on
+a new association it opens to the requester's AE title (Orthanc does this, and needs that
+AE in its `DicomModalities`). The listener accepts those (runner.dicom.listener) and hands
+them to the same parser, `parse_report`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from pydicom import Dataset
+from pydicom.uid import UID, generate_uid
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import N_EVENT_REPORT
+
+from runner.dicom.ae import make_ae
+from runner.dicom.association import Refusal, close_association, lost_association, open_association
+from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.status import StatusCategory, categorize
+
+LOGGER = logging.getLogger(__name__)
+
+STORAGE_COMMITMENT_PUSH = UID("1.2.840.10008.1.20.1")
+STORAGE_COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")  # the well-known SOP Instance
+REQUEST_COMMITMENT_ACTION = 1
+EVENT_ALL_COMMITTED = 1
+EVENT_SOME_FAILED = 2
+PROCESSING_FAILURE = 0x0110
+_REPORT_EVENTS = frozenset({EVENT_ALL_COMMITTED, EVENT_SOME_FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentReport:
+    """What the destination committed to: SOP Instance UIDs, and failure reasons by UID."""
+
+    transaction_uid: str
+    committed: frozenset[str]
+    failed: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentRequest:
+    """How an N-ACTION commitment request went; `report` when it came on that association."""
+
+    transaction_uid: str
+    category: StatusCategory
+    status: int | None
+    detail: str
+    seconds: float
+    report: CommitmentReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the SCP accepted the request (the report itself comes later)."""
+        return self.category.is_ok
+
+
+class ReportError(ValueError):
+    """An N-EVENT-REPORT that is not a readable storage commitment result."""
+
+
+def parse_report(event_type: int, info: Dataset | None) -> CommitmentReport:
+    """Read a storage commitment N-EVENT-REPORT (event type 1 or 2); ReportError if unusable."""
+    if event_type not in _REPORT_EVENTS:
+        raise ReportError(f"not a storage commitment result: event type {event_type}")
+    if info is None:
+        raise ReportError("storage commitment report without Event Information")
+    try:
+        transaction = str(info.TransactionUID)
+        committed = frozenset(
+            str(item.ReferencedSOPInstanceUID) for item in info.get("ReferencedSOPSequence", [])
+        )
+        failed = {
+            str(item.ReferencedSOPInstanceUID): int(item.get("FailureReason", PROCESSING_FAILURE))
+            for item in info.get("FailedSOPSequence", [])
+        }
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise ReportError(f"unreadable storage commitment report: {error}") from error
+    if not transaction:
+        raise ReportError("storage commitment report without Transaction UID")
+    return CommitmentReport(transaction, committed, failed)
+
+
+def report_handler(
+    deliver: Callable[[CommitmentReport], None],
+) -> Callable[[evt.Event], tuple[int, None]]:
+    """An EVT_N_EVENT_REPORT handler that parses reports and passes them to `deliver`."""
+
+    def handle(event: evt.Event) -> tuple[int, None]:
+        request = cast(N_EVENT_REPORT, event.request)
+        if str(request.AffectedSOPClassUID) != STORAGE_COMMITMENT_PUSH:
+            return 0x0112, None  # no such SOP instance (not a commitment report)
+        try:
+            report = parse_report(int(request.EventTypeID or 0), event.event_information)
+        except ReportError as error:
+            LOGGER.warning("unusable storage commitment report: %s", error)
+            return PROCESSING_FAILURE, None
+        deliver(report)
+        return 0x0000, None
+
+    return handle
+
+
+def commitment_request_dataset(
+    transaction_uid: str, refs: Sequence[tuple[str, str]]
+) -> Dataset:
+    """The N-ACTION Action Information: the transaction and (SOP class, SOP instance) refs."""
+    info = Dataset()
+    info.TransactionUID = transaction_uid
+    items = []
+    for sop_class_uid, sop_instance_uid in refs:
+        item = Dataset()
+        item.ReferencedSOPClassUID = sop_class_uid
+        item.ReferencedSOPInstanceUID = sop_instance_uid
+        items.append(item)
+    info.ReferencedSOPSequence = items
+    return info
+
+
+def request_commitment(
+    peer: Peer,
+    calling_ae: str,
+    settings: DicomSettings,
+    refs: Sequence[tuple[str, str]],
+    *,
+    wait_for_report: float = 0.0,
+) -> CommitmentRequest:
+    """Ask `peer` to commit to `refs` ((SOP class UID, SOP instance UID) pairs).
+
+    A new Transaction UID identifies the request. With `wait_for_report` > 0 the
+    association stays open up to that many seconds for a report sent on it. Never raises
+    for peer failures.
+    """
+    if not refs:
+        raise ValueError("a storage commitment request needs at least one instance")
+    started = time.monotonic()
+    transaction = str(generate_uid())
+    ae = make_ae(calling_ae, settings)
+    assoc = open_association(ae, peer, settings, [STORAGE_COMMITMENT_PUSH])
+    if isinstance(assoc, Refusal):
+        return CommitmentRequest(transaction, assoc.category, None, assoc.detail, _since(started))
+    try:
+        return _request_on(assoc, peer, settings, transaction, refs, wait_for_report, started)
+    finally:
+        close_association(assoc)
+
+
+def _request_on(
+    assoc: Association,
+    peer: Peer,
+    settings: DicomSettings,
+    transaction: str,
+    refs: Sequence[tuple[str, str]],
+    wait_for_report: float,
+    started: float,
+) -> CommitmentRequest:
+    reports: list[CommitmentReport] = []
+    arrived = threading.Event()
+
+    def deliver(report: CommitmentReport) -> None:
+        if report.transaction_uid == transaction:
+            reports.append(report)
+            arrived.set()
+
+    assoc.bind(evt.EVT_N_EVENT_REPORT, report_handler(deliver))
+    sent = time.monotonic()
+    status, _reply = assoc.send_n_action(
+        commitment_request_dataset(transaction, refs),
+        REQUEST_COMMITMENT_ACTION,
+        STORAGE_COMMITMENT_PUSH,
+        STORAGE_COMMITMENT_INSTANCE,
+    )
+    if "Status" not in status:
+        lost = lost_association(assoc, sent, settings)
+        return CommitmentRequest(transaction, lost.category, None, lost.detail, _since(started))
+    code = int(status.Status)
+    category = categorize(code)
+    if category.is_ok and wait_for_report > 0:
+        arrived.wait(wait_for_report)
+    detail = f"{peer} answered the commitment request 0x{code:04X} for {len(refs)} instances"
+    report = reports[0] if reports else None
+    return CommitmentRequest(transaction, category, code, detail, _since(started), report)
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
