@@ -26,7 +26,7 @@ from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
 from runner.profile.load import load_profile
 
-PROFILE = Path(__file__).resolve().parent.parent / "site_profiles" / "agfa-impax.yaml"
+PROFILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "spec" / "site-profile.v1.yaml"
 TODAY = date(2026, 11, 27)
 
 

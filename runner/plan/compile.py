@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from operator import attrgetter
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
@@ -10,6 +11,10 @@ from runner.inventory.model import Inventory, Location, Study
 from runner.morph.rules import compile_rules
 from runner.plan.model import DevicePlan, Phase, Plan, RedatePlan, Slot, ThrottleSetting
 from runner.profile.models import SiteProfile
+
+
+# Oldest first; the UID breaks ties so that the order never depends on the inventory's order.
+_PLAN_ORDER = attrgetter("study_date", "study_uid")
 
 
 def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Plan:
@@ -64,8 +69,8 @@ def _phases(tiers: Sequence[Location], studies: Iterable[Study],
     balancer = _Balancer(device_ids)
     phases = []
     for tier in tiers:
-        ordered = sorted(by_tier[tier], key=lambda s: (s.study_date, s.study_uid))
-        phases.append(Phase(tier, tuple(ordered), tuple(balancer.assign(s) for s in ordered)))
+        ordered = sorted(by_tier[tier], key=_PLAN_ORDER)
+        phases.append(Phase.of(tier, tuple(ordered), tuple(balancer.assign(s) for s in ordered)))
     return tuple(phases)
 
 
@@ -122,7 +127,7 @@ def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> Reda
         return RedatePlan(0, profile.redate.every_hours, None, (), 0.0)
     since = today - timedelta(days=days)
     recent = sorted((s for s in studies if s.study_date >= since
-                     and s.location is Location.LOCAL), key=lambda s: (s.study_date, s.study_uid))
+                     and s.location is Location.LOCAL), key=_PLAN_ORDER)
     return RedatePlan(days, profile.redate.every_hours, since,
                       tuple(s.study_uid for s in recent),
                       round(sum(s.estimated_mb for s in recent), 3))

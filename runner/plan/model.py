@@ -15,16 +15,14 @@ class Phase:
     tier: Location
     studies: tuple[Study, ...]
     devices: tuple[str, ...]  # the planned device of each study, aligned with `studies`
+    instances: int  # unknown counts count as 0
+    megabytes: float  # estimated where the source gave no size
 
-    @property
-    def instances(self) -> int:
-        """Instances in this phase (unknown counts count as 0)."""
-        return sum(s.instances or 0 for s in self.studies)
-
-    @property
-    def megabytes(self) -> float:
-        """Planned size of the phase in MB (estimated where the source gave no size)."""
-        return sum(s.estimated_mb for s in self.studies)
+    @classmethod
+    def of(cls, tier: Location, studies: tuple[Study, ...], devices: tuple[str, ...]) -> Phase:
+        """A phase with its totals computed once."""
+        return cls(tier, studies, devices, sum(s.instances or 0 for s in studies),
+                   sum(s.estimated_mb for s in studies))
 
     @property
     def date_span(self) -> tuple[date, date] | None:
