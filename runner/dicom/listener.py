@@ -19,6 +19,8 @@ Callbacks run on the association's thread (one thread per association).
 from __future__ import annotations
 
 import logging
+import socketserver
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +31,13 @@ from typing import cast
 from pydicom import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, evt
 from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.ae import ApplicationEntity
@@ -57,6 +65,21 @@ _SOP_CLASS, _SOP_INSTANCE = Tag(0x0008, 0x0016), Tag(0x0008, 0x0018)
 _STUDY, _SERIES = Tag(0x0020, 0x000D), Tag(0x0020, 0x000E)
 _HEADER_TAGS: list[BaseTag | int] = [_SOP_CLASS, _SOP_INSTANCE, _STUDY, _SERIES]
 _PREAMBLE_AND_GROUP_LENGTH = 144  # preamble, "DICM", then (0002,0000) UL as explicit VR LE
+
+# When one presentation context proposes several transfer syntaxes, pynetdicom accepts the
+# first of this list that is proposed: uncompressed first, so that a sender is never led
+# to compress (perhaps lossily) an image it holds uncompressed. A compressed syntax is
+# accepted when it is what the context proposes (senders that keep one context per
+# syntax, as DCMTK does, then send each instance in the syntax it holds).
+_UNCOMPRESSED_FIRST = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+]
+ACCEPTED_TRANSFER_SYNTAXES = _UNCOMPRESSED_FIRST + [
+    UID(syntax) for syntax in ALL_TRANSFER_SYNTAXES if syntax not in _UNCOMPRESSED_FIRST
+]
 
 
 class Verdict(Enum):
@@ -193,6 +216,21 @@ def _status(code: int, comment: str) -> Dataset:
     return status
 
 
+class _Server(ThreadedAssociationServer):
+    """pynetdicom's threaded server, polled often so that stop() returns within 50 ms."""
+
+    POLL_SECONDS = 0.05
+
+    def serve_until_shutdown(self) -> None:
+        """Serve (the accept loop) until shutdown() is called."""
+        self.serve_forever(poll_interval=self.POLL_SECONDS)
+
+    def shutdown(self) -> None:
+        """Stop the accept loop and close the socket (the AE does not track this server)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+
 class Listener:
     """The C-STORE SCP of the migration, serving in background threads.
 
@@ -203,7 +241,7 @@ class Listener:
         self.config = config
         self.spool = spool
         self.callbacks = callbacks
-        self._server: ThreadedAssociationServer | None = None
+        self._server: _Server | None = None
 
     @property
     def port(self) -> int:
@@ -225,12 +263,15 @@ class Listener:
         ae = self._make_ae()
         address = (self.config.host, self.config.port)
         try:
-            self._server = ae.start_server(address, block=False, evt_handlers=self._handlers())
+            server = ae.make_server(address, evt_handlers=self._handlers(), server_class=_Server)
         except OSError as error:
             raise DicomError(
                 f"cannot listen on {self.config.host}:{self.config.port} "
                 f"as {self.config.ae_title}: {error.strerror or error}"
             ) from error
+        self._server = cast(_Server, server)
+        name = f"listener-{self.config.ae_title}"
+        threading.Thread(target=self._server.serve_until_shutdown, name=name, daemon=True).start()
         LOGGER.info("listener %s on %s:%d", self.config.ae_title, self.config.host, self.port)
         return self
 
@@ -257,7 +298,7 @@ class Listener:
         storage = {str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
         storage |= {str(cx.abstract_syntax) for cx in StoragePresentationContexts}
         for abstract_syntax in sorted(storage):
-            ae.add_supported_context(abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            ae.add_supported_context(abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES)
         ae.add_supported_context(VERIFICATION)
         ae.add_supported_context(STORAGE_COMMITMENT_PUSH, scu_role=True, scp_role=True)
         return ae
