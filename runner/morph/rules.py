@@ -125,7 +125,7 @@ class _RuleCompiler:
         if rule.set_ is not None:
             return SetValues(tuple(self.assignment(n, v) for n, v in rule.set_.items()))
         if rule.delete is not None:
-            return Delete(tuple(self.deletable(name) for name in rule.delete))
+            return Delete(tuple(self.deletable(n, i) for i, n in enumerate(rule.delete)))
         if rule.replace is not None:
             return self.replace(rule.replace.tag, rule.replace.pattern, rule.replace.with_)
         if rule.map is not None:
@@ -133,7 +133,7 @@ class _RuleCompiler:
         if rule.copy_ is not None:
             return self.copy(rule.copy_.from_, rule.copy_.to)
         if rule.remove_groups is not None:
-            return RemoveGroups(tuple(self.group(g) for g in rule.remove_groups))
+            return RemoveGroups(tuple(self.group(g, i) for i, g in enumerate(rule.remove_groups)))
         if rule.remove_private:
             return RemovePrivate()
         raise self.error("the rule has no action")
@@ -156,8 +156,8 @@ class _RuleCompiler:
             raise self.error(f"{describe_tag(tag)} cannot be set: {problem}", key)
         return Assignment(tag, vr, values)
 
-    def deletable(self, name: str) -> int:
-        key: Loc = ("delete",)
+    def deletable(self, name: str, position: int) -> int:
+        key: Loc = ("delete", position)
         tag = self.tag(name, key)
         if tag in IDENTITY_TAGS:
             raise self.error(f"deleting {describe_tag(tag)} would leave an instance that "
@@ -201,11 +201,11 @@ class _RuleCompiler:
             raise self.error(f"copies {describe_tag(source)} onto itself", ("copy", "to"))
         return Copy(source, target, self.writable(target, ("copy", "to")))
 
-    def group(self, text: str) -> int:
+    def group(self, text: str, position: int) -> int:
         group = int(text, 16)
         if group in _PROTECTED_GROUPS:
             raise self.error(f"group {group:04X} holds {_PROTECTED_GROUPS[group]}: delete the "
-                             "attributes you mean instead", ("remove_groups",))
+                             "attributes you mean instead", ("remove_groups", position))
         return group
 
 

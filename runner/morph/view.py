@@ -9,6 +9,7 @@ first read.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from pydicom.charset import convert_encodings
@@ -42,8 +43,10 @@ from runner.profile.dicomtags import describe_tag, vr_of
 
 CHARSET_TAG = 0x00080005
 Element = DataElement | RawDataElement
-_CONVERSION_ERRORS = (ValueError, TypeError, BytesLengthException, NotImplementedError,
-                      OverflowError, UnicodeError)
+# What pydicom raises on malformed bytes (a truncated sequence, a number of the wrong length);
+# the bytes are in memory, so OSError here means "no tag where one should be".
+_CONVERSION_ERRORS = (ValueError, TypeError, KeyError, IndexError, EOFError, OverflowError,
+                      NotImplementedError, OSError, struct.error, BytesLengthException)
 
 
 class InstanceView:

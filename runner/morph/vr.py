@@ -41,8 +41,10 @@ _PATTERNS = {
     "UR": (r"[A-Za-z_\d:/?#\[\]@!$&'()*+,;=%\-.~]*", "a URI"),
 }
 _COMPILED = {vr: (re.compile(p), what) for vr, (p, what) in _PATTERNS.items()}
-_CONTROL = re.compile(r"[\x00-\x1a\x1c-\x1f\x7f]")
-_FREE_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+# ESC included: in decoded text it is never legitimate (escape sequences belong to the
+# encoding, and pydicom writes them itself for ISO 2022 character sets).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FREE_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 def strip_padding(vr: str, text: str) -> str:

@@ -82,8 +82,8 @@ def encode(ds: Dataset) -> bytes:
     """The dataset as an explicit-VR little-endian Part 10 file."""
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", CR_STORAGE)
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", SOP_UID)
+    ds.file_meta.MediaStorageSOPClassUID = CR_STORAGE  # not read from ds: it may be broken
+    ds.file_meta.MediaStorageSOPInstanceUID = SOP_UID
     out = BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
