@@ -110,9 +110,7 @@ def report_handler(
     return handle
 
 
-def commitment_request_dataset(
-    transaction_uid: str, refs: Sequence[tuple[str, str]]
-) -> Dataset:
+def commitment_request_dataset(transaction_uid: str, refs: Sequence[tuple[str, str]]) -> Dataset:
     """The N-ACTION Action Information: the transaction and (SOP class, SOP instance) refs."""
     info = Dataset()
     info.TransactionUID = transaction_uid

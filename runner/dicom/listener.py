@@ -387,4 +387,3 @@ def _log_rejected_association(event: evt.Event) -> None:
         requestor.address,
         requestor.port,
     )
-
