@@ -247,7 +247,7 @@ def _verifications(conn: Conn, facts: list[VerificationRecorded], upsert: bool) 
         (f.study_uid, f.at, f.method.value, f.expected, f.found, f.missing,
          list(f.missing_uids), f.ok, f.detail) for f in unique], upsert)
     confirmed = {(uid, f.at): (uid, f.at, f.study_uid, f.method.value)
-                 for f in reversed(unique) for uid in f.confirmed_uids}
+                 for f in reversed(facts) for uid in f.confirmed_uids}
     _CONFIRMATIONS.insert(conn, list(confirmed.values()), upsert)
 
 
