@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -72,6 +72,51 @@ def plan(
     with _exit_codes():
         loaded = load_profile(profile)
         plan_command(loaded, inventory, json_file, typer.echo)
+
+
+@app.command()
+def run(
+    profile: ProfileArg,
+    limit: Annotated[int | None, typer.Option(min=1, help="pilot batch: only the first N "
+                                              "studies not yet verified")] = None,
+    inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
+) -> None:
+    """Migrate, with live progress; safe to interrupt and run again (resumes from the ledger)."""
+    from runner.execute.run import run_migration
+    from runner.plan.commands import build_plan
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        plan = build_plan(loaded, inventory)
+        summary = run_migration(loaded, plan, limit, _progress_writer(), sys.stdout.isatty())
+        for line in summary.lines():
+            typer.echo(line)
+        if not summary.complete:
+            raise typer.Exit(1)
+
+
+@app.command()
+def status(profile: ProfileArg) -> None:
+    """Where the migration stands, from the ledger."""
+    from runner.execute.status import status_lines
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        for line in status_lines(loaded):
+            typer.echo(line)
+
+
+def _progress_writer() -> Callable[[str], None]:
+    tty = sys.stdout.isatty()
+
+    def write(text: str) -> None:
+        if tty and text.startswith("\r"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            typer.echo(text.lstrip("\r"))
+
+    return write
 
 
 def main() -> None:

@@ -435,6 +435,16 @@ class DicomOptions(_Model):
     max_pdu: int = Field(262144, ge=4096, le=16 * 1024 * 1024)
 
 
+class Retries(_Model):
+    """How often each step is tried again before the study is given up, and how long to wait."""
+
+    retrieve_attempts: int = Field(3, ge=1, le=100, description="C-MOVEs of one study")
+    store_attempts: int = Field(5, ge=1, le=100, description="C-STOREs of one instance")
+    verify_attempts: int = Field(3, ge=1, le=100, description="checks of one study")
+    backoff_seconds: float = Field(5, ge=0, le=3600, description="first wait; doubles each time")
+    backoff_max_seconds: float = Field(300, ge=0, le=86400)
+
+
 class SiteProfile(_Model):
     """One hospital's migration, as the consultant describes it."""
 
@@ -453,6 +463,7 @@ class SiteProfile(_Model):
     morphing: list[MorphRule] = Field(default_factory=list)
     reports: Reports
     dicom: DicomOptions = Field(default_factory=DicomOptions)
+    retries: Retries = Field(default_factory=Retries)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteProfile:

@@ -1,0 +1,410 @@
+"""The run: listener, per-device dispatch of C-MOVEs, forwarder, verification, retries.
+
+Threads: the caller's thread dispatches retrieves (throttles, schedule, back-pressure) and
+notices the end; one thread per retrieve in flight; the listener's association threads;
+the forwarder's workers; one verifier. All working state is in `StudyWork` objects changed
+under `self.lock`; every fact goes to the ledger's single writer after its side effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from runner.dicom.listener import IncomingStore, Received, Rejection, Verdict
+from runner.dicom.move import MoveOutcome
+from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.spool import Spool
+from runner.dicom.status import StatusCategory
+from runner.execute.delayqueue import DelayQueue
+from runner.execute.devices import DeviceState
+from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
+from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
+from runner.execute.verifier import METHODS, Check, Verifier
+from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
+from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus
+from runner.plan.model import Plan
+from runner.profile.models import SiteProfile
+
+log = logging.getLogger(__name__)
+
+_IDLE_WAKE = 0.5  # seconds between looks at the schedule when nothing else happens
+
+
+@dataclass
+class Retrieve:
+    """A C-MOVE in flight: which study, on which device, why, and its message id."""
+
+    retrieve_id: str
+    study_uid: str
+    device: str
+    purpose: RetrievePurpose
+    msg_id: int
+    started: float
+    last_progress: float
+    received: int = 0
+
+
+@dataclass
+class Counters:
+    """Totals for the progress display and the summary."""
+
+    received: int = 0
+    received_bytes: int = 0
+    forwarded: int = 0
+    refused: int = 0
+    discarded: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class Engine:
+    """One run of a plan; `run()` returns when every study is settled or a stop is asked."""
+
+    def __init__(self, profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWork],
+                 spool: Spool, settings: DicomSettings) -> None:
+        self.profile = profile
+        self.plan = plan
+        self.ledger = ledger
+        self.spool = spool
+        self.settings = settings
+        self.lock = threading.RLock()
+        self.wake = threading.Condition(self.lock)
+        self.works = {w.uid: w for w in works}
+        self.queues = DeviceQueues(d.id for d in plan.devices)
+        self.devices = {d.id: DeviceState(d.id, Peer(d.ae_title, d.host, d.port), d.pinned_throttle)
+                        for d in plan.devices}
+        self.throttles = {t.name: CompiledThrottle.of(t) for t in plan.throttles}
+        self.zone = ZoneInfo(plan.timezone)
+        self.retrieves: dict[int, Retrieve] = {}
+        self.by_study: dict[str, Retrieve] = {}
+        self.counters = Counters()
+        self.stopping = threading.Event()
+        self.fatal: str | None = None
+        self.verify_queue: DelayQueue[str] = DelayQueue()
+        self.backoff = Backoff(profile.retries.backoff_seconds,
+                               profile.retries.backoff_max_seconds)
+        self._next_msg_id = 0
+        self.forwarder: Forwarder | None = None
+        self.verifier: Verifier | None = None
+        self.janitor = Janitor(spool, ledger)
+        for work in works:
+            if not work.final and work.stage is Stage.QUEUED:
+                self.queues.push(work)
+
+    # --- the dispatch loop ----------------------------------------------------------------
+
+    def dispatch_until_done(self, tick: Callable[[], None] = lambda: None) -> None:
+        """Start retrieves as throttles allow until every study is settled (or stop)."""
+        with self.lock:
+            while not self._finished():
+                wait = self._dispatch_once(time.monotonic())
+                self.wake.wait(timeout=min(wait, _IDLE_WAKE))
+                tick()
+
+    def _finished(self) -> bool:
+        if self.stopping.is_set() or self.fatal:
+            return True
+        return all(w.final for w in self.works.values())
+
+    def _dispatch_once(self, now: float) -> float:
+        """Start every retrieve that may start now; seconds until the next may."""
+        next_release = self.queues.release(now)
+        wait = (next_release - now) if next_release is not None else _IDLE_WAKE
+        if self.spool.is_full:
+            return wait
+        wall = datetime.now(self.zone)
+        usable = {d for d, s in self.devices.items() if s.usable(now)}
+        for device_id in sorted(usable):
+            wait = min(wait, self._fill_device(self.devices[device_id], usable, now, wall))
+        return max(wait, 0.01)
+
+    def _fill_device(self, device: DeviceState, usable: set[str], now: float,
+                     wall: datetime) -> float:
+        name = throttle_in_force(self.plan.schedule, device.pinned, wall)
+        device.note_throttle(name, self.ledger)
+        throttle = self.throttles.get(name) if name else None
+        while True:
+            uid = self.queues.peek(device.id, usable)
+            if uid is None:
+                return _IDLE_WAKE
+            work = self.works[uid]
+            gate = next_start(throttle, device.in_flight, device.last_start, now,
+                              self._formula_values(work, device, now))
+            if gate.wait != 0.0:
+                return gate.wait if gate.wait is not None else _IDLE_WAKE
+            self.queues.pop(uid)
+            self._start_retrieve(work, device, RetrievePurpose.MIGRATE, now)
+
+    def _formula_values(self, work: StudyWork, device: DeviceState,
+                        now: float) -> dict[str, float]:
+        return {"study_mb": work.megabytes, "study_instances": float(work.expected or 0),
+                "spool_gb": self.spool.used_bytes / 1e9,
+                "device_mb_per_s": device.meter.mb_per_s(now)}
+
+    # --- retrieves ------------------------------------------------------------------------
+
+    def _start_retrieve(self, work: StudyWork, device: DeviceState, purpose: RetrievePurpose,
+                        now: float) -> None:
+        msg_id = self._allocate_msg_id()
+        retrieve_id = self.ledger.record_retrieve_started(study_uid=work.uid, device=device.id,
+                                                          purpose=purpose)
+        retrieve = Retrieve(retrieve_id, work.uid, device.id, purpose, msg_id, now, now)
+        self.retrieves[msg_id] = retrieve
+        self.by_study[work.uid] = retrieve
+        device.started(now)
+        work.stage = Stage.RETRIEVING
+        work.retrieves += 1
+        self.ledger.record_study_status(work.uid, StudyStatus.ACTIVE)
+        thread = threading.Thread(target=self._retrieve, args=(retrieve, device.peer),
+                                  name=f"retrieve-{msg_id}", daemon=True)
+        thread.start()
+
+    def _allocate_msg_id(self) -> int:
+        for _ in range(0xFFFF):
+            self._next_msg_id = self._next_msg_id % 0xFFFF + 1
+            if self._next_msg_id not in self.retrieves:
+                return self._next_msg_id
+        raise RuntimeError("no free C-MOVE message id")
+
+    def _retrieve(self, retrieve: Retrieve, peer: Peer) -> None:
+        from runner.dicom.move import c_move
+
+        outcome = c_move(peer, self.profile.source.calling_ae_title, self.settings,
+                         self.profile.listener.ae_title, retrieve.study_uid,
+                         msg_id=retrieve.msg_id)
+        self.ledger.record_retrieve_finished(
+            retrieve.retrieve_id, final_status=outcome.status, category=str(outcome.category),
+            completed=outcome.completed, failed=outcome.failed, warning=outcome.warning,
+            remaining=outcome.remaining, failed_uids=outcome.failed_uids,
+            detail=outcome.detail)
+        with self.lock:
+            self._retrieve_finished(retrieve, outcome)
+            self.wake.notify_all()
+
+    def _retrieve_finished(self, retrieve: Retrieve, outcome: MoveOutcome) -> None:
+        self.retrieves.pop(retrieve.msg_id, None)
+        self.by_study.pop(retrieve.study_uid, None)
+        device = self.devices[retrieve.device]
+        device.finished(outcome, time.monotonic(), self.ledger)
+        work = self.works[retrieve.study_uid]
+        if outcome.category is StatusCategory.MOVE_DESTINATION_UNKNOWN:
+            self.fatal = (f"device {device.id} ({device.peer}) does not know the move "
+                          f"destination {self.profile.listener.ae_title}: add the runner's "
+                          "listener to the source's DICOM nodes (status 0xA801)")
+            return
+        reported = _reported_total(outcome)
+        if reported:
+            work.expected = max(work.expected or 0, reported)
+        if outcome.ok or outcome.category is StatusCategory.SUB_OPS_FAILED:
+            work.stage = Stage.FORWARDING
+            self._maybe_verify(work)
+            return
+        self._retry_or_give_up(work, f"retrieve from {device.id}: {outcome.detail}")
+
+    def _retry_or_give_up(self, work: StudyWork, reason: str) -> None:
+        work.reason = reason
+        if work.retrieves < self.profile.retries.retrieve_attempts:
+            work.stage = Stage.QUEUED
+            work.not_before = time.monotonic() + self.backoff.after(work.retrieves)
+            self.queues.push(work, time.monotonic())
+            return
+        self._give_up(work, reason)
+
+    def _give_up(self, work: StudyWork, reason: str) -> None:
+        work.stage = Stage.INCOMPLETE if work.forwarded else Stage.FAILED
+        work.reason = reason
+        status = StudyStatus.FAILED
+        self.ledger.record_study_status(work.uid, status, reason)
+
+    # --- the listener's callbacks ----------------------------------------------------------
+
+    def decide(self, incoming: IncomingStore) -> Verdict:
+        """Whether an incoming instance belongs to a retrieve we asked for."""
+        with self.lock:
+            retrieve = self._retrieve_for(incoming)
+            if retrieve is None:
+                self.counters.refused += 1
+                return Verdict.REFUSE
+            retrieve.last_progress = time.monotonic()
+            if retrieve.purpose is RetrievePurpose.REDATE:
+                self.counters.discarded += 1
+                return Verdict.DISCARD
+            work = self.works[incoming.study_uid]
+            sop = incoming.sop_instance_uid
+            if sop in work.forwarded or sop in work.received:
+                self.counters.discarded += 1
+                return Verdict.DISCARD
+            return Verdict.STORE
+
+    def _retrieve_for(self, incoming: IncomingStore) -> Retrieve | None:
+        by_id = self.retrieves.get(incoming.move_originator_msg_id or -1)
+        if by_id is not None and by_id.study_uid == incoming.study_uid:
+            return by_id
+        return self.by_study.get(incoming.study_uid)
+
+    def on_stored(self, received: Received) -> None:
+        """An instance is safely in the spool: record it and queue it for forwarding."""
+        header, entry = received.header, received.entry
+        with self.lock:
+            retrieve = self._retrieve_for(header)
+            work = self.works[header.study_uid]
+            work.received[header.sop_instance_uid] = Copy(
+                header.series_uid, header.sop_class_uid, header.transfer_syntax, entry.name)
+            work.forwarding.add(header.sop_instance_uid)
+            self.counters.received += 1
+            self.counters.received_bytes += entry.size
+            if retrieve is not None:
+                retrieve.received += 1
+                self.devices[retrieve.device].meter.add(time.monotonic(), entry.size / 1e6)
+        self.ledger.record_received(
+            sop_instance_uid=header.sop_instance_uid, study_uid=header.study_uid,
+            series_uid=header.series_uid, sop_class_uid=header.sop_class_uid,
+            transfer_syntax=header.transfer_syntax, nbytes=entry.size, spool_name=entry.name,
+            retrieve_id=retrieve.retrieve_id if retrieve else None)
+        assert self.forwarder is not None
+        self.forwarder.submit(ForwardItem(header.sop_instance_uid, header.study_uid,
+                                          header.sop_class_uid, header.transfer_syntax,
+                                          entry.path, entry.name))
+
+    def on_rejected(self, rejection: Rejection) -> None:
+        """A store the listener refused: an event in the ledger (no patient data)."""
+        self.ledger.record_event(EventKind.STORE_REFUSED, detail={
+            "calling_ae": rejection.calling_ae, "status": rejection.status,
+            "reason": rejection.reason})
+
+    # --- forwarding results -----------------------------------------------------------------
+
+    def on_forwarded(self, result: ForwardResult) -> None:
+        """Record a C-STORE attempt; settle the instance when it is final."""
+        item = result.item
+        self.ledger.record_forwarded(sop_instance_uid=item.sop_instance_uid,
+                                     study_uid=item.study_uid, ok=result.ok,
+                                     status=result.status, reason=result.reason or None,
+                                     dest_sop_instance_uid=result.dest_sop_instance_uid)
+        if not result.final:
+            return
+        if not result.ok:
+            self.ledger.record_quarantined(sop_instance_uid=item.sop_instance_uid,
+                                           study_uid=item.study_uid, reason=result.reason)
+        with self.lock:
+            work = self.works[item.study_uid]
+            work.forwarding.discard(item.sop_instance_uid)
+            if result.ok:
+                work.forwarded.add(item.sop_instance_uid)
+                if result.dest_sop_instance_uid:
+                    work.dest_uids[item.sop_instance_uid] = result.dest_sop_instance_uid
+                self.counters.forwarded += 1
+            else:
+                work.set_aside[item.sop_instance_uid] = result.reason
+            self._maybe_verify(work)
+            self.wake.notify_all()
+        if result.ok:
+            self.janitor.discard_later(item.spool_name)
+
+    def _maybe_verify(self, work: StudyWork) -> None:
+        if work.stage is Stage.FORWARDING and work.settled():
+            work.stage = Stage.VERIFYING
+            self.verify_queue.put(work.uid)
+
+    # --- verification -----------------------------------------------------------------------
+
+    def verify_loop(self) -> None:
+        """The verifier thread: check studies at the destination as they settle."""
+        while (uid := self.verify_queue.get()) is not None:
+            try:
+                self._verify(uid)
+            except Exception:
+                log.exception("verification failed unexpectedly")
+            finally:
+                self.verify_queue.done()
+                with self.lock:
+                    self.wake.notify_all()
+
+    def _verify(self, uid: str) -> None:
+        assert self.verifier is not None
+        with self.lock:
+            work = self.works[uid]
+            expected = {sop: (work.dest_uids.get(sop, sop), work.received[sop].sop_class_uid)
+                        for sop in work.forwarded if sop in work.received}
+            work.verifications += 1
+        check = self.verifier.check(uid, expected)
+        with self.lock:
+            self._judge(work, check)
+
+    def _judge(self, work: StudyWork, check: Check) -> None:
+        method = METHODS[self.profile.destination.verify]
+        if not check.answered:
+            self._verify_again_or_give_up(work, f"destination did not answer: {check.detail}")
+            return
+        source_count = max(work.expected or 0, len(work.received))
+        if method.value == "count":
+            ok = check.found >= source_count and not work.set_aside
+            missing_uids: list[str] = []
+        else:
+            missing_uids = sorted(set(work.received) - check.confirmed)
+            ok = not missing_uids and len(work.received) >= source_count
+        self.ledger.record_verification(
+            study_uid=work.uid, method=method, expected=source_count, found=check.found,
+            ok=ok, missing_uids=missing_uids, confirmed_uids=sorted(check.confirmed),
+            detail=check.detail)
+        if ok:
+            work.stage = Stage.VERIFIED
+            self.ledger.record_study_status(work.uid, StudyStatus.DONE)
+            return
+        self._repair(work, missing_uids, source_count)
+
+    def _verify_again_or_give_up(self, work: StudyWork, reason: str) -> None:
+        if work.verifications < self.profile.retries.verify_attempts:
+            self.verify_queue.put(work.uid, self.backoff.after(work.verifications))
+            return
+        self._give_up(work, reason)
+
+    def _repair(self, work: StudyWork, missing: list[str], source_count: int) -> None:
+        """Missing at the destination: retrieve the study again (duplicates are discarded)."""
+        if work.set_aside and not (set(missing) - set(work.set_aside)) \
+                and len(work.received) >= source_count:
+            self._give_up(work, f"{len(work.set_aside)} instances refused by the destination: "
+                                f"{next(iter(work.set_aside.values()))}")
+            return
+        for sop in missing:
+            work.forwarded.discard(sop)
+            work.received.pop(sop, None)
+        reason = (f"{len(missing)} instances missing at the destination; "
+                  f"{len(work.received)} of {source_count} received")
+        self._retry_or_give_up(work, reason)
+
+
+
+def _reported_total(outcome: MoveOutcome) -> int:
+    return sum(v or 0 for v in (outcome.completed, outcome.failed, outcome.warning))
+
+
+class Janitor:
+    """Removes forwarded spool files once the ledger has committed their forward."""
+
+    def __init__(self, spool: Spool, ledger: Ledger) -> None:
+        self.spool = spool
+        self.ledger = ledger
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+
+    def discard_later(self, name: str) -> None:
+        """Queue a spool file for removal after the next ledger flush."""
+        with self.lock:
+            self.names.append(name)
+
+    def sweep(self) -> int:
+        """Flush the ledger, then remove the files queued before the flush."""
+        with self.lock:
+            names, self.names = self.names, []
+        if not names:
+            return 0
+        self.ledger.flush()
+        for name in names:
+            self.spool.remove(name)
+        return len(names)

@@ -1,0 +1,78 @@
+"""Live progress of a run: one status line on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from runner.execute.work import Stage, StudyWork
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The numbers a progress line shows."""
+
+    done: int
+    total: int
+    done_mb: float
+    total_mb: float
+    phases: tuple[tuple[str, int, int], ...]  # tier, settled, studies
+    received_mb: float
+    seconds: float
+    in_flight: dict[str, int]
+    failed: int
+
+    def line(self) -> str:
+        """The progress as one line of text."""
+        rate = self.received_mb / self.seconds if self.seconds > 0 else 0.0
+        left_mb = max(self.total_mb - self.done_mb, 0.0)
+        eta = _duration(left_mb / rate) if rate > 0 else "?"
+        phases = " ".join(f"{tier} {d}/{n}" for tier, d, n in self.phases)
+        flight = " ".join(f"{dev}:{n}" for dev, n in sorted(self.in_flight.items()))
+        failed = f", {self.failed} given up" if self.failed else ""
+        return (f"studies {self.done:,}/{self.total:,} ({phases}){failed}; "
+                f"{self.done_mb / 1000:,.2f}/{self.total_mb / 1000:,.2f} GB; "
+                f"{rate:,.1f} MB/s; ETA {eta}; in flight {flight or '-'}")
+
+
+def snapshot(works: list[StudyWork], tiers: list[str], received_bytes: int, started: float,
+             in_flight: dict[str, int]) -> Snapshot:
+    """Count where the studies of this run stand."""
+    settled = [w for w in works if w.final]
+    phases = tuple((tier, sum(1 for w in settled if w.phase == i),
+                    sum(1 for w in works if w.phase == i)) for i, tier in enumerate(tiers))
+    return Snapshot(
+        done=len(settled), total=len(works),
+        done_mb=sum(w.megabytes for w in settled), total_mb=sum(w.megabytes for w in works),
+        phases=tuple(p for p in phases if p[2]), received_mb=received_bytes / 1e6,
+        seconds=time.monotonic() - started, in_flight=in_flight,
+        failed=sum(1 for w in settled if w.stage is not Stage.VERIFIED))
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes >= 60 * 48:
+        return f"{minutes // 1440} d"
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes} min {int(seconds % 60):02d} s"
+
+
+class ProgressPrinter:
+    """Shows snapshots: redrawn in place on a terminal (1/s), a log line every `every` s."""
+
+    def __init__(self, write: Callable[[str], None], is_tty: bool, every: float = 10.0) -> None:
+        self.write = write
+        self.is_tty = is_tty
+        self.every = 1.0 if is_tty else every
+        self.last = 0.0
+
+    def show(self, make: Callable[[], Snapshot], force: bool = False) -> None:
+        """Print a snapshot if it is time (or `force`)."""
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        line = make().line()
+        self.write(f"\r\x1b[2K{line}" if self.is_tty and not force else line)

@@ -1,0 +1,93 @@
+"""Picking up where the ledger stands: which studies are left, what each already has."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from runner.dicom.spool import Spool
+from runner.execute.work import Copy, Stage, StudyWork
+from runner.inventory.model import Study
+from runner.ledger import Ledger, StudyPlanned
+from runner.plan.model import Plan
+
+_LEFT = """
+SELECT study_uid FROM reconciliation WHERE status <> 'verified'
+"""
+
+_INSTANCES_LEFT = """
+SELECT i.study_uid, i.sop_instance_uid, i.series_uid, i.sop_class_uid, i.transfer_syntax,
+       i.spool_name, i.state, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid)
+FROM instances i JOIN reconciliation r USING (study_uid)
+WHERE r.status <> 'verified'
+"""
+
+
+def planned_facts(plan: Plan) -> Iterator[StudyPlanned]:
+    """The plan's studies as ledger facts (recording them again changes nothing)."""
+    for phase_index, phase in enumerate(plan.phases):
+        for order, (study, device) in enumerate(zip(phase.studies, phase.devices, strict=True)):
+            yield StudyPlanned(study_uid=study.study_uid, study_date=study.study_date,
+                               modality=study.modality, tier=study.location, device=device,
+                               planned_instances=study.instances,
+                               planned_mb=study.estimated_mb, phase_index=phase_index,
+                               order_index=order)
+
+
+def works_left(ledger: Ledger, plan: Plan, limit: int | None) -> list[StudyWork]:
+    """The plan's studies the ledger does not show verified, in plan order (first `limit`)."""
+    left = {row[0] for row in ledger.query(_LEFT)}
+    works: list[StudyWork] = []
+    for phase_index, phase in enumerate(plan.phases):
+        for order, (study, device) in enumerate(zip(phase.studies, phase.devices, strict=True)):
+            if study.study_uid in left:
+                works.append(_work(study, phase_index, order, device))
+                if limit is not None and len(works) >= limit:
+                    return works
+    return works
+
+
+def _work(study: Study, phase: int, order: int, device: str) -> StudyWork:
+    return StudyWork(study, phase, order, device, expected=study.instances)
+
+
+def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool) -> list[str]:
+    """What each study already has from earlier runs; returns the SOP UIDs to forward again.
+
+    Forwarded instances are remembered (a new retrieve discards their duplicates); received
+    ones still in the spool are forwarded again; those whose spool file is gone are
+    forgotten (the study is retrieved again). A study whose instances all reached the
+    destination before is checked there first instead of being retrieved.
+    """
+    by_uid = {w.uid: w for w in works}
+    again: list[str] = []
+    for row in ledger.query(_INSTANCES_LEFT):
+        study_uid, sop, series, sop_class, syntax, spool_name, state, dest = row
+        work = by_uid.get(study_uid)
+        if work is None:
+            continue
+        copy = Copy(series, sop_class, syntax, spool_name)
+        if state in ("forwarded", "verified"):
+            work.received[sop] = copy
+            work.forwarded.add(sop)
+            if dest != sop:
+                work.dest_uids[sop] = dest
+        elif (spool.root / spool_name).exists():
+            work.received[sop] = copy
+            work.forwarding.add(sop)
+            again.append(sop)
+    for work in works:
+        if work.received and not work.forwarding and len(work.forwarded) >= (work.expected or 1):
+            work.stage = Stage.VERIFYING
+    return again
+
+
+def remove_orphans(ledger: Ledger, spool: Spool) -> int:
+    """Delete spool files no unforwarded instance refers to (forwarded, or never recorded)."""
+    keep = {row[0] for row in ledger.query(
+        "SELECT spool_name FROM instances WHERE state IN ('received', 'quarantined')")}
+    removed = 0
+    for entry in spool.existing():
+        if entry.name not in keep:
+            spool.remove(entry.name)
+            removed += 1
+    return removed

@@ -1,0 +1,204 @@
+"""`pacsmig run`: wire the engine to the listener, forwarder, verifier and ledger, and run it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from runner import __version__
+from runner.dicom.echo import c_echo
+from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig
+from runner.dicom.spool import Spool
+from runner.errors import DicomError
+from runner.execute.engine import Engine
+from runner.execute.forwarder import Backoff, Forwarder
+from runner.execute.progress import ProgressPrinter, snapshot
+from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
+from runner.execute.verifier import CommitmentWaiter, Verifier
+from runner.execute.work import Stage, StudyWork
+from runner.ledger import LEDGER_FILENAME, Ledger
+from runner.morph import compile_rules
+from runner.plan.model import Plan
+from runner.profile.load import LoadedProfile
+from runner.profile.peers import destination_peer, dicom_settings
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """How a run ended."""
+
+    studies: int
+    verified: int
+    incomplete: int
+    failed: int
+    left: int
+    received: int
+    forwarded: int
+    refused: int
+    stopped: str | None
+
+    @property
+    def complete(self) -> bool:
+        """Every study of this run verified."""
+        return self.verified == self.studies and self.stopped is None
+
+    def lines(self) -> list[str]:
+        """The summary for a person."""
+        lines = [f"Run finished: {self.verified:,} of {self.studies:,} studies verified, "
+                 f"{self.incomplete:,} incomplete, {self.failed:,} failed, "
+                 f"{self.left:,} not finished",
+                 f"Instances: {self.received:,} received, {self.forwarded:,} forwarded, "
+                 f"{self.refused:,} refused at the listener"]
+        if self.stopped:
+            lines.append(f"Stopped: {self.stopped}")
+        return lines
+
+
+def open_ledger(loaded: LoadedProfile) -> Ledger:
+    """The site's ledger in `reports.dir`."""
+    return Ledger.open(loaded.profile.reports.dir / LEDGER_FILENAME)
+
+
+def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
+                  write: Callable[[str], None], is_tty: bool) -> RunSummary:
+    """Migrate the plan's studies not yet verified (the first `limit`); resumable."""
+    _check_destination(loaded)
+    ledger = open_ledger(loaded)
+    try:
+        ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
+                         runner_version=__version__, command="run")
+        ledger.upsert_studies(planned_facts(plan))
+        ledger.flush()
+        summary = _run(loaded, plan, ledger, limit, write, is_tty)
+        ledger.end_run()
+        return summary
+    finally:
+        ledger.close()
+
+
+def _check_destination(loaded: LoadedProfile) -> None:
+    """A destination that is down at the start: say so, change nothing."""
+    profile = loaded.profile
+    peer = destination_peer(profile)
+    echo = c_echo(peer, profile.source.calling_ae_title, dicom_settings(profile))
+    if not echo.ok:
+        raise DicomError(f"destination {profile.destination.name} ({peer}) does not answer "
+                         f"C-ECHO: {echo.detail}")
+
+
+def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
+         write: Callable[[str], None], is_tty: bool) -> RunSummary:
+    profile = loaded.profile
+    settings = dicom_settings(profile)
+    spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
+    spool.clean_temp()
+    remove_orphans(ledger, spool)
+    works = works_left(ledger, plan, limit)
+    again = set(restore_instances(ledger, works, spool))
+    engine = Engine(profile, plan, ledger, works, spool, settings)
+    waiter = CommitmentWaiter()
+    engine.forwarder = Forwarder(
+        destination_peer(profile), profile.source.calling_ae_title, settings,
+        compile_rules(profile.morphing), profile.destination.max_associations,
+        profile.retries.store_attempts,
+        Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
+        engine.on_forwarded)
+    engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
+                               settings, profile.destination.verify, waiter)
+    listener = Listener(_listener_config(loaded), spool, ListenerCallbacks(
+        decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
+        on_commitment=waiter.deliver))
+    printer = ProgressPrinter(write, is_tty)
+    tiers = [p.tier.value for p in plan.phases]
+
+    def show(force: bool = False) -> None:
+        printer.show(lambda: snapshot(works, tiers, engine.counters.received_bytes,
+                                      engine.counters.started_at,
+                                      {d: s.in_flight for d, s in engine.devices.items()}),
+                     force)
+
+    write(f"Migrating {len(works):,} of the plan's {plan.studies:,} studies (the others are "
+          f"verified{' or beyond --limit' if limit else ''}); ledger {ledger.path}")
+    stopped = _serve(engine, listener, works, again, show)
+    show(force=True)
+    return _summary(engine, works, stopped)
+
+
+def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: set[str],
+           show: Callable[[bool], None]) -> str | None:
+    """Run the threads until the work is settled; returns why it stopped early, if it did."""
+    assert engine.forwarder is not None
+    listener.start()
+    engine.forwarder.start()
+    verifier = threading.Thread(target=engine.verify_loop, name="verifier", daemon=True)
+    verifier.start()
+    janitor = _Sweeper(engine)
+    janitor.start()
+    stopped: str | None = None
+    try:
+        _resubmit(engine, works, again)
+        engine.dispatch_until_done(lambda: show(False))
+        stopped = engine.fatal
+    except KeyboardInterrupt:
+        stopped = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
+    finally:
+        engine.stopping.set()
+        listener.stop()
+        engine.forwarder.close()
+        engine.verify_queue.close()
+        janitor.stop()
+        engine.janitor.sweep()
+    return stopped
+
+
+def _resubmit(engine: Engine, works: list[StudyWork], again: set[str]) -> None:
+    from runner.execute.forwarder import ForwardItem
+
+    assert engine.forwarder is not None
+    for work in works:
+        for sop in sorted(work.forwarding & again):
+            copy = work.received[sop]
+            engine.forwarder.submit(ForwardItem(sop, work.uid, copy.sop_class_uid,
+                                                copy.transfer_syntax,
+                                                engine.spool.root / copy.spool_name,
+                                                copy.spool_name))
+        if work.stage is Stage.VERIFYING:
+            engine.verify_queue.put(work.uid)
+
+
+class _Sweeper(threading.Thread):
+    """Removes forwarded spool files every half second, once the ledger holds the forward."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(name="janitor", daemon=True)
+        self.engine = engine
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.5):
+            self.engine.janitor.sweep()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=10)
+
+
+def _listener_config(loaded: LoadedProfile) -> ListenerConfig:
+    profile = loaded.profile
+    allowed = {d.ae_title for d in profile.source.devices}
+    allowed |= {profile.destination.ae_title, profile.source.calling_ae_title,
+                profile.listener.ae_title}
+    return ListenerConfig(ae_title=profile.listener.ae_title, allowed_aes=frozenset(allowed),
+                          host=profile.listener.host, port=profile.listener.port,
+                          settings=dicom_settings(profile),
+                          max_associations=profile.listener.max_associations)
+
+
+def _summary(engine: Engine, works: list[StudyWork], stopped: str | None) -> RunSummary:
+    stages = [w.stage for w in works]
+    return RunSummary(
+        studies=len(works), verified=stages.count(Stage.VERIFIED),
+        incomplete=stages.count(Stage.INCOMPLETE), failed=stages.count(Stage.FAILED),
+        left=sum(1 for w in works if not w.final), received=engine.counters.received,
+        forwarded=engine.counters.forwarded, refused=engine.counters.refused, stopped=stopped)

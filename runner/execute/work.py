@@ -1,0 +1,128 @@
+"""The run's working state: each study's progress, and the per-device queues in plan order.
+
+Owned by the engine and changed only under its lock.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from runner.inventory.model import Study
+
+
+class Stage(StrEnum):
+    """Where a study is in this run."""
+
+    QUEUED = "queued"          # waiting for a device (or for its backoff to pass)
+    RETRIEVING = "retrieving"  # a C-MOVE is in flight
+    FORWARDING = "forwarding"  # retrieve finished; instances still being sent
+    VERIFYING = "verifying"    # waiting for, or in, a check at the destination
+    VERIFIED = "verified"
+    INCOMPLETE = "incomplete"  # given up with some instances at the destination
+    FAILED = "failed"          # given up with none
+
+
+FINAL_STAGES = frozenset({Stage.VERIFIED, Stage.INCOMPLETE, Stage.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """An instance of the study as received into the spool."""
+
+    series_uid: str
+    sop_class_uid: str
+    transfer_syntax: str
+    spool_name: str
+
+
+@dataclass
+class StudyWork:
+    """One study's progress in this run."""
+
+    study: Study
+    phase: int
+    order: int
+    device: str
+    expected: int | None
+    stage: Stage = Stage.QUEUED
+    received: dict[str, Copy] = field(default_factory=dict)
+    forwarded: set[str] = field(default_factory=set)
+    dest_uids: dict[str, str] = field(default_factory=dict)
+    set_aside: dict[str, str] = field(default_factory=dict)
+    forwarding: set[str] = field(default_factory=set)
+    retrieves: int = 0
+    verifications: int = 0
+    not_before: float = 0.0
+    reason: str = ""
+
+    @property
+    def uid(self) -> str:
+        """The StudyInstanceUID."""
+        return self.study.study_uid
+
+    @property
+    def megabytes(self) -> float:
+        """Planned size in MB."""
+        return self.study.estimated_mb
+
+    @property
+    def final(self) -> bool:
+        """Verified or given up."""
+        return self.stage in FINAL_STAGES
+
+    def settled(self) -> bool:
+        """Every received instance has been forwarded or set aside."""
+        return not self.forwarding
+
+
+class DeviceQueues:
+    """Studies waiting for a retrieve, one heap per device in plan order.
+
+    A device takes its own studies first; when it has none it takes the next study of the
+    device with the most waiting (any device of the source can serve any study). A study
+    sent back with a backoff waits in `delayed` until its time comes.
+    """
+
+    def __init__(self, devices: Iterable[str]) -> None:
+        self.heaps: dict[str, list[tuple[int, int, str]]] = {d: [] for d in devices}
+        self.delayed: list[tuple[float, int, int, str, str]] = []
+
+    def push(self, work: StudyWork, now: float = 0.0) -> None:
+        """Queue a study on its planned device (after `work.not_before` if that is later)."""
+        if work.not_before > now:
+            heapq.heappush(self.delayed, (work.not_before, work.phase, work.order, work.uid,
+                                          work.device))
+        else:
+            heapq.heappush(self.heaps[work.device], (work.phase, work.order, work.uid))
+
+    def release(self, now: float) -> float | None:
+        """Move studies whose backoff has passed back to their queue; the next release time."""
+        while self.delayed and self.delayed[0][0] <= now:
+            _, phase, order, uid, device = heapq.heappop(self.delayed)
+            heapq.heappush(self.heaps[device], (phase, order, uid))
+        return self.delayed[0][0] if self.delayed else None
+
+    def peek(self, device: str, usable: set[str]) -> str | None:
+        """The study `device` should take next (own first, else stolen), or None."""
+        own = self.heaps[device]
+        if own:
+            return own[0][2]
+        donors = [d for d in self.heaps if d != device and self.heaps[d]]
+        if not donors:
+            return None
+        donor = max(donors, key=lambda d: (d not in usable, len(self.heaps[d])))
+        return self.heaps[donor][0][2]
+
+    def pop(self, uid: str) -> None:
+        """Take the study `peek` returned off its queue."""
+        for heap in self.heaps.values():
+            if heap and heap[0][2] == uid:
+                heapq.heappop(heap)
+                return
+        raise KeyError(uid)
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self.heaps.values()) + len(self.delayed)

@@ -1,0 +1,107 @@
+"""Full migrations between real Orthanc processes: source PACS -> runner -> destination."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from runner.dicom.peer import Peer
+from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
+from tests.peers import OrthancProcess, free_port
+from tests.profiles import profile_data, write_profile
+
+ROOT = Path(__file__).parents[2]
+pytestmark = pytest.mark.peers
+
+
+@dataclass
+class Site:
+    source: OrthancProcess
+    destination: OrthancProcess
+    profile: Path
+    specs: list[StudySpec]
+    reports: Path
+
+    def pacsmig(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runner", *args, str(self.profile)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              check=False)
+
+    def reconciliation(self) -> list[tuple[str, int | None, int, int, str]]:
+        with duckdb.connect(str(self.reports / "ledger.duckdb"), read_only=True) as conn:
+            return conn.execute(
+                "SELECT study_uid, source_instances, received_instances, "
+                "destination_instances, status FROM reconciliation ORDER BY study_uid"
+            ).fetchall()
+
+
+def make_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+              specs: list[StudySpec], **sections: object) -> Site:
+    listener_port = free_port()
+    listener = Peer("PACSMIG", "127.0.0.1", listener_port)
+    source = orthanc_factory(aet="OLDPACS", modalities={"pacsmig": listener})
+    destination = orthanc_factory(aet="NEWVNA")
+    source.upload_all(to_bytes(ds) for s in specs for ds in make_study(s))
+    data = profile_data(tmp_path, [("old1", source.peer)], destination.peer, listener_port,
+                        **sections)
+    return Site(source, destination, write_profile(tmp_path, data), specs, tmp_path / "reports")
+
+
+@pytest.fixture
+def specs() -> list[StudySpec]:
+    return synthetic_archive("migration", 8, date(2012, 1, 1), date(2024, 1, 1),
+                             series_count=2, instances_per_series=3)
+
+
+def test_full_migration_leaves_exactly_the_source_instances_verified_at_destination(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        specs: list[StudySpec]) -> None:
+    site = make_site(tmp_path, orthanc_factory, specs)
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(site.destination.instances()) == sorted(site.source.instances())
+    rows = site.reconciliation()
+    assert len(rows) == len(specs)
+    assert all(row[1:] == (6, 6, 6, "verified") for row in rows), rows
+    assert "8 of 8 studies verified" in result.stdout
+    assert not any((tmp_path / "spool").glob("*.dcm"))
+
+
+def test_second_run_moves_nothing(tmp_path: Path,
+                                  orthanc_factory: Callable[..., OrthancProcess],
+                                  specs: list[StudySpec]) -> None:
+    site = make_site(tmp_path, orthanc_factory, specs[:3])
+    assert site.pacsmig("run").returncode == 0
+    second = site.pacsmig("run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Migrating 0 of the plan's 3 studies" in second.stdout
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM retrieves").fetchone() == (3,)
+
+
+def test_limit_migrates_a_pilot_batch_in_plan_order(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        specs: list[StudySpec]) -> None:
+    site = make_site(tmp_path, orthanc_factory, specs)
+    result = site.pacsmig("run", "--limit", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    verified = {row[0] for row in site.reconciliation() if row[4] == "verified"}
+    assert verified == {s.study_uid for s in specs[:2]}
+
+
+def test_destination_down_at_start_exits_1_naming_it_and_marks_nothing(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        specs: list[StudySpec]) -> None:
+    site = make_site(tmp_path, orthanc_factory, specs[:2])
+    site.destination.stop()
+    result = site.pacsmig("run")
+    assert result.returncode == 1
+    assert "destination Test destination (NEWVNA@127.0.0.1" in result.stderr
+    assert not (site.reports / "ledger.duckdb").exists()
