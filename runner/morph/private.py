@@ -6,6 +6,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from runner.morph.rawscan import sequence_has_private
 from runner.morph.view import Element, InstanceView, element_vr
 
 
@@ -31,6 +32,8 @@ def strip_private(view: InstanceView) -> bool:
 
 def _clean_sequence(view: InstanceView, elem: Element, parent: Dataset) -> DataElement | None:
     """A new sequence element without private tags, or None when it contains none."""
+    if isinstance(elem, RawDataElement) and sequence_has_private(elem) is False:
+        return None
     sequence = _converted(view, elem, parent)
     items = list(sequence.value or [])
     cleaned = [_clean_item(view, item) for item in items]
