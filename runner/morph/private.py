@@ -18,11 +18,10 @@ def is_private(tag: int) -> bool:
 def strip_private(view: InstanceView) -> bool:
     """Remove every private tag, in sequences too; False when there was none."""
     changed = False
-    for tag in view.tags():
-        elem = view.element(tag)
+    for tag, elem in view.elements():
         if is_private(tag):
             changed = view.remove(tag) or changed
-        elif elem is not None and element_vr(elem) == "SQ":
+        elif element_vr(elem) == "SQ":
             cleaned = _clean_sequence(view, elem, view.ds)
             if cleaned is not None:
                 view.substitute(cleaned)

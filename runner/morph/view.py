@@ -58,6 +58,7 @@ class InstanceView:
         self.edits: dict[int, DataElement | None] = {}
         self._codec: Codec | None = None
         self._declared = False  # a fallback character set was declared
+        self._edited_again: set[int] = set()  # tags whose later edit may undo an earlier one
 
     # --- reading --------------------------------------------------------------------------
 
@@ -70,6 +71,19 @@ class InstanceView:
         if isinstance(elem, RawDataElement) and elem.value is None and elem.length:
             elem = self.ds.get_item(tag)  # a deferred value: let pydicom read it
         return elem
+
+    def elements(self) -> list[tuple[int, Element]]:
+        """Every element present now, with its tag (one pass over the dataset)."""
+        edits = self.edits
+        present: list[tuple[int, Element]] = []
+        for tag, elem in cast("dict[int, Element]", self.ds._dict).items():
+            current = edits.get(tag, elem)
+            if isinstance(current, RawDataElement) and current.value is None:
+                current = self.element(tag)  # deferred: read it
+            if current is not None:
+                present.append((tag, current))
+        added = [(t, e) for t, e in edits.items() if e is not None and t not in self.ds._dict]
+        return present + added
 
     def tags(self) -> list[int]:
         """Every tag present now."""
@@ -180,19 +194,24 @@ class InstanceView:
             return False
         if vr in CHARSET_VRS:
             self._ensure_encodable(tag, values)
-        self.edits[tag] = DataElement(tag, vr, element_value(vr, values))
+        self._edit(tag, DataElement(tag, vr, element_value(vr, values)))
         return True
 
     def remove(self, tag: int) -> bool:
         """Delete the element; False when it is absent."""
         if self.element(tag) is None:
             return False
-        self.edits[tag] = None
+        self._edit(tag, None)
         return True
 
     def substitute(self, elem: DataElement) -> None:
         """Replace an element by a new one built elsewhere (a cleaned sequence)."""
-        self.edits[int(elem.tag)] = elem
+        self._edit(int(elem.tag), elem)
+
+    def _edit(self, tag: int, elem: DataElement | None) -> None:
+        if tag in self.edits:
+            self._edited_again.add(tag)
+        self.edits[tag] = elem
 
     def _current(self, tag: int) -> tuple[str, tuple[str, ...]] | None:
         vr = self.vr(tag)
@@ -238,10 +257,15 @@ class InstanceView:
         return True
 
     def commit(self) -> frozenset[int]:
-        """Write the edits into the dataset; the tags whose values really changed."""
+        """Write the edits into the dataset; the tags whose values really changed.
+
+        An edit made once differs from the original (edits that change nothing are not
+        made); a tag edited again may be back where it started, so it is compared.
+        """
         original = InstanceView(self.ds, self.fallback)
         effective = {tag: elem for tag, elem in self.edits.items()
-                     if not self._unchanged(original, tag, elem)}
+                     if tag not in self._edited_again
+                     or not self._unchanged(original, tag, elem)}
         for tag, elem in effective.items():
             if elem is None:
                 del self.ds[tag]
