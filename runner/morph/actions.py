@@ -219,7 +219,7 @@ class RemoveGroups:
 
     def apply(self, view: InstanceView) -> bool:
         changed = False
-        for tag in view.tags():
+        for tag, _ in view.elements():
             if tag >> 16 in self.groups:
                 changed = view.remove(tag) or changed
         return changed

@@ -83,7 +83,10 @@ class MorphResult:
 
 @dataclass(frozen=True)
 class RuleSet:
-    """The profile's morphing rules, compiled once; `apply` runs them on an instance."""
+    """The profile's morphing rules, compiled once; `apply` runs them on an instance.
+
+    Immutable and without per-call state: one rule set can serve every forwarding thread.
+    """
 
     rules: tuple[CompiledRule, ...]
     charset_fallback: CharsetFallback = "keep"

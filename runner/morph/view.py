@@ -73,7 +73,11 @@ class InstanceView:
         return elem
 
     def elements(self) -> list[tuple[int, Element]]:
-        """Every element present now, with its tag (one pass over the dataset)."""
+        """Every element present now, with its tag (one pass over the dataset).
+
+        The tags are the dataset's own BaseTag keys: looking them up again is an identity
+        match, where an int would call BaseTag.__eq__ (Python code) on every lookup.
+        """
         edits = self.edits
         present: list[tuple[int, Element]] = []
         for tag, elem in cast("dict[int, Element]", self.ds._dict).items():
@@ -84,14 +88,6 @@ class InstanceView:
                 present.append((tag, current))
         added = [(t, e) for t, e in edits.items() if e is not None and t not in self.ds._dict]
         return present + added
-
-    def tags(self) -> list[int]:
-        """Every tag present now."""
-        keys = self.ds.keys()  # not `for t in ds`: iterating a Dataset converts elements
-        # The dataset's own BaseTag keys, not ints: looking them up again is then an identity
-        # match, where an int would call BaseTag.__eq__ (Python code) on every lookup.
-        present = [t for t in keys if self.edits.get(t, True) is not None]
-        return present + [t for t, e in self.edits.items() if e is not None and t not in keys]
 
     def vr(self, tag: int) -> str | None:
         """The VR of the element present now, or None when it is absent."""

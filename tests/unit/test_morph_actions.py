@@ -291,3 +291,16 @@ def test_empty_rule_set_changes_nothing() -> None:
     ds = cr_instance()
     result = rules().apply(ds)
     assert rules().is_empty and result.ok and result.fired == ()
+
+
+# --- private tags by number ------------------------------------------------------------------
+
+def test_set_on_a_present_private_tag_keeps_its_vr() -> None:
+    ds = reread(add_private(cr_instance()))
+    result = rules({"set": {"(0009,1001)": "replaced"}}).apply(ds)
+    assert result.ok and ds[0x00091001].VR == "LO" and ds[0x00091001].value == "replaced"
+
+
+def test_set_on_an_absent_private_tag_fails_the_instance() -> None:
+    result = rules({"set": {"(0009,1001)": "x"}}).apply(cr_instance())
+    assert result.failed is not None and "VR is unknown" in result.failed

@@ -206,3 +206,8 @@ def test_describe_other_forms() -> None:
         "Remove groups 6000 and 0009",
         "Delete OtherPatientIDs and InstitutionName",
     ]
+
+
+def test_compiling_twice_gives_equal_rule_sets() -> None:
+    assert rules(*SPEC_RULES) == rules(*SPEC_RULES)
+    assert rules(*SPEC_RULES) != rules(*SPEC_RULES[:4])
