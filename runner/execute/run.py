@@ -18,7 +18,6 @@ from runner.execute.resume import planned_facts, remove_orphans, restore_instanc
 from runner.execute.verifier import CommitmentWaiter, Verifier
 from runner.execute.work import Stage, StudyWork
 from runner.ledger import LEDGER_FILENAME, Ledger
-from runner.morph import compile_rules
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
 from runner.profile.peers import destination_peer, dicom_settings
@@ -100,7 +99,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     waiter = CommitmentWaiter()
     engine.forwarder = Forwarder(
         destination_peer(profile), profile.source.calling_ae_title, settings,
-        compile_rules(profile.morphing), profile.destination.max_associations,
+        profile.rules(), profile.destination.max_associations,
         profile.retries.store_attempts,
         Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
         engine.on_forwarded)

@@ -82,8 +82,11 @@ class _RuleCompiler:
             raise self.error(f"{describe_tag(tag)} has VR {vr}: its value cannot be compared "
                              "or copied as text", key)
 
-    def writable(self, tag: int, key: Loc) -> str | None:
-        """The tag's VR (None for a private tag); MorphConfigError if no rule may write it."""
+    def writable(self, tag: int, key: Loc, *, any_vr: bool = False) -> str | None:
+        """The tag's VR (None for a private tag); MorphConfigError if no rule may write it.
+
+        `any_vr` allows every VR (sequences, binary values): a delete needs no value.
+        """
         name = describe_tag(tag)
         if tag >> 16 in (0x0000, 0x0002) or tag & 0xFFFF == 0:
             raise self.error(f"{name} is not an attribute rules can change (command, file "
@@ -95,7 +98,7 @@ class _RuleCompiler:
             raise self.error(f"changing {name} changes the identity of the migrated "
                              f"instance: {_OPT_IN}", key)
         vr = vr_of(tag)
-        if vr is not None and vr not in VALUE_VRS:
+        if vr is not None and vr not in VALUE_VRS and not any_vr:
             raise self.error(f"{name} has VR {vr}: rules can only write text and numbers", key)
         return vr
 
@@ -162,7 +165,7 @@ class _RuleCompiler:
         if tag in IDENTITY_TAGS:
             raise self.error(f"deleting {describe_tag(tag)} would leave an instance that "
                              "cannot be stored or matched", key)
-        self.writable(tag, key)
+        self.writable(tag, key, any_vr=True)
         return tag
 
     def replace(self, name: str, pattern: str, template: str) -> Replace:

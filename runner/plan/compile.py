@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import heapq
-from operator import attrgetter
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
+from operator import attrgetter
 
 from runner.inventory.model import Inventory, Location, Study
-from runner.morph.rules import compile_rules
 from runner.plan.model import DevicePlan, Phase, Plan, RedatePlan, Slot, ThrottleSetting
 from runner.profile.models import SiteProfile
-
 
 # Oldest first; the UID breaks ties so that the order never depends on the inventory's order.
 _PLAN_ORDER = attrgetter("study_date", "study_uid")
@@ -33,7 +31,7 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Pla
         throttles=_throttles(profile),
         schedule=_slots(profile),
         redate=_redate(profile, studies, today),
-        rules=tuple(compile_rules(profile.morphing).describe()),
+        rules=tuple(profile.rules().describe()),
         destination=f"{profile.destination.name} ({profile.destination.ae_title}@"
                     f"{profile.destination.host}:{profile.destination.port})",
         verify=profile.destination.verify,

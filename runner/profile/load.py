@@ -78,10 +78,9 @@ def _validate_text(text: str, path: Path) -> tuple[SiteProfile | None, list[Prob
 def _rule_problems(profile: SiteProfile, source: SourceMap) -> list[Problem]:
     """What the morph compiler finds that the model cannot: VRs, tables, identity rules."""
     from runner.morph.errors import MorphConfigError
-    from runner.morph.rules import compile_rules
 
     try:
-        compile_rules(profile.morphing)
+        profile.rules()
     except MorphConfigError as exc:
         return [source.problem(exc.loc, f"{_dotted(exc.loc)}: {exc.message}")]
     return []

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -24,6 +24,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    from runner.morph import RuleSet
 
 from runner.inventory.model import Location
 from runner.profile.checks import concurrency_order, cross_field_problems, date_order
@@ -415,6 +418,17 @@ def _field_name(action: str) -> str:
     return {"set": "set_", "copy": "copy_"}.get(action, action)
 
 
+class MorphOptions(_Model):
+    """How the rules treat identities and character sets (see runner.morph)."""
+
+    allow_uid_changes: bool = Field(
+        False, description="let rules change Study/Series/SOP Instance UIDs; the ledger then "
+                           "maps each source UID to its destination UID for verification")
+    charset_fallback: Literal["keep", "latin1", "utf8"] = Field(
+        "keep", description="instances with a missing or wrong character set: keep the bytes "
+                            "(default), or read them as Latin-1 / UTF-8")
+
+
 # --- the rest ---------------------------------------------------------------------------
 
 
@@ -448,6 +462,14 @@ class Retries(_Model):
 class SiteProfile(_Model):
     """One hospital's migration, as the consultant describes it."""
 
+    def rules(self) -> RuleSet:
+        """The morphing rules compiled with the profile's options (MorphConfigError if bad)."""
+        from runner.morph import compile_rules
+
+        options = self.morphing_options
+        return compile_rules(self.morphing, allow_uid_changes=options.allow_uid_changes,
+                             charset_fallback=options.charset_fallback)
+
     version: Literal[1]
     site: Site
     listener: Listener
@@ -461,6 +483,7 @@ class SiteProfile(_Model):
     tiering: Tiering = Field(default_factory=Tiering)
     redate: Redate = Field(default_factory=Redate)
     morphing: list[MorphRule] = Field(default_factory=list)
+    morphing_options: MorphOptions = Field(default_factory=MorphOptions)
     reports: Reports
     dicom: DicomOptions = Field(default_factory=DicomOptions)
     retries: Retries = Field(default_factory=Retries)

@@ -97,8 +97,9 @@ class QRServer:
             ae.add_supported_context(uid)
         for sop_class in {*SOP_CLASS_BY_MODALITY.values(), SECONDARY_CAPTURE}:
             ae.add_requested_context(sop_class)
-        handlers: list[EventHandlerType] = [(evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_FIND, self._on_find),
-                    (evt.EVT_C_MOVE, self._on_move)]
+        handlers: list[EventHandlerType] = [
+            (evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_MOVE, self._on_move)]
         server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
         assert server is not None  # block=False always returns the server
         self._server = server

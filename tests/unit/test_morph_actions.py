@@ -304,3 +304,20 @@ def test_set_on_a_present_private_tag_keeps_its_vr() -> None:
 def test_set_on_an_absent_private_tag_fails_the_instance() -> None:
     result = rules({"set": {"(0009,1001)": "x"}}).apply(cr_instance())
     assert result.failed is not None and "VR is unknown" in result.failed
+
+
+def test_delete_removes_a_sequence_attribute() -> None:
+    from pydicom.dataset import Dataset as _Dataset
+    from pydicom.sequence import Sequence as _Sequence
+
+    from runner.morph import compile_rules as _compile
+    from runner.profile.models import MorphRule as _Rule
+
+    ds = _Dataset()
+    ds.PatientID = "P1"
+    item = _Dataset()
+    item.PatientID = "OLD-1"
+    ds.OtherPatientIDsSequence = _Sequence([item])
+    rules = _compile([_Rule.model_validate({"delete": ["OtherPatientIDsSequence"]})])
+    result = rules.apply(ds)
+    assert result.ok and "OtherPatientIDsSequence" not in ds and ds.PatientID == "P1"
