@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pydicom.dataset import FileDataset
 
 from runner.dicom.peer import Peer
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
@@ -43,12 +44,17 @@ class Site:
 
 
 def make_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
-              specs: list[StudySpec], **sections: object) -> Site:
+              specs: list[StudySpec], prepare: Callable[[FileDataset], None] | None = None,
+              **sections: object) -> Site:
     listener_port = free_port()
     listener = Peer("PACSMIG", "127.0.0.1", listener_port)
     source = orthanc_factory(aet="OLDPACS", modalities={"pacsmig": listener})
     destination = orthanc_factory(aet="NEWVNA")
-    source.upload_all(to_bytes(ds) for s in specs for ds in make_study(s))
+    for spec in specs:
+        for ds in make_study(spec):
+            if prepare is not None:
+                prepare(ds)
+            source.upload(to_bytes(ds))
     data = profile_data(tmp_path, [("old1", source.peer)], destination.peer, listener_port,
                         **sections)
     return Site(source, destination, write_profile(tmp_path, data), specs, tmp_path / "reports")

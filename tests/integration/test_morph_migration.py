@@ -1,0 +1,80 @@
+"""Morphing on the way through, proven at the destination tag by tag (Orthanc -> Orthanc)."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable
+from datetime import date
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from pydicom import Dataset, dcmread
+
+from runner.profile.load import load_profile
+from runner.sim.generate import StudySpec, synthetic_archive
+from tests.integration.test_migration import make_site
+from tests.peers import OrthancProcess
+
+pytestmark = pytest.mark.peers
+
+RULES = [
+    {"when": {"Modality": ["CR", "DX"]}, "set": {"InstitutionName": "Example Hospital"}},
+    {"replace": {"tag": "AccessionNumber", "pattern": r"^(\d+)$", "with": r"EXH\1"}},
+    {"map": {"tag": "PatientID", "table": "patient-ids.csv", "missing": "keep"}},
+    {"delete": ["PatientBirthDate"]},
+    {"remove_private": True},
+]
+
+
+def add_private_tags(ds: Dataset) -> None:
+    block = ds.private_block(0x0009, "ACME LEGACY PACS", create=True)
+    block.add_new(0x01, "LO", "internal archive key")
+
+
+def files_by_sop(orthanc: OrthancProcess) -> dict[str, Dataset]:
+    out: dict[str, Dataset] = {}
+    for item in orthanc.rest_get("/instances?expand"):
+        url = f"http://127.0.0.1:{orthanc.http_port}/instances/{item['ID']}/file"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            ds = dcmread(BytesIO(response.read()))
+        out[str(ds.SOPInstanceUID)] = ds
+    return out
+
+
+def without_meta(ds: Dataset) -> dict[int, object]:
+    return {int(e.tag): e.value for e in ds if e.tag.group != 0x0002}
+
+
+def test_rules_are_applied_on_the_way_and_every_instance_matches_tag_by_tag(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    specs: list[StudySpec] = synthetic_archive("morph", 4, date(2015, 1, 1), date(2020, 1, 1),
+                                               modalities=("CR", "CT"), instances_per_series=2)
+    mapped = specs[0].patient_id
+    (tmp_path / "patient-ids.csv").write_text(f"from,to\n{mapped},9990001234\n")
+    site = make_site(tmp_path, orthanc_factory, specs, prepare=add_private_tags,
+                     morphing=RULES)
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    rules = load_profile(site.profile).profile.rules()
+    source, destination = files_by_sop(site.source), files_by_sop(site.destination)
+    assert sorted(source) == sorted(destination)
+    for sop, original in source.items():
+        expected = dcmread(BytesIO(_bytes(original)))
+        assert rules.apply(expected).ok
+        assert without_meta(destination[sop]) == without_meta(expected), sop
+    modalities = {str(d.Modality): str(d.InstitutionName) for d in destination.values()}
+    assert modalities.get("CR", "Example Hospital") == "Example Hospital"
+    assert all(str(d.AccessionNumber).startswith("EXH") for d in destination.values())
+    assert all("PatientBirthDate" not in d for d in destination.values())
+    assert all(any(e.tag.is_private for e in d) for d in source.values())
+    assert not any(e.tag.is_private for d in destination.values() for e in d)
+    assert {str(d.PatientID) for d in destination.values()
+            if d.StudyInstanceUID == specs[0].study_uid} == {"9990001234"}
+
+
+def _bytes(ds: Dataset) -> bytes:
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
