@@ -66,7 +66,8 @@ class Engine:
     """One run of a plan; `run()` returns when every study is settled or a stop is asked."""
 
     def __init__(self, profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWork],
-                 spool: Spool, settings: DicomSettings) -> None:
+                 spool: Spool, settings: DicomSettings,
+                 wall_clock: Callable[[ZoneInfo], datetime] = datetime.now) -> None:
         self.profile = profile
         self.plan = plan
         self.ledger = ledger
@@ -80,6 +81,7 @@ class Engine:
                         for d in plan.devices}
         self.throttles = {t.name: CompiledThrottle.of(t) for t in plan.throttles}
         self.zone = ZoneInfo(plan.timezone)
+        self.wall_clock = wall_clock  # the schedule's clock: the site's local time
         self.retrieves: dict[int, Retrieve] = {}
         self.by_study: dict[str, Retrieve] = {}
         self.counters = Counters()
@@ -117,7 +119,7 @@ class Engine:
         wait = (next_release - now) if next_release is not None else _IDLE_WAKE
         if self.spool.is_full:
             return wait
-        wall = datetime.now(self.zone)
+        wall = self.wall_clock(self.zone)
         usable = {d for d, s in self.devices.items() if s.usable(now)}
         for device_id in sorted(usable):
             wait = min(wait, self._fill_device(self.devices[device_id], usable, now, wall))

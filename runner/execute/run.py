@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from runner import __version__
 from runner.dicom.echo import c_echo
@@ -21,6 +23,10 @@ from runner.ledger import LEDGER_FILENAME, Ledger
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
 from runner.profile.peers import destination_peer, dicom_settings
+
+
+# The schedule's clock: the local time in a zone (tests speed it up).
+WallClock = Callable[[ZoneInfo], datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,8 @@ def open_ledger(loaded: LoadedProfile) -> Ledger:
 
 
 def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
-                  write: Callable[[str], None], is_tty: bool) -> RunSummary:
+                  write: Callable[[str], None], is_tty: bool,
+                  wall_clock: WallClock = datetime.now) -> RunSummary:
     """Migrate the plan's studies not yet verified (the first `limit`); resumable."""
     _check_destination(loaded)
     ledger = open_ledger(loaded)
@@ -69,7 +76,7 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
                          runner_version=__version__, command="run")
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
-        summary = _run(loaded, plan, ledger, limit, write, is_tty)
+        summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock)
         ledger.end_run()
         return summary
     finally:
@@ -87,7 +94,7 @@ def _check_destination(loaded: LoadedProfile) -> None:
 
 
 def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
-         write: Callable[[str], None], is_tty: bool) -> RunSummary:
+         write: Callable[[str], None], is_tty: bool, wall_clock: WallClock) -> RunSummary:
     profile = loaded.profile
     settings = dicom_settings(profile)
     spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
@@ -95,7 +102,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     remove_orphans(ledger, spool)
     works = works_left(ledger, plan, limit)
     again = set(restore_instances(ledger, works, spool))
-    engine = Engine(profile, plan, ledger, works, spool, settings)
+    engine = Engine(profile, plan, ledger, works, spool, settings, wall_clock)
     waiter = CommitmentWaiter()
     engine.forwarder = Forwarder(
         destination_peer(profile), profile.source.calling_ae_title, settings,
