@@ -8,12 +8,13 @@ Modules: `events` (the facts, one frozen dataclass each), `schema` (DDL, version
 Time: every timestamp is TIMESTAMPTZ, stored and read back in UTC (aware datetimes).
 Privacy: no patient name, ID or birth date is ever stored; studies are keyed by UID.
 
-Idempotence: every fact has a natural key (SOP Instance UID, + time for repeatable facts
-such as forward attempts; retrieve, event and run ids are made by the producer), and
-writing the same fact again leaves the same state. Where order matters the later fact wins
-by its own timestamp, not by arrival: a successful forward is never undone by a later
-failed attempt, an older status never overwrites a newer one, a re-receipt replaces the
-spool file only if it is newer. So a run killed at any moment can simply be run again.
+Idempotence: every fact has a natural key (instance facts: SOP Instance UID + time; studies:
+Study Instance UID; runs, retrieves and events: an id made by the producer), and writing the
+same fact again leaves the same state. A receipt, a forward attempt, a confirmation is a new
+row; the `instances` view describes each instance by its latest facts, so the later fact
+wins by its own timestamp, not by arrival: a successful forward is never undone by a later
+failed attempt, an older receipt never replaces a newer spool file, an older study status
+never overwrites a newer one. So a run killed at any moment can simply be run again.
 
 Crash safety and recovery. Each batch is one DuckDB transaction; DuckDB writes it to the
 WAL before COMMIT returns, so once `flush()` has returned, the facts survive a crash of the
@@ -46,6 +47,7 @@ from runner.ledger.events import (
     RetrieveStarted,
     RunEnded,
     RunStarted,
+    StudiesPlanned,
     StudyPlanned,
     StudyStatus,
     StudyStatusChanged,
@@ -70,6 +72,7 @@ __all__ = [
     "RetrieveStarted",
     "RunEnded",
     "RunStarted",
+    "StudiesPlanned",
     "StudyPlanned",
     "StudyStatus",
     "StudyStatusChanged",

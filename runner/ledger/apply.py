@@ -2,17 +2,22 @@
 what depends on what (a retrieve is started before it finishes, a study planned before its
 status changes).
 
-Rows travel as one list per column and are spread by `unnest`, a single statement per kind
-and batch (`executemany` costs about 100 times more per row). Each kind is written first as a
-plain keyed INSERT (`upsert=False`, the fast path: only the primary-key index is touched);
-if that hits an existing key, the writer rolls the batch back and writes it again with
-`upsert=True`, the `ON CONFLICT` forms, which DuckDB runs as a MERGE over the whole table.
-Both paths give the same state, and the same as writing the facts one at a time in order:
-duplicates inside a batch are folded here by the rule the table's conflict clause applies.
+Inserts: rows travel as one list per column, spread by `unnest`, one statement per kind and
+batch (`executemany` costs about 100 times more per row). Each is first a plain keyed INSERT
+(`upsert=False`, the fast path: only the primary-key index is touched); if a key already
+exists, the writer rolls the batch back and writes it again with `upsert=True`, the
+`ON CONFLICT` forms, which DuckDB runs as a MERGE over the whole table. Both paths give the
+same state, and the same as writing the facts one at a time in order: duplicates inside a
+batch are folded here by the rule the table's conflict clause applies.
+
+Updates (a study's status, a retrieve's final response, a run's end) are few per batch and
+go one row at a time by primary key: a few hundred microseconds each whatever the table
+size, where a joined UPDATE would scan the whole table.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -29,7 +34,7 @@ from runner.ledger.events import (
     RetrieveStarted,
     RunEnded,
     RunStarted,
-    StudyPlanned,
+    StudiesPlanned,
     StudyStatusChanged,
     VerificationRecorded,
 )
@@ -47,12 +52,19 @@ class _Table:
     columns: tuple[tuple[str, str], ...]
     on_conflict: str
 
-    def insert(self, conn: Conn, rows: Sequence[Row], upsert: bool) -> None:
+    def insert(self, conn: Conn, rows: Sequence[Row], upsert: bool,
+               returning: str = "") -> list[Row]:
+        """Insert `rows`; with `returning`, the named columns of the rows really inserted."""
         if not rows:
-            return
+            return []
         names = ", ".join(column for column, _ in self.columns)
         sql = f"INSERT INTO {self.name} ({names}) SELECT {_unnest(self.columns)}"
-        conn.execute(f"{sql} {self.on_conflict}" if upsert else sql, _by_column(rows))
+        if upsert:
+            sql += f" {self.on_conflict}"
+        if returning:
+            sql += f" RETURNING {returning}"
+        result = conn.execute(sql, _by_column(rows))
+        return [tuple(row) for row in result.fetchall()] if returning else []
 
 
 def _unnest(columns: tuple[tuple[str, str], ...]) -> str:
@@ -63,11 +75,10 @@ def _by_column(rows: Sequence[Row]) -> list[list[object]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def _update_from(conn: Conn, sql: str, columns: tuple[tuple[str, str], ...],
-                 rows: Sequence[Row]) -> None:
-    """Run `UPDATE ... FROM (<rows as v>) ...`; `sql` has `{v}` where the rows go."""
-    if rows:
-        conn.execute(sql.format(v=f"(SELECT {_unnest(columns)}) AS v"), _by_column(rows))
+def _update_each(conn: Conn, sql: str, rows: Sequence[Row]) -> None:
+    """Run a by-primary-key UPDATE once per row (see the module docstring for why)."""
+    for row in rows:
+        conn.execute(sql, list(row))
 
 
 def _fold(facts: Sequence[F], key: Callable[[F], Hashable],
@@ -126,13 +137,8 @@ _RECEIPT_COLUMNS = (("sop_instance_uid", "VARCHAR"), ("study_uid", "VARCHAR"),
                     ("transfer_syntax", "VARCHAR"), ("retrieve_id", "VARCHAR"),
                     ("received_at", "TIMESTAMPTZ"), ("bytes", "BIGINT"),
                     ("spool_name", "VARCHAR"))
-_RECEIPTS = _Table(
-    "receipts",
-    _RECEIPT_COLUMNS,
-    "ON CONFLICT (sop_instance_uid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c, _ in _RECEIPT_COLUMNS[1:])
-    + " WHERE excluded.received_at > receipts.received_at",
-)
+_RECEIPTS = _Table("receipts", _RECEIPT_COLUMNS,
+                   "ON CONFLICT (sop_instance_uid, received_at) DO NOTHING")
 
 _FORWARDS = _Table(
     "forwards",
@@ -179,35 +185,27 @@ def _runs_started(conn: Conn, facts: list[RunStarted], upsert: bool) -> None:
     _RUNS.insert(conn, rows, upsert)
 
 
-def _studies_planned(conn: Conn, facts: list[StudyPlanned], upsert: bool) -> None:
+def _studies_planned(conn: Conn, facts: list[StudiesPlanned], upsert: bool) -> None:
+    studies = [study for fact in facts for study in fact.studies]
     rows = [(f.study_uid, f.study_date, f.modality, f.tier.value, f.device,
              f.planned_instances, f.planned_mb, f.phase_index, f.order_index, f.at, f.at)
-            for f in _fold(facts, lambda f: f.study_uid, _last)]
+            for f in _fold(studies, lambda f: f.study_uid, _last)]
     _STUDIES.insert(conn, rows, upsert)
 
 
 def _retrieves_started(conn: Conn, facts: list[RetrieveStarted], upsert: bool) -> None:
     rows = [(f.retrieve_id, f.study_uid, f.device, f.purpose.value, f.at)
             for f in _fold(facts, lambda f: f.retrieve_id, _first)]
-    _RETRIEVES.insert(conn, rows, upsert)
-    _recount_attempts(conn, sorted({f.study_uid for f in facts}))
-
-
-def _recount_attempts(conn: Conn, study_uids: list[str]) -> None:
-    if study_uids:
-        conn.execute(
-            "UPDATE studies SET attempts = r.n FROM (SELECT study_uid, count(*) AS n"
-            " FROM retrieves WHERE purpose <> 'redate'"
-            " AND study_uid IN (SELECT unnest(?::VARCHAR[])) GROUP BY study_uid) AS r"
-            " WHERE studies.study_uid = r.study_uid",
-            [study_uids],
-        )
+    inserted = _RETRIEVES.insert(conn, rows, upsert, returning="study_uid, purpose")
+    attempts = Counter(str(study) for study, purpose in inserted if purpose != "redate")
+    _update_each(conn, "UPDATE studies SET attempts = attempts + ? WHERE study_uid = ?",
+                 [(n, study) for study, n in sorted(attempts.items())])
 
 
 def _receipts(conn: Conn, facts: list[InstanceReceived], upsert: bool) -> None:
-    latest = _fold(facts, lambda f: f.sop_instance_uid, lambda new, old: new.at > old.at)
     rows = [(f.sop_instance_uid, f.study_uid, f.series_uid, f.sop_class_uid,
-             f.transfer_syntax, f.retrieve_id, f.at, f.nbytes, f.spool_name) for f in latest]
+             f.transfer_syntax, f.retrieve_id, f.at, f.nbytes, f.spool_name)
+            for f in _fold(facts, lambda f: (f.sop_instance_uid, f.at), _first)]
     _RECEIPTS.insert(conn, rows, upsert)
 
 
@@ -224,21 +222,16 @@ def _quarantines(conn: Conn, facts: list[InstanceQuarantined], upsert: bool) -> 
     _QUARANTINES.insert(conn, rows, upsert)
 
 
-_FINISH_COLUMNS = (("retrieve_id", "VARCHAR"), ("ended_at", "TIMESTAMPTZ"),
-                   ("final_status", "INTEGER"), ("category", "VARCHAR"),
-                   ("completed", "INTEGER"), ("failed", "INTEGER"), ("warning", "INTEGER"),
-                   ("remaining", "INTEGER"), ("failed_uids", "VARCHAR[]"),
-                   ("detail", "VARCHAR"))
+_FINISH = ("UPDATE retrieves SET ended_at = ?, final_status = ?, category = ?, completed = ?,"
+           " failed = ?, warning = ?, remaining = ?, failed_uids = ?::VARCHAR[], detail = ?"
+           " WHERE retrieve_id = ? AND ended_at IS NULL")
 
 
 def _retrieves_finished(conn: Conn, facts: list[RetrieveFinished], upsert: bool) -> None:
-    rows = [(f.retrieve_id, f.at, f.final_status, f.category, f.completed, f.failed,
-             f.warning, f.remaining, list(f.failed_uids), f.detail)
+    rows = [(f.at, f.final_status, f.category, f.completed, f.failed, f.warning, f.remaining,
+             list(f.failed_uids), f.detail, f.retrieve_id)
             for f in _fold(facts, lambda f: f.retrieve_id, _first)]
-    assignments = ", ".join(f"{c} = v.{c}" for c, _ in _FINISH_COLUMNS[1:])
-    _update_from(conn, f"UPDATE retrieves SET {assignments} FROM {{v}}"
-                 " WHERE retrieves.retrieve_id = v.retrieve_id AND retrieves.ended_at IS NULL",
-                 _FINISH_COLUMNS, rows)
+    _update_each(conn, _FINISH, rows)
 
 
 def _verifications(conn: Conn, facts: list[VerificationRecorded], upsert: bool) -> None:
@@ -251,16 +244,11 @@ def _verifications(conn: Conn, facts: list[VerificationRecorded], upsert: bool) 
     _CONFIRMATIONS.insert(conn, list(confirmed.values()), upsert)
 
 
-_STATUS_COLUMNS = (("study_uid", "VARCHAR"), ("status", "VARCHAR"), ("reason", "VARCHAR"),
-                   ("changed_at", "TIMESTAMPTZ"))
-
-
 def _status_changes(conn: Conn, facts: list[StudyStatusChanged], upsert: bool) -> None:
     latest = _fold(facts, lambda f: f.study_uid, lambda new, old: new.at >= old.at)
-    rows = [(f.study_uid, f.status.value, f.reason, f.at) for f in latest]
-    _update_from(conn, "UPDATE studies SET status = v.status, reason = v.reason,"
-                 " updated_at = v.changed_at FROM {v} WHERE studies.study_uid = v.study_uid"
-                 " AND v.changed_at >= studies.updated_at", _STATUS_COLUMNS, rows)
+    _update_each(conn, "UPDATE studies SET status = ?, reason = ?, updated_at = ?"
+                 " WHERE study_uid = ? AND updated_at <= ?",
+                 [(f.status.value, f.reason, f.at, f.study_uid, f.at) for f in latest])
 
 
 def _events(conn: Conn, facts: list[EventRecorded], upsert: bool) -> None:
@@ -270,16 +258,15 @@ def _events(conn: Conn, facts: list[EventRecorded], upsert: bool) -> None:
 
 
 def _runs_ended(conn: Conn, facts: list[RunEnded], upsert: bool) -> None:
-    rows = [(f.run_id, f.at) for f in _fold(facts, lambda f: f.run_id, _first)]
-    _update_from(conn, "UPDATE runs SET ended_at = v.ended_at FROM {v}"
-                 " WHERE runs.run_id = v.run_id AND runs.ended_at IS NULL",
-                 (("run_id", "VARCHAR"), ("ended_at", "TIMESTAMPTZ")), rows)
+    rows = [(f.at, f.run_id) for f in _fold(facts, lambda f: f.run_id, _first)]
+    _update_each(conn, "UPDATE runs SET ended_at = ? WHERE run_id = ? AND ended_at IS NULL",
+                 rows)
 
 
 def write_batch(conn: Conn, facts: Sequence[Fact], upsert: bool) -> None:
     """Write `facts` on `conn` (inside the caller's transaction), fast or upsert path."""
     _runs_started(conn, _of(facts, RunStarted), upsert)
-    _studies_planned(conn, _of(facts, StudyPlanned), upsert)
+    _studies_planned(conn, _of(facts, StudiesPlanned), upsert)
     _retrieves_started(conn, _of(facts, RetrieveStarted), upsert)
     _receipts(conn, _of(facts, InstanceReceived), upsert)
     _forwards(conn, _of(facts, InstanceForwarded), upsert)

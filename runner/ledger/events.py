@@ -116,7 +116,10 @@ class RunEnded:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StudyPlanned:
-    """A study's place in the plan: what the source says of it and where it is in the order."""
+    """A study's place in the plan: what the source says of it and where it is in the order.
+
+    A value, recorded through `StudiesPlanned` (the plan is written in one statement).
+    """
 
     study_uid: str
     study_date: date | None
@@ -156,6 +159,16 @@ class StudyPlanned:
             order_index=order_index,
             at=at or utc_now(),
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudiesPlanned:
+    """The plan's studies, recorded together: a study planned again takes the new values."""
+
+    studies: tuple[StudyPlanned, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "studies", tuple(self.studies))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -331,7 +344,7 @@ class EventRecorded:
 Fact = (
     RunStarted
     | RunEnded
-    | StudyPlanned
+    | StudiesPlanned
     | StudyStatusChanged
     | RetrieveStarted
     | RetrieveFinished

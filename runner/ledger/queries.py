@@ -150,7 +150,9 @@ def unverified_counts(src: QuerySource) -> dict[str, int]:
 
 
 _BY_STATUS = """
-WITH got AS (SELECT study_uid, sum(bytes) AS bytes FROM receipts GROUP BY study_uid)
+WITH latest AS (SELECT study_uid, arg_max(bytes, received_at) AS bytes FROM receipts
+                GROUP BY sop_instance_uid, study_uid),
+got AS (SELECT study_uid, sum(bytes) AS bytes FROM latest GROUP BY study_uid)
 SELECT r.status, r.tier, count(*), coalesce(sum(s.planned_mb), 0) / 1e3,
        coalesce(sum(g.bytes), 0) / 1e9
 FROM reconciliation r JOIN studies s USING (study_uid) LEFT JOIN got g USING (study_uid)

@@ -1,11 +1,12 @@
 """The ledger's DDL and its versioned migrations, applied in order, each in one transaction.
 
-Layout. High-volume instance facts go to insert-only tables keyed by their natural key
-(`receipts`, `forwards`, `confirmations`, `quarantines`), because DuckDB (2.0) executes every
-`INSERT ... ON CONFLICT` as a MERGE that scans the whole target table, while a plain keyed
-INSERT only touches the primary-key index: that keeps the cost per instance flat as the
-ledger grows (see benchmarks/ledger_scale.py). The view `instances` folds those facts into
-one row per instance; `reconciliation` is the spec's view, one row per study.
+Layout. Instance facts go to insert-only tables keyed by (SOP Instance UID, time):
+`receipts`, `forwards`, `confirmations`, `quarantines`. DuckDB (2.0) runs every
+`INSERT ... ON CONFLICT` as a MERGE that scans the whole target table, and an UPDATE joined
+to a batch scans it too, while a plain keyed INSERT only touches the primary-key index: so
+a receipt, a forward attempt, a confirmation is always a new row, and the cost per instance
+stays flat as the ledger grows (see benchmarks/ledger_scale.py). The view `instances` folds
+those facts into one row per instance; `reconciliation` is the spec's view, one per study.
 
 Timestamps are TIMESTAMPTZ, written and read in UTC (the connection's TimeZone is UTC).
 """
@@ -85,7 +86,7 @@ CREATE TABLE retrieves (
 
 _RECEIPTS = """
 CREATE TABLE receipts (
-    sop_instance_uid  VARCHAR PRIMARY KEY,
+    sop_instance_uid  VARCHAR NOT NULL,
     study_uid         VARCHAR NOT NULL,
     series_uid        VARCHAR NOT NULL,
     sop_class_uid     VARCHAR NOT NULL,
@@ -93,7 +94,8 @@ CREATE TABLE receipts (
     retrieve_id       VARCHAR,
     received_at       TIMESTAMPTZ NOT NULL,
     bytes             BIGINT NOT NULL CHECK (bytes >= 0),
-    spool_name        VARCHAR NOT NULL
+    spool_name        VARCHAR NOT NULL,
+    PRIMARY KEY (sop_instance_uid, received_at)
 )"""
 
 _FORWARDS = """
@@ -152,13 +154,19 @@ CREATE TABLE events (
     bytes        BIGINT
 )"""
 
-# One row per received instance. The forward/confirmation/quarantine facts are joined on
-# (sop_instance_uid, study_uid) so that a filter on study_uid reaches every fact table.
+# One row per received instance, described by its latest receipt. The fact tables are
+# joined on (sop_instance_uid, study_uid) so that a filter on study_uid reaches every one.
 # state: quarantined (set aside after its last receipt), verified (confirmed at the
 # destination), forwarded (a successful C-STORE after its last receipt), else received.
 _INSTANCES_VIEW = """
 CREATE OR REPLACE VIEW instances AS
-WITH fwd AS (
+WITH rec AS (
+    SELECT sop_instance_uid, study_uid, max(received_at) AS received_at,
+           arg_max({'series_uid': series_uid, 'sop_class_uid': sop_class_uid,
+                    'transfer_syntax': transfer_syntax, 'retrieve_id': retrieve_id,
+                    'bytes': bytes, 'spool_name': spool_name}, received_at) AS latest
+    FROM receipts GROUP BY sop_instance_uid, study_uid
+), fwd AS (
     SELECT sop_instance_uid, study_uid,
            max(attempted_at) FILTER (WHERE ok) AS forwarded_at,
            count(*) AS forward_attempts,
@@ -175,8 +183,10 @@ WITH fwd AS (
            arg_max(reason, quarantined_at) AS reason
     FROM quarantines GROUP BY sop_instance_uid, study_uid
 )
-SELECT r.sop_instance_uid, r.study_uid, r.series_uid, r.sop_class_uid, r.transfer_syntax,
-       r.retrieve_id, r.received_at, r.bytes, r.spool_name,
+SELECT r.sop_instance_uid, r.study_uid, r.latest.series_uid AS series_uid,
+       r.latest.sop_class_uid AS sop_class_uid, r.latest.transfer_syntax AS transfer_syntax,
+       r.latest.retrieve_id AS retrieve_id, r.received_at, r.latest.bytes AS bytes,
+       r.latest.spool_name AS spool_name,
        f.forwarded_at, f.forward_status, coalesce(f.forward_attempts, 0) AS forward_attempts,
        f.forward_reason, f.dest_sop_instance_uid, c.verified_at,
        CASE WHEN q.quarantined_at >= r.received_at THEN q.reason END AS quarantined,
@@ -184,7 +194,7 @@ SELECT r.sop_instance_uid, r.study_uid, r.series_uid, r.sop_class_uid, r.transfe
             WHEN c.verified_at IS NOT NULL THEN 'verified'
             WHEN f.forwarded_at >= r.received_at THEN 'forwarded'
             ELSE 'received' END AS state
-FROM receipts r
+FROM rec r
 LEFT JOIN fwd f ON f.sop_instance_uid = r.sop_instance_uid AND f.study_uid = r.study_uid
 LEFT JOIN conf c ON c.sop_instance_uid = r.sop_instance_uid AND c.study_uid = r.study_uid
 LEFT JOIN quar q ON q.sop_instance_uid = r.sop_instance_uid AND q.study_uid = r.study_uid
@@ -198,7 +208,8 @@ LEFT JOIN quar q ON q.sop_instance_uid = r.sop_instance_uid AND q.study_uid = r.
 _RECONCILIATION_VIEW = """
 CREATE OR REPLACE VIEW reconciliation AS
 WITH got AS (
-    SELECT study_uid, count(*) AS received FROM receipts GROUP BY study_uid
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
+    FROM receipts GROUP BY study_uid
 ), conf AS (
     SELECT study_uid, count(DISTINCT sop_instance_uid) AS confirmed
     FROM confirmations GROUP BY study_uid

@@ -31,6 +31,7 @@ from runner.ledger.events import (
     RetrieveStarted,
     RunEnded,
     RunStarted,
+    StudiesPlanned,
     StudyPlanned,
     StudyStatus,
     StudyStatusChanged,
@@ -96,12 +97,10 @@ class Ledger:
         self.record(RunEnded(run_id=self._run_id))
 
     def upsert_studies(self, studies: Iterable[StudyPlanned]) -> int:
-        """Record the plan's studies (new ones start pending); returns how many were queued."""
-        count = 0
-        for study in studies:
-            self.record(study)
-            count += 1
-        return count
+        """Record the plan's studies in one fact (new ones start pending); returns how many."""
+        fact = StudiesPlanned(studies=tuple(studies))
+        self.record(fact)
+        return len(fact.studies)
 
     def record_study_status(self, study_uid: str, status: StudyStatus,
                             reason: str | None = None) -> None:

@@ -24,6 +24,7 @@ from runner.ledger import (
     RetrieveFinished,
     RetrievePurpose,
     RetrieveStarted,
+    StudiesPlanned,
     StudyPlanned,
     StudyStatus,
     StudyStatusChanged,
@@ -113,7 +114,7 @@ def test_a_later_receipt_after_forwarding_needs_forwarding_again(ledger: Ledger)
 
 
 def test_an_older_status_never_overwrites_a_newer_one(ledger: Ledger) -> None:
-    ledger.record(planned("9.9", 0))
+    ledger.upsert_studies([planned("9.9", 0)])
     ledger.record(StudyStatusChanged(study_uid="9.9", status=StudyStatus.DONE, at=at(10)))
     ledger.flush()
     ledger.record(StudyStatusChanged(study_uid="9.9", status=StudyStatus.ACTIVE, at=at(4)))
@@ -121,18 +122,30 @@ def test_an_older_status_never_overwrites_a_newer_one(ledger: Ledger) -> None:
 
 
 def test_replanning_with_the_same_values_changes_nothing(ledger: Ledger) -> None:
-    ledger.record(planned("9.9", 0))
+    ledger.upsert_studies([planned("9.9", 0)])
     ledger.record(StudyStatusChanged(study_uid="9.9", status=StudyStatus.ACTIVE, at=at(1)))
     ledger.flush()
-    ledger.record(planned("9.9", 50))
+    ledger.upsert_studies([planned("9.9", 50)])
     assert ledger.query("SELECT planned_at, status FROM studies") == [(at(0), "active")]
-    ledger.record(planned("9.9", 60, modality="MR"))
+    ledger.upsert_studies([planned("9.9", 60, modality="MR")])
     assert ledger.query("SELECT planned_at, modality, status FROM studies") == [
         (at(60), "MR", "active")]
 
 
+def test_the_plan_is_one_fact_and_replanning_it_is_one_upsert(tmp_path: Path) -> None:
+    studies = [planned(f"9.{i}") for i in range(3000)]
+    with Ledger.open(tmp_path / "ledger.duckdb") as ledger:
+        assert ledger.upsert_studies(studies) == 3000
+        ledger.flush()
+        assert (ledger.stats().facts, ledger.stats().upsert_batches) == (1, 0)
+        ledger.upsert_studies(studies)
+        ledger.flush()
+        assert (ledger.stats().facts, ledger.stats().upsert_batches) == (2, 1)
+        assert ledger.query("SELECT count(*) FROM studies") == [(3000,)]
+
+
 def test_the_first_final_response_of_a_retrieve_stays(ledger: Ledger) -> None:
-    ledger.record(planned("9.9"))
+    ledger.upsert_studies([planned("9.9")])
     ledger.record(RetrieveStarted(retrieve_id="r1", study_uid="9.9", device="pacs",
                                   purpose=RetrievePurpose.MIGRATE, at=at(1)))
     ledger.record(RetrieveFinished(retrieve_id="r1", final_status=0xB000, category="warning",
@@ -248,7 +261,7 @@ fact_strategy: st.SearchStrategy[Fact] = st.one_of(
 )
 
 PRELUDE: tuple[Fact, ...] = (
-    planned("2.1"), planned("2.2"),
+    StudiesPlanned(studies=(planned("2.1"), planned("2.2"))),
     RetrieveStarted(retrieve_id="r1", study_uid="2.1", device="pacs",
                     purpose=RetrievePurpose.MIGRATE, at=at(0)),
     RetrieveStarted(retrieve_id="r2", study_uid="2.2", device="pacs",

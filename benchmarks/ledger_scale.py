@@ -1,0 +1,204 @@
+"""Ledger scaling: the writer's cost per instance and the resume queries' time, against
+synthetic ledgers of 10k and 1M instances; the 1M/10k ratio should stay near 1 (flat cost).
+
+Run: .venv/bin/python benchmarks/ledger_scale.py [--sizes 10000 1000000] [--stream 20000]
+
+The synthetic ledgers are built by SQL (range + hash: scattered, realistic-length UIDs), not by
+the writer. The stream then goes through the real writer: for each new instance a
+`record_received`, and a `record_forwarded` for the instance 500 places behind (a forwarder
+trailing the listener), all through the queue, batches and transactions, ending with a flush.
+It also times receipts of instances already in the ledger (a repair or a resumed study:
+new facts, so still the fast path) and the exact replay of facts already written, which
+takes the upsert path (DuckDB runs ON CONFLICT as a MERGE over the whole table): that path is
+the exception (a producer recording the same fact twice), not the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from runner.ledger import InstanceReceived, Ledger
+from runner.ledger import queries as q
+from runner.ledger.events import utc_now
+
+ROOT = "1.2.826.0.1.3680043.8.498."
+INSTANCES_PER_STUDY = 200
+FORWARD_LAG = 500
+WARMUP = 2_000
+REPLAY = 1_000
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What was measured against one ledger size."""
+
+    size: int
+    build_s: float
+    stream_us: float
+    rereceipt_us: float
+    replay_us: float
+    queries_ms: dict[str, float]
+
+
+def build(path: Path, size: int) -> float:
+    """Create a ledger of `size` instances (received, forwarded, 90% confirmed) by SQL."""
+    Ledger.open(path).close()
+    started = time.perf_counter()
+    conn = duckdb.connect(str(path))
+    studies = max(1, size // INSTANCES_PER_STUDY)
+    sop = f"'{ROOT}' || hash(i)::VARCHAR"
+    study = f"'{ROOT}9.' || (i // {INSTANCES_PER_STUDY})::VARCHAR"
+    conn.execute(f"""INSERT INTO studies (study_uid, study_date, modality, tier, device,
+        planned_instances, planned_mb, phase_index, order_index, planned_at, status,
+        updated_at) SELECT '{ROOT}9.' || i::VARCHAR, DATE '2015-01-01' + (i % 3000)::INTEGER,
+        'CT', 'local', 'pacs', {INSTANCES_PER_STUDY}, 100.0, 0, i, now(), 'active', now()
+        FROM range({studies}) t(i)""")
+    conn.execute(f"""INSERT INTO retrieves (retrieve_id, study_uid, device, purpose,
+        started_at, ended_at, final_status, category, completed, failed, warning, remaining)
+        SELECT 'r' || i::VARCHAR, '{ROOT}9.' || i::VARCHAR, 'pacs', 'migrate', now(), now(),
+        0, 'success', {INSTANCES_PER_STUDY}, 0, 0, 0 FROM range({studies}) t(i)""")
+    conn.execute(f"""INSERT INTO receipts SELECT {sop}, {study}, {study} || '.1',
+        '1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.1.2.1', 'r' || (i // {INSTANCES_PER_STUDY}),
+        now() - INTERVAL 1 DAY, 524288, md5(i::VARCHAR) FROM range({size}) t(i)""")
+    conn.execute(f"""INSERT INTO forwards SELECT {sop}, now() - INTERVAL 20 HOUR, {study}, true,
+        0, NULL, NULL FROM range({size}) t(i)""")
+    conn.execute(f"""INSERT INTO confirmations SELECT {sop}, now() - INTERVAL 10 HOUR, {study},
+        'image_find' FROM range({size}) t(i) WHERE i % 10 <> 0""")
+    conn.close()
+    return time.perf_counter() - started
+
+
+def stream(ledger: Ledger, uids: list[str]) -> float:
+    """Record received + forwarded for `uids` through the writer; seconds until committed."""
+    started = time.perf_counter()
+    for n, uid in enumerate(uids):
+        ledger.record_received(sop_instance_uid=uid, study_uid=f"{ROOT}7.{n // 200}",
+                               series_uid=f"{ROOT}7.{n // 200}.1",
+                               sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+                               transfer_syntax="1.2.840.10008.1.2.1", nbytes=524288,
+                               spool_name=uid, retrieve_id="stream")
+        if n >= FORWARD_LAG:
+            forward(ledger, uids[n - FORWARD_LAG], n - FORWARD_LAG)
+    for n in range(max(0, len(uids) - FORWARD_LAG), len(uids)):
+        forward(ledger, uids[n], n)
+    ledger.flush()
+    return time.perf_counter() - started
+
+
+def forward(ledger: Ledger, uid: str, n: int) -> None:
+    """Record a successful C-STORE of the n-th streamed instance."""
+    ledger.record_forwarded(sop_instance_uid=uid, study_uid=f"{ROOT}7.{n // 200}", ok=True,
+                            status=0)
+
+
+def new_uids(count: int, rng: random.Random) -> list[str]:
+    """Fresh, scattered SOP Instance UIDs."""
+    return [f"{ROOT}{rng.getrandbits(62)}" for _ in range(count)]
+
+
+def time_queries(ledger: Ledger, some_study: str) -> dict[str, float]:
+    """Median milliseconds of each read model over three runs."""
+    reads: dict[str, Callable[[], object]] = {
+        "studies_to_do": lambda: q.studies_to_do(ledger),
+        "unforwarded_instances": lambda: q.unforwarded_instances(ledger),
+        "unverified_instances(1 study)": lambda: q.unverified_instances(ledger, some_study),
+        "unverified_counts": lambda: q.unverified_counts(ledger),
+        "status_summary": lambda: q.status_summary(ledger),
+        "reconciliation": lambda: q.reconciliation(ledger),
+    }
+    return {name: median_ms(read) for name, read in reads.items()}
+
+
+def median_ms(read: Callable[[], object]) -> float:
+    """Median wall time of three calls, in milliseconds."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        read()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e3
+
+
+def rereceive(ledger: Ledger, count: int) -> float:
+    """Microseconds per instance to record new receipts of instances already recorded."""
+    rows = ledger.query("SELECT sop_instance_uid, study_uid FROM receipts"
+                        f" USING SAMPLE {int(count)} ROWS")
+    facts = [receipt(uid, study_uid, utc_now()) for uid, study_uid in rows]
+    return timed_us(ledger, facts)
+
+
+def replay(ledger: Ledger, count: int) -> float:
+    """Microseconds per instance to record, again, receipts already written (upsert path)."""
+    rows = ledger.query("SELECT sop_instance_uid, study_uid, received_at FROM receipts"
+                        f" USING SAMPLE {int(count)} ROWS")
+    return timed_us(ledger, [receipt(uid, study_uid, at) for uid, study_uid, at in rows])
+
+
+def receipt(uid: str, study_uid: str, at: datetime) -> InstanceReceived:
+    """A receipt fact for an instance, at a given time."""
+    return InstanceReceived(sop_instance_uid=uid, study_uid=study_uid, series_uid="x",
+                            sop_class_uid="x", transfer_syntax="x", retrieve_id=None,
+                            nbytes=1, spool_name="again", at=at)
+
+
+def timed_us(ledger: Ledger, facts: list[InstanceReceived]) -> float:
+    """Microseconds per fact to record `facts` and flush them."""
+    started = time.perf_counter()
+    for fact in facts:
+        ledger.record(fact)
+    ledger.flush()
+    return (time.perf_counter() - started) / max(1, len(facts)) * 1e6
+
+
+def measure(size: int, stream_size: int, folder: Path) -> Figures:
+    """Build a ledger of `size` instances and measure the writer and the reads against it."""
+    path = folder / f"ledger-{size}.duckdb"
+    build_s = build(path, size)
+    rng = random.Random(size)
+    with Ledger.open(path) as ledger:
+        stream(ledger, new_uids(WARMUP, rng))
+        seconds = stream(ledger, new_uids(stream_size, rng))
+        queries = time_queries(ledger, f"{ROOT}9.0")
+        rereceipt_us = rereceive(ledger, REPLAY)
+        replay_us = replay(ledger, REPLAY)
+    return Figures(size, build_s, seconds / stream_size * 1e6, rereceipt_us, replay_us, queries)
+
+
+def report(small: Figures, large: Figures, stream_size: int) -> None:
+    """Print the figures side by side with the large/small ratio."""
+    print(f"duckdb {duckdb.__version__}; stream of {stream_size} instances"
+          f" (received + forwarded each) through the writer")
+    print(f"{'':34}{small.size:>12,}{large.size:>12,}{'ratio':>8}")
+    print(f"{'build by SQL (s)':34}{small.build_s:12.2f}{large.build_s:12.2f}")
+    rows = [("writer, us per instance", small.stream_us, large.stream_us),
+            ("re-receipt, us per instance", small.rereceipt_us, large.rereceipt_us),
+            ("exact replay (upsert), us per fact", small.replay_us, large.replay_us)]
+    rows += [(f"{name} (ms)", small.queries_ms[name], large.queries_ms[name])
+             for name in small.queries_ms]
+    for name, a, b in rows:
+        print(f"{name:34}{a:12.2f}{b:12.2f}{b / a:8.2f}")
+
+
+def main() -> None:
+    """Measure the sizes given (default 10k and 1M) and print the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 1_000_000])
+    parser.add_argument("--stream", type=int, default=20_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ledger-scale-") as folder:
+        small, large = (measure(size, args.stream, Path(folder)) for size in args.sizes)
+        report(small, large, args.stream)
+
+
+if __name__ == "__main__":
+    main()
