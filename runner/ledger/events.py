@@ -354,3 +354,8 @@ Fact = (
     | VerificationRecorded
     | EventRecorded
 )
+
+FACT_TYPES: tuple[type, ...] = (
+    RunStarted, RunEnded, StudiesPlanned, StudyStatusChanged, RetrieveStarted, RetrieveFinished,
+    InstanceReceived, InstanceForwarded, InstanceQuarantined, VerificationRecorded, EventRecorded,
+)

@@ -20,6 +20,7 @@ from runner.errors import LedgerError
 from runner.ledger import connection
 from runner.ledger.batching import BatchWriter, WriterStats
 from runner.ledger.events import (
+    FACT_TYPES,
     EventKind,
     EventRecorded,
     Fact,
@@ -79,6 +80,8 @@ class Ledger:
 
     def record(self, fact: Fact) -> None:
         """Queue any fact (the typed `record_*` methods below build them for you)."""
+        if not isinstance(fact, FACT_TYPES):
+            raise TypeError(f"not a ledger fact: {type(fact).__name__}")
         self._writer.put(fact)
 
     def start_run(self, *, profile_path: str, profile_sha256: str, runner_version: str,

@@ -169,6 +169,11 @@ def test_record_methods_return_ids_and_stamp_utc_times(ledger: Ledger) -> None:
     assert ledger.query("SELECT ended_at IS NOT NULL FROM runs") == [(True,)]
 
 
+def test_something_that_is_not_a_fact_is_refused_at_once(ledger: Ledger) -> None:
+    with pytest.raises(TypeError, match="StudyPlanned"):
+        ledger.record(planned("9.9"))  # type: ignore[arg-type]
+
+
 def test_a_naive_datetime_is_refused_when_the_fact_is_made() -> None:
     with pytest.raises(ValueError, match="naive"):
         InstanceForwarded(sop_instance_uid="1", study_uid="2", ok=True, status=0,
