@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.peers
 @dataclass
 class Site:
     source: OrthancProcess
-    destination: OrthancProcess
+    destination: Any  # an OrthancProcess, or a fake archive from tests.fakes
     profile: Path
     specs: list[StudySpec]
     reports: Path
