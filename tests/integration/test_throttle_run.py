@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_never_more_in_flight_than_allowed_and_delays_above_the_minimum(
     assert len(spans) == 10
     peak = max(in_flight_at(spans, start) for start, _ in spans)
     assert peak == 3  # reached, never exceeded
-    for (previous, _), (start, _) in zip(spans, spans[1:], strict=False):
+    for (previous, _), (start, _) in itertools.pairwise(spans):
         if in_flight_at(spans, start - 1e-3) >= 1:  # above the minimum: delayed
             assert start - previous >= 0.15 - 0.01
 
