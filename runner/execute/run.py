@@ -24,7 +24,6 @@ from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
 from runner.profile.peers import destination_peer, dicom_settings
 
-
 # The schedule's clock: the local time in a zone (tests speed it up).
 WallClock = Callable[[ZoneInfo], datetime]
 
