@@ -1,1 +1,1 @@
-"""tiering."""
+"""The storage-tier model (local store with LRU push-off, nearline recall) and the forecast."""
