@@ -12,9 +12,10 @@ from runner import __version__
 from runner.dicom.echo import c_echo
 from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig
 from runner.dicom.spool import Spool
+from runner.dicom.verify import instances_present
 from runner.errors import DicomError
 from runner.execute.engine import Engine
-from runner.execute.forwarder import Backoff, Forwarder
+from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
 from runner.execute.progress import ProgressPrinter, snapshot
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.verifier import CommitmentWaiter, Verifier
@@ -158,18 +159,32 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
 
 
 def _resubmit(engine: Engine, works: list[StudyWork], again: set[str]) -> None:
-    from runner.execute.forwarder import ForwardItem
-
-    assert engine.forwarder is not None
+    """Forward again what an earlier run received but did not (or did not record) send."""
     for work in works:
-        for sop in sorted(work.forwarding & again):
+        pending = sorted(work.forwarding & again)
+        held = _already_held(engine, work.uid, pending) if pending else set()
+        for sop in pending:
             copy = work.received[sop]
-            engine.forwarder.submit(ForwardItem(sop, work.uid, copy.sop_class_uid,
-                                                copy.transfer_syntax,
-                                                engine.spool.root / copy.spool_name,
-                                                copy.spool_name))
+            item = ForwardItem(sop, work.uid, copy.sop_class_uid, copy.transfer_syntax,
+                               engine.spool.root / copy.spool_name, copy.spool_name)
+            if sop in held:
+                engine.on_forwarded(ForwardResult(item, True, True, 0x0000,
+                                                  "already at the destination"))
+            else:
+                assert engine.forwarder is not None
+                engine.forwarder.submit(item)
         if work.stage is Stage.VERIFYING:
             engine.verify_queue.put(work.uid)
+
+
+def _already_held(engine: Engine, study_uid: str, sops: list[str]) -> set[str]:
+    """Which of `sops` the destination holds already (sent before a crash, not recorded)."""
+    if engine.profile.morphing_options.allow_uid_changes:
+        return set()  # destination UIDs are not known for unrecorded sends
+    assert engine.verifier is not None
+    found = instances_present(engine.verifier.destination, engine.verifier.calling_ae,
+                              engine.settings, study_uid)
+    return set(sops) & found.sop_uids if found.ok else set()
 
 
 class _Sweeper(threading.Thread):
