@@ -106,6 +106,19 @@ def status(profile: ProfileArg) -> None:
             typer.echo(line)
 
 
+@app.command()
+def verify(profile: ProfileArg) -> None:
+    """Check the destination again for every study sent; queue what is missing."""
+    from runner.execute.reverify import verify_again
+
+    with _exit_codes():
+        summary = verify_again(load_profile(profile), typer.echo)
+        for line in summary.lines():
+            typer.echo(line)
+        if summary.short or summary.unanswered:
+            raise typer.Exit(1)
+
+
 def _progress_writer() -> Callable[[str], None]:
     tty = sys.stdout.isatty()
 

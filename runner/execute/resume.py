@@ -14,6 +14,12 @@ _LEFT = """
 SELECT study_uid FROM reconciliation WHERE status <> 'verified'
 """
 
+# The missing instances of each study's latest check, when it found the study short.
+_SHORT = """
+SELECT study_uid, arg_max(missing_uids, verified_at), arg_max(ok, verified_at)
+FROM verifications GROUP BY study_uid
+"""
+
 _INSTANCES_LEFT = """
 SELECT i.study_uid, i.sop_instance_uid, i.series_uid, i.sop_class_uid, i.transfer_syntax,
        i.spool_name, i.state, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid)
@@ -59,12 +65,13 @@ def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool) -> l
     destination before is checked there first instead of being retrieved.
     """
     by_uid = {w.uid: w for w in works}
+    missing = {uid: set(uids) for uid, uids, ok in ledger.query(_SHORT) if not ok and uids}
     again: list[str] = []
     for row in ledger.query(_INSTANCES_LEFT):
         study_uid, sop, series, sop_class, syntax, spool_name, state, dest = row
         work = by_uid.get(study_uid)
-        if work is None:
-            continue
+        if work is None or sop in missing.get(study_uid, ()):
+            continue  # not this run's, or lost at the destination: retrieve it again
         copy = Copy(series, sop_class, syntax, spool_name)
         if state in ("forwarded", "verified"):
             work.received[sop] = copy

@@ -112,3 +112,26 @@ def test_destination_down_at_start_exits_1_naming_it_and_marks_nothing(
     assert result.returncode == 1
     assert "destination Test destination (NEWVNA@127.0.0.1" in result.stderr
     assert not (site.reports / "ledger.duckdb").exists()
+
+
+def test_verify_finds_an_instance_lost_at_the_destination_and_run_sends_it_again(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        specs: list[StudySpec]) -> None:
+    import urllib.request
+
+    site = make_site(tmp_path, orthanc_factory, specs[:2])
+    assert site.pacsmig("run").returncode == 0
+    lost = site.destination.rest_get("/instances")[0]
+    url = f"http://127.0.0.1:{site.destination.http_port}/instances/{lost}"
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30).close()
+
+    checked = site.pacsmig("verify")
+    assert checked.returncode == 1
+    assert "1 complete, 1 short" in checked.stdout
+    assert sorted(row[4] for row in site.reconciliation()) == ["incomplete", "verified"]
+
+    rerun = site.pacsmig("run")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "Migrating 1 of the plan's 2 studies" in rerun.stdout
+    assert sorted(site.destination.instances()) == sorted(site.source.instances())
+    assert site.pacsmig("verify").returncode == 0
