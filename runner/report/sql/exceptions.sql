@@ -1,0 +1,49 @@
+-- Every study in scope that is not verified, worst first, with why and how often it was
+-- tried: the engine's reason, instances set aside, the destination's last short count, else
+-- the last failed retrieve; a study with none of these is explained by its status.
+WITH quar AS (
+    SELECT i.study_uid, count(*) AS quarantined, arg_max(i.quarantined, i.received_at) AS reason
+    FROM instances i JOIN report_scope USING (study_uid)
+    WHERE i.state = 'quarantined'
+    GROUP BY i.study_uid
+), checks AS (
+    SELECT v.study_uid, count(*) AS checks, arg_max(v.ok, v.verified_at) AS ok,
+           arg_max(v.found, v.verified_at) AS found,
+           arg_max(v.expected, v.verified_at) AS expected,
+           arg_max(v.detail, v.verified_at) AS detail
+    FROM verifications v JOIN report_scope USING (study_uid)
+    GROUP BY v.study_uid
+), failed_retrieve AS (
+    SELECT r.study_uid,
+           arg_max(r.category || coalesce(': ' || r.detail, ''), r.started_at) AS last_failure
+    FROM retrieves r JOIN report_scope USING (study_uid)
+    WHERE r.ended_at IS NOT NULL AND r.category NOT IN ('success', 'warning')
+    GROUP BY r.study_uid
+), explained AS (
+    SELECT s.*, coalesce(q.quarantined, 0) AS quarantined_instances,
+           coalesce(c.checks, 0) AS checks,
+           nullif(concat_ws('; ',
+               s.reason,
+               CASE WHEN q.quarantined > 0 THEN
+                   q.quarantined || ' instance(s) set aside: ' || q.reason END,
+               CASE WHEN NOT c.ok THEN
+                   'destination holds ' || c.found || coalesce(' of ' || c.expected, '')
+                   || ' instance(s)' || coalesce(' (' || c.detail || ')', '') END,
+               CASE WHEN s.reason IS NULL THEN f.last_failure END), '') AS known_reason
+    FROM report_scope s
+    LEFT JOIN quar q USING (study_uid)
+    LEFT JOIN checks c USING (study_uid)
+    LEFT JOIN failed_retrieve f USING (study_uid)
+    WHERE s.status <> 'verified'
+)
+SELECT pseudonym, study_uid, status, tier, modality, study_date, device,
+       phase_index + 1 AS phase, source_instances, received_instances, destination_instances,
+       quarantined_instances, attempts, checks,
+       coalesce(known_reason, CASE status
+           WHEN 'pending' THEN 'not started yet'
+           WHEN 'in_progress' THEN 'started, not yet checked at the destination'
+           WHEN 'incomplete' THEN 'the destination holds fewer instances than the source'
+           ELSE 'given up without a recorded reason' END) AS reason
+FROM explained
+ORDER BY list_position(['failed', 'incomplete', 'in_progress', 'pending'], status),
+         phase_index, order_index, study_uid
