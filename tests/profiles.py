@@ -11,7 +11,7 @@ import yaml
 from runner.dicom.peer import Peer
 
 
-def profile_data(tmp_path: Path, devices: Sequence[tuple[str, Peer]], destination: Peer,
+def profile_data(tmp_path: Path, devices: Sequence[tuple[str, Peer]], dest: Peer,
                  listener_port: int, **sections: Any) -> dict[str, Any]:
     """A profile as plain data: the given devices and destination, wide-open throttles."""
     data: dict[str, Any] = {
@@ -24,8 +24,8 @@ def profile_data(tmp_path: Path, devices: Sequence[tuple[str, Peer]], destinatio
                                 "port": p.port} for i, p in devices],
                    "calling_ae_title": "PACSMIG",
                    "inventory": {"from": "2000-01-01", "to": "today", "window_days": 3660}},
-        "destination": {"name": "Test destination", "ae_title": destination.ae_title,
-                        "host": destination.host, "port": destination.port,
+        "destination": {"name": "Test destination", "ae_title": dest.ae_title,
+                        "host": dest.host, "port": dest.port,
                         "max_associations": 2, "verify": "instances"},
         "throttles": {"open": {"max_concurrent_retrieves": 4, "min_concurrent_retrieves": 4,
                                "delay_seconds": 0}},

@@ -90,7 +90,7 @@ class Verifier:
             return Check(True, 0, frozenset(), "nothing to commit")
         refs = [(sop_class, dest) for dest, sop_class in expected.values()]
         request = request_commitment(self.destination, self.calling_ae, self.settings, refs,
-                                     wait_for_report=min(5.0, self.commitment_timeout))
+                                     wait_for_report=min(0.5, self.commitment_timeout))
         if not request.ok:
             return Check(False, 0, frozenset(), request.detail)
         report = request.report or self.waiter.wait(request.transaction_uid,

@@ -50,7 +50,7 @@ def make_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
     listener_port = free_port()
     listener = Peer("PACSMIG", "127.0.0.1", listener_port)
     source = orthanc_factory(aet="OLDPACS", modalities={"pacsmig": listener})
-    destination = orthanc_factory(aet="NEWVNA")
+    destination = orthanc_factory(aet="NEWVNA", modalities={"pacsmig": listener})
     for spec in specs:
         for ds in make_study(spec):
             if prepare is not None:
@@ -135,3 +135,16 @@ def test_verify_finds_an_instance_lost_at_the_destination_and_run_sends_it_again
     assert "Migrating 1 of the plan's 2 studies" in rerun.stdout
     assert sorted(site.destination.instances()) == sorted(site.source.instances())
     assert site.pacsmig("verify").returncode == 0
+
+
+@pytest.mark.parametrize("method", ["counts", "commitment"])
+def test_migration_verified_by_counts_or_storage_commitment(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        specs: list[StudySpec], method: str) -> None:
+    site = make_site(tmp_path, orthanc_factory, specs[:3], destination={"verify": method})
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [row[1:] for row in site.reconciliation()] == [(6, 6, 6, "verified")] * 3
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        methods = conn.execute("SELECT DISTINCT method FROM verifications").fetchall()
+    assert methods == [({"counts": "count", "commitment": "commitment"}[method],)]
