@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -91,12 +92,19 @@ def ledger_path(tmp_path: Path) -> Path:
     return tmp_path / "reports" / "ledger.duckdb"
 
 
-@pytest.fixture
-def site(ledger_path: Path) -> Iterator[Builder]:
-    with Ledger.open(ledger_path) as ledger:
+@contextmanager
+def building(path: Path) -> Iterator[Builder]:
+    """A new ledger at `path` with a run started, to write facts into."""
+    with Ledger.open(path) as ledger:
         ledger.start_run(profile_path="/etc/site.yaml", profile_sha256="a" * 64,
                          runner_version="0.1.0", command="run")
         yield Builder(ledger)
+
+
+@pytest.fixture
+def site(ledger_path: Path) -> Iterator[Builder]:
+    with building(ledger_path) as builder:
+        yield builder
 
 
 def identity(path: Path, scope: ReportScope = EVERYTHING, site_id: str = SITE) -> Identity:
