@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from runner.dicom.echo import c_echo
 from runner.dicom.listener import IncomingStore, Received, Rejection, Verdict
-from runner.dicom.move import MoveOutcome
+from runner.dicom.move import MoveHandle, MoveOutcome, MoveProgress
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
+from runner.execute.alerts import Alerter
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
+from runner.execute.redate import DeadTime, Redates
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.execute.verifier import METHODS, Check, Verifier
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
@@ -48,6 +51,11 @@ class Retrieve:
     started: float
     last_progress: float
     received: int = 0
+    handle: MoveHandle = field(default_factory=MoveHandle)
+
+    def progressed(self, _progress: MoveProgress | None = None) -> None:
+        """A pending response or an instance arrived: the retrieve is not stalled."""
+        self.last_progress = time.monotonic()
 
 
 @dataclass
@@ -76,9 +84,16 @@ class Engine:
         self.lock = threading.RLock()
         self.wake = threading.Condition(self.lock)
         self.works = {w.uid: w for w in works}
+        recent = set(plan.redate.study_uids)
+        self.plan_studies = {s.study_uid: s for p in plan.phases for s in p.studies
+                             if s.study_uid in recent}
         self.queues = DeviceQueues(d.id for d in plan.devices)
-        self.devices = {d.id: DeviceState(d.id, Peer(d.ae_title, d.host, d.port), d.pinned_throttle)
+        self.devices = {d.id: DeviceState(d.id, Peer(d.ae_title, d.host, d.port),
+                                          d.pinned_throttle, profile.source.health)
                         for d in plan.devices}
+        self.alerter = Alerter(profile.site.id, profile.alert)
+        self.redates = Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0)
+        self.dead = DeadTime()
         self.throttles = {t.name: CompiledThrottle.of(t) for t in plan.throttles}
         self.zone = ZoneInfo(plan.timezone)
         self.wall_clock = wall_clock  # the schedule's clock: the site's local time
@@ -107,6 +122,9 @@ class Engine:
                 wait = self._dispatch_once(time.monotonic())
                 self.wake.wait(timeout=min(wait, _IDLE_WAKE))
                 tick()
+            if self.dead.update(False, time.monotonic()) == "end":
+                self.ledger.record_event(EventKind.DEAD_TIME_END,
+                                         detail={"seconds": round(self.dead.last_span, 3)})
 
     def _finished(self) -> bool:
         if self.stopping.is_set() or self.fatal:
@@ -115,53 +133,113 @@ class Engine:
 
     def _dispatch_once(self, now: float) -> float:
         """Start every retrieve that may start now; seconds until the next may."""
+        self._watch_stalls(now)
+        self._probe_down_devices(now)
+        self.redates.refill(now, self.by_study)
         next_release = self.queues.release(now)
         wait = (next_release - now) if next_release is not None else _IDLE_WAKE
-        if self.spool.is_full:
-            return wait
-        wall = self.wall_clock(self.zone)
-        usable = {d for d, s in self.devices.items() if s.usable(now)}
-        for device_id in sorted(usable):
-            wait = min(wait, self._fill_device(self.devices[device_id], usable, now, wall))
+        if not self.spool.is_full:
+            wall = self.wall_clock(self.zone)
+            usable = {d for d, s in self.devices.items() if s.usable()}
+            for device_id in sorted(usable):
+                wait = min(wait, self._fill_device(self.devices[device_id], usable, now, wall))
+        self._note_dead_time(now)
         return max(wait, 0.01)
 
     def _fill_device(self, device: DeviceState, usable: set[str], now: float,
                      wall: datetime) -> float:
         name = throttle_in_force(self.plan.schedule, device.pinned, wall)
-        device.note_throttle(name, self.ledger)
+        self._note_throttle(device, name)
         throttle = self.throttles.get(name) if name else None
         while True:
-            uid = self.queues.peek(device.id, usable)
+            redate = self.redates.peek()
+            uid = redate or self.queues.peek(device.id, usable)
             if uid is None:
                 return _IDLE_WAKE
-            work = self.works[uid]
+            megabytes, instances = self._size_of(uid)
             gate = next_start(throttle, device.in_flight, device.last_start, now,
-                              self._formula_values(work, device, now))
+                              self._formula_values(megabytes, instances, device, now))
             if gate.wait != 0.0:
                 return gate.wait if gate.wait is not None else _IDLE_WAKE
-            self.queues.pop(uid)
-            self._start_retrieve(work, device, RetrievePurpose.MIGRATE, now)
+            if redate is not None:
+                self.redates.pop()
+                self._start_retrieve(redate, device, RetrievePurpose.REDATE, now)
+            else:
+                self.queues.pop(uid)
+                self._start_retrieve(uid, device, RetrievePurpose.MIGRATE, now)
 
-    def _formula_values(self, work: StudyWork, device: DeviceState,
+    def _size_of(self, uid: str) -> tuple[float, int]:
+        work = self.works.get(uid)
+        if work is not None:
+            return work.megabytes, work.expected or 0
+        study = self.plan_studies.get(uid)
+        return (study.estimated_mb, study.instances or 0) if study else (0.0, 0)
+
+    def _formula_values(self, megabytes: float, instances: int, device: DeviceState,
                         now: float) -> dict[str, float]:
-        return {"study_mb": work.megabytes, "study_instances": float(work.expected or 0),
+        return {"study_mb": megabytes, "study_instances": float(instances),
                 "spool_gb": self.spool.used_bytes / 1e9,
                 "device_mb_per_s": device.meter.mb_per_s(now)}
 
+    def _note_throttle(self, device: DeviceState, name: str | None) -> None:
+        if name != device.throttle:
+            self.ledger.record_event(EventKind.THROTTLE_CHANGE, device=device.id,
+                                     detail={"from": device.throttle, "to": name or "paused"})
+            device.throttle = name
+
+    # --- dead time, stalls and device health ----------------------------------------------
+
+    def _note_dead_time(self, now: float) -> None:
+        """Dead time: studies wait for a retrieve and none is in flight on any device."""
+        dead = bool(len(self.queues)) and not self.retrieves
+        change = self.dead.update(dead, now)
+        if change == "start":
+            self.ledger.record_event(EventKind.DEAD_TIME_START)
+        elif change == "end":
+            self.ledger.record_event(EventKind.DEAD_TIME_END,
+                                     detail={"seconds": round(self.dead.last_span, 3)})
+
+    def _watch_stalls(self, now: float) -> None:
+        limit = self.profile.source.health.stall_timeout
+        for retrieve in list(self.retrieves.values()):
+            idle = now - retrieve.last_progress
+            if idle > limit and not retrieve.handle.aborted:
+                self.ledger.record_event(EventKind.STALL, device=retrieve.device,
+                                         study_uid=retrieve.study_uid,
+                                         detail={"idle_seconds": round(idle, 1)})
+                retrieve.handle.abort()
+
+    def _probe_down_devices(self, now: float) -> None:
+        for device in self.devices.values():
+            if device.probe_due(now):
+                device.probing = True
+                threading.Thread(target=self._probe, args=(device,), daemon=True,
+                                 name=f"probe-{device.id}").start()
+
+    def _probe(self, device: DeviceState) -> None:
+        echo = c_echo(device.peer, self.profile.source.calling_ae_title, self.settings)
+        with self.lock:
+            if device.probed(echo.ok, time.monotonic()):
+                self.ledger.record_event(EventKind.DEVICE_UP, device=device.id)
+                self.alerter.send("device_up", device.id, {"probe": echo.detail})
+            self.wake.notify_all()
+
     # --- retrieves ------------------------------------------------------------------------
 
-    def _start_retrieve(self, work: StudyWork, device: DeviceState, purpose: RetrievePurpose,
+    def _start_retrieve(self, uid: str, device: DeviceState, purpose: RetrievePurpose,
                         now: float) -> None:
         msg_id = self._allocate_msg_id()
-        retrieve_id = self.ledger.record_retrieve_started(study_uid=work.uid, device=device.id,
+        retrieve_id = self.ledger.record_retrieve_started(study_uid=uid, device=device.id,
                                                           purpose=purpose)
-        retrieve = Retrieve(retrieve_id, work.uid, device.id, purpose, msg_id, now, now)
+        retrieve = Retrieve(retrieve_id, uid, device.id, purpose, msg_id, now, now)
         self.retrieves[msg_id] = retrieve
-        self.by_study[work.uid] = retrieve
+        self.by_study[uid] = retrieve
         device.started(now)
-        work.stage = Stage.RETRIEVING
-        work.retrieves += 1
-        self.ledger.record_study_status(work.uid, StudyStatus.ACTIVE)
+        if purpose is RetrievePurpose.MIGRATE:
+            work = self.works[uid]
+            work.stage = Stage.RETRIEVING
+            work.retrieves += 1
+            self.ledger.record_study_status(uid, StudyStatus.ACTIVE)
         thread = threading.Thread(target=self._retrieve, args=(retrieve, device.peer),
                                   name=f"retrieve-{msg_id}", daemon=True)
         thread.start()
@@ -178,7 +256,8 @@ class Engine:
 
         outcome = c_move(peer, self.profile.source.calling_ae_title, self.settings,
                          self.profile.listener.ae_title, retrieve.study_uid,
-                         msg_id=retrieve.msg_id)
+                         msg_id=retrieve.msg_id, on_pending=retrieve.progressed,
+                         handle=retrieve.handle)
         self.ledger.record_retrieve_finished(
             retrieve.retrieve_id, final_status=outcome.status, category=str(outcome.category),
             completed=outcome.completed, failed=outcome.failed, warning=outcome.warning,
@@ -192,7 +271,13 @@ class Engine:
         self.retrieves.pop(retrieve.msg_id, None)
         self.by_study.pop(retrieve.study_uid, None)
         device = self.devices[retrieve.device]
-        device.finished(outcome, time.monotonic(), self.ledger)
+        if device.finished(outcome, time.monotonic()):
+            detail = {"failures": device.failures, "last": outcome.detail}
+            self.ledger.record_event(EventKind.DEVICE_DOWN, device=device.id, detail=detail)
+            self.alerter.send("device_down", device.id, detail)
+        if retrieve.purpose is RetrievePurpose.REDATE:
+            self.redates.finished(retrieve.study_uid, outcome.ok)
+            return
         work = self.works[retrieve.study_uid]
         if outcome.category is StatusCategory.MOVE_DESTINATION_UNKNOWN:
             self.fatal = (f"device {device.id} ({device.peer}) does not know the move "
@@ -232,7 +317,7 @@ class Engine:
             if retrieve is None:
                 self.counters.refused += 1
                 return Verdict.REFUSE
-            retrieve.last_progress = time.monotonic()
+            retrieve.progressed()
             if retrieve.purpose is RetrievePurpose.REDATE:
                 self.counters.discarded += 1
                 return Verdict.DISCARD

@@ -209,6 +209,20 @@ class InventoryQuery(_Model):
         return self
 
 
+class Health(_Model):
+    """How a stalled retrieve and a failing device are noticed, and when a device is retried."""
+
+    stall_timeout: float = Field(
+        300, gt=0, le=86400,
+        description="seconds without progress (pending response or instance) before a "
+                    "retrieve is aborted and its study queued again")
+    down_after: int = Field(3, ge=1, le=100, description="failed retrieves in a row that "
+                                                         "mark a device down")
+    probe_seconds: float = Field(30, gt=0, le=3600,
+                                 description="first C-ECHO probe of a down device; doubles")
+    probe_max_seconds: float = Field(600, gt=0, le=86400)
+
+
 class Source(_Model):
     """The old PACS: its devices and how it is inventoried."""
 
@@ -216,6 +230,17 @@ class Source(_Model):
     devices: list[Device] = Field(min_length=1)
     calling_ae_title: AETitle
     inventory: InventoryQuery
+    health: Health = Field(default_factory=Health)
+
+
+class Alert(_Model):
+    """Who is told at once when a device goes down or comes back (no patient data is sent)."""
+
+    command: list[str] | None = Field(
+        None, min_length=1, description="program and arguments; the event is in the "
+                                        "environment: PACSMIG_EVENT, PACSMIG_DEVICE, ...")
+    webhook: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = Field(
+        None, description="URL that receives a JSON POST")
 
 
 VerifyMethod = Literal["instances", "counts", "commitment"]
@@ -487,6 +512,7 @@ class SiteProfile(_Model):
     reports: Reports
     dicom: DicomOptions = Field(default_factory=DicomOptions)
     retries: Retries = Field(default_factory=Retries)
+    alert: Alert = Field(default_factory=Alert)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteProfile:

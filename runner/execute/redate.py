@@ -1,0 +1,70 @@
+"""Re-dating rounds and dead-time bookkeeping for the dispatcher.
+
+Re-dating keeps clinically recent studies on the old PACS's local store: every
+`redate.every_hours` each recent local study is retrieved to the listener, which discards it;
+the retrieve refreshes the study's last access on the source. Re-dates go before migration
+retrieves in a device's queue (so they are never starved) and pass the same throttle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Container, Sequence
+
+
+class Redates:
+    """The re-date rounds: which study is next, and when the next round is due."""
+
+    def __init__(self, study_uids: Sequence[str], every_seconds: float) -> None:
+        self.study_uids = tuple(study_uids)
+        self.every = every_seconds
+        self.next_round = 0.0  # the first round is due at once
+        self.queue: deque[str] = deque()
+        self.rounds = 0
+        self.done = 0
+        self.failed = 0
+
+    def refill(self, now: float, busy: Container[str]) -> bool:
+        """Start a round when one is due and the last one is through; True if it started."""
+        if not self.study_uids or self.queue or now < self.next_round:
+            return False
+        self.queue.extend(uid for uid in self.study_uids if uid not in busy)
+        self.next_round = now + self.every
+        self.rounds += 1
+        return True
+
+    def peek(self) -> str | None:
+        """The next study to re-date, if a round is under way."""
+        return self.queue[0] if self.queue else None
+
+    def pop(self) -> str:
+        """Take the study `peek` returned."""
+        return self.queue.popleft()
+
+    def finished(self, _study_uid: str, ok: bool) -> None:
+        """A re-date retrieve ended."""
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+
+
+class DeadTime:
+    """Periods with studies waiting for a retrieve and none in flight."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.total = 0.0
+        self.last_span = 0.0
+
+    def update(self, dead: bool, now: float) -> str | None:
+        """Note the state at `now`; "start" or "end" when a dead period starts or ends."""
+        if dead and self.since is None:
+            self.since = now
+            return "start"
+        if not dead and self.since is not None:
+            self.last_span = now - self.since
+            self.total += self.last_span
+            self.since = None
+            return "end"
+        return None
