@@ -1,6 +1,6 @@
 -- Every study in scope that is not verified, worst first, with why and how often it was
--- tried: the engine's reason, instances set aside, the destination's last short count, else
--- the last failed retrieve; a study with none of these is explained by its status.
+-- tried: the engine's reason (else the destination's last short count, else the last failed
+-- retrieve) and instances set aside; a study with none of these is explained by its status.
 WITH quar AS (
     SELECT i.study_uid, count(*) AS quarantined, arg_max(i.quarantined, i.received_at) AS reason
     FROM instances i JOIN report_scope USING (study_uid)
@@ -26,10 +26,11 @@ WITH quar AS (
                s.reason,
                CASE WHEN q.quarantined > 0 THEN
                    q.quarantined || ' instance(s) set aside: ' || q.reason END,
-               CASE WHEN NOT c.ok THEN
-                   'destination holds ' || c.found || coalesce(' of ' || c.expected, '')
-                   || ' instance(s)' || coalesce(' (' || c.detail || ')', '') END,
-               CASE WHEN s.reason IS NULL THEN f.last_failure END), '') AS known_reason
+               CASE WHEN s.reason IS NULL THEN coalesce(
+                   CASE WHEN NOT c.ok THEN
+                       'destination holds ' || c.found || coalesce(' of ' || c.expected, '')
+                       || ' instance(s)' || coalesce(' (' || c.detail || ')', '') END,
+                   f.last_failure) END), '') AS known_reason
     FROM report_scope s
     LEFT JOIN quar q USING (study_uid)
     LEFT JOIN checks c USING (study_uid)
