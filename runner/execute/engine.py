@@ -109,6 +109,7 @@ class Engine:
         self.forwarder: Forwarder | None = None
         self.verifier: Verifier | None = None
         self.janitor = Janitor(spool, ledger)
+        self.threads: list[threading.Thread] = []
         for work in works:
             if not work.final and work.stage is Stage.QUEUED:
                 self.queues.push(work)
@@ -242,7 +243,19 @@ class Engine:
             self.ledger.record_study_status(uid, StudyStatus.ACTIVE)
         thread = threading.Thread(target=self._retrieve, args=(retrieve, device.peer),
                                   name=f"retrieve-{msg_id}", daemon=True)
+        self.threads = [t for t in self.threads if t.is_alive()]
+        self.threads.append(thread)
         thread.start()
+
+    def abandon_retrieves(self, timeout: float) -> None:
+        """Abort what is still in flight (re-dates, or all at Ctrl-C) and wait for the ends."""
+        with self.lock:
+            for retrieve in self.retrieves.values():
+                retrieve.handle.abort()
+            threads = list(self.threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _allocate_msg_id(self) -> int:
         for _ in range(0xFFFF):

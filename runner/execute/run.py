@@ -116,7 +116,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
         on_commitment=waiter.deliver))
     printer = ProgressPrinter(write, is_tty)
-    tiers = [p.tier.value for p in plan.phases]
+    tiers = [p.name for p in plan.phases]
 
     def show(force: bool = False) -> None:
         printer.show(lambda: snapshot(works, tiers, engine.counters.received_bytes,
@@ -150,6 +150,7 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
         stopped = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
     finally:
         engine.stopping.set()
+        engine.abandon_retrieves(timeout=engine.settings.acse_timeout)
         listener.stop()
         engine.forwarder.close()
         engine.verify_queue.close()

@@ -19,8 +19,11 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Pla
     """The plan for `profile` over `inventory`, as of `today` (in the site's time zone)."""
     studies, notes = _in_scope(profile, inventory.studies, today)
     device_ids = [d.id for d in profile.source.devices]
-    phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
-                   if p.tier in profile.tiering.order or p.studies)
+    if profile.tiering.by_tier:
+        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
+                       if p.tier in profile.tiering.order or p.studies)
+    else:
+        phases = _phases((None,), studies, device_ids)
     return Plan(
         site_id=profile.site.id,
         site_name=profile.site.name,
@@ -59,11 +62,12 @@ def _modalities(study: Study) -> frozenset[str]:
     return frozenset(m for m in study.modality.replace("/", "\\").split("\\") if m)
 
 
-def _phases(tiers: Sequence[Location], studies: Iterable[Study],
+def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
             device_ids: Sequence[str]) -> tuple[Phase, ...]:
-    by_tier: dict[Location, list[Study]] = {tier: [] for tier in tiers}
+    """One phase per tier in order; a single tier None takes every study."""
+    by_tier: dict[Location | None, list[Study]] = {tier: [] for tier in tiers}
     for study in studies:
-        by_tier[study.location].append(study)
+        by_tier[study.location if tiers != (None,) else None].append(study)
     balancer = _Balancer(device_ids)
     phases = []
     for tier in tiers:

@@ -38,7 +38,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 def _phase_json(phase: Phase) -> dict[str, Any]:
     span = phase.date_span
-    return {"tier": phase.tier.value, "studies": len(phase.studies),
+    return {"tier": phase.name, "studies": len(phase.studies),
             "instances": phase.instances, "gb": round(phase.megabytes / 1000, 2),
             "from": span[0].isoformat() if span else None,
             "to": span[1].isoformat() if span else None,
@@ -75,7 +75,7 @@ def _phase_rows(plan: Plan) -> list[list[str]]:
     rows = [["#", "tier", "studies", "instances", "GB", "first date", "last date"]]
     for i, phase in enumerate(plan.phases, 1):
         span = phase.date_span
-        rows.append([str(i), phase.tier.value, f"{len(phase.studies):,}",
+        rows.append([str(i), phase.name, f"{len(phase.studies):,}",
                      f"{phase.instances:,}", f"{phase.megabytes / 1000:,.2f}",
                      str(span[0]) if span else "-", str(span[1]) if span else "-"])
     rows.append(["", "total", f"{plan.studies:,}", f"{sum(p.instances for p in plan.phases):,}",

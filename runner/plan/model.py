@@ -10,19 +10,27 @@ from runner.inventory.model import Location, Study
 
 @dataclass(frozen=True, slots=True)
 class Phase:
-    """One tier's studies, in the order they will be retrieved (oldest first)."""
+    """One tier's studies, in the order they will be retrieved (oldest first).
 
-    tier: Location
+    `tier` is None for the single phase of an oldest-first plan, which mixes tiers.
+    """
+
+    tier: Location | None
     studies: tuple[Study, ...]
     devices: tuple[str, ...]  # the planned device of each study, aligned with `studies`
     instances: int  # unknown counts count as 0
     megabytes: float  # estimated where the source gave no size
 
     @classmethod
-    def of(cls, tier: Location, studies: tuple[Study, ...], devices: tuple[str, ...]) -> Phase:
+    def of(cls, tier: Location | None, studies: tuple[Study, ...], devices: tuple[str, ...]) -> Phase:
         """A phase with its totals computed once."""
         return cls(tier, studies, devices, sum(s.instances or 0 for s in studies),
                    sum(s.estimated_mb for s in studies))
+
+    @property
+    def name(self) -> str:
+        """The tier's name, or "all" for a phase that mixes tiers."""
+        return self.tier.value if self.tier is not None else "all"
 
     @property
     def date_span(self) -> tuple[date, date] | None:

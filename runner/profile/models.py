@@ -329,6 +329,10 @@ class Tiering(_Model):
     local_store_gb: float = Field(0, ge=0, description="capacity of the local store (forecasts)")
     order: list[Location] = Field(default_factory=lambda: [Location.LOCAL, Location.NEARLINE,
                                                            Location.OFFLINE], min_length=1)
+    by_tier: bool = Field(
+        True, description="one phase per tier in `order` (true), or a single phase of every "
+                          "study oldest first, whatever its tier (false: oldest-first, the "
+                          "strategy the tier order improves on; for comparisons)")
 
     @field_validator("location")
     @classmethod

@@ -68,7 +68,11 @@ class Behaviour:
         return MoveDirective()
 
     def after_move(self, spec: StudySpec, sent: int) -> None:
-        """Called when a C-MOVE of `spec` has sent `sent` instances."""
+        """Called when a C-MOVE of `spec` ends (however it ends), having sent `sent`."""
+
+    def echo_status(self) -> int:
+        """The C-ECHO answer (0x0000: healthy)."""
+        return 0x0000
 
 
 @dataclass
@@ -123,7 +127,7 @@ class QRServer:
 
     def _on_echo(self, event: Event) -> int:
         self._record(Request("C-ECHO", "", event.assoc.requestor.ae_title))
-        return 0x0000
+        return self.behaviour.echo_status()
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
         query = event.identifier
@@ -178,15 +182,24 @@ class QRServer:
             yield None, None
             return
         spec = self.by_uid.get(study_uid)
-        directive = self.behaviour.before_move(spec) if spec else MoveDirective()
-        yield address[0], address[1]
-        yield from self._move_body(event, spec, query, directive)
-
-    def _move_body(self, event: Event, spec: StudySpec | None, query: Dataset,
-                   directive: MoveDirective) -> Iterator[Any]:
-        if directive.status is not None or spec is None:
+        if spec is None:
+            yield address[0], address[1]
             yield 0
-            yield (directive.status if directive.status is not None else 0xC000), None
+            yield 0xC000, None
+            return
+        directive = self.behaviour.before_move(spec)
+        sent = [0]
+        try:
+            yield address[0], address[1]
+            yield from self._move_body(event, spec, query, directive, sent)
+        finally:
+            self.behaviour.after_move(spec, sent[0])
+
+    def _move_body(self, event: Event, spec: StudySpec, query: Dataset,
+                   directive: MoveDirective, sent: list[int]) -> Iterator[Any]:
+        if directive.status is not None:
+            yield 0
+            yield directive.status, None
             return
         instances = _selected(make_study(spec), query)
         yield len(instances)
@@ -198,7 +211,7 @@ class QRServer:
                 yield 0xFE00, None
                 return
             yield 0xFF00, ds
-        self.behaviour.after_move(spec, len(instances))
+            sent[0] += 1
 
 
 def _wait(event: Event, directive: MoveDirective) -> bool:

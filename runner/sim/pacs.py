@@ -1,0 +1,121 @@
+"""The simulated legacy PACS: storage tiers, recalls, LRU push-off and device lock-ups.
+
+One `SimArchive` is the PACS's store, shared by its devices: studies are local or nearline
+(the tier model of runner.tiering), a retrieve of a nearline study waits for its recall
+(time scaled for the demo) and pushes the least recently accessed studies off the local
+store. Each `SimDevice` is one DICOM device in front of it (a Workflow Manager, a DAS): it
+locks up when pushed past its concurrency, refusing or stalling every retrieve until it is
+"rebooted" `reboot_seconds` later. The counters are what a test measures.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from runner.sim.generate import StudySpec
+from runner.sim.qrscp import Behaviour, MoveDirective
+from runner.tiering.model import LocalStore, StoreCounts
+
+# Bytes per instance of a study, as generated (rows x cols x bytes per pixel + header).
+_HEADER_BYTES = 2048
+
+
+def study_mb(spec: StudySpec) -> float:
+    """The size of a generated study in MB (pixels plus a typical header per instance)."""
+    pixel_bytes = spec.rows * spec.cols * max(1, spec.bits_allocated // 8)
+    return spec.instance_count * (pixel_bytes + _HEADER_BYTES) / 1e6
+
+
+class SimArchive:
+    """The PACS's store: which studies are local, recalls and push-offs (thread-safe)."""
+
+    def __init__(self, specs: Sequence[StudySpec], capacity_mb: float, recent_days: int,
+                 today: date, recall_seconds_per_mb: float = 0.0,
+                 low_water_fraction: float = 0.9) -> None:
+        self.store: LocalStore[str] = LocalStore(capacity_mb, capacity_mb * low_water_fraction,
+                                                 recent_days, today.toordinal())
+        self.recall_seconds_per_mb = recall_seconds_per_mb
+        self.lock = threading.Lock()
+        for spec in sorted(specs, key=lambda s: (s.study_date, s.study_uid)):
+            local = spec.instance_availability != "NEARLINE"
+            self.store.know(spec.study_uid, study_mb(spec), spec.study_date.toordinal(), local)
+
+    def is_local(self, spec: StudySpec) -> bool:
+        """Whether the study is on the local store now."""
+        with self.lock:
+            return self.store.is_local(spec.study_uid)
+
+    def retrieve(self, spec: StudySpec) -> float:
+        """A retrieve of the study: the seconds its recall takes (0 when it was local)."""
+        with self.lock:
+            recalled = self.store.access(spec.study_uid)
+        return recalled * self.recall_seconds_per_mb
+
+    def counts(self) -> StoreCounts:
+        """Recalls, recalled MB, push-offs and recent push-offs so far."""
+        with self.lock:
+            return self.store.counts()
+
+
+@dataclass
+class Lockup:
+    """When a device locks up: past `max_concurrency` retrieves at once, for a while."""
+
+    max_concurrency: int
+    reboot_seconds: float
+    mode: Literal["refuse", "stall"] = "refuse"
+
+
+class SimDevice(Behaviour):
+    """One DICOM device in front of the archive, which may lock up."""
+
+    def __init__(self, archive: SimArchive, lockup: Lockup | None = None) -> None:
+        self.archive = archive
+        self.lockup = lockup
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.locked_until = 0.0
+        self.lockups = 0
+        self.moves = 0
+
+    def availability(self, spec: StudySpec) -> str:
+        return "ONLINE" if self.archive.is_local(spec) else "NEARLINE"
+
+    def locked(self) -> bool:
+        """Whether the device is locked up now."""
+        return time.monotonic() < self.locked_until
+
+    def before_move(self, spec: StudySpec) -> MoveDirective:
+        with self.lock:
+            self.in_flight += 1
+            self.moves += 1
+            trouble = self._trouble()
+        if trouble is not None:
+            return trouble
+        return MoveDirective(delay_seconds=self.archive.retrieve(spec))
+
+    def after_move(self, spec: StudySpec, sent: int) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def echo_status(self) -> int:
+        return 0x0110 if self.locked() else 0x0000  # processing failure while locked up
+
+    def _trouble(self) -> MoveDirective | None:
+        """Lock up when pushed too hard; while locked, refuse or stall (called locked)."""
+        if self.lockup is None:
+            return None
+        now = time.monotonic()
+        if now >= self.locked_until and self.in_flight > self.lockup.max_concurrency:
+            self.locked_until = now + self.lockup.reboot_seconds
+            self.lockups += 1
+        if now >= self.locked_until:
+            return None
+        if self.lockup.mode == "stall":
+            return MoveDirective(stall=True)
+        return MoveDirective(status=0xA701)  # out of resources: unable to start sub-operations

@@ -1,0 +1,73 @@
+"""The two principles measured on the simulated PACS (its own counters, not the forecast):
+local-first with re-dating recalls less and pushes no recent study off the local store,
+where oldest-first without re-dating does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.dicom.peer import Peer
+from runner.execute.run import run_migration
+from runner.plan.commands import build_plan
+from runner.profile.load import load_profile
+from runner.sim.generate import StudySpec, synthetic_archive
+from runner.sim.pacs import SimArchive, SimDevice, study_mb
+from runner.sim.qrscp import QRServer
+from runner.tiering.model import StoreCounts
+from tests.peers import OrthancProcess, free_port
+from tests.profiles import profile_data, write_profile
+
+pytestmark = pytest.mark.peers
+RECALL_SECONDS = 0.4
+
+
+def hospital() -> list[StudySpec]:
+    """14 nearline studies (2010-2019), 12 older local ones, 4 acquired this week."""
+    today = date.today()
+    specs = synthetic_archive("tiers", 30, date(2010, 1, 1), date(2019, 12, 31),
+                              modalities=("CT",))
+    days = [date(2010, 1, 1) + timedelta(days=120 * i) for i in range(26)]
+    days += [today - timedelta(days=d) for d in (6, 4, 2, 1)]
+    return [replace(s, study_date=day, instance_availability="NEARLINE" if i < 14 else None)
+            for i, (s, day) in enumerate(zip(specs, days, strict=True))]
+
+
+def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> StoreCounts:
+    specs = hospital()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    local_mb = sum(study_mb(s) for s in specs if s.instance_availability is None)
+    archive = SimArchive(specs, capacity_mb=local_mb, recent_days=14, today=date.today(),
+                         recall_seconds_per_mb=RECALL_SECONDS / study_mb(specs[0]))
+    listener_port = free_port()
+    server = QRServer("SIMPACS", specs, {"PACSMIG": ("127.0.0.1", listener_port)},
+                      behaviour=SimDevice(archive)).start()
+    try:
+        data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
+                            orthanc.peer, listener_port,
+                            throttles={"open": {"max_concurrent_retrieves": 2,
+                                                "min_concurrent_retrieves": 2}}, **sections)
+        loaded = load_profile(write_profile(tmp_path, data))
+        summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)
+        assert summary.complete, summary.lines()
+    finally:
+        server.stop()
+    return archive.counts()
+
+
+def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    oldest_first = migrate(tmp_path / "oldest", orthanc_factory(aet="DESTA"),
+                           tiering={"by_tier": False}, redate={"recent_days": 0})
+    local_first = migrate(tmp_path / "local", orthanc_factory(aet="DESTB"),
+                          tiering={"order": ["local", "nearline"]},
+                          redate={"recent_days": 14, "every_hours": 1 / 3600})
+    assert oldest_first.recent_evictions >= 4
+    assert local_first.recent_evictions == 0
+    assert local_first.recalls == 14  # each nearline study once, nothing recalled twice
+    assert oldest_first.recalls > local_first.recalls
