@@ -22,7 +22,8 @@ class Phase:
     megabytes: float  # estimated where the source gave no size
 
     @classmethod
-    def of(cls, tier: Location | None, studies: tuple[Study, ...], devices: tuple[str, ...]) -> Phase:
+    def of(cls, tier: Location | None, studies: tuple[Study, ...],
+           devices: tuple[str, ...]) -> Phase:
         """A phase with its totals computed once."""
         return cls(tier, studies, devices, sum(s.instances or 0 for s in studies),
                    sum(s.estimated_mb for s in studies))
