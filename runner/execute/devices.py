@@ -21,6 +21,11 @@ _DEVICE_TROUBLE = frozenset({StatusCategory.ABORTED, StatusCategory.TIMEOUT,
                              StatusCategory.NO_ASSOCIATION, StatusCategory.OUT_OF_RESOURCES})
 
 
+def is_device_trouble(outcome: MoveOutcome) -> bool:
+    """Whether a failed retrieve says the device is in trouble (not the study)."""
+    return outcome.category in _DEVICE_TROUBLE
+
+
 @dataclass
 class DeviceState:
     """One source device as the dispatcher sees it."""
@@ -51,7 +56,7 @@ class DeviceState:
     def finished(self, outcome: MoveOutcome, now: float) -> bool:
         """A retrieve ended; True when this failure marks the device down."""
         self.in_flight -= 1
-        if outcome.category not in _DEVICE_TROUBLE:
+        if not is_device_trouble(outcome):
             self.failures = 0
             return False
         self.failures += 1

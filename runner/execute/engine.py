@@ -24,7 +24,7 @@ from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.execute.alerts import Alerter
 from runner.execute.delayqueue import DelayQueue
-from runner.execute.devices import DeviceState
+from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
 from runner.execute.redate import DeadTime, Redates
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
@@ -37,6 +37,9 @@ from runner.profile.models import SiteProfile
 log = logging.getLogger(__name__)
 
 _IDLE_WAKE = 0.5  # seconds between looks at the schedule when nothing else happens
+# Device trouble (lock-up, lost association) does not use up a study's retrieve attempts,
+# up to this many times its attempts: a study that breaks every device still ends.
+_TROUBLE_BUDGET = 10
 
 
 @dataclass
@@ -304,7 +307,15 @@ class Engine:
             work.stage = Stage.FORWARDING
             self._maybe_verify(work)
             return
-        self._retry_or_give_up(work, f"retrieve from {device.id}: {outcome.detail}")
+        reason = f"retrieve from {device.id}: {outcome.detail}"
+        if is_device_trouble(outcome) and work.troubles < _TROUBLE_BUDGET * work.retrieves:
+            work.troubles += 1
+            work.retrieves -= 1  # the device's fault, not the study's: no attempt used
+            work.reason = reason
+            work.stage = Stage.QUEUED
+            self.queues.push(work, time.monotonic())
+            return
+        self._retry_or_give_up(work, reason)
 
     def _retry_or_give_up(self, work: StudyWork, reason: str) -> None:
         work.reason = reason

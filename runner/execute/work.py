@@ -54,6 +54,7 @@ class StudyWork:
     set_aside: dict[str, str] = field(default_factory=dict)
     forwarding: set[str] = field(default_factory=set)
     retrieves: int = 0
+    troubles: int = 0  # retrieves lost to device trouble (not counted in `retrieves`)
     verifications: int = 0
     not_before: float = 0.0
     reason: str = ""

@@ -14,6 +14,11 @@ def count(value: int | None) -> str:
     return DASH if value is None else f"{value:,}"
 
 
+def plural(value: int, one: str, many: str) -> str:
+    """'1 study', '1,234 studies'."""
+    return f"{value:,} {one if value == 1 else many}"
+
+
 def decimal(value: float | None, places: int = 2) -> str:
     """1234.5 -> '1,234.50'; None -> a dash."""
     return DASH if value is None else f"{value:,.{places}f}"

@@ -90,13 +90,15 @@ def _verdict(data: ReportData) -> str:
         return para("No studies are planned in this scope: there is nothing to sign off.",
                     "verdict bad")
     if head.outstanding_studies == 0:
-        return para(f"All {head.planned_studies:,} planned studies are verified at the "
-                    f"destination ({head.verified_instances:,} instances).", "verdict ok")
+        return para("Every planned study is verified at the destination: "
+                    f"{fmt.plural(head.verified_studies, 'study', 'studies')}, "
+                    f"{fmt.plural(head.verified_instances, 'instance', 'instances')}.",
+                    "verdict ok")
     why = ", ".join(f"{s.studies:,} {s.status.replace('_', ' ')}" for s in data.statuses
                     if s.status != "verified")
-    return para(f"{head.outstanding_studies:,} of {head.planned_studies:,} planned studies "
-                f"are not verified ({why}); each is listed under Exceptions with its reason.",
-                "verdict bad")
+    return para(f"Not verified: {head.outstanding_studies:,} of "
+                f"{fmt.plural(head.planned_studies, 'planned study', 'planned studies')} "
+                f"({why}); each is listed under Exceptions with its reason.", "verdict bad")
 
 
 def _summary_note(head: Headline) -> str:
@@ -105,8 +107,9 @@ def _summary_note(head: Headline) -> str:
             "when the destination confirmed all of them. GB = 10^9 bytes; planned GB are "
             "the inventory's estimates, the others bytes actually received.")
     if head.unknown_size_studies:
-        note += (f" {head.unknown_size_studies:,} studies had no instance count in the "
-                 "inventory; they count with what their retrieves reported, if any.")
+        note += (f" {fmt.plural(head.unknown_size_studies, 'study', 'studies')} had no "
+                 "instance count in the inventory: counted with what their retrieves "
+                 "reported, if any.")
     return note
 
 
@@ -134,10 +137,10 @@ def totals_section(data: ReportData) -> str:
 
 
 def _totals_table(dimension: str, totals: list[Total]) -> str:
-    cols = [Col(dimension.capitalize(), width="14%"), Col("Studies", "num"),
-            Col("Verified", "num"), Col("Outstanding", "num"),
-            Col("Planned instances", "num"), Col("At destination", "num"),
-            Col("Planned GB", "num"), Col("Received GB", "num")]
+    cols = [Col(dimension.capitalize(), width="16%"),
+            *(Col(title, "num", "12%") for title in (
+                "Studies", "Verified", "Outstanding", "Planned instances", "At destination",
+                "Planned GB", "Received GB"))]
     rows = [[t.key, fmt.count(t.studies), fmt.count(t.verified_studies),
              fmt.count(t.outstanding_studies), fmt.count(t.planned_instances),
              fmt.count(t.destination_instances), fmt.decimal(t.planned_gb),
@@ -148,7 +151,7 @@ def _totals_table(dimension: str, totals: list[Total]) -> str:
 def exceptions_section(data: ReportData) -> str:
     """Every study not verified, with its reason and attempts; the series the runner saw."""
     count = len(data.exceptions)
-    parts = [tag("h2", f"Exceptions: {count:,} studies not verified")]
+    parts = [tag("h2", f"Exceptions: {fmt.plural(count, 'study', 'studies')} not verified")]
     if count == 0:
         parts.append(para("No exceptions: every planned study was verified."
                           if data.headline.planned_studies else
@@ -161,11 +164,10 @@ def exceptions_section(data: ReportData) -> str:
 
 
 def _exceptions_table(data: ReportData) -> str:
-    cols = [Col("Pseudonym", "uid", "12%"), Col("Study UID", "uid", "21%"),
-            Col("Status", width="11%"), Col("Study", width="15%"),
-            Col("Instances", "num", "12%"), Col("Tries", "num", "6%"),
-            Col("Reason", width="23%")]
-    rows = [[e.pseudonym, e.study_uid, e.status.replace("_", " "),
+    cols = [Col("Pseudonym and study UID", "uid", "33%"), Col("Status", width="11%"),
+            Col("Study", width="15%"), Col("Instances", "num", "11%"),
+            Col("Tries", "num", "6%"), Col("Reason", width="24%")]
+    rows = [[f"{e.pseudonym}\n{e.study_uid}", e.status.replace("_", " "),
              f"{e.modality}, {e.study_date or 'no date'}, {e.tier}, phase {e.phase}",
              f"{fmt.count(e.source_instances)} / {fmt.count(e.received_instances)} / "
              f"{fmt.count(e.destination_instances)}", fmt.count(e.attempts), e.reason]
@@ -177,10 +179,9 @@ def _series(data: ReportData) -> str:
     if not data.series:
         return para("The runner received no instance of these studies, so no series is "
                     "known for them.", "note")
-    cols = [Col("Pseudonym", "uid", "12%"), Col("Series UID", "uid", "40%"),
-            Col("Received", "num"), Col("Stored", "num"), Col("Confirmed", "num"),
-            Col("Set aside", "num")]
-    rows = [[s.pseudonym, s.series_uid, fmt.count(s.received_instances),
+    cols = [Col("Pseudonym and series UID", "uid", "48%"), Col("Received", "num"),
+            Col("Stored", "num"), Col("Confirmed", "num"), Col("Set aside", "num")]
+    rows = [[f"{s.pseudonym}\n{s.series_uid}", fmt.count(s.received_instances),
              fmt.count(s.stored_instances), fmt.count(s.verified_instances),
              fmt.count(s.quarantined_instances)] for s in data.series]
     more = data.series_total - len(data.series)
@@ -195,10 +196,12 @@ def signoff_section(data: ReportData) -> str:
     declaration = (
         f"We have reviewed this report of the migration of {ident.site_name} from "
         f"{ident.source_name} to {ident.destination_name} ({ident.scope.describe()}). "
-        f"{head.verified_studies:,} of {head.planned_studies:,} planned studies "
-        f"({head.verified_instances:,} instances) are verified at the destination; "
-        f"{head.outstanding_studies:,} exceptions are listed with their reasons, and we "
-        "accept them or have agreed how each will be resolved.")
+        f"{head.verified_studies:,} of "
+        f"{fmt.plural(head.planned_studies, 'planned study', 'planned studies')} "
+        f"({fmt.plural(head.verified_instances, 'instance', 'instances')}) verified at the "
+        f"destination; exceptions listed with their reasons: "
+        f"{head.outstanding_studies:,}. We accept them or have agreed how each will be "
+        "resolved.")
     cols = [Col("Role", width="22%"), Col("Name", width="28%"), Col("Signature", width="32%"),
             Col("Date", width="18%")]
     rows = "".join(f'<tr><td>{text(role)}</td><td class="line"></td><td class="line"></td>'

@@ -184,7 +184,7 @@ class QRServer:
         spec = self.by_uid.get(study_uid)
         if spec is None:
             yield address[0], address[1]
-            yield 0
+            yield 1  # pynetdicom answers success at once for 0 sub-operations
             yield 0xC000, None
             return
         directive = self.behaviour.before_move(spec)
@@ -198,7 +198,7 @@ class QRServer:
     def _move_body(self, event: Event, spec: StudySpec, query: Dataset,
                    directive: MoveDirective, sent: list[int]) -> Iterator[Any]:
         if directive.status is not None:
-            yield 0
+            yield 1  # pynetdicom answers success at once for 0 sub-operations
             yield directive.status, None
             return
         instances = _selected(make_study(spec), query)

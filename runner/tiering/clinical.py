@@ -1,0 +1,119 @@
+"""The hospital around the migration: new studies arriving, clinicians reading, re-dating."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from runner.inventory.model import Study
+from runner.tiering.model import LocalStore
+from runner.tiering.params import TierParameters
+
+DAY_SECONDS = 86400.0
+# The size of a new study when the inventory has no recent history to learn it from.
+FALLBACK_NEW_STUDY_MB = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The clinical activity the forecast assumes, per day."""
+
+    new_studies_per_day: float
+    new_study_mb: float
+    reads_per_day: float
+
+    @classmethod
+    def of(cls, params: TierParameters, studies: Sequence[Study], today: date) -> Workload:
+        """The parameters' rates, or the inventory's over the last `history_days`."""
+        since = today - timedelta(days=params.history_days)
+        recent = [s.estimated_mb for s in studies if since < s.study_date <= today]
+        days = max(params.history_days, 1)
+        per_day = params.new_studies_per_day
+        if per_day is None:
+            per_day = len(recent) / days
+        mb_per_day = params.new_mb_per_day
+        if mb_per_day is None:
+            mb_per_day = sum(recent) / days if recent else per_day * FALLBACK_NEW_STUDY_MB
+        each = mb_per_day / per_day if per_day > 0 else 0.0
+        reads = params.clinical_reads_per_day
+        return cls(per_day, each, per_day if reads is None else reads)
+
+
+@dataclass(slots=True)
+class _Process:
+    """A periodic activity: what it does and when it next does it."""
+
+    next_time: float
+    every: float
+    action: Callable[[], None]
+
+
+def _next_time(process: _Process) -> float:
+    return process.next_time
+
+
+class Clinic:
+    """Drives the store with the hospital's own activity, in simulated seconds.
+
+    `recent` holds the keys of clinically recent studies in acquisition order (with their
+    acquisition days); new studies join it, and it slides forward a day at a time.
+    """
+
+    def __init__(self, store: LocalStore[int], workload: Workload, params: TierParameters,
+                 recent: list[tuple[int, int]], next_key: int, redate: bool) -> None:
+        self.store = store
+        self.workload = workload
+        self.recent_days = params.recent_days
+        self.recent = recent
+        self.first = 0
+        self.next_key = next_key
+        self.rng = random.Random(params.seed)
+        self.redates = 0
+        self.processes = self._processes(params, redate)
+        self.next_time = min((p.next_time for p in self.processes), default=math.inf)
+
+    def _processes(self, params: TierParameters, redate: bool) -> list[_Process]:
+        processes = [_Process(DAY_SECONDS, DAY_SECONDS, self._new_day)]
+        if self.workload.new_studies_per_day > 0:
+            every = DAY_SECONDS / self.workload.new_studies_per_day
+            processes.append(_Process(every, every, self._arrival))
+        if self.workload.reads_per_day > 0:
+            every = DAY_SECONDS / self.workload.reads_per_day
+            processes.append(_Process(every, every, self._read))
+        if redate:
+            processes.append(_Process(0.0, params.redate_every_hours * 3600.0, self._redate))
+        return processes
+
+    def fire(self) -> float:
+        """Do the next activity (the earliest; the first listed on a tie); returns its time.
+
+        `next_time` is then when the one after it happens."""
+        process = min(self.processes, key=_next_time)
+        now = process.next_time
+        process.action()
+        process.next_time = now + process.every
+        self.next_time = min(p.next_time for p in self.processes)
+        return now
+
+    def _new_day(self) -> None:
+        self.store.today += 1
+        since = self.store.today - self.recent_days
+        while self.first < len(self.recent) and self.recent[self.first][1] < since:
+            self.first += 1
+
+    def _arrival(self) -> None:
+        key = self.next_key
+        self.next_key += 1
+        self.store.arrive(key, self.workload.new_study_mb, self.store.today)
+        self.recent.append((key, self.store.today))
+
+    def _read(self) -> None:
+        if self.first < len(self.recent):
+            self.store.access(self.recent[self.rng.randrange(self.first, len(self.recent))][0])
+
+    def _redate(self) -> None:
+        refresh = self.store.refresh
+        self.redates += sum(refresh(key) for key, _ in self.recent[self.first:])

@@ -1,0 +1,145 @@
+"""The forecast: the plan run through the tier model under each strategy, and its explanation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from runner.plan.model import Plan
+from runner.profile.models import SiteProfile
+from runner.tiering.clinical import Workload
+from runner.tiering.params import TierParameters
+from runner.tiering.scenario import build_scenario, start_of
+from runner.tiering.simulate import Simulation, StrategyResult
+from runner.tiering.strategy import STANDARD_STRATEGIES, Strategy, profile_strategy
+
+BASELINE = STANDARD_STRATEGIES[0]  # oldest-first/no-redate: what a naive migration does
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """Each strategy's cost on the same inventory, with what the model assumed."""
+
+    start: datetime
+    studies: int
+    local_store_gb: float
+    workload: Workload
+    parameters: TierParameters
+    strategies: tuple[StrategyResult, ...]
+
+    def result(self, name: str) -> StrategyResult:
+        """The strategy of that name."""
+        return next(r for r in self.strategies if r.name == name)
+
+    @property
+    def chosen(self) -> StrategyResult:
+        """The profile's own strategy."""
+        return next(r for r in self.strategies if r.profile_choice)
+
+
+def forecast_strategies(profile: SiteProfile, plan: Plan,
+                        start: date | datetime | None = None,
+                        params: TierParameters | None = None,
+                        strategies: Sequence[Strategy] = STANDARD_STRATEGIES) -> Forecast:
+    """Forecast `plan` under each strategy (and the profile's own), from `start` (default:
+    midnight of the plan's day, site time); `params` default to `from_profile(profile)`."""
+    params = params or TierParameters.from_profile(profile)
+    own = profile_strategy(profile)
+    chosen = tuple(strategies) if own in strategies else (*strategies, own)
+    begin = start_of(plan, start)
+    scenario = build_scenario(plan, begin, params)
+    results = tuple(replace(Simulation(scenario, s).run(), profile_choice=s == own)
+                    for s in chosen)
+    return Forecast(begin, len(scenario.studies), scenario.capacity_gb, scenario.workload,
+                    params, results)
+
+
+def forecast_json(forecast: Forecast) -> dict[str, Any]:
+    """The plan JSON's `forecast` section (spec shape, with extra keys)."""
+    return {"strategies": [_strategy_json(r) for r in forecast.strategies],
+            "start": forecast.start.isoformat(),
+            "assumptions": {"studies": forecast.studies,
+                            "local_store_gb": round(forecast.local_store_gb, 3),
+                            **{k: _rounded(v) for k, v in asdict(forecast.workload).items()},
+                            **asdict(forecast.parameters)}}
+
+
+def _strategy_json(r: StrategyResult) -> dict[str, Any]:
+    return {"name": r.name, "hours": round(r.hours, 2), "recalled_gb": round(r.recalled_gb, 3),
+            "recent_studies_evicted": r.recent_studies_evicted,
+            "dead_time_hours": round(r.dead_time_hours, 2), "redates": r.redates,
+            "recalls": r.recalls, "evictions": r.evictions, "studies": r.studies,
+            "finished": r.finished, "profile_choice": r.profile_choice}
+
+
+def _rounded(value: float) -> float:
+    return round(value, 3)
+
+
+def forecast_lines(forecast: Forecast) -> list[str]:
+    """The forecast for a person: what was assumed, a table of strategies, the verdict."""
+    rows = [["", "strategy", "hours", "recalled GB", "recent evicted", "dead time h",
+             "re-dates"]]
+    rows += [_row(r) for r in forecast.strategies]
+    return [*_assumption_lines(forecast), *_table(rows),
+            "  (* the profile's choice; recalls include clinicians' reads of pushed-off "
+            "studies)", _verdict(forecast), ""]
+
+
+def _assumption_lines(f: Forecast) -> list[str]:
+    p, w = f.parameters, f.workload
+    return [f"Forecast from {f.start:%Y-%m-%d %H:%M} ({f.start.tzinfo}), {f.studies:,} studies:",
+            f"  local store {f.local_store_gb:,.0f} GB (pushed off to "
+            f"{p.low_water_of_capacity:.0%}), recall {p.nearline_mb_per_s:g} MB/s, "
+            f"retrieve {p.device_mb_per_s:g} MB/s; {w.new_studies_per_day:,.1f} new studies "
+            f"a day ({w.new_study_mb:,.0f} MB each), {w.reads_per_day:,.1f} clinical reads "
+            f"a day; recent = last {p.recent_days} days"]
+
+
+def _row(r: StrategyResult) -> list[str]:
+    hours = f"{r.hours:,.1f}" if r.finished else f">{r.hours:,.0f} (unfinished)"
+    return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
+            f"{r.recent_studies_evicted:,}", f"{r.dead_time_hours:,.1f}", f"{r.redates:,}"]
+
+
+def _verdict(f: Forecast) -> str:
+    own, base = f.chosen, next((r for r in f.strategies if r.name == BASELINE.name), None)
+    if base is None or own is base:
+        return f"The profile's strategy is {own.name}: no comparison with {BASELINE.name}."
+    gb = round(base.recalled_gb, 1) - round(own.recalled_gb, 1)
+    evicted = base.recent_studies_evicted - own.recent_studies_evicted
+    return (f"The profile's strategy ({own.name}) recalls {_less_gb(gb)} from nearline and "
+            f"pushes {_fewer_studies(evicted)} off the local store than {base.name} "
+            f"({base.recalled_gb:,.1f} GB recalled, {_studies(base.recent_studies_evicted)} "
+            "pushed off).")
+
+
+def _less_gb(saved: float) -> str:
+    if abs(saved) < 0.05:
+        return "as many GB"
+    return f"{abs(saved):,.1f} GB {'less' if saved > 0 else 'more'}"
+
+
+def _fewer_studies(saved: int) -> str:
+    if saved == 0:
+        return "as many recent studies"
+    return f"{abs(saved):,} {'fewer' if saved > 0 else 'more'} recent " \
+           f"{'study' if abs(saved) == 1 else 'studies'}"
+
+
+def _studies(count: int) -> str:
+    return f"{count:,} recent {'study' if count == 1 else 'studies'}"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                 enumerate(zip(row, widths, strict=True))]
+        lines.append("  " + "  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return lines

@@ -1,0 +1,66 @@
+"""The tier model's parameters: every default of the forecast, documented in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from runner.profile.models import SiteProfile
+
+
+@dataclass(frozen=True, slots=True)
+class TierParameters:
+    """What the forecast assumes about the source PACS and the hospital around it.
+
+    Optional profile keys of the same names under `tiering:` override these defaults
+    (`from_profile`); `recent_days` and `redate_every_hours` come from `redate:`.
+    """
+
+    local_store_gb: float = 0.0
+    """Capacity of the local store; 0 (or less than the local studies' total) means the
+    store is exactly full of the inventory's local studies at the start."""
+    low_water_fraction: float = 0.9
+    """A recall that fills the store pushes studies off down to this fraction of it."""
+    nearline_mb_per_s: float = 10.0
+    """Recall speed from nearline (and offline) storage, per study."""
+    device_mb_per_s: float = 20.0
+    """Transfer speed of one retrieve from a source device to the listener."""
+    new_studies_per_day: float | None = None
+    """New clinical studies stored local each day; None: the inventory's rate over the
+    last `history_days`."""
+    new_mb_per_day: float | None = None
+    """Their megabytes per day; None: from the same history (or 50 MB a study)."""
+    clinical_reads_per_day: float | None = None
+    """Reads of recent studies by clinicians each day; None: as many as new studies."""
+    recent_days: int = 14
+    """A study acquired within this many days of the simulated day is clinically recent."""
+    redate_every_hours: float = 6.0
+    """Re-dating refreshes the recent local studies this often (strategies with re-dating)."""
+    history_days: int = 90
+    """The window of the inventory's recent history that gives the default arrival rates."""
+    break_minute: int = 50
+    """The hourly-break strategies start no retrieve from this minute to the end of the hour."""
+    horizon_days: float = 3650.0
+    """A forecast still running after this many simulated days stops as unfinished."""
+    seed: int = 0
+    """Seeds the choice of studies read by clinicians: same inputs, same forecast."""
+
+    @classmethod
+    def from_profile(cls, profile: SiteProfile) -> TierParameters:
+        """The defaults, overridden by the profile's keys (known now or added later)."""
+        defaults = cls()
+        tiering = profile.tiering
+        values = {f.name: _key(tiering, f.name, getattr(defaults, f.name)) for f in fields(cls)}
+        values["recent_days"] = profile.redate.recent_days or defaults.recent_days
+        values["redate_every_hours"] = profile.redate.every_hours
+        return cls(**values)
+
+    @property
+    def low_water_of_capacity(self) -> float:
+        """The low-water fraction, kept within (0, 1]."""
+        return min(1.0, max(self.low_water_fraction, 1e-9))
+
+
+def _key(section: object, name: str, default: Any) -> Any:
+    value = getattr(section, name, None)
+    return default if value is None else value
