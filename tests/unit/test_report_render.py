@@ -48,7 +48,7 @@ def test_a_fully_verified_migration_says_so_and_has_no_exceptions(
     site.migrate("1.1")
     close(site)
     html = render_signoff(report(ledger_path))
-    assert "All 1 planned studies are verified at the destination (2 instances)." in html
+    assert "Every planned study is verified at the destination: 1 study, 2 instances." in html
     assert "No exceptions: every planned study was verified." in html
     assert "Exceptions: 0 studies not verified" in html
 
@@ -91,7 +91,7 @@ def test_the_report_has_every_section_and_the_signature_lines(
     close(site)
     html = render_signoff(report(ledger_path))
     for heading in ("Identity", "Executive summary", "Totals", "Throughput", "Source devices",
-                    "Total work", "Retries and failures", "Exceptions: 1 studies not verified",
+                    "Total work", "Retries and failures", "Exceptions: 1 study not verified",
                     "Sign-off"):
         assert f">{heading}</h2>" in html
     for role in ("PACS manager", "Migration consultant", "Clinical lead"):
