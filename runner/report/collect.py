@@ -24,6 +24,7 @@ from runner.report.scope import ReportScope
 from runner.report.source import LedgerReader, sql_text
 
 SERIES_SHOWN = 1000
+PENDING_SHOWN = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,8 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         hourly=throughput(reader, "hour"), devices=reader.rows("devices", DeviceStats),
         dead_time=periods(reader, EventKind.DEAD_TIME_START, EventKind.DEAD_TIME_END, span),
         down_time=periods(reader, EventKind.DEVICE_DOWN, EventKind.DEVICE_UP, span),
-        work=reader.one("work", Work), exceptions=reader.rows("exceptions", StudyException),
+        work=reader.one("work", Work),
+        exceptions=reader.rows("exceptions", StudyException, {"pending_shown": PENDING_SHOWN}),
         series=series, series_total=series_total)
 
 

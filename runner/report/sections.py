@@ -150,7 +150,7 @@ def _totals_table(dimension: str, totals: list[Total]) -> str:
 
 def exceptions_section(data: ReportData) -> str:
     """Every study not verified, with its reason and attempts; the series the runner saw."""
-    count = len(data.exceptions)
+    count = data.headline.outstanding_studies
     parts = [tag("h2", f"Exceptions: {fmt.plural(count, 'study', 'studies')} not verified")]
     if count == 0:
         parts.append(para("No exceptions: every planned study was verified."
@@ -159,7 +159,7 @@ def exceptions_section(data: ReportData) -> str:
         return tag("section", "".join(parts), "major")
     parts += [para("Instances: source / received by the runner / at the destination. "
                    "Tries: retrieves sent for the study (re-dates not counted).", "note"),
-              _exceptions_table(data), _series(data)]
+              _exceptions_table(data), _pending_left_out(data), _series(data)]
     return tag("section", "".join(parts), "major")
 
 
@@ -173,6 +173,15 @@ def _exceptions_table(data: ReportData) -> str:
              f"{fmt.count(e.destination_instances)}", fmt.count(e.attempts), e.reason]
             for e in data.exceptions]
     return table(cols, rows, "small")
+
+
+def _pending_left_out(data: ReportData) -> str:
+    left_out = data.headline.outstanding_studies - len(data.exceptions)
+    if left_out <= 0:
+        return ""
+    return para(f"{fmt.plural(left_out, 'more study', 'more studies')} not started yet "
+                "(pending) are not listed here: reconciliation.csv lists every study with "
+                "its status.", "verdict bad")
 
 
 def _series(data: ReportData) -> str:

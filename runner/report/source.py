@@ -59,8 +59,10 @@ class LedgerReader:
                 f"{SCHEMA_VERSION}; run `pacsmig status` with the matching pacsmig to migrate")
 
     def set_scope(self, scope: ReportScope, salt: str) -> None:
-        """Fix the studies every later query covers (the temp table `report_scope`)."""
+        """Fix the studies every later query covers (temp tables `report_scope` and
+        `report_instances`)."""
         self._conn.execute(sql_text("scope"), scope.sql_params(salt))
+        self._conn.execute(sql_text("scope_instances"))
 
     def rows(self, name: str, make: Callable[..., T],
              params: Mapping[str, object] | None = None) -> list[T]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.ledger import Ledger
+from runner.ledger import Ledger, StudyStatus
+from runner.report import collect as collect_module
 from runner.report.markup import css_string
 from runner.report.render import render_signoff
 from runner.report.scope import ReportScope
@@ -105,3 +106,19 @@ def test_a_css_string_cannot_end_the_style_element() -> None:
     escaped = css_string('Trust </style><script>"x"\\')
     assert "<" not in escaped and '"' not in escaped and "\\\\" not in escaped
     assert escaped.startswith("Trust \\3c ")
+
+
+def test_pending_studies_beyond_the_shown_few_are_counted_not_listed(
+        site: Builder, ledger_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collect_module, "PENDING_SHOWN", 2)
+    for n in range(5):
+        site.plan(f"1.pending.{n}")
+    site.plan("1.failed")
+    site.ledger.flush()
+    site.ledger.record_study_status("1.failed", StudyStatus.FAILED, "gone from the source")
+    close(site)
+    data = report(ledger_path)
+    assert [e.study_uid for e in data.exceptions] == ["1.failed", "1.pending.0", "1.pending.1"]
+    html = render_signoff(data)
+    assert "Exceptions: 6 studies not verified" in html
+    assert "3 more studies not started yet (pending) are not listed here" in html

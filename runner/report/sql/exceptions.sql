@@ -1,9 +1,11 @@
 -- Every study in scope that is not verified, worst first, with why and how often it was
 -- tried: the engine's reason (else the destination's last short count, else the last failed
 -- retrieve) and instances set aside; a study with none of these is explained by its status.
+-- Studies not started (pending) stop after the first $pending_shown in plan order: mid-way
+-- through a migration they can be most of it, and reconciliation.csv lists every one.
 WITH quar AS (
     SELECT i.study_uid, count(*) AS quarantined, arg_max(i.quarantined, i.received_at) AS reason
-    FROM instances i JOIN report_scope USING (study_uid)
+    FROM report_instances i
     WHERE i.state = 'quarantined'
     GROUP BY i.study_uid
 ), checks AS (
@@ -46,5 +48,8 @@ SELECT pseudonym, study_uid, status, tier, modality, study_date, device,
            WHEN 'incomplete' THEN 'the destination holds fewer instances than the source'
            ELSE 'given up without a recorded reason' END) AS reason
 FROM explained
+QUALIFY status <> 'pending'
+     OR row_number() OVER (PARTITION BY status ORDER BY phase_index, order_index, study_uid)
+        <= $pending_shown
 ORDER BY list_position(['failed', 'incomplete', 'in_progress', 'pending'], status),
          phase_index, order_index, study_uid

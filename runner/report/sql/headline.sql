@@ -2,7 +2,7 @@
 -- the destination) and verified. GB = 10^9 bytes; planned GB come from the plan's sizes.
 WITH inst AS (
     SELECT i.study_uid, i.state, i.bytes, s.status
-    FROM instances i JOIN report_scope s USING (study_uid)
+    FROM report_instances i JOIN report_scope s USING (study_uid)
 ), received AS (
     SELECT count(DISTINCT study_uid) AS studies, count(*) AS instances,
            coalesce(sum(bytes), 0) / 1e9 AS gb,

@@ -7,7 +7,7 @@ SELECT s.pseudonym, i.study_uid, i.series_uid, s.status AS study_status,
        count(*) FILTER (WHERE i.state = 'verified') AS verified_instances,
        count(*) FILTER (WHERE i.state = 'quarantined') AS quarantined_instances,
        sum(i.bytes) AS bytes
-FROM instances i
+FROM report_instances i
 JOIN report_scope s USING (study_uid)
 GROUP BY ALL
 ORDER BY i.study_uid, i.series_uid

@@ -1,6 +1,6 @@
 -- Totals per phase (1-based), tier, modality and study year, in one pass (grouping sets).
 WITH got AS (
-    SELECT study_uid, sum(bytes) AS bytes FROM instances GROUP BY study_uid
+    SELECT study_uid, sum(bytes) AS bytes FROM report_instances GROUP BY study_uid
 ), facts AS (
     SELECT s.phase_index + 1 AS phase, s.tier, s.modality, year(s.study_date) AS year,
            s.status, s.source_instances, s.destination_instances, s.planned_mb, g.bytes
