@@ -86,6 +86,6 @@ class ScheduleCursor:
 
     def _apply_break(self, minute: int, break_minute: int) -> None:
         of_hour = self.timeline.local(minute * 60.0).minute
-        self.on_break = False
+        self.on_break = of_hour >= break_minute
         change = 60 - of_hour if self.on_break else break_minute - of_hour
         self.end = min(self.end, (minute + change) * 60.0)
