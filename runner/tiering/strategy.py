@@ -49,9 +49,12 @@ STANDARD_STRATEGIES: tuple[Strategy, ...] = (
 
 
 def profile_strategy(profile: SiteProfile) -> Strategy:
-    """The profile's own choice: its first tier first, re-dating when `recent_days` > 0."""
-    return Strategy(f"{profile.tiering.order[0].value}-first",
-                    redate=profile.redate.recent_days > 0)
+    """The profile's own choice: its first tier first (oldest-first when `by_tier` is
+    false), re-dating when `recent_days` > 0."""
+    redate = profile.redate.recent_days > 0
+    if not profile.tiering.by_tier:
+        return Strategy(OLDEST_FIRST, redate)
+    return Strategy(f"{profile.tiering.order[0].value}-first", redate)
 
 
 def strategies_for(profile: SiteProfile) -> tuple[Strategy, ...]:

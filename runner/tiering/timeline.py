@@ -82,6 +82,7 @@ class ScheduleCursor:
         self.end = end_minute * 60.0
         if self.break_minute is not None:
             self._apply_break(minute, self.break_minute)
+        self.end = max(self.end, (minute + 1) * 60.0)  # nothing changes within a minute
         return True
 
     def _apply_break(self, minute: int, break_minute: int) -> None:

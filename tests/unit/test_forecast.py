@@ -1,0 +1,264 @@
+"""The forecast: strategies run through the tier model with the profile's throttles and schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from runner.execute.throttle import slot_matches
+from runner.inventory.model import Inventory, Location, Study
+from runner.plan.compile import compile_plan
+from runner.plan.model import Plan
+from runner.profile.models import SiteProfile
+from runner.tiering.forecast import Forecast, forecast_json, forecast_lines, forecast_strategies
+from runner.tiering.params import TierParameters
+from runner.tiering.scenario import build_scenario, start_of
+from runner.tiering.simulate import Simulation
+from runner.tiering.strategy import Strategy
+
+LONDON = ZoneInfo("Europe/London")
+QUIET = TierParameters(new_studies_per_day=0, clinical_reads_per_day=0, low_water_fraction=1.0)
+ONE_AT_A_TIME = {"max_concurrent_retrieves": 1, "min_concurrent_retrieves": 1,
+                 "delay_seconds": 0}
+
+
+def profile(**sections: Any) -> SiteProfile:
+    """A valid profile with one source device and one throttle at all times, with overrides."""
+    data: dict[str, Any] = {
+        "version": 1,
+        "site": {"id": "test-site", "name": "Test", "timezone": "Europe/London"},
+        "listener": {"ae_title": "MIGRATE", "port": 11112, "spool_dir": "spool"},
+        "source": {"name": "Old PACS",
+                   "devices": [{"id": "pacs1", "ae_title": "PACS1", "host": "10.0.0.1",
+                                "port": 104}],
+                   "calling_ae_title": "MIGRATE", "inventory": {"from": "2000-01-01"}},
+        "destination": {"name": "VNA", "ae_title": "VNA", "host": "10.0.0.2", "port": 104},
+        "throttles": {"steady": ONE_AT_A_TIME},
+        "tiering": {"order": ["local", "nearline"]},
+        "redate": {"recent_days": 14, "every_hours": 6},
+        "reports": {"dir": "reports"},
+    }
+    data.update(sections)
+    return SiteProfile.model_validate(data)
+
+
+def study(uid: str, day: date, location: Location, mb: float = 100.0) -> Study:
+    return Study(uid, day, "CT", 10, mb, location)
+
+
+def plan_of(site: SiteProfile, studies: Sequence[Study], today: date) -> Plan:
+    return compile_plan(site, Inventory(tuple(studies), "test"), today)
+
+
+def by_name(forecast: Forecast) -> Mapping[str, Any]:
+    return {r.name: r for r in forecast.strategies}
+
+
+# --- the seed's example, through the whole forecast --------------------------------------
+
+SEED_TODAY = date(2013, 12, 31)
+SEED_STUDIES = [study(f"1.{year}", date(year, 12, 20),
+                      Location.LOCAL if year >= 2012 else Location.NEARLINE)
+                for year in range(2007, 2014)]
+
+
+def test_seed_example_oldest_first_recalls_700_mb_local_first_only_the_500_mb_on_nearline() -> None:
+    site = profile(tiering={"order": ["local", "nearline"], "local_store_gb": 0.2})
+    plan = plan_of(site, SEED_STUDIES, SEED_TODAY)
+    params = replace(QUIET, local_store_gb=0.2)
+    results = by_name(forecast_strategies(site, plan, params=params))
+    assert results["oldest-first/no-redate"].recalled_gb == 0.7
+    assert results["oldest-first/no-redate"].recalls == 7
+    assert results["local-first/no-redate"].recalled_gb == 0.5
+    assert results["local-first/no-redate"].recalls == 5
+    assert results["local-first/redate"].profile_choice
+    # one at a time at 20 MB/s, plus 10 MB/s for each recall: 7 x 5 s + 5 x 10 s
+    assert abs(results["local-first/no-redate"].hours - 85 / 3600) < 1e-9
+
+
+# --- local-first with re-dating against oldest-first without -----------------------------
+
+SLOW = {"max_concurrent_retrieves": 1, "min_concurrent_retrieves": 0, "delay_seconds": 3600}
+
+
+def slow_migration() -> tuple[SiteProfile, Plan]:
+    """1 GB store full of 9 old local studies and 1 recent one; 3 GB of older studies on
+    nearline; one retrieve an hour, so that a re-date every 6 h comes before 6 recalls."""
+    today = date(2026, 11, 27)
+    studies = [study(f"2.{i}", date(2010, 1, 1) + timedelta(days=i), Location.NEARLINE)
+               for i in range(30)]
+    studies += [study(f"3.{i}", date(2015 + i, 6, 1), Location.LOCAL) for i in range(9)]
+    studies.append(study("4.1", today - timedelta(days=3), Location.LOCAL))
+    site = profile(throttles={"slow": SLOW}, tiering={"order": ["local", "nearline"],
+                                                      "local_store_gb": 1})
+    return site, plan_of(site, studies, today)
+
+
+def test_local_first_with_redate_recalls_less_and_evicts_no_recent_study() -> None:
+    site, plan = slow_migration()
+    params = replace(QUIET, local_store_gb=1, low_water_fraction=0.9)
+    results = by_name(forecast_strategies(site, plan, params=params))
+    naive, chosen = results["oldest-first/no-redate"], results["local-first/redate"]
+    assert naive.recent_studies_evicted > 0
+    assert chosen.recent_studies_evicted == 0
+    assert chosen.recalled_gb == 3.0  # the nearline studies, once each
+    assert naive.recalled_gb > chosen.recalled_gb
+    assert chosen.redates > 0 and naive.redates == 0
+
+
+def test_without_redating_the_recent_study_is_pushed_off_in_the_nearline_phase() -> None:
+    site, plan = slow_migration()
+    params = replace(QUIET, local_store_gb=1, low_water_fraction=0.9)
+    results = by_name(forecast_strategies(site, plan, params=params))
+    assert results["local-first/no-redate"].recent_studies_evicted == 1
+
+
+# --- dead time, schedule, hourly break -----------------------------------------------------
+
+def busy_hours() -> tuple[SiteProfile, Plan]:
+    """200 local studies of 100 MB at 1 MB/s, two at a time with a 10 s delay: ~3 hours."""
+    site = profile(throttles={"pair": {"max_concurrent_retrieves": 2,
+                                       "min_concurrent_retrieves": 1, "delay_seconds": 10}})
+    today = date(2026, 11, 27)
+    studies = [study(f"5.{i}", date(2020, 1, 1) + timedelta(days=i), Location.LOCAL)
+               for i in range(200)]
+    return site, plan_of(site, studies, today)
+
+
+def test_the_hourly_break_adds_dead_time_that_the_delay_formula_does_not() -> None:
+    site, plan = busy_hours()
+    params = replace(QUIET, device_mb_per_s=1.0)
+    results = by_name(forecast_strategies(site, plan, params=params))
+    assert results["local-first/redate"].dead_time_hours == 0
+    with_break = results["local-first/redate/hourly-break"]
+    assert with_break.finished and with_break.hours > 1
+    assert with_break.dead_time_hours > 0.1
+
+
+def test_no_retrieve_starts_in_the_last_ten_minutes_of_an_hour_with_the_hourly_break() -> None:
+    site, plan = busy_hours()
+    starts = recorded_starts(site, plan, Strategy("local-first", True, hourly_break=True),
+                             replace(QUIET, device_mb_per_s=1.0), datetime(2026, 11, 27))
+    assert len(starts) == 200
+    minutes = {when.minute for when in starts}
+    assert minutes and max(minutes) < 50
+    assert len({when.hour for when in starts}) >= 2
+
+
+def recorded_starts(site: SiteProfile, plan: Plan, strategy: Strategy,
+                    params: TierParameters, start: datetime) -> list[datetime]:
+    begin = start_of(plan, start)
+    simulation = Simulation(build_scenario(plan, begin, params), strategy, record_starts=True)
+    simulation.run()
+    assert simulation.starts is not None
+    return [begin + timedelta(seconds=when) for when, _ in simulation.starts]
+
+
+def test_no_retrieve_starts_while_the_schedule_pauses_the_device() -> None:
+    site, _ = busy_hours()
+    site = profile(throttles=dict(site.throttles),
+                   schedule=[{"days": ["mon", "tue", "wed", "thu", "fri"],
+                              "hours": "08:00-09:00", "throttle": "pair"}])
+    plan = plan_of(site, busy_hours()[1].phases[0].studies, date(2026, 11, 27))
+    saturday = datetime(2026, 11, 28)
+    starts = recorded_starts(site, plan, Strategy("local-first", False),
+                             replace(QUIET, device_mb_per_s=1.0), saturday)
+    assert len(starts) == 200
+    assert all(slot_matches(plan.schedule[0], when.astimezone(LONDON)) for when in starts)
+    assert starts[0] == datetime(2026, 11, 30, 8, 0, tzinfo=LONDON)  # Monday 08:00
+    result = by_name(forecast_strategies(site, plan, saturday,
+                                         replace(QUIET, device_mb_per_s=1.0)))
+    assert result["local-first/no-redate"].dead_time_hours >= 56  # Sat 00:00 - Mon 08:00
+
+
+def test_a_schedule_that_never_matches_gives_an_unfinished_forecast() -> None:
+    site, plan = busy_hours()
+    paused = replace(plan, schedule=())  # no entry matches: paused at all times
+    forecast = forecast_strategies(site, paused, params=QUIET)
+    result = forecast.strategies[0]
+    assert not result.finished and result.studies == 0
+    assert "(unfinished)" in "\n".join(forecast_lines(forecast))
+
+
+# --- determinism, the profile's choice, output --------------------------------------------
+
+def busy_hospital() -> tuple[SiteProfile, Plan]:
+    """Old studies on nearline, recent ones local, a store just big enough; clinicians
+    reading and new studies arriving at the inventory's recent rate."""
+    today = date(2026, 11, 27)
+    studies = [study(f"6.{i}", today - timedelta(days=3000 - 9 * i),
+                     Location.NEARLINE if i < 200 else Location.LOCAL, 50.0 + i % 7)
+               for i in range(300)]
+    studies += [study(f"7.{i}", today - timedelta(days=i % 60), Location.LOCAL, 40.0)
+                for i in range(120)]
+    return profile(), plan_of(profile(), studies, today)
+
+
+def test_same_inputs_give_the_same_forecast() -> None:
+    site, plan = busy_hospital()
+    params = TierParameters(local_store_gb=5, device_mb_per_s=0.5)
+    first = forecast_strategies(site, plan, params=params)
+    assert first.workload.reads_per_day > 0 and first.workload.new_studies_per_day > 0
+    assert forecast_strategies(site, plan, params=params) == first
+    assert forecast_json(forecast_strategies(site, plan, params=params)) == forecast_json(first)
+
+
+def test_new_study_rate_defaults_to_the_inventorys_last_90_days() -> None:
+    site, plan = busy_hospital()
+    workload = forecast_strategies(site, plan).workload
+    assert workload.new_studies_per_day == 120 / 90  # the others are older than 300 days
+    assert workload.new_study_mb == pytest.approx(40.0)
+    assert workload.reads_per_day == workload.new_studies_per_day
+
+
+def test_the_profiles_own_strategy_is_marked_and_added_when_not_standard() -> None:
+    site, plan = busy_hospital()
+    assert forecast_strategies(site, plan).chosen.name == "local-first/redate"
+    other = profile(tiering={"order": ["nearline", "local"]}, redate={"recent_days": 0})
+    forecast = forecast_strategies(other, plan_of(other, plan.phases[0].studies, plan.today))
+    assert [r.name for r in forecast.strategies][-1] == "nearline-first/no-redate"
+    assert forecast.chosen.name == "nearline-first/no-redate"
+    assert sum(r.profile_choice for r in forecast.strategies) == 1
+    naive = profile(tiering={"by_tier": False}, redate={"recent_days": 0})
+    forecast = forecast_strategies(naive, plan_of(naive, plan.phases[0].studies, plan.today))
+    assert len(forecast.strategies) == 4
+    assert forecast.chosen.name == "oldest-first/no-redate"
+    assert forecast_lines(forecast)[-2].startswith("The profile's strategy is oldest-first")
+
+
+def test_forecast_json_has_the_spec_shape() -> None:
+    site, plan = busy_hospital()
+    document = forecast_json(forecast_strategies(site, plan, params=QUIET))
+    names = [s["name"] for s in document["strategies"]]
+    assert names == ["oldest-first/no-redate", "local-first/no-redate", "local-first/redate",
+                     "local-first/redate/hourly-break"]
+    for entry in document["strategies"]:
+        assert {"name", "hours", "recalled_gb", "recent_studies_evicted", "dead_time_hours",
+                "redates"} <= entry.keys()
+        assert isinstance(entry["hours"], float) and isinstance(entry["recalled_gb"], float)
+
+
+def test_forecast_lines_show_every_strategy_and_what_the_profile_saves() -> None:
+    site, plan = slow_migration()
+    params = replace(QUIET, local_store_gb=1, low_water_fraction=0.9)
+    lines = forecast_lines(forecast_strategies(site, plan, params=params))
+    text = "\n".join(lines)
+    assert "* " in text and "local-first/redate/hourly-break" in text
+    verdict = next(line for line in lines if line.startswith("The profile's strategy"))
+    assert verdict == ("The profile's strategy (local-first/redate) recalls 1.0 GB less from "
+                       "nearline and pushes 1 fewer recent study off the local store than "
+                       "oldest-first/no-redate (4.0 GB recalled, 1 recent study pushed off).")
+
+
+def test_parameters_come_from_the_profile_with_documented_defaults() -> None:
+    site = profile(tiering={"local_store_gb": 123}, redate={"recent_days": 0,
+                                                           "every_hours": 3})
+    params = TierParameters.from_profile(site)
+    assert params.local_store_gb == 123 and params.redate_every_hours == 3
+    assert params.recent_days == TierParameters().recent_days  # re-dating off: still 14
+    assert params.low_water_fraction == TierParameters().low_water_fraction
