@@ -110,9 +110,9 @@ def _dead_time(data: ReportData) -> str:
             Col("Down periods", "num"), Col("Down time", "num")]
     rows = [[device, *_period_cells(dead.get(device)), *_period_cells(down.get(device))]
             for device in sorted(dead.keys() | down.keys())]
-    note = para("A period still open when the ledger ends counts until its last entry "
-                "(shown as 'open'). Device-wide: not narrowed to an interim report's "
-                "scope.", "note")
+    note = para("Dead time: studies were waiting and no retrieve was running ('all "
+                "devices': site-wide). A period with no recorded end ('open') counts until "
+                "its run ended. Not narrowed to an interim report's scope.", "note")
     return table(cols, rows, "small") + note
 
 

@@ -22,6 +22,8 @@ from runner.ledger import (
     RetrieveFinished,
     RetrievePurpose,
     RetrieveStarted,
+    RunEnded,
+    RunStarted,
     StudyPlanned,
     StudyStatus,
     VerificationMethod,
@@ -283,6 +285,23 @@ def test_dead_time_pairs_each_start_with_the_next_end_and_open_periods_run_to_th
     assert [(p.device, p.periods, p.open_periods) for p in data.dead_time] == [("old1", 2, 1)]
     assert data.dead_time[0].seconds == pytest.approx(600 + still_open)
     assert [(p.device, p.periods, p.seconds) for p in data.down_time] == [("old2", 1, 90.0)]
+
+
+def test_site_wide_dead_time_left_open_by_a_run_ends_with_that_run(
+        site: Builder, ledger_path: Path) -> None:
+    site.plan("1.1")
+    earlier = RunStarted(run_id="earlier", profile_path="/etc/site.yaml",
+                         profile_sha256="a" * 64, runner_version="0.1.0", command="run",
+                         at=T0)
+    site.ledger.record(earlier)
+    site.ledger.record(EventRecorded(kind="dead_time_start", run_id="earlier",
+                                     at=T0 + timedelta(minutes=10)))
+    site.ledger.record(RunEnded(run_id="earlier", at=T0 + timedelta(hours=1)))
+    site.receive("1.1", "x", at=T0 + timedelta(days=3))
+    close(site)
+    dead = report(ledger_path).dead_time
+    assert [(p.device, p.periods, p.open_periods, p.seconds) for p in dead] == [
+        ("all devices", 1, 1, 3000.0)]
 
 
 def test_no_dead_time_events_means_empty_period_lists(site: Builder,
