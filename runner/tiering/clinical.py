@@ -6,9 +6,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 
-from runner.inventory.model import Study
 from runner.tiering.model import LocalStore
 from runner.tiering.params import TierParameters
 
@@ -26,10 +24,9 @@ class Workload:
     reads_per_day: float
 
     @classmethod
-    def of(cls, params: TierParameters, studies: Sequence[Study], today: date) -> Workload:
-        """The parameters' rates, or the inventory's over the last `history_days`."""
-        since = today - timedelta(days=params.history_days)
-        recent = [s.estimated_mb for s in studies if since < s.study_date <= today]
+    def of(cls, params: TierParameters, recent: Sequence[float]) -> Workload:
+        """The parameters' rates, or the inventory's over the last `history_days`, given the
+        sizes of the studies acquired then (`recent`)."""
         days = max(params.history_days, 1)
         per_day = params.new_studies_per_day
         if per_day is None:

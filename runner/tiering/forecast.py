@@ -110,15 +110,15 @@ def _verdict(f: Forecast) -> str:
         return f"The profile's strategy is {own.name}: no comparison with {BASELINE.name}."
     gb = round(base.recalled_gb, 1) - round(own.recalled_gb, 1)
     evicted = base.recent_studies_evicted - own.recent_studies_evicted
-    return (f"The profile's strategy ({own.name}) recalls {_less_gb(gb)} from nearline and "
-            f"pushes {_fewer_studies(evicted)} off the local store than {base.name} "
-            f"({base.recalled_gb:,.1f} GB recalled, {_studies(base.recent_studies_evicted)} "
-            "pushed off).")
+    return (f"Against {base.name} ({base.recalled_gb:,.1f} GB recalled, "
+            f"{_studies(base.recent_studies_evicted)} pushed off), the profile's strategy "
+            f"({own.name}) recalls {_less_gb(gb)} from nearline and pushes "
+            f"{_fewer_studies(evicted)} off the local store.")
 
 
 def _less_gb(saved: float) -> str:
     if abs(saved) < 0.05:
-        return "as many GB"
+        return "the same"
     return f"{abs(saved):,.1f} GB {'less' if saved > 0 else 'more'}"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -56,6 +56,17 @@ class LocalStore(Generic[K]):
         if local and key not in self._lru:
             self._lru[key] = None
             self._used += size_mb
+
+    def know_all(self, sizes: Mapping[K, float], acquired: Mapping[K, int],
+                 local: Iterable[K]) -> None:
+        """Register many studies at once; `local` ones (least recently accessed first) join
+        the store as `know(..., local=True)` would, one after the other."""
+        self._size.update(sizes)
+        self._acquired.update(acquired)
+        for key in local:
+            if key not in self._lru:
+                self._lru[key] = None
+                self._used += self._size[key]
 
     def arrive(self, key: K, size_mb: float, acquired: int) -> None:
         """A new study is stored local (pushing older ones off if the store is full)."""

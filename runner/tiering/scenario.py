@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
+from itertools import chain
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from runner.execute.throttle import CompiledThrottle
@@ -17,6 +20,9 @@ from runner.tiering.params import TierParameters
 from runner.tiering.timeline import Timeline
 
 NO_DELAY = parse_formula(0)
+_SIZE = attrgetter("estimated_mb")
+_DATE = attrgetter("study_date")
+_PLAN_ORDER = attrgetter("study_date", "study_uid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,52 +72,51 @@ def start_of(plan: Plan, start: date | datetime | None) -> datetime:
 
 def build_scenario(plan: Plan, start: datetime, params: TierParameters) -> Scenario:
     """The scenario of `plan` under `profile`, starting at `start` (see `start_of`)."""
-    studies = tuple(s for phase in plan.phases for s in phase.studies)
+    studies = tuple(chain.from_iterable(p.studies for p in plan.phases))
     device_ids = tuple(d.id for d in plan.devices)
     position = {d: i for i, d in enumerate(device_ids)}
-    device_of = tuple(position[d] for phase in plan.phases for d in phase.devices)
+    sizes = tuple(map(_SIZE, studies))
+    days = [d.toordinal() for d in map(_DATE, studies)]
     by_date = _by_date(studies)
-    today = start.date()
+    dated = [days[i] for i in by_date]
+    today = start.date().toordinal()
+    tiers = tuple(s.location for s in studies)
+    recent = _window(by_date, dated, today - params.recent_days, today)
+    history = _window(by_date, dated, today - params.history_days + 1, today)
     return Scenario(
-        studies=studies, sizes=tuple(s.estimated_mb for s in studies),
+        studies=studies, sizes=sizes,
         instances=tuple(float(s.instances or 0) for s in studies),
-        device_of=device_of, device_ids=device_ids,
-        pinned=tuple(d.pinned_throttle for d in plan.devices),
+        device_of=tuple(position[d] for phase in plan.phases for d in phase.devices),
+        device_ids=device_ids, pinned=tuple(d.pinned_throttle for d in plan.devices),
         throttles={t.name: CompiledThrottle.of(t) for t in plan.throttles},
         timeline=Timeline(plan.schedule, start),
-        store=_initial_store(studies, by_date, params, today),
-        workload=Workload.of(params, studies, today),
-        params=params,
-        recent=_recent(studies, by_date, today, params.recent_days),
-        by_date=by_date,
-        tiers=tuple(s.location for s in studies),
+        store=_initial_store(sizes, days, [i for i in by_date if tiers[i] is Location.LOCAL],
+                             params, today),
+        workload=Workload.of(params, [sizes[i] for i in history]),
+        params=params, recent=tuple((i, days[i]) for i in recent), by_date=by_date,
+        tiers=tiers,
     )
 
 
 def _by_date(studies: tuple[Study, ...]) -> tuple[int, ...]:
     """The study keys oldest first (the UID breaks ties, as in the plan)."""
-    return tuple(sorted(range(len(studies)),
-                        key=lambda i: (studies[i].study_date, studies[i].study_uid)))
+    keys = list(map(_PLAN_ORDER, studies))
+    return tuple(sorted(range(len(studies)), key=keys.__getitem__))
 
 
-def _initial_store(studies: tuple[Study, ...], by_date: tuple[int, ...],
-                   params: TierParameters, today: date) -> LocalStore[int]:
+def _window(by_date: tuple[int, ...], dated: list[int], first: int,
+            last: int) -> tuple[int, ...]:
+    """The keys of the studies acquired from day `first` to day `last` (ordinals), in
+    date order; `dated` is the days of `by_date`."""
+    return by_date[bisect_left(dated, first):bisect_right(dated, last)]
+
+
+def _initial_store(sizes: tuple[float, ...], days: list[int], local: list[int],
+                   params: TierParameters, today: int) -> LocalStore[int]:
     """The store full of the local studies, least recently accessed (oldest) first."""
-    local = [i for i in by_date if studies[i].location is Location.LOCAL]
-    held = sum(studies[i].estimated_mb for i in local)
+    held = sum(sizes[i] for i in local)
     capacity = max(params.local_store_gb * 1000, held)
     store: LocalStore[int] = LocalStore(capacity, capacity * params.low_water_of_capacity,
-                                        params.recent_days, today.toordinal())
-    for i, study in enumerate(studies):
-        store.know(i, study.estimated_mb, study.study_date.toordinal())
-    for i in local:
-        store.know(i, studies[i].estimated_mb, studies[i].study_date.toordinal(), local=True)
+                                        params.recent_days, today)
+    store.know_all(dict(enumerate(sizes)), dict(enumerate(days)), local)
     return store
-
-
-def _recent(studies: tuple[Study, ...], by_date: tuple[int, ...], today: date,
-            days: int) -> tuple[tuple[int, int], ...]:
-    """Keys and acquisition days of the clinically recent studies, in acquisition order."""
-    since = today - timedelta(days=days)
-    keys = [i for i in by_date if since <= studies[i].study_date <= today]
-    return tuple((i, studies[i].study_date.toordinal()) for i in keys)

@@ -126,30 +126,34 @@ class Simulation:
 
     def _fill(self, device: _Device) -> None:
         """Start every retrieve the device may start now; wake it when the next may."""
-        if device.position == len(device.queue):
+        queue, now = device.queue, self.now
+        if device.position == len(queue):
             return
-        cursor = self.cursor
-        if cursor.at(self.now) and cursor.end < math.inf:
-            self._push(cursor.end, _SEGMENT, -1)
-        name = None if cursor.on_break else (device.pinned or cursor.name)
-        throttle = self.throttles[name] if name is not None else None
-        while device.position < len(device.queue):
-            key = device.queue[device.position]
-            gate = next_start(throttle, device.in_flight, device.last_start, self.now,
-                              self._values(key, device))
-            if gate.wait == 0.0:
-                self._start(device, key)
-            else:
-                if gate.wait is not None:
-                    self._wake(device, self.now + gate.wait)
+        throttle = self._throttle(device, now)
+        sizes, instances = self.scenario.sizes, self.scenario.instances
+        while True:
+            key = queue[device.position]
+            values = {"study_mb": sizes[key], "study_instances": instances[key], "spool_gb": 0.0}
+            if self.uses_rate:
+                values["device_mb_per_s"] = device.meter.mb_per_s(now)
+            wait = next_start(throttle, device.in_flight, device.last_start, now, values).wait
+            if wait != 0.0:
+                if wait is not None:
+                    self._wake(device, now + wait)
+                return
+            self._start(device, key)
+            if device.position == len(queue):
                 return
 
-    def _values(self, key: int, device: _Device) -> dict[str, float]:
-        values = {"study_mb": self.scenario.sizes[key],
-                  "study_instances": self.scenario.instances[key], "spool_gb": 0.0}
-        if self.uses_rate:
-            values["device_mb_per_s"] = device.meter.mb_per_s(self.now)
-        return values
+    def _throttle(self, device: _Device, now: float) -> CompiledThrottle | None:
+        """The device's throttle now (None: paused by the schedule or the hourly break)."""
+        cursor = self.cursor
+        if now >= cursor.end and cursor.at(now) and cursor.end < math.inf:
+            self._push(cursor.end, _SEGMENT, -1)
+        if cursor.on_break:
+            return None
+        name = device.pinned or cursor.name
+        return self.throttles[name] if name is not None else None
 
     def _wake(self, device: _Device, when: float) -> None:
         if when >= self.cursor.end or self.now < device.wake_at <= when:

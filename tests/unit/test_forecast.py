@@ -249,10 +249,10 @@ def test_forecast_lines_show_every_strategy_and_what_the_profile_saves() -> None
     lines = forecast_lines(forecast_strategies(site, plan, params=params))
     text = "\n".join(lines)
     assert "* " in text and "local-first/redate/hourly-break" in text
-    verdict = next(line for line in lines if line.startswith("The profile's strategy"))
-    assert verdict == ("The profile's strategy (local-first/redate) recalls 1.0 GB less from "
-                       "nearline and pushes 1 fewer recent study off the local store than "
-                       "oldest-first/no-redate (4.0 GB recalled, 1 recent study pushed off).")
+    assert lines[-2] == ("Against oldest-first/no-redate (4.0 GB recalled, 1 recent study "
+                         "pushed off), the profile's strategy (local-first/redate) recalls "
+                         "1.0 GB less from nearline and pushes 1 fewer recent study off the "
+                         "local store.")
 
 
 def test_parameters_come_from_the_profile_with_documented_defaults() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from runner.tiering.model import LocalStore
@@ -9,7 +10,7 @@ from runner.tiering.model import LocalStore
 TODAY = date(2013, 12, 31).toordinal()
 
 
-def store_of(capacity: float, local: list[tuple[str, float, int]],
+def store_of(capacity: float, local: Sequence[tuple[str, float, int]],
              low_water: float | None = None, recent_days: int = 14) -> LocalStore[str]:
     """A store holding `local` (key, MB, acquired), least recently accessed first."""
     store: LocalStore[str] = LocalStore(capacity, capacity if low_water is None else low_water,
