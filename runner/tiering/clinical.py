@@ -11,8 +11,6 @@ from runner.tiering.model import LocalStore
 from runner.tiering.params import TierParameters
 
 DAY_SECONDS = 86400.0
-# The size of a new study when the inventory has no recent history to learn it from.
-FALLBACK_NEW_STUDY_MB = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +25,13 @@ class Workload:
     def of(cls, params: TierParameters, recent: Sequence[float]) -> Workload:
         """The parameters' rates, or the inventory's over the last `history_days`, given the
         sizes of the studies acquired then (`recent`)."""
-        days = max(params.history_days, 1)
+        days = params.history_days
         per_day = params.new_studies_per_day
         if per_day is None:
             per_day = len(recent) / days
         mb_per_day = params.new_mb_per_day
         if mb_per_day is None:
-            mb_per_day = sum(recent) / days if recent else per_day * FALLBACK_NEW_STUDY_MB
+            mb_per_day = sum(recent) / days if recent else per_day * params.new_study_mb
         each = mb_per_day / per_day if per_day > 0 else 0.0
         reads = params.clinical_reads_per_day
         return cls(per_day, each, per_day if reads is None else reads)

@@ -92,7 +92,7 @@ def _assumption_lines(f: Forecast) -> list[str]:
     p, w = f.parameters, f.workload
     return [f"Forecast from {f.start:%Y-%m-%d %H:%M} ({f.start.tzinfo}), {f.studies:,} studies:",
             f"  local store {f.local_store_gb:,.0f} GB (pushed off to "
-            f"{p.low_water_of_capacity:.0%}), recall {p.nearline_mb_per_s:g} MB/s, "
+            f"{p.low_water_fraction:.0%}), recall {p.nearline_mb_per_s:g} MB/s, "
             f"retrieve {p.device_mb_per_s:g} MB/s; {w.new_studies_per_day:,.1f} new studies "
             f"a day ({w.new_study_mb:,.0f} MB each), {w.reads_per_day:,.1f} clinical reads "
             f"a day; recent = last {p.recent_days} days"]

@@ -29,7 +29,9 @@ class TierParameters:
     """New clinical studies stored local each day; None: the inventory's rate over the
     last `history_days`."""
     new_mb_per_day: float | None = None
-    """Their megabytes per day; None: from the same history (or 50 MB a study)."""
+    """Their megabytes per day; None: from the same history."""
+    new_study_mb: float = 50.0
+    """The size of a new study when there is no recent history to learn it from."""
     clinical_reads_per_day: float | None = None
     """Reads of recent studies by clinicians each day; None: as many as new studies."""
     recent_days: int = 14
@@ -55,10 +57,22 @@ class TierParameters:
         values["redate_every_hours"] = profile.redate.every_hours
         return cls(**values)
 
-    @property
-    def low_water_of_capacity(self) -> float:
-        """The low-water fraction, kept within (0, 1]."""
-        return min(1.0, max(self.low_water_fraction, 1e-9))
+    def __post_init__(self) -> None:
+        problems = [name for name, ok in (
+            ("local_store_gb >= 0", self.local_store_gb >= 0),
+            ("0 < low_water_fraction <= 1", 0 < self.low_water_fraction <= 1),
+            ("nearline_mb_per_s > 0", self.nearline_mb_per_s > 0),
+            ("device_mb_per_s > 0", self.device_mb_per_s > 0),
+            ("new_study_mb > 0", self.new_study_mb > 0),
+            ("rates per day >= 0", all(r is None or r >= 0 for r in (
+                self.new_studies_per_day, self.new_mb_per_day, self.clinical_reads_per_day))),
+            ("recent_days >= 0", self.recent_days >= 0),
+            ("redate_every_hours > 0", self.redate_every_hours > 0),
+            ("history_days >= 1", self.history_days >= 1),
+            ("0 < break_minute < 60", 0 < self.break_minute < 60),
+            ("horizon_days > 0", self.horizon_days > 0)) if not ok]
+        if problems:
+            raise ValueError(f"tier parameters out of range: {', '.join(problems)}")
 
 
 def _key(section: object, name: str, default: Any) -> Any:

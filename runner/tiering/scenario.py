@@ -116,7 +116,7 @@ def _initial_store(sizes: tuple[float, ...], days: list[int], local: list[int],
     """The store full of the local studies, least recently accessed (oldest) first."""
     held = sum(sizes[i] for i in local)
     capacity = max(params.local_store_gb * 1000, held)
-    store: LocalStore[int] = LocalStore(capacity, capacity * params.low_water_of_capacity,
+    store: LocalStore[int] = LocalStore(capacity, capacity * params.low_water_fraction,
                                         params.recent_days, today)
     store.know_all(dict(enumerate(sizes)), dict(enumerate(days)), local)
     return store

@@ -262,3 +262,17 @@ def test_parameters_come_from_the_profile_with_documented_defaults() -> None:
     assert params.local_store_gb == 123 and params.redate_every_hours == 3
     assert params.recent_days == TierParameters().recent_days  # re-dating off: still 14
     assert params.low_water_fraction == TierParameters().low_water_fraction
+
+
+def test_parameters_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="device_mb_per_s > 0, 0 < break_minute < 60"):
+        TierParameters(device_mb_per_s=0, break_minute=60)
+
+
+def test_new_studies_without_history_take_the_default_size() -> None:
+    site = profile()
+    old = [study("8.1", date(2001, 1, 1), Location.LOCAL)]
+    params = TierParameters(new_studies_per_day=10)
+    workload = forecast_strategies(site, plan_of(site, old, date(2026, 11, 27)),
+                                   params=params).workload
+    assert workload.new_studies_per_day == 10 and workload.new_study_mb == params.new_study_mb
