@@ -58,12 +58,15 @@ def forecast_strategies(profile: SiteProfile, plan: Plan,
 
 def forecast_json(forecast: Forecast) -> dict[str, Any]:
     """The plan JSON's `forecast` section (spec shape, with extra keys)."""
+    w = forecast.workload
+    used = {"local_store_gb": forecast.local_store_gb,
+            "new_studies_per_day": w.new_studies_per_day, "new_study_mb": w.new_study_mb,
+            "new_mb_per_day": w.new_studies_per_day * w.new_study_mb,
+            "clinical_reads_per_day": w.reads_per_day}
     return {"strategies": [_strategy_json(r) for r in forecast.strategies],
-            "start": forecast.start.isoformat(),
-            "assumptions": {"studies": forecast.studies,
-                            "local_store_gb": round(forecast.local_store_gb, 3),
-                            **{k: _rounded(v) for k, v in asdict(forecast.workload).items()},
-                            **asdict(forecast.parameters)}}
+            "start": forecast.start.isoformat(), "studies": forecast.studies,
+            "assumptions": {**asdict(forecast.parameters),
+                            **{k: round(v, 3) for k, v in used.items()}}}
 
 
 def _strategy_json(r: StrategyResult) -> dict[str, Any]:
@@ -72,10 +75,6 @@ def _strategy_json(r: StrategyResult) -> dict[str, Any]:
             "dead_time_hours": round(r.dead_time_hours, 2), "redates": r.redates,
             "recalls": r.recalls, "evictions": r.evictions, "studies": r.studies,
             "finished": r.finished, "profile_choice": r.profile_choice}
-
-
-def _rounded(value: float) -> float:
-    return round(value, 3)
 
 
 def forecast_lines(forecast: Forecast) -> list[str]:
@@ -99,7 +98,8 @@ def _assumption_lines(f: Forecast) -> list[str]:
 
 
 def _row(r: StrategyResult) -> list[str]:
-    hours = f"{r.hours:,.1f}" if r.finished else f">{r.hours:,.0f} (unfinished)"
+    hours = f"{r.hours:,.{2 if r.hours < 10 else 1}f}"
+    hours = hours if r.finished else f">{r.hours:,.0f} (unfinished)"
     return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
             f"{r.recent_studies_evicted:,}", f"{r.dead_time_hours:,.1f}", f"{r.redates:,}"]
 

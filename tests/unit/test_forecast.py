@@ -241,6 +241,9 @@ def test_forecast_json_has_the_spec_shape() -> None:
         assert {"name", "hours", "recalled_gb", "recent_studies_evicted", "dead_time_hours",
                 "redates"} <= entry.keys()
         assert isinstance(entry["hours"], float) and isinstance(entry["recalled_gb"], float)
+    defaults = forecast_json(forecast_strategies(site, plan, params=TierParameters()))
+    assert defaults["assumptions"]["clinical_reads_per_day"] == round(120 / 90, 3)  # as used
+    assert defaults["assumptions"]["device_mb_per_s"] == TierParameters().device_mb_per_s
 
 
 def test_forecast_lines_show_every_strategy_and_what_the_profile_saves() -> None:
