@@ -16,10 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# The real DICOM peers the integration tests talk to: Orthanc and DCMTK from Debian.
+# What the tests talk to or look with, from Debian: the DICOM peers (Orthanc, DCMTK) and
+# headless Chromium with poppler to render the sign-off report.
+PEER_PACKAGES := orthanc dcmtk chromium poppler-utils fonts-dejavu-core
 peers:
-	@if ! command -v Orthanc >/dev/null 2>&1 && [ ! -x /usr/sbin/Orthanc ] || ! command -v storescu >/dev/null 2>&1; then \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq orthanc dcmtk; \
+	@missing=""; \
+	[ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
+	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
 test: setup peers
@@ -27,10 +34,9 @@ test: setup peers
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
-# Until the simulated PACS exists, the demo is the dry run of the demo profile.
+# The whole job on loopback: simulated PACS -> runner -> embedded archive, then the reports.
 demo: setup
-	$(VENV)/bin/pacsmig plan site_profiles/demo.yaml --inventory site_profiles/demo-inventory.csv \
-	  --json reports/demo/plan.json
+	$(VENV)/bin/pacsmig demo
 
 lint: setup
 	$(VENV)/bin/ruff check runner tests benchmarks

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -65,13 +66,15 @@ def plan(
     profile: ProfileArg,
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
     json_file: Annotated[Path | None, typer.Option("--json", help="write the plan as JSON")] = None,
+    forecast: Annotated[bool, typer.Option("--forecast", help="add duration and total-work "
+                                           "estimates per strategy")] = False,
 ) -> None:
     """Dry run: inventory, order the work and explain it; no C-MOVE, no C-STORE."""
     from runner.plan.commands import plan_command
 
     with _exit_codes():
         loaded = load_profile(profile)
-        plan_command(loaded, inventory, json_file, typer.echo)
+        plan_command(loaded, inventory, json_file, typer.echo, forecast)
 
 
 @app.command()
@@ -104,6 +107,40 @@ def status(profile: ProfileArg) -> None:
         loaded = load_profile(profile)
         for line in status_lines(loaded):
             typer.echo(line)
+
+
+@app.command()
+def report(
+    profile: ProfileArg,
+    date_from: Annotated[datetime | None, typer.Option(
+        "--from", formats=["%Y-%m-%d"], help="interim report: studies dated from DATE")] = None,
+    date_to: Annotated[datetime | None, typer.Option(
+        "--to", formats=["%Y-%m-%d"], help="interim report: studies dated up to DATE")] = None,
+    phase: Annotated[int | None, typer.Option(
+        min=1, help="interim report: only phase N (counted from 1)")] = None,
+) -> None:
+    """Reconciliation CSV/Parquet and the sign-off report; exit 1 if a study is not verified."""
+    from runner.report.commands import report_command
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        result = report_command(loaded, date_from=date_from.date() if date_from else None,
+                                date_to=date_to.date() if date_to else None, phase=phase,
+                                write=typer.echo)
+        if result.discrepancies:
+            raise typer.Exit(1)
+
+
+@app.command()
+def demo(studies: Annotated[int, typer.Option(min=12, max=2000, help="studies in the "
+                                              "simulated PACS")] = 60) -> None:
+    """The whole job on an embedded default: simulated PACS and archive on loopback."""
+    from runner.sim.demo import run_demo
+
+    with _exit_codes():
+        result = run_demo(_progress_writer(), sys.stdout.isatty(), studies)
+        if not result.summary.complete:
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -54,13 +54,21 @@ def build_plan(loaded: LoadedProfile, csv_path: Path | None) -> Plan:
 
 
 def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path | None,
-                 echo: Callable[[str], object]) -> Plan:
-    """The dry run: print the explanation, write the JSON if asked."""
+                 echo: Callable[[str], object], forecast: bool = False) -> Plan:
+    """The dry run: print the explanation (and forecast), write the JSON if asked."""
     plan = build_plan(loaded, csv_path)
     for line in explain(plan):
         echo(line)
+    document = plan_json(plan)
+    if forecast:
+        from runner.tiering.forecast import forecast_json, forecast_lines, forecast_strategies
+
+        result = forecast_strategies(loaded.profile, plan)
+        for line in forecast_lines(result):
+            echo(line)
+        document["forecast"] = forecast_json(result)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
-        json_file.write_text(json.dumps(plan_json(plan), indent=1) + "\n", encoding="utf-8")
+        json_file.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         echo(f"Plan JSON written to {json_file}")
     return plan

@@ -8,6 +8,7 @@ directory.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -81,7 +82,7 @@ def _relative_path(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     if value.is_absolute() or base is None:
         return value
-    return Path(base) / value
+    return Path(os.path.normpath(Path(base) / value))
 
 
 def _existing_file(value: Path) -> Path:
@@ -329,6 +330,20 @@ class Tiering(_Model):
     local_store_gb: float = Field(0, ge=0, description="capacity of the local store (forecasts)")
     order: list[Location] = Field(default_factory=lambda: [Location.LOCAL, Location.NEARLINE,
                                                            Location.OFFLINE], min_length=1)
+    low_water_fraction: float | None = Field(
+        None, gt=0, le=1, description="forecast: push-off target of the local store "
+                                      "(default 0.9)")
+    nearline_mb_per_s: float | None = Field(None, gt=0,
+                                            description="forecast: recall speed (default 10)")
+    device_mb_per_s: float | None = Field(
+        None, gt=0, description="forecast: speed of one retrieve (default 20)")
+    new_studies_per_day: float | None = Field(
+        None, ge=0, description="forecast: new clinical studies a day (default: the "
+                                "inventory's last 90 days)")
+    new_mb_per_day: float | None = Field(None, ge=0, description="forecast: their MB a day")
+    clinical_reads_per_day: float | None = Field(
+        None, ge=0, description="forecast: reads of recent studies a day (default: as many "
+                                "as new studies)")
     by_tier: bool = Field(
         True, description="one phase per tier in `order` (true), or a single phase of every "
                           "study oldest first, whatever its tier (false: oldest-first, the "
