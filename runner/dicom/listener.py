@@ -4,8 +4,9 @@ Every storage SOP class pynetdicom knows is accepted in every transfer syntax it
 (compressed ones too); the bytes are spooled as received, never transcoded. Only the four
 header elements the runner needs are parsed, and the pixel data is never decoded: the
 dataset is read with pydicom's `read_dataset` up to SeriesInstanceUID (0020,000E), i.e.
-only groups 0008-0020 (measured on a 512x512 16-bit CT, 0.5 MB: about 90 µs per instance,
-against about 200 µs for `dcmread(..., stop_before_pixels=True, specific_tags=...)`).
+only groups 0008-0020, whatever the image size. Measured (2-core VM, 3000 runs): about
+95 µs per instance for both a 64x64 and a 512x512 16-bit CT, against 167 and 242 µs for
+`dcmread(BytesIO(raw), stop_before_pixels=True, specific_tags=[...])`.
 
 For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
 `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
@@ -173,7 +174,11 @@ def _past_series(tag: BaseTag, _vr: str | None, _length: int) -> bool:
 
 
 def parse_header(raw: bytes, transfer_syntax: str) -> _Header:
-    """The four identifying UIDs of a Part-10 file's dataset, without reading pixel data."""
+    """The four identifying UIDs of a Part-10 file's dataset, without reading pixel data.
+
+    `raw` is a Part-10 file whose meta starts with its group length, as pynetdicom's
+    `encoded_dataset()` and pydicom write it; `transfer_syntax` is the dataset's.
+    """
     try:
         syntax = UID(transfer_syntax)
         meta_length = int.from_bytes(raw[140:_PREAMBLE_AND_GROUP_LENGTH], "little")
