@@ -26,7 +26,6 @@ from runner.dicom.ae import make_ae
 from runner.dicom.association import Refusal, close_association, lost_association, open_association
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory, categorize
-from runner.dicom.store import protect_responses
 
 LOGGER = logging.getLogger(__name__)
 
@@ -147,7 +146,6 @@ def request_commitment(
     assoc = open_association(ae, peer, settings, [STORAGE_COMMITMENT_PUSH])
     if isinstance(assoc, Refusal):
         return CommitmentRequest(transaction, assoc.category, None, assoc.detail, _since(started))
-    protect_responses(assoc)
     try:
         return _request_on(assoc, peer, settings, transaction, refs, wait_for_report, started)
     finally:

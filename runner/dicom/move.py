@@ -27,7 +27,6 @@ from runner.dicom.association import Refusal, close_association, lost_associatio
 from runner.dicom.peer import DicomSettings, Peer, check_ae_title
 from runner.dicom.sop import STUDY_ROOT_MOVE
 from runner.dicom.status import StatusCategory, categorize
-from runner.dicom.store import protect_responses
 
 _MAX_MESSAGE_ID = 0xFFFF
 
@@ -159,7 +158,6 @@ def c_move(
     assoc = open_association(make_ae(calling_ae, settings), peer, settings, [STUDY_ROOT_MOVE])
     if isinstance(assoc, Refusal):
         return _transport_outcome(assoc.category, assoc.detail, _Tally(), started)
-    protect_responses(assoc)
     try:
         if not handle._attach(assoc, msg_id):
             assoc.abort()

@@ -22,14 +22,12 @@ the destination will not accept, an unreadable file) is permanent. Warnings (0xB
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydicom import Dataset
 from pydicom.filereader import read_file_meta_info
@@ -51,37 +49,6 @@ _MAX_MESSAGE_ID = 0xFFFF
 _COERCION_WARNING = 0xB000  # for C-STORE a warning; categorize() reads it as C-MOVE's
 
 Pair = tuple[str, str]  # (SOP Class UID, Transfer Syntax UID)
-
-
-class _ResponsesForTheCaller(queue.Queue[Any]):
-    """A DIMSE message queue that never lets the reactor thread take a response.
-
-    pynetdicom's requestor runs a reactor thread that polls the DIMSE queue (non-blocking)
-    for requests from the peer, while `send_c_*` wait on it (blocking) for their responses.
-    Its pause handshake before a send has a window in which the reactor still polls: a
-    response arriving then is taken by the reactor, logged as "Received unexpected ...
-    service message" and dropped, and the caller waits out the whole DIMSE timeout (seen
-    here about once per 200 C-STOREs on loopback). With this queue a non-blocking get only
-    ever returns requests (N-EVENT-REPORT, ...), and responses wait for the blocking reader.
-    """
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        if block:
-            return super().get(block, timeout)
-        with self.mutex:
-            if self.queue and _is_request(self.queue[0][1]):
-                return self._get()
-        raise queue.Empty
-
-
-def _is_request(message: Any) -> bool:
-    return message is not None and bool(getattr(message, "is_valid_request", False))
-
-
-def protect_responses(assoc: Association) -> Association:
-    """Give a just-established requestor association a queue whose responses cannot be lost."""
-    assoc.dimse.msg_queue = _ResponsesForTheCaller()
-    return assoc
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +198,6 @@ class StoreClient:
         opened = open_association(ae, self.peer, self.settings, [pair[0]])
         if isinstance(opened, Refusal):
             return _Failure(opened.category, opened.detail, True)
-        protect_responses(opened)
         self._assoc, self._proposed, self._fresh = opened, frozenset(self._pairs), True
         self._opened += 1
         return opened
