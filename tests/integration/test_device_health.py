@@ -80,13 +80,13 @@ def test_stalled_retrieve_is_aborted_by_the_watchdog_and_the_study_retried(
 class Unhurried(SimDevice):
     def before_move(self, spec: StudySpec) -> MoveDirective:
         directive = super().before_move(spec)
-        return MoveDirective(directive.delay_seconds + 0.4, directive.status, directive.stall)
+        return MoveDirective(directive.delay_seconds + 0.6, directive.status, directive.stall)
 
 
 @pytest.fixture
 def two_devices(specs: list[StudySpec], listener_port: int) -> Iterator[tuple[QRServer, ...]]:
     archive = SimArchive(specs, capacity_mb=1e6, recent_days=0, today=date.today())
-    fragile = SimDevice(archive, Lockup(max_concurrency=1, reboot_seconds=2.0))
+    fragile = SimDevice(archive, Lockup(max_concurrency=1, reboot_seconds=1.5))
     destinations = {"PACSMIG": ("127.0.0.1", listener_port)}
     servers = (QRServer("WFM1", specs, destinations, behaviour=fragile).start(),
                QRServer("WFM2", specs, destinations, behaviour=Unhurried(archive)).start())
@@ -127,7 +127,7 @@ def test_locked_up_device_is_marked_down_its_work_moves_and_it_comes_back(
                                    " FROM retrieves GROUP BY device").fetchall())
         after_up = conn.execute(
             "SELECT count(*) FROM retrieves WHERE device = 'wfm1' AND category = 'success' AND "
-            "started_at > (SELECT max(occurred_at) FROM events WHERE kind = 'device_up')"
+            "started_at > (SELECT min(occurred_at) FROM events WHERE kind = 'device_up')"
         ).fetchone()
     assert served["wfm2"] >= 5  # the other device took the work meanwhile
     assert after_up is not None and after_up[0] >= 1  # and the first one is back at work
