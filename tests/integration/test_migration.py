@@ -107,7 +107,7 @@ def test_destination_down_at_start_exits_1_naming_it_and_marks_nothing(
         tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
         specs: list[StudySpec]) -> None:
     site = make_site(tmp_path, orthanc_factory, specs[:2])
-    site.destination.stop()
+    site.destination.kill()
     result = site.pacsmig("run")
     assert result.returncode == 1
     assert "destination Test destination (NEWVNA@127.0.0.1" in result.stderr
