@@ -140,13 +140,13 @@ def _presence(found: FindOutcome, keys: Sequence[BaseTag], started: float) -> Pr
     for answer in found.identifiers:
         sop_uid = str(answer.get("SOPInstanceUID", "")).strip()
         if sop_uid:
-            values[sop_uid] = {int(key): _text(answer, key) for key in keys}
+            values[sop_uid] = {int(key): value_text(answer, key) for key in keys}
     seconds = time.monotonic() - started
     sop_uids = frozenset(values)
     return PresenceOutcome(found.category, found.detail, sop_uids, values, seconds)
 
 
-def _text(answer: Dataset, key: BaseTag) -> str:
+def value_text(answer: Dataset, key: BaseTag | int) -> str:
     """A value in DICOM string form: "" when absent or empty, multi-values joined by "\\"."""
     element = answer.get(key)
     if element is None or element.value is None or element.value == "":

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from runner.dicom.echo import c_echo
@@ -28,6 +29,7 @@ from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
 from runner.execute.redate import DeadTime, Redates
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
+from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus
@@ -112,6 +114,7 @@ class Engine:
         self.forwarder: Forwarder | None = None
         self.verifier: Verifier | None = None
         self.janitor = Janitor(spool, ledger)
+        self.rules = profile.rules()
         self.threads: list[threading.Thread] = []
         for work in works:
             if not work.final and work.stage is Stage.QUEUED:
@@ -399,6 +402,7 @@ class Engine:
                                      dest_sop_instance_uid=result.dest_sop_instance_uid)
         if not result.final:
             return
+        expected = self._expected_values(item.path) if result.ok else None
         if not result.ok:
             self.ledger.record_quarantined(sop_instance_uid=item.sop_instance_uid,
                                            study_uid=item.study_uid, reason=result.reason)
@@ -407,6 +411,8 @@ class Engine:
             work.forwarding.discard(item.sop_instance_uid)
             if result.ok:
                 work.forwarded.add(item.sop_instance_uid)
+                if expected is not None:
+                    work.values[item.sop_instance_uid] = expected
                 if result.dest_sop_instance_uid:
                     work.dest_uids[item.sop_instance_uid] = result.dest_sop_instance_uid
                 self.counters.forwarded += 1
@@ -416,6 +422,13 @@ class Engine:
             self.wake.notify_all()
         if result.ok:
             self.janitor.discard_later(item.spool_name)
+
+    def _expected_values(self, path: Path) -> dict[int, str] | None:
+        """The morphed values to check at the destination (verify: instances, with rules)."""
+        assert self.verifier is not None
+        if not self.verifier.value_tags:
+            return None
+        return expected_values(path, self.rules, self.verifier.value_tags)
 
     def _maybe_verify(self, work: StudyWork) -> None:
         if work.stage is Stage.FORWARDING and work.settled():
@@ -453,21 +466,23 @@ class Engine:
             self._verify_again_or_give_up(work, f"destination did not answer: {check.detail}")
             return
         source_count = max(work.expected or 0, len(work.received))
+        values = compare_values(work.values, check.values, work.dest_uids)
+        confirmed = check.confirmed - values.different
         if method.value == "count":
             ok = check.found >= source_count and not work.set_aside
             missing_uids: list[str] = []
         else:
-            missing_uids = sorted(set(work.received) - check.confirmed)
+            missing_uids = sorted(set(work.received) - confirmed)
             ok = not missing_uids and len(work.received) >= source_count
         self.ledger.record_verification(
             study_uid=work.uid, method=method, expected=source_count, found=check.found,
-            ok=ok, missing_uids=missing_uids, confirmed_uids=sorted(check.confirmed),
-            detail=check.detail)
+            ok=ok, missing_uids=missing_uids, confirmed_uids=sorted(confirmed),
+            detail="; ".join(filter(None, (check.detail, values.detail()))))
         if ok:
             work.stage = Stage.VERIFIED
             self.ledger.record_study_status(work.uid, StudyStatus.DONE)
             return
-        self._repair(work, missing_uids, source_count)
+        self._repair(work, missing_uids, source_count, values.different)
 
     def _verify_again_or_give_up(self, work: StudyWork, reason: str) -> None:
         if work.verifications < self.profile.retries.verify_attempts:
@@ -475,7 +490,8 @@ class Engine:
             return
         self._give_up(work, reason)
 
-    def _repair(self, work: StudyWork, missing: list[str], source_count: int) -> None:
+    def _repair(self, work: StudyWork, missing: list[str], source_count: int,
+                different: frozenset[str]) -> None:
         """Missing at the destination: retrieve the study again (duplicates are discarded)."""
         if work.set_aside and not (set(missing) - set(work.set_aside)) \
                 and len(work.received) >= source_count:
@@ -485,8 +501,13 @@ class Engine:
         for sop in missing:
             work.forwarded.discard(sop)
             work.received.pop(sop, None)
+            work.values.pop(sop, None)
         reason = (f"{len(missing)} instances missing at the destination; "
                   f"{len(work.received)} of {source_count} received")
+        if different:
+            reason = (f"{len(different)} instances held at the destination with other values than "
+                      "the rules made (a different version under the same SOP Instance UID?); "
+                      + reason)
         self._retry_or_give_up(work, reason)
 
 

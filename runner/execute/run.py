@@ -111,7 +111,8 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
         Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
         engine.on_forwarded)
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
-                               settings, profile.destination.verify, waiter)
+                               settings, profile.destination.verify, waiter,
+                               value_tags=_value_tags(loaded))
     listener = Listener(_listener_config(loaded), spool, ListenerCallbacks(
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
         on_commitment=waiter.deliver))
@@ -203,6 +204,14 @@ class _Sweeper(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(timeout=10)
+
+
+def _value_tags(loaded: LoadedProfile) -> tuple[int, ...]:
+    """The tags whose morphed values the verification checks (verify: instances only)."""
+    profile = loaded.profile
+    if profile.destination.verify != "instances":
+        return ()
+    return tuple(sorted(profile.rules().touched_tags))
 
 
 def _listener_config(loaded: LoadedProfile) -> ListenerConfig:

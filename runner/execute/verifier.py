@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from runner.dicom.commitment import CommitmentReport, request_commitment
 from runner.dicom.peer import DicomSettings, Peer
@@ -29,6 +30,7 @@ class Check:
     found: int
     confirmed: frozenset[str]
     detail: str
+    values: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # by destination UID
 
 
 class CommitmentWaiter:
@@ -61,6 +63,7 @@ class Verifier:
     method: str
     waiter: CommitmentWaiter
     commitment_timeout: float = 60.0
+    value_tags: tuple[int, ...] = ()  # asked for with `instances`, to check morphed values
 
     def check(self, study_uid: str, expected: dict[str, tuple[str, str]]) -> Check:
         """Check `study_uid`; `expected` maps source SOP UID -> (destination UID, SOP class)."""
@@ -71,12 +74,13 @@ class Verifier:
         return self._instances(study_uid, expected)
 
     def _instances(self, study_uid: str, expected: dict[str, tuple[str, str]]) -> Check:
-        found = instances_present(self.destination, self.calling_ae, self.settings, study_uid)
+        found = instances_present(self.destination, self.calling_ae, self.settings, study_uid,
+                                  self.value_tags)
         if not found.ok:
             return Check(False, 0, frozenset(), found.detail)
         confirmed = frozenset(src for src, (dest, _) in expected.items()
                               if dest in found.sop_uids)
-        return Check(True, len(found.sop_uids), confirmed, found.detail)
+        return Check(True, len(found.sop_uids), confirmed, found.detail, found.values)
 
     def _counts(self, study_uid: str) -> Check:
         counted = study_instance_count(self.destination, self.calling_ae, self.settings,

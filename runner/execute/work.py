@@ -52,6 +52,7 @@ class StudyWork:
     forwarded: set[str] = field(default_factory=set)
     dest_uids: dict[str, str] = field(default_factory=dict)
     set_aside: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[int, str]] = field(default_factory=dict)  # expected at destination
     forwarding: set[str] = field(default_factory=set)
     retrieves: int = 0
     troubles: int = 0  # retrieves lost to device trouble (not counted in `retrieves`)

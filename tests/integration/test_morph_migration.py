@@ -8,11 +8,12 @@ from datetime import date
 from io import BytesIO
 from pathlib import Path
 
+import duckdb
 import pytest
 from pydicom import Dataset, dcmread
 
 from runner.profile.load import load_profile
-from runner.sim.generate import StudySpec, synthetic_archive
+from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
 from tests.integration.test_migration import make_site
 from tests.peers import OrthancProcess
 
@@ -78,3 +79,28 @@ def _bytes(ds: Dataset) -> bytes:
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def test_destination_keeping_an_older_copy_under_the_same_uid_is_caught(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    specs = synthetic_archive("older-copy", 2, date(2015, 1, 1), date(2020, 1, 1),
+                              modalities=("CT",), instances_per_series=2)
+    rules = [{"replace": {"tag": "AccessionNumber", "pattern": r"^(\d+)$", "with": r"EXH\1"}}]
+    site = make_site(tmp_path, orthanc_factory, specs, morphing=rules,
+                     retries={"retrieve_attempts": 2, "backoff_seconds": 0.1})
+    stale = make_study(specs[0])[0]  # the un-morphed copy, already at the destination
+    site.destination.upload(to_bytes(stale))
+
+    result = site.pacsmig("run")
+    assert result.returncode == 1
+    statuses = {row[0]: row[4] for row in site.reconciliation()}
+    assert statuses == {specs[0].study_uid: "failed", specs[1].study_uid: "verified"}
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        reason = conn.execute("SELECT reason FROM studies WHERE study_uid = ?",
+                              [specs[0].study_uid]).fetchone()
+        details = conn.execute("SELECT detail FROM verifications WHERE study_uid = ?",
+                               [specs[0].study_uid]).fetchall()
+    assert reason is not None and "different version under the same SOP Instance UID" in reason[0]
+    # Orthanc answers AccessionNumber from its study record, kept from the older copy: it
+    # reports the old value for every instance of the study, and both are flagged.
+    assert len(details) == 2 and all("instances hold other values" in d[0] for d in details)
