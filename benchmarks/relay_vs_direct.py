@@ -1,0 +1,260 @@
+"""Runner vs direct C-MOVE: the same studies Orthanc -> Orthanc, straight and through pacsmig.
+
+    .venv/bin/python benchmarks/relay_vs_direct.py [--studies 30 --instances 40]
+
+Generates N synthetic CT studies (512x512, 16 bit), loads them into a source Orthanc with
+storescu, then moves them, in the same run, three times into a fresh destination Orthanc:
+(a) DCMTK movescu, one study at a time, then four movescu processes at a time (the source
+sends straight to the destination); (b) `python -m runner run PROFILE` (one rule sets
+InstitutionName on every instance, `verify: instances`, throttles 4/4/0, four destination
+associations). Prints seconds, MB/s and direct_seconds / runner_seconds (>= 1.0: the
+runner is as fast), where the runner's time went (from its ledger), and writes JSON to
+benchmarks/results/relay_vs_direct.json. Every peer runs with TCP_NODELAY=1. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from runner.dicom.peer import Peer  # noqa: E402
+from runner.sim.generate import (  # noqa: E402
+    StudySpec,
+    ct_512,
+    make_study,
+    synthetic_archive,
+    to_bytes,
+)
+from tests.peers import OrthancProcess, free_port, peer_env  # noqa: E402
+from tests.profiles import profile_data, write_profile  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "relay_vs_direct.json"
+INSTITUTION = "Relay Benchmark Hospital"
+LISTENER_AE = "PACSMIG"
+MOVESCU_AE = "MOVESCU"
+BIG_ORTHANC = {"DicomThreadsCount": 8, "ConcurrentJobs": 4, "MaximumPduLength": 131072}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One way of moving the studies: how long it took and whether everything arrived."""
+
+    name: str
+    seconds: float
+    instances: int
+
+    def mb_per_s(self, megabytes: float) -> float:
+        """Throughput for `megabytes` moved."""
+        return megabytes / self.seconds if self.seconds else 0.0
+
+
+def main() -> None:
+    """Parse the arguments, run the three moves, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=30)
+    parser.add_argument("--instances", type=int, default=40)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    try:
+        report = run(work, args.studies, args.instances)
+    finally:
+        if not args.keep:
+            subprocess.run(["rm", "-rf", str(work)], check=False)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2))
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+def run(work: Path, studies: int, instances: int) -> dict[str, Any]:
+    """Every measurement of one benchmark run, as the JSON report."""
+    specs = [ct_512(s) for s in synthetic_archive("relay", studies, date(2015, 1, 1),
+                                                  date(2020, 1, 1), modalities=("CT",),
+                                                  instances_per_series=instances)]
+    listener = Peer(LISTENER_AE, "127.0.0.1", free_port())
+    dests = [OrthancProcess(work / f"dest-{i}", aet=f"NEWVNA{i}", extra_config=BIG_ORTHANC,
+                            modalities={"pacsmig": listener}) for i in range(3)]
+    for dest in dests:
+        dest.start()
+    modalities = {"pacsmig": listener, **{d.aet: d.peer for d in dests}}
+    source = OrthancProcess(work / "source", aet="OLDPACS", modalities=modalities,
+                            extra_config=BIG_ORTHANC).start()
+    try:
+        megabytes = load_source(work / "files", source, specs)
+        timings = [direct(source, dests[0], specs, 1), direct(source, dests[1], specs, 4)]
+        runner_timing, breakdown = relay(work, source, dests[2], listener, len(specs))
+    finally:
+        for orthanc in [source, *dests]:
+            orthanc.kill()
+    return summarize(specs, megabytes, timings, runner_timing, breakdown)
+
+
+def load_source(folder: Path, source: OrthancProcess, specs: list[StudySpec]) -> float:
+    """Write every study's files and send them to the source with storescu; total MB."""
+    folder.mkdir(parents=True)
+    total = 0
+    for index, spec in enumerate(specs):
+        for number, ds in enumerate(make_study(spec)):
+            raw = to_bytes(ds)
+            (folder / f"{index:04d}-{number:05d}.dcm").write_bytes(raw)
+            total += len(raw)
+    started = time.monotonic()
+    subprocess.run(["storescu", "-aec", source.aet, "-xs", "+sd", "+r", "127.0.0.1",
+                    str(source.dicom_port), str(folder)],
+                   check=True, env=peer_env(), capture_output=True)
+    count = source.rest_get("/statistics")["CountInstances"]
+    print(f"source loaded: {count} instances, {total / 1e6:.0f} MB "
+          f"in {time.monotonic() - started:.1f} s")
+    return total / 1e6
+
+
+def movescu(source: OrthancProcess, dest: OrthancProcess, study_uid: str) -> None:
+    """One DCMTK C-MOVE of a whole study from `source` to `dest`."""
+    subprocess.run(["movescu", "-S", "-aet", MOVESCU_AE, "-aec", source.aet, "-aem", dest.aet,
+                    "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
+                    "127.0.0.1", str(source.dicom_port)],
+                   check=True, env=peer_env(), capture_output=True)
+
+
+def direct(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
+           parallel: int) -> Timing:
+    """Move every study with movescu, `parallel` processes at a time."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(lambda s: movescu(source, dest, str(s.study_uid)), specs))
+    seconds = time.monotonic() - started
+    count = int(dest.rest_get("/statistics")["CountInstances"])
+    print(f"direct C-MOVE, {parallel} at a time: {seconds:.2f} s, {count} instances")
+    return Timing(f"direct_{parallel}_at_a_time", seconds, count)
+
+
+def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
+          studies: int) -> tuple[Timing, dict[str, float]]:
+    """`pacsmig run` from `source` to `dest` with one rule; its timing and breakdown."""
+    site = work / "site"
+    site.mkdir()
+    data = profile_data(site, [("old1", source.peer)], dest.peer, listener.port,
+                        destination={"max_associations": 4},
+                        listener={"max_spool_gb": 8},
+                        morphing=[{"set": {"InstitutionName": INSTITUTION}}])
+    profile = write_profile(site, data)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
+    count = int(dest.rest_get("/statistics")["CountInstances"])
+    print(f"pacsmig run: {seconds:.2f} s, {count} instances, exit {result.returncode}")
+    check_morphed(dest)
+    breakdown = ledger_breakdown(site / "reports" / "ledger.duckdb", seconds)
+    breakdown["studies_verified"] = float(_verified(site / "reports" / "ledger.duckdb"))
+    if breakdown["studies_verified"] != studies:
+        print(f"WARNING: {breakdown['studies_verified']:.0f} of {studies} studies verified")
+    return Timing("runner", seconds, count), breakdown
+
+
+def check_morphed(dest: OrthancProcess) -> None:
+    """Fail loudly when the destination holds an instance the rule did not change."""
+    first = dest.rest_get("/instances")[:1]
+    for instance in first:
+        tags = dest.rest_get(f"/instances/{instance}/simplified-tags")
+        if tags.get("InstitutionName") != INSTITUTION:
+            raise SystemExit(f"instance not morphed at the destination: {tags}")
+
+
+def _verified(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        row = conn.execute("SELECT count(*) FROM studies WHERE status = 'done'").fetchone()
+    return int(row[0]) if row else 0
+
+
+_SPANS = """
+SELECT
+  (SELECT epoch(min(started_at)) FROM retrieves) AS first_retrieve,
+  (SELECT epoch(max(ended_at)) FROM retrieves) AS last_retrieve_end,
+  (SELECT sum(epoch(ended_at) - epoch(started_at)) FROM retrieves) AS retrieve_sum,
+  (SELECT epoch(min(received_at)) FROM receipts) AS first_receipt,
+  (SELECT epoch(max(received_at)) FROM receipts) AS last_receipt,
+  (SELECT epoch(min(attempted_at)) FROM forwards) AS first_forward,
+  (SELECT epoch(max(attempted_at)) FROM forwards) AS last_forward,
+  (SELECT count(*) FROM forwards f, (SELECT max(ended_at) AS e FROM retrieves) r
+     WHERE f.attempted_at <= r.e) AS forwards_while_retrieving,
+  (SELECT count(*) FROM forwards) AS forwards,
+  (SELECT epoch(max(verified_at)) FROM verifications) AS last_verification,
+  (SELECT epoch(min(started_at)) FROM runs) AS run_start,
+  (SELECT epoch(max(ended_at)) FROM runs) AS run_end
+"""
+
+
+def ledger_breakdown(path: Path, wall: float) -> dict[str, float]:
+    """Where the run's time went, from the ledger's timestamps (seconds)."""
+    with duckdb.connect(str(path), read_only=True) as conn:
+        cursor = conn.execute(_SPANS)
+        names = [d[0] for d in cursor.description]
+        row = dict(zip(names, cursor.fetchone() or (), strict=True))
+    t0 = float(row["first_retrieve"])
+    return {
+        "wall_seconds": wall,
+        "before_first_retrieve": t0 - float(row["run_start"]) if row["run_start"] else 0.0,
+        "retrieving_span": float(row["last_retrieve_end"]) - t0,
+        "retrieve_seconds_summed": float(row["retrieve_sum"]),
+        "first_receipt_after": float(row["first_receipt"]) - t0,
+        "receiving_span": float(row["last_receipt"]) - float(row["first_receipt"]),
+        "first_forward_after": float(row["first_forward"]) - t0,
+        "forwarding_span": float(row["last_forward"]) - float(row["first_forward"]),
+        "forward_lag_after_last_receipt": float(row["last_forward"])
+        - float(row["last_receipt"]),
+        "share_forwarded_while_retrieving": row["forwards_while_retrieving"]
+        / max(1, row["forwards"]),
+        "verify_tail_after_last_forward": float(row["last_verification"])
+        - float(row["last_forward"]),
+        "migration_span": float(row["last_verification"]) - t0,
+        "after_last_verification": float(row["run_end"]) - float(row["last_verification"])
+        if row["run_end"] else 0.0,
+    }
+
+
+def summarize(specs: list[StudySpec], megabytes: float, timings: list[Timing],
+              runner: Timing, breakdown: dict[str, float]) -> dict[str, Any]:
+    """Print the table and build the JSON report."""
+    expected = sum(s.instance_count for s in specs)
+    rows = [*timings, runner]
+    print(f"\n{len(specs)} studies, {expected} instances, {megabytes:.0f} MB")
+    for t in rows:
+        flag = "" if t.instances == expected else f"  (only {t.instances} arrived!)"
+        print(f"  {t.name:24s} {t.seconds:7.2f} s  {t.mb_per_s(megabytes):6.1f} MB/s{flag}")
+    ratios = {f"{t.name}_over_runner": t.seconds / runner.seconds for t in timings}
+    for name, ratio in ratios.items():
+        print(f"  {name:32s} {ratio:5.2f}")
+    print("  runner time (ledger, seconds from the first retrieve):")
+    for key, value in breakdown.items():
+        print(f"    {key:34s} {value:8.2f}")
+    return {
+        "studies": len(specs), "instances": expected, "megabytes": round(megabytes, 1),
+        "timings": {t.name: {"seconds": round(t.seconds, 3), "instances": t.instances,
+                             "mb_per_s": round(t.mb_per_s(megabytes), 1)} for t in rows},
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "runner_breakdown": {k: round(v, 3) for k, v in breakdown.items()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": os.getloadavg(),
+    }
+
+
+if __name__ == "__main__":
+    main()
