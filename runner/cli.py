@@ -77,6 +77,27 @@ def plan(
         plan_command(loaded, inventory, json_file, typer.echo, forecast)
 
 
+@app.command("morph-preview")
+def morph_preview(
+    profile: ProfileArg,
+    sample: Annotated[int, typer.Option(min=1, max=10000, help="instances to try the rules "
+                                        "on")] = 50,
+    inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND "
+                                                   "(the headers still come from the "
+                                                   "source)")] = None,
+) -> None:
+    """Try the morphing rules on real headers from the source (C-FIND only, nothing moved)."""
+    from runner.execute.morph_preview import morph_preview_command, preview_lines
+    from runner.plan.commands import build_plan
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        result = morph_preview_command(loaded, build_plan(loaded, inventory), sample)
+        preview_lines(result, typer.echo)
+        if result.failures:
+            raise typer.Exit(1)
+
+
 @app.command()
 def run(
     profile: ProfileArg,

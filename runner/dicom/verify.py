@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
-from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
 from runner.dicom.find import FindOutcome, c_find
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
+from runner.morph.text import value_text
 
 _SOP_INSTANCE = Tag(0x0008, 0x0018)
 
@@ -144,14 +144,3 @@ def _presence(found: FindOutcome, keys: Sequence[BaseTag], started: float) -> Pr
     seconds = time.monotonic() - started
     sop_uids = frozenset(values)
     return PresenceOutcome(found.category, found.detail, sop_uids, values, seconds)
-
-
-def value_text(answer: Dataset, key: BaseTag | int) -> str:
-    """A value in DICOM string form: "" when absent or empty, multi-values joined by "\\"."""
-    element = answer.get(key)
-    if element is None or element.value is None or element.value == "":
-        return ""
-    value = element.value
-    if isinstance(value, MultiValue | list | tuple):
-        return "\\".join(str(item) for item in value)
-    return str(value)
