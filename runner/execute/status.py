@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from runner.execute.run import open_ledger
-from runner.ledger.queries import status_summary
+from runner.ledger.queries import StatusSummary, status_summary
 from runner.profile.load import LoadedProfile
+
+_EVENTS = """
+SELECT coalesce(sum(CAST(detail->>'seconds' AS DOUBLE))
+                FILTER (WHERE kind = 'dead_time_end'), 0),
+       count(*) FILTER (WHERE kind = 'stall'),
+       count(*) FILTER (WHERE kind = 'device_down'),
+       count(*) FILTER (WHERE kind = 'device_up')
+FROM events
+"""
+
+_RUNS = """
+SELECT count(*), min(started_at), max(coalesce(ended_at, started_at)) FROM runs
+"""
+
+_REDATES = "SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
 
 
 def status_lines(loaded: LoadedProfile) -> list[str]:
@@ -12,18 +27,44 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     ledger = open_ledger(loaded)
     try:
         summary = status_summary(ledger)
+        dead, stalls, downs, ups = ledger.query(_EVENTS)[0]
+        runs, first, last = ledger.query(_RUNS)[0]
+        redates = ledger.query(_REDATES)[0][0]
     finally:
         ledger.close()
-    lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})", "",
-             "  status       tier      studies   planned GB   received GB"]
+    lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})",
+             f"{runs} runs" + (f", from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+                               if first else ""), ""]
+    lines += _study_lines(summary)
+    lines += _device_lines(summary)
+    lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
+                  f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
+                  f"{ups} times; re-date retrieves: {redates}"]
+    return lines
+
+
+def _study_lines(summary: StatusSummary) -> list[str]:
+    lines = ["  status       tier      studies   planned GB   received GB"]
     total = 0
     for row in summary.by_status:
         total += row.studies
         lines.append(f"  {row.status:<12} {row.tier:<9} {row.studies:>7,}   "
                      f"{row.planned_gb:>10,.2f}   {row.received_gb:>11,.2f}")
     lines.append(f"  {'total':<22} {total:>7,}")
-    lines += ["", "  device   retrieves   open   failed   instances   failed instances"]
+    return lines
+
+
+def _device_lines(summary: StatusSummary) -> list[str]:
+    lines = ["", "  device   retrieves   open   failed   instances   failed instances"]
     for d in summary.devices:
         lines.append(f"  {d.device:<8} {d.retrieves:>9,}   {d.open:>4,}   {d.failed:>6,}   "
                      f"{d.completed_instances:>9,}   {d.failed_instances:>16,}")
     return lines
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 3600:.2f} h"
+
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -78,7 +79,11 @@ def test_full_migration_leaves_exactly_the_source_instances_verified_at_destinat
     assert len(rows) == len(specs)
     assert all(row[1:] == (6, 6, 6, "verified") for row in rows), rows
     assert "8 of 8 studies verified" in result.stdout
-    assert not any((tmp_path / "spool").glob("*.dcm"))
+    assert not [p for p in (tmp_path / "spool").iterdir() if p.is_file()]
+    status = site.pacsmig("status")
+    assert status.returncode == 0, status.stderr
+    assert re.search(r"verified\s+local\s+8", status.stdout)
+    assert re.search(r"old1\s+8\s+0\s+0\s+48", status.stdout)
 
 
 def test_second_run_moves_nothing(tmp_path: Path,
