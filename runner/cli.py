@@ -115,6 +115,8 @@ def run(
         summary = run_migration(loaded, plan, limit, _progress_writer(), sys.stdout.isatty())
         for line in summary.lines():
             typer.echo(line)
+        if summary.interrupted:
+            raise typer.Exit(130)
         if not summary.complete:
             raise typer.Exit(1)
 

@@ -25,6 +25,8 @@ from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
 from runner.profile.peers import destination_peer, dicom_settings
 
+INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
+
 # The schedule's clock: the local time in a zone (tests speed it up).
 WallClock = Callable[[ZoneInfo], datetime]
 
@@ -42,6 +44,7 @@ class RunSummary:
     forwarded: int
     refused: int
     stopped: str | None
+    interrupted: bool = False
 
     @property
     def complete(self) -> bool:
@@ -148,7 +151,7 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
         engine.dispatch_until_done(lambda: show(False))
         stopped = engine.fatal
     except KeyboardInterrupt:
-        stopped = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
+        stopped = INTERRUPTED
     finally:
         engine.stopping.set()
         engine.abandon_retrieves(timeout=engine.settings.acse_timeout)
@@ -231,4 +234,5 @@ def _summary(engine: Engine, works: list[StudyWork], stopped: str | None) -> Run
         studies=len(works), verified=stages.count(Stage.VERIFIED),
         incomplete=stages.count(Stage.INCOMPLETE), failed=stages.count(Stage.FAILED),
         left=sum(1 for w in works if not w.final), received=engine.counters.received,
-        forwarded=engine.counters.forwarded, refused=engine.counters.refused, stopped=stopped)
+        forwarded=engine.counters.forwarded, refused=engine.counters.refused, stopped=stopped,
+        interrupted=stopped == INTERRUPTED)

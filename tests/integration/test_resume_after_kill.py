@@ -92,3 +92,27 @@ def test_run_killed_with_sigkill_resumes_without_loss_or_double_sends(
     assert sent_twice == []
     spool = tmp_path / "spool"
     assert [p for p in spool.rglob("*") if p.is_file()] == []
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(
+        tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int,
+        orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    destination = orthanc_factory(aet="DEST")
+    data = profile_data(tmp_path, [("sim", Peer("SIMSRC", "127.0.0.1", source.port))],
+                        destination.peer, listener_port)
+    profile = write_profile(tmp_path, data)
+    first = start_run(profile)
+    deadline = time.monotonic() + 60
+    while len(destination.rest_get("/instances")) < 8:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, out + err
+    assert "interrupted (Ctrl-C)" in out and "Traceback" not in err
+    assert not [p for p in (tmp_path / "spool" / "tmp").iterdir()]
+
+    second = subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert destination.instances() == sorted(u for s in specs for u in s.sop_uids)
