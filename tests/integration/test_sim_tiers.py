@@ -19,7 +19,9 @@ from runner.profile.load import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.pacs import SimArchive, SimDevice, study_mb
 from runner.sim.qrscp import QRServer
+from runner.tiering.forecast import forecast_strategies
 from runner.tiering.model import StoreCounts
+from runner.tiering.simulate import StrategyResult
 from tests.peers import OrthancProcess, free_port
 from tests.profiles import profile_data, write_profile
 
@@ -38,7 +40,9 @@ def hospital() -> list[StudySpec]:
             for i, (s, day) in enumerate(zip(specs, days, strict=True))]
 
 
-def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> StoreCounts:
+def migrate(tmp_path: Path, orthanc: OrthancProcess,
+            **sections: Any) -> tuple[StoreCounts, StrategyResult]:
+    """Migrate the hospital; the simulator's counters, and the forecast of the same run."""
     specs = hospital()
     tmp_path.mkdir(parents=True, exist_ok=True)
     local_mb = sum(study_mb(s) for s in specs if s.instance_availability is None)
@@ -52,22 +56,37 @@ def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> StoreCo
                             orthanc.peer, listener_port,
                             throttles={"open": {"max_concurrent_retrieves": 2,
                                                 "min_concurrent_retrieves": 2}}, **sections)
+        data["tiering"].update(local_store_gb=local_mb / 1000, new_studies_per_day=0,
+                               clinical_reads_per_day=0)
         loaded = load_profile(write_profile(tmp_path, data))
-        summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)
+        plan = build_plan(loaded, None)
+        forecast = forecast_strategies(loaded.profile, plan).chosen
+        summary = run_migration(loaded, plan, None, lambda _: None, False)
         assert summary.complete, summary.lines()
     finally:
         server.stop()
-    return archive.counts()
+    return archive.counts(), forecast
 
 
 def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
         tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
-    oldest_first = migrate(tmp_path / "oldest", orthanc_factory(aet="DESTA"),
-                           tiering={"by_tier": False}, redate={"recent_days": 0})
-    local_first = migrate(tmp_path / "local", orthanc_factory(aet="DESTB"),
-                          tiering={"order": ["local", "nearline"]},
-                          redate={"recent_days": 14, "every_hours": 1 / 3600})
+    oldest_first, oldest_forecast = migrate(
+        tmp_path / "oldest", orthanc_factory(aet="DESTA"), tiering={"by_tier": False},
+        redate={"recent_days": 0})
+    local_first, local_forecast = migrate(
+        tmp_path / "local", orthanc_factory(aet="DESTB"),
+        tiering={"order": ["local", "nearline"]},
+        redate={"recent_days": 14, "every_hours": 1 / 3600})
     assert oldest_first.recent_evictions >= 4
     assert local_first.recent_evictions == 0
     assert local_first.recalls == 14  # each nearline study once, nothing recalled twice
     assert oldest_first.recalls > local_first.recalls
+
+    # The forecast of each run agrees with what the simulator measured: recalls within 10%,
+    # the same verdict on recent studies.
+    assert oldest_forecast.name == "oldest-first/no-redate"
+    assert local_forecast.name == "local-first/redate"
+    for measured, forecast in ((oldest_first, oldest_forecast), (local_first, local_forecast)):
+        assert abs(forecast.recalls - measured.recalls) <= 0.1 * measured.recalls, (
+            forecast, measured)
+        assert (forecast.recent_studies_evicted == 0) == (measured.recent_evictions == 0)
