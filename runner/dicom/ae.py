@@ -12,6 +12,15 @@ association to DCMTK storescp on loopback, 2-core VM, three runs):
     TCP_NODELAY off: 8.93-9.05 s (about 45 ms per C-STORE: Nagle waits on delayed ACKs)
     TCP_NODELAY on : 0.49-0.50 s (about 2.5 ms per C-STORE)      ratio 18-19x
 
+TLS: `make_server` with an `ssl_context` serves through `TlsThreadedServer`, which completes
+each TLS handshake in the connection's own thread within the ACSE timeout (pynetdicom's
+server does it in the accept loop, with no timeout: one silent client would stop the
+listener). TCP_NODELAY is set on the wrapped (SSLSocket) sockets alike.
+
+PDU size: pynetdicom reads whatever PDU length a peer announces. Every association accepted
+by a server made here refuses (A-ABORT, then closes) a P-DATA-TF PDU longer than the
+maximum length we announced, and any other PDU longer than 1 MiB, before reading its body.
+
 Privacy: importing this module switches off pynetdicom's logging of C-FIND/C-GET/C-MOVE
 request and response identifiers (`_config.LOG_REQUEST_IDENTIFIERS` and
 `_config.LOG_RESPONSE_IDENTIFIERS`), which would otherwise write patient names, IDs and birth
@@ -21,7 +30,9 @@ pynetdicom has no per-AE equivalent.
 
 from __future__ import annotations
 
+import logging
 import socket
+import ssl
 from ssl import SSLContext
 from typing import Any, TypeVar
 
@@ -29,9 +40,12 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.events import EventHandlerType
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from runner.dicom.peer import DicomSettings, check_ae_title
+from runner.dicom.tls import server_handshake
+
+LOGGER = logging.getLogger(__name__)
 
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
@@ -49,12 +63,106 @@ def _on_conn_open(event: evt.Event) -> None:
     set_nodelay(assoc_socket.socket if assoc_socket is not None else None)
 
 
+_P_DATA_TF = 0x04
+_OTHER_PDU_MAX = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is far below this
+# A-ABORT PDU: service-provider source (2), reason "invalid PDU parameter value" (6)
+_ABORT_INVALID_PDU = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6])
+
+
+class _PduLengthGuard:
+    """Stands in for an accepted AssociationSocket's `recv`: checks each PDU header first.
+
+    pynetdicom's DUL reads a PDU as `recv(6)` (type and length) and, for a known type,
+    `recv(length)`. A header announcing more than allowed is answered with an A-ABORT and
+    read as a closed connection (an empty header), so the DUL ends the association.
+    """
+
+    def __init__(self, event: evt.Event, assoc_socket: AssociationSocket) -> None:
+        self._assoc = event.assoc
+        self._socket = assoc_socket
+        self._recv = assoc_socket.recv
+        self._body_next = False
+
+    def __call__(self, nr_bytes: int) -> bytearray:
+        data = self._recv(nr_bytes)
+        if self._body_next or nr_bytes != 6 or len(data) != 6:
+            self._body_next = False
+            return data
+        pdu_type, length = data[0], int.from_bytes(data[2:6], "big")
+        if not 0x01 <= pdu_type <= 0x07:
+            return data  # the DUL refuses an unknown type without reading on
+        if length > self._allowed(pdu_type):
+            self._refuse(pdu_type, length)
+            return bytearray()
+        self._body_next = True
+        return data
+
+    def _allowed(self, pdu_type: int) -> int:
+        ours = int(self._assoc.acceptor.maximum_length or 0)
+        if pdu_type == _P_DATA_TF and ours:
+            return ours
+        return max(ours, _OTHER_PDU_MAX)
+
+    def _refuse(self, pdu_type: int, length: int) -> None:
+        requestor = self._assoc.requestor
+        LOGGER.warning("aborted the association with %s at %s:%s: PDU type 0x%02X of %d bytes, "
+                       "more than the %d allowed", str(requestor.ae_title).strip() or "?",
+                       requestor.address, requestor.port, pdu_type, length,
+                       self._allowed(pdu_type))
+        raw = self._socket.socket
+        if raw is None:
+            return
+        try:
+            raw.sendall(_ABORT_INVALID_PDU)
+            raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the peer has gone already
+
+
+def _guard_pdu_length(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler of accepted associations: bound the PDUs the peer may send."""
+    assoc_socket = event.assoc.dul.socket
+    if assoc_socket is not None and event.assoc.is_acceptor:
+        assoc_socket.recv = _PduLengthGuard(event, assoc_socket)  # type: ignore[method-assign]
+
+
 _T = TypeVar("_T")
 _NODELAY_HANDLER: EventHandlerType = (evt.EVT_CONN_OPEN, _on_conn_open)
+_PDU_GUARD_HANDLER: EventHandlerType = (evt.EVT_CONN_OPEN, _guard_pdu_length)
 
 
 def _with_nodelay(handlers: list[EventHandlerType] | None) -> list[EventHandlerType]:
     return [*(handlers or []), _NODELAY_HANDLER]
+
+
+class TlsThreadedServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with each TLS handshake done in the connection's thread.
+
+    The handshake must complete within the AE's ACSE timeout; a failed or silent one is
+    logged and closed without stopping the accept loop or the other associations.
+    """
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        """Accept a connection; wrap it for TLS without handshaking yet."""
+        assert self.socket is not None
+        client_socket, address = self.socket.accept()
+        if self.ssl_context is not None:
+            client_socket = self.ssl_context.wrap_socket(
+                client_socket, server_side=True, do_handshake_on_connect=False)
+        return client_socket, address
+
+    def process_request_thread(
+        self,
+        request: socket.socket | tuple[bytes, socket.socket],
+        client_address: tuple[str, int] | str,
+    ) -> None:
+        """In the connection's thread: the TLS handshake first, then the association."""
+        if isinstance(request, ssl.SSLSocket):
+            timeout = self.ae.acse_timeout or DicomSettings().acse_timeout
+            if not server_handshake(request, client_address, timeout):
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
 
 
 class _NoDelayAE(AE):
@@ -98,12 +206,14 @@ class _NoDelayAE(AE):
         server_class: type[_T] | None = None,
         **kwargs: Any,
     ) -> _T | ThreadedAssociationServer:
+        if ssl_context is not None and server_class is ThreadedAssociationServer:
+            server_class = TlsThreadedServer  # type: ignore[assignment]
         return super().make_server(
             address,
             ae_title=ae_title,
             contexts=contexts,
             ssl_context=ssl_context,
-            evt_handlers=_with_nodelay(evt_handlers),
+            evt_handlers=[*_with_nodelay(evt_handlers), _PDU_GUARD_HANDLER],
             server_class=server_class,
             **kwargs,
         )
@@ -113,7 +223,8 @@ def make_ae(calling_ae: str, settings: DicomSettings) -> AE:
     """An AE titled `calling_ae`, with the timeouts and PDU size of `settings`.
 
     Add presentation contexts to it as usual; every association it requests or accepts
-    (`associate`, `start_server`) uses TCP_NODELAY sockets.
+    (`associate`, `start_server`) uses TCP_NODELAY sockets, and accepted ones bound the
+    PDU size (see the module docstring). `start_server(..., ssl_context=...)` serves TLS.
     """
     ae = _NoDelayAE(ae_title=check_ae_title(calling_ae))
     ae.acse_timeout = settings.acse_timeout

@@ -7,7 +7,8 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from ssl import SSLContext
+from typing import Any, cast
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
@@ -15,6 +16,8 @@ from pynetdicom.events import EventHandlerType
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
+from runner.dicom.tls import TlsAttempt, client_context
+from runner.errors import InputError
 
 # A wait that ended within this fraction of its timeout is taken to have hit the timeout.
 _TIMEOUT_SLACK = 0.95
@@ -40,14 +43,25 @@ def open_association(
 
     Returns the established association, or a Refusal when the peer cannot be reached,
     rejects or aborts the request, times out, or accepts none of the abstract syntaxes.
+    With `peer.tls` the association runs over TLS; a TLS failure (certificate refused,
+    handshake failed, unusable PEM files) is a NO_ASSOCIATION Refusal saying why.
     """
+    tls = _tls_attempt(peer)
+    if isinstance(tls, Refusal):
+        return tls
     for syntax in abstract_syntaxes:
         ae.add_requested_context(syntax)
     connected = threading.Event()
     on_open: EventHandlerType = (evt.EVT_CONN_OPEN, lambda _event: connected.set())
     started = time.monotonic()
-    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[on_open])
+    # pynetdicom only calls wrap_socket() on tls_args[0]: the attempt stands in for the context
+    tls_args = (cast(SSLContext, tls), peer.host) if tls is not None else None
+    assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, evt_handlers=[on_open],
+                         tls_args=tls_args)
     if not assoc.is_established:
+        if tls is not None and tls.failure is not None and not assoc.is_rejected:
+            detail = f"TLS with {peer} failed: {tls.failure}"
+            return Refusal(StatusCategory.NO_ASSOCIATION, detail)
         return _refusal(assoc, peer, settings, started, connected.is_set())
     accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
     if not accepted.intersection(abstract_syntaxes):
@@ -55,6 +69,15 @@ def open_association(
         names = ", ".join(abstract_syntaxes)
         return Refusal(StatusCategory.NO_ASSOCIATION, f"{peer} accepted no context for {names}")
     return protect_responses(assoc)
+
+
+def _tls_attempt(peer: Peer) -> TlsAttempt | Refusal | None:
+    if peer.tls is None:
+        return None
+    try:
+        return TlsAttempt(client_context(peer.tls))
+    except InputError as error:
+        return Refusal(StatusCategory.NO_ASSOCIATION, f"TLS for {peer} cannot be set up: {error}")
 
 
 def _refusal(

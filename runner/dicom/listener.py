@@ -15,6 +15,11 @@ spool answers 0xA700 and sets `spool_full` (back-pressure); an unreadable datase
 accepted only when the called AE title is ours and the calling AE title is in the
 allow-list; Storage Commitment N-EVENT-REPORTs from an allowed AE go to `on_commitment`.
 Callbacks run on the association's thread (one thread per association).
+
+Limits: at most `max_associations` associations at once (more are rejected, transient), PDUs
+no larger than `settings.max_pdu` (a bigger one aborts that association, see ae.py), and with
+`tls` only TLS connections (with `require_client_certificate`, only clients whose
+certificate `ca` issued); a failed handshake is logged and closed, the listener serves on.
 """
 
 from __future__ import annotations
@@ -44,13 +49,13 @@ from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import EventHandlerType
-from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
+from runner.dicom.ae import TlsThreadedServer, make_ae
 from runner.dicom.commitment import STORAGE_COMMITMENT_PUSH, CommitmentReport, report_handler
-from runner.dicom.peer import DicomSettings, check_ae_title
+from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
+from runner.dicom.tls import server_context
 from runner.errors import DicomError
 
 LOGGER = logging.getLogger(__name__)
@@ -148,9 +153,12 @@ class ListenerConfig:
     port: int = 0  # 0: any free port, see Listener.port
     settings: DicomSettings = field(default_factory=DicomSettings)
     max_associations: int = 32
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title)
+        if self.max_associations < 1:
+            raise ValueError(f"max_associations must be at least 1: {self.max_associations}")
         if not self.allowed_aes:
             raise ValueError("the listener needs at least one allowed calling AE title")
         for ae_title in self.allowed_aes:
@@ -221,8 +229,9 @@ def _status(code: int, comment: str) -> Dataset:
     return status
 
 
-class _Server(ThreadedAssociationServer):
-    """pynetdicom's threaded server, polled often so that stop() returns within 50 ms."""
+class _Server(TlsThreadedServer):
+    """pynetdicom's threaded server (TLS handshakes in the connection's thread), polled often
+    so that stop() returns within 50 ms."""
 
     POLL_SECONDS = 0.05
 
@@ -262,13 +271,18 @@ class Listener:
         return self.spool.is_full
 
     def start(self) -> Listener:
-        """Bind the port and serve in the background; DicomError if the port cannot be bound."""
+        """Bind the port and serve in the background.
+
+        DicomError if the port cannot be bound; InputError if the TLS files are unusable.
+        """
         if self._server is not None:
             raise RuntimeError("the listener is already started")
         ae = self._make_ae()
         address = (self.config.host, self.config.port)
+        tls = server_context(self.config.tls) if self.config.tls is not None else None
         try:
-            server = ae.make_server(address, evt_handlers=self._handlers(), server_class=_Server)
+            server = ae.make_server(address, evt_handlers=self._handlers(), server_class=_Server,
+                                    ssl_context=tls)
         except OSError as error:
             raise DicomError(
                 f"cannot listen on {self.config.host}:{self.config.port} "
@@ -277,7 +291,8 @@ class Listener:
         self._server = cast(_Server, server)
         name = f"listener-{self.config.ae_title}"
         threading.Thread(target=self._server.serve_until_shutdown, name=name, daemon=True).start()
-        LOGGER.info("listener %s on %s:%d", self.config.ae_title, self.config.host, self.port)
+        LOGGER.info("listener %s on %s:%d%s", self.config.ae_title, self.config.host, self.port,
+                    " (TLS)" if tls is not None else "")
         return self
 
     def stop(self) -> None:

@@ -1,9 +1,10 @@
-"""Who we talk to (Peer) and how patiently (DicomSettings): plain values, no network."""
+"""Who we talk to (Peer), over what (TlsFiles) and how patiently (DicomSettings): plain values."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 _AE_TITLE_MAX = 16
 _TIMEOUTS = ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout")
@@ -19,12 +20,31 @@ def check_ae_title(ae_title: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """DICOM TLS for one side of a connection, as PEM file paths (runner.dicom.tls loads them).
+
+    `certificate`/`key` are presented to the other side; `ca` verifies it (without `ca` a
+    client verifies servers against the system's trust store). `require_client_certificate`
+    applies to a listener only (mutual TLS). `check_hostname` (clients only) also matches the
+    peer's host name or IP address against its certificate; off by default, since DICOM
+    certificates often name the AE or the device, not the address the runner dials.
+    """
+
+    certificate: Path
+    key: Path
+    ca: Path | None = None
+    require_client_certificate: bool = False
+    check_hostname: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Peer:
-    """A remote DICOM application entity: its AE title and where it listens."""
+    """A remote DICOM application entity: its AE title, where it listens, and its TLS if any."""
 
     ae_title: str
     host: str
     port: int
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title)

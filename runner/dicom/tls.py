@@ -1,0 +1,226 @@
+"""DICOM TLS: ssl contexts built from PEM files (TlsFiles), and why a handshake failed.
+
+Contexts require TLS 1.2 or later. A client verifies the server's chain against `ca` (or the
+system's trust store) and presents its own certificate, so mutual TLS works whenever the
+server asks; host-name checking is off unless `TlsFiles.check_hostname` (DICOM peers are
+usually dialled by IP address and their certificates name the device). A server presents
+its certificate and, with `require_client_certificate`, refuses clients without a
+certificate issued by `ca`. Contexts are cached per file set and rebuilt when a file changes.
+
+Bad PEM files raise InputError naming the file. Handshake failures are data: a client
+`TlsAttempt` keeps the reason for `open_association`; `server_handshake` logs and says no.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+from runner.dicom.peer import TlsFiles
+from runner.errors import InputError, problem_at
+
+__all__ = ["TlsAttempt", "TlsFiles", "client_context", "describe_failure", "server_context",
+           "server_handshake"]
+
+LOGGER = logging.getLogger(__name__)
+MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+
+_CACHE: dict[tuple[str, TlsFiles, tuple[int, ...]], ssl.SSLContext] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def client_context(files: TlsFiles) -> ssl.SSLContext:
+    """The context for associations the runner requests; InputError for unusable files."""
+    return _cached("client", files)
+
+
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    """The context for a listener; InputError for unusable files."""
+    return _cached("server", files)
+
+
+def _cached(kind: str, files: TlsFiles) -> ssl.SSLContext:
+    key = (kind, files, _mtimes(files))
+    with _CACHE_LOCK:
+        context = _CACHE.get(key)
+        if context is None:
+            context = _build_client(files) if kind == "client" else _build_server(files)
+            _CACHE[key] = context
+        return context
+
+
+def _mtimes(files: TlsFiles) -> tuple[int, ...]:
+    paths = [files.certificate, files.key, *([files.ca] if files.ca else [])]
+    return tuple(_stat(path).st_mtime_ns for path in paths)
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return path.stat()
+    except OSError as error:
+        raise _bad(path, f"cannot read the file: {error.strerror or error}") from error
+
+
+def _build_client(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = MINIMUM_VERSION
+    context.check_hostname = files.check_hostname
+    context.verify_mode = ssl.CERT_REQUIRED
+    if files.ca is not None:
+        _load_ca(context, files.ca)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    _load_chain(context, files)
+    context.sslsocket_class = _ClientSocket
+    return context
+
+
+def _build_server(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = MINIMUM_VERSION
+    _load_chain(context, files)
+    if files.ca is not None:
+        _load_ca(context, files.ca)
+        context.verify_mode = ssl.CERT_OPTIONAL  # a certificate that is offered is verified
+    if files.require_client_certificate:
+        if files.ca is None:
+            raise _bad(files.certificate, "require_client_certificate needs a ca to verify "
+                                          "client certificates against")
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, files: TlsFiles) -> None:
+    _expect_pem(files.certificate, _CERTIFICATE, "a PEM certificate")
+    _expect_pem(files.key, "PRIVATE KEY-----", "a PEM private key")
+    if "ENCRYPTED" in _read(files.key):
+        raise _bad(files.key, "the private key is encrypted; pacsmig needs an unencrypted key "
+                              "(protect it with file permissions)")
+    try:
+        context.load_cert_chain(files.certificate, files.key, password=_no_password)
+    except ssl.SSLError as error:
+        if "KEY_VALUES_MISMATCH" in str(error):
+            raise _bad(files.key, f"the private key does not match the certificate "
+                                  f"{files.certificate}") from error
+        raise _bad(files.certificate, f"cannot load the certificate with the key {files.key}: "
+                                      f"{error.reason or error}") from error
+
+
+def _load_ca(context: ssl.SSLContext, path: Path) -> None:
+    _expect_pem(path, _CERTIFICATE, "PEM CA certificates")
+    try:
+        context.load_verify_locations(cafile=path)
+    except ssl.SSLError as error:
+        raise _bad(path, f"cannot load the CA certificates: {error.reason or error}") from error
+
+
+def _expect_pem(path: Path, marker: str, what: str) -> None:
+    if marker not in _read(path):
+        raise _bad(path, f"the file does not hold {what}")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii", errors="replace")
+    except OSError as error:
+        raise _bad(path, f"cannot read the file: {error.strerror or error}") from error
+
+
+def _no_password() -> str:
+    return ""  # never prompt on the terminal for a key's password
+
+
+def _bad(path: Path, message: str) -> InputError:
+    return InputError([problem_at(path, f"TLS: {message}")])
+
+
+def describe_failure(error: BaseException) -> str:
+    """A TLS handshake error in words a site engineer can act on."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate not accepted: {error.verify_message or error.reason}"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "no TLS answer in time (does the peer use TLS on this port?)"
+    if isinstance(error, ssl.SSLEOFError | ConnectionError):
+        return "the peer closed the connection during the handshake (does it use TLS on " \
+               "this port? does it accept our certificate?)"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return f"{error.reason.replace('_', ' ').lower()} ({error.library or 'ssl'})"
+    return str(error) or type(error).__name__
+
+
+class TlsAttempt:
+    """One requested association's TLS: wraps its socket and keeps why TLS failed, if it did.
+
+    pynetdicom only calls `wrap_socket` on what it gets as `tls_args[0]`; this object stands in
+    for the shared context so that a failure is known to the association that had it.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.failure: str | None = None
+
+    def wrap_socket(self, sock: socket.socket, server_side: bool = False,
+                    server_hostname: str | None = None) -> ssl.SSLSocket:
+        """Wrap a client socket with the context; its handshake failures come back here."""
+        wrapped = self.context.wrap_socket(sock, server_side=server_side,
+                                           server_hostname=server_hostname)
+        if isinstance(wrapped, _ClientSocket):
+            wrapped.attempt = self
+        return wrapped
+
+    def failed(self, error: BaseException) -> None:
+        """Record the first TLS error of this association."""
+        if self.failure is None:
+            self.failure = describe_failure(error)
+
+
+class _ClientSocket(ssl.SSLSocket):
+    """An SSLSocket that reports handshake errors (and TLS alerts after it) to its attempt.
+
+    With TLS 1.3 a server refuses a client certificate after the client's handshake has
+    completed: the alert arrives on the first read, hence `recv` too.
+    """
+
+    attempt: TlsAttempt | None = None
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except (OSError, ValueError) as error:
+            if self.attempt is not None:
+                self.attempt.failed(error)
+            raise
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        try:
+            return super().recv(buflen, flags)
+        except ssl.SSLError as error:
+            if self.attempt is not None and not isinstance(
+                    error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+                self.attempt.failed(error)
+            raise
+
+
+def server_handshake(sock: ssl.SSLSocket, address: object, timeout: float) -> bool:
+    """Complete an accepted connection's handshake within `timeout` s; False (logged) if not."""
+    previous = sock.gettimeout()
+    sock.settimeout(timeout)
+    try:
+        sock.do_handshake()
+    except (OSError, ValueError) as error:
+        LOGGER.warning("TLS handshake with %s failed: %s", _address(address),
+                       describe_failure(error))
+        return False
+    sock.settimeout(previous)
+    return True
+
+
+def _address(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
