@@ -148,6 +148,7 @@ def test_tls_sockets_have_tcp_nodelay_on_both_sides(certs: Certificates) -> None
     accepted: list[tuple[bool, int]] = []
 
     def on_echo(event: evt.Event) -> int:
+        assert event.assoc.dul.socket is not None
         accepted.append(_nodelay(event.assoc.dul.socket.socket))
         return 0x0000
 
