@@ -83,7 +83,8 @@ def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool) -> l
             work.forwarding.add(sop)
             again.append(sop)
     for work in works:
-        if work.received and not work.forwarding and len(work.forwarded) >= (work.expected or 1):
+        if work.touched and work.received and not work.forwarding \
+                and len(work.forwarded) >= (work.expected or 1):
             work.stage = Stage.VERIFYING
     return again
 

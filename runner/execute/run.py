@@ -166,7 +166,7 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
 def _resubmit(engine: Engine, works: list[StudyWork], again: set[str]) -> None:
     """Forward again what an earlier run received but did not (or did not record) send."""
     for work in works:
-        pending = sorted(work.forwarding & again)
+        pending = sorted(work.forwarding & again) if work.touched else []
         held = _already_held(engine, work.uid, pending) if pending else set()
         for sop in pending:
             copy = work.received[sop]

@@ -39,8 +39,20 @@ class Copy:
 
 
 @dataclass
+class Instances:
+    """What a study has of its instances; made when the study is first worked on."""
+
+    received: dict[str, Copy] = field(default_factory=dict)
+    forwarded: set[str] = field(default_factory=set)
+    forwarding: set[str] = field(default_factory=set)
+    dest_uids: dict[str, str] = field(default_factory=dict)
+    set_aside: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[int, str]] = field(default_factory=dict)  # expected at destination
+
+
+@dataclass(slots=True)
 class StudyWork:
-    """One study's progress in this run."""
+    """One study's progress in this run (small until worked on: a plan may hold millions)."""
 
     study: Study
     phase: int
@@ -48,17 +60,54 @@ class StudyWork:
     device: str
     expected: int | None
     stage: Stage = Stage.QUEUED
-    received: dict[str, Copy] = field(default_factory=dict)
-    forwarded: set[str] = field(default_factory=set)
-    dest_uids: dict[str, str] = field(default_factory=dict)
-    set_aside: dict[str, str] = field(default_factory=dict)
-    values: dict[str, dict[int, str]] = field(default_factory=dict)  # expected at destination
-    forwarding: set[str] = field(default_factory=set)
     retrieves: int = 0
     troubles: int = 0  # retrieves lost to device trouble (not counted in `retrieves`)
     verifications: int = 0
     not_before: float = 0.0
     reason: str = ""
+    _instances: Instances | None = None
+
+    @property
+    def touched(self) -> bool:
+        """Whether anything is known of the study's instances yet."""
+        return self._instances is not None
+
+    @property
+    def instances(self) -> Instances:
+        """The study's instances, made on first use."""
+        if self._instances is None:
+            self._instances = Instances()
+        return self._instances
+
+    @property
+    def received(self) -> dict[str, Copy]:
+        """Received instances (source SOP UID -> spooled copy)."""
+        return self.instances.received
+
+    @property
+    def forwarded(self) -> set[str]:
+        """Instances the destination acknowledged."""
+        return self.instances.forwarded
+
+    @property
+    def forwarding(self) -> set[str]:
+        """Instances received and not yet forwarded or set aside."""
+        return self.instances.forwarding
+
+    @property
+    def dest_uids(self) -> dict[str, str]:
+        """Source -> destination SOP UID, where rules changed it."""
+        return self.instances.dest_uids
+
+    @property
+    def set_aside(self) -> dict[str, str]:
+        """Instances given up, with the reason."""
+        return self.instances.set_aside
+
+    @property
+    def values(self) -> dict[str, dict[int, str]]:
+        """Values the rules made, to check at the destination."""
+        return self.instances.values
 
     @property
     def uid(self) -> str:
@@ -77,7 +126,7 @@ class StudyWork:
 
     def settled(self) -> bool:
         """Every received instance has been forwarded or set aside."""
-        return not self.forwarding
+        return self._instances is None or not self._instances.forwarding
 
 
 class DeviceQueues:
