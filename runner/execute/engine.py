@@ -57,9 +57,18 @@ class Retrieve:
     last_progress: float
     received: int = 0
     handle: MoveHandle = field(default_factory=MoveHandle)
+    counts: MoveProgress | None = None
 
-    def progressed(self, _progress: MoveProgress | None = None) -> None:
-        """A pending response or an instance arrived: the retrieve is not stalled."""
+    def progressed(self, progress: MoveProgress | None = None) -> None:
+        """An instance arrived, or a pending response with new counts: not stalled.
+
+        A pending response that repeats the last counts is not progress: a source that
+        answers "pending" forever without moving anything is stalled all the same.
+        """
+        if progress is not None:
+            if progress == self.counts:
+                return
+            self.counts = progress
         self.last_progress = time.monotonic()
 
 

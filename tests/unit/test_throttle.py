@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -93,3 +94,24 @@ def test_throughput_meter_averages_over_its_window() -> None:
     assert meter.mb_per_s(30.0) == pytest.approx(10.0)
     assert meter.mb_per_s(80.0) == pytest.approx(200.0 / 60.0)  # first sample left the window
     assert meter.mb_per_s(200.0) == 0.0
+
+
+def test_repeated_pending_counts_are_not_progress_but_new_counts_and_instances_are() -> None:
+    from runner.dicom.move import MoveProgress
+    from runner.execute.engine import Retrieve
+    from runner.ledger import RetrievePurpose
+
+    retrieve = Retrieve("r", "1.2", "dev", RetrievePurpose.MIGRATE, 1, 0.0, 0.0)
+    same = MoveProgress(remaining=5, completed=0, failed=0, warning=0)
+    retrieve.progressed(same)
+    first = retrieve.last_progress
+    assert first > 0.0
+    time.sleep(0.002)
+    retrieve.progressed(same)
+    assert retrieve.last_progress == first  # the same pending answer again: no progress
+    retrieve.progressed(MoveProgress(remaining=4, completed=1, failed=0, warning=0))
+    assert retrieve.last_progress > first
+    later = retrieve.last_progress
+    time.sleep(0.002)
+    retrieve.progressed()  # an instance arrived
+    assert retrieve.last_progress > later
