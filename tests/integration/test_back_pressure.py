@@ -1,0 +1,49 @@
+"""Back-pressure: a spool over its budget refuses stores with 0xA700 (and the dispatcher starts
+no retrieve while it is full);
+nothing is lost, and the migration completes once the forwarder has drained the spool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from runner.dicom.peer import Peer
+from runner.execute.run import run_migration
+from runner.plan.commands import build_plan
+from runner.profile.load import load_profile
+from runner.sim.generate import synthetic_archive
+from runner.sim.qrscp import QRServer
+from tests.peers import OrthancProcess, free_port
+from tests.profiles import profile_data, write_profile
+
+pytestmark = pytest.mark.peers
+
+
+def test_full_spool_refuses_stores_with_out_of_resources_and_loses_nothing(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    specs = synthetic_archive("spool", 6, date(2015, 1, 1), date(2020, 1, 1),
+                              series_count=2, instances_per_series=4)
+    listener_port = free_port()
+    server = QRServer("SIMPACS", specs, {"PACSMIG": ("127.0.0.1", listener_port)}).start()
+    destination = orthanc_factory(aet="DEST")
+    try:
+        data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
+                            destination.peer, listener_port,
+                            listener={"max_spool_gb": 30e3 / 1e9},  # 30 kB: about 4 instances
+                            retries={"retrieve_attempts": 10, "backoff_seconds": 0.2})
+        loaded = load_profile(write_profile(tmp_path, data))
+        summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)
+    finally:
+        server.stop()
+    assert summary.complete, summary.lines()
+    assert destination.instances() == sorted(u for s in specs for u in s.sop_uids)
+    with duckdb.connect(str(tmp_path / "reports" / "ledger.duckdb"), read_only=True) as conn:
+        refused = conn.execute("SELECT count(*) FROM events WHERE kind = 'store_refused' AND "
+                               "CAST(detail->>'status' AS INTEGER) = 42752").fetchone()
+        retrieves = conn.execute("SELECT count(*) FROM retrieves").fetchone()
+    assert refused is not None and refused[0] > 0  # 0xA700 answered while full
+    assert retrieves is not None and retrieves[0] > len(specs)  # studies retried, not lost
