@@ -1,6 +1,6 @@
 """Back-pressure: a spool over its budget refuses stores with 0xA700 (and the dispatcher starts
-no retrieve while it is full);
-nothing is lost, and the migration completes once the forwarder has drained the spool."""
+no retrieve while it is full); nothing is lost, and the migration completes once the
+forwarder has drained the spool."""
 
 from __future__ import annotations
 
