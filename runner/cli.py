@@ -167,12 +167,28 @@ def demo(studies: Annotated[int, typer.Option(min=12, max=2000, help="studies in
 
 
 @app.command()
-def verify(profile: ProfileArg) -> None:
+def verify(
+    profile: ProfileArg,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="after a lost ledger: record what the destination already holds "
+                          "of the plan, so that the next run sends only the rest")] = False,
+    inventory: Annotated[Path | None, typer.Option(help="with --rebuild: inventory CSV "
+                                                   "instead of C-FIND")] = None,
+) -> None:
     """Check the destination again for every study sent; queue what is missing."""
+    from runner.execute.rebuild import rebuild_from_destination
     from runner.execute.reverify import verify_again
+    from runner.plan.commands import build_plan
 
     with _exit_codes():
-        summary = verify_again(load_profile(profile), typer.echo)
+        loaded = load_profile(profile)
+        if rebuild:
+            rebuilt = rebuild_from_destination(loaded, build_plan(loaded, inventory),
+                                               typer.echo)
+            for line in rebuilt.lines():
+                typer.echo(line)
+            return
+        summary = verify_again(loaded, typer.echo)
         for line in summary.lines():
             typer.echo(line)
         if summary.short or summary.unanswered:

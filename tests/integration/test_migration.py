@@ -153,3 +153,30 @@ def test_migration_verified_by_counts_or_storage_commitment(
     with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
         methods = conn.execute("SELECT DISTINCT method FROM verifications").fetchall()
     assert methods == [({"counts": "count", "commitment": "commitment"}[method],)]
+
+
+def test_lost_ledger_is_rebuilt_from_the_destination_and_only_the_rest_is_sent(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        specs: list[StudySpec]) -> None:
+    import urllib.request
+
+    site = make_site(tmp_path, orthanc_factory, specs[:4])
+    assert site.pacsmig("run").returncode == 0
+    for leftover in site.reports.glob("ledger.duckdb*"):
+        leftover.rename(leftover.with_name("damaged-" + leftover.name))
+    gone = site.destination.rest_get("/instances")[0]
+    url = f"http://127.0.0.1:{site.destination.http_port}/instances/{gone}"
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30).close()
+
+    rebuilt = site.pacsmig("verify", "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "3 studies complete (verified), 1 partly there, 0 absent" in rebuilt.stdout
+    rerun = site.pacsmig("run")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "Migrating 1 of the plan's 4 studies" in rerun.stdout
+    assert sorted(site.destination.instances()) == sorted(site.source.instances())
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        sent = conn.execute("SELECT count(*) FROM forwards WHERE ok AND reason IS DISTINCT "
+                            "FROM 'found at the destination when the ledger was rebuilt'"
+                            ).fetchone()
+    assert sent == (1,)  # only the lost instance was sent again
