@@ -69,10 +69,13 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=30)
     parser.add_argument("--instances", type=int, default=40)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--py-spy", metavar="PY_SPY", default=None,
+                        help="profile the runner with this py-spy binary (collapsed stacks "
+                             "in benchmarks/results/relay_runner.stacks)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     try:
-        report = run(work, args.studies, args.instances)
+        report = run(work, args.studies, args.instances, args.py_spy)
     finally:
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)
@@ -81,7 +84,7 @@ def main() -> None:
     print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
-def run(work: Path, studies: int, instances: int) -> dict[str, Any]:
+def run(work: Path, studies: int, instances: int, py_spy: str | None) -> dict[str, Any]:
     """Every measurement of one benchmark run, as the JSON report."""
     specs = [ct_512(s) for s in synthetic_archive("relay", studies, date(2015, 1, 1),
                                                   date(2020, 1, 1), modalities=("CT",),
@@ -97,7 +100,8 @@ def run(work: Path, studies: int, instances: int) -> dict[str, Any]:
     try:
         megabytes = load_source(work / "files", source, specs)
         timings = [direct(source, dests[0], specs, 1), direct(source, dests[1], specs, 4)]
-        runner_timing, breakdown = relay(work, source, dests[2], listener, len(specs))
+        runner_timing, breakdown = relay(work, source, dests[2], listener, len(specs),
+                                         py_spy)
     finally:
         for orthanc in [source, *dests]:
             orthanc.kill()
@@ -144,7 +148,7 @@ def direct(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
 
 
 def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
-          studies: int) -> tuple[Timing, dict[str, float]]:
+          studies: int, py_spy: str | None) -> tuple[Timing, dict[str, float]]:
     """`pacsmig run` from `source` to `dest` with one rule; its timing and breakdown."""
     site = work / "site"
     site.mkdir()
@@ -153,8 +157,13 @@ def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
                         listener={"max_spool_gb": 8},
                         morphing=[{"set": {"InstitutionName": INSTITUTION}}])
     profile = write_profile(site, data)
+    command = [sys.executable, "-m", "runner", "run", str(profile)]
+    if py_spy:
+        stacks = RESULTS.parent / "relay_runner.stacks"
+        command = [py_spy, "record", "--subprocesses", "--threads", "--gil", "-r", "200",
+                   "-f", "raw", "-o", str(stacks), "--", *command]
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
+    result = subprocess.run(command, cwd=ROOT,
                             capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     if result.returncode != 0:

@@ -1,7 +1,10 @@
 """The forwarder: spooled instances -> morph -> C-STORE to the destination, with retries.
 
-Up to `associations` worker threads, each holding one long-lived StoreClient (re-opened
-when broken). An instance no rule changes is sent as the bytes received, undecoded. A failed
+Up to `associations` worker threads, each driving one sender: by default a worker process
+(`forward_pool`) holding one long-lived StoreClient, so that reading, morphing and sending
+do not compete with the listener for this interpreter's GIL; with `processes=False`, a
+StoreClient in the thread itself. A StoreClient is re-opened when broken. An instance no
+rule changes is sent as the bytes received, undecoded. A failed
 store is tried again with exponential backoff; transient failures (out of resources, lost
 association) and permanent ones (refused, cannot understand) both get `store_attempts`
 tries, then the instance is set aside with its reason. Results go to the caller's callbacks;
@@ -15,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -64,12 +68,87 @@ class Backoff:
         return float(min(self.most, self.first * 2.0 ** max(0, attempt - 1)))
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one try at forwarding an instance gave.
+
+    `retry` False: trying again cannot help (the spooled file cannot be read, the rules
+    fail on it, or forwarding raised); the instance is set aside at once.
+    """
+
+    ok: bool
+    status: int | None
+    detail: str
+    dest_sop_instance_uid: str | None = None
+    retry: bool = True
+
+
+def forward_once(client: StoreClient, rules: RuleSet, item: ForwardItem) -> Attempt:
+    """Read, morph (when a rule applies) and C-STORE one spooled instance."""
+    if rules.is_empty:
+        return _sent(client.store_file(item.path, item.sop_class_uid, item.transfer_syntax))
+    try:
+        ds = dcmread(item.path)
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        return Attempt(False, None, f"spooled file cannot be read: {exc}", retry=False)
+    result = rules.apply(ds)
+    if not result.ok:
+        return Attempt(False, None, f"morphing failed: {result.failed}", retry=False)
+    if not result.fired:
+        return _sent(client.store_file(item.path, item.sop_class_uid, item.transfer_syntax))
+    change = result.sop_instance_uid_change
+    return _sent(client.store_dataset(ds), change.destination if change else None)
+
+
+def _sent(outcome: StoreOutcome, dest_uid: str | None = None) -> Attempt:
+    return Attempt(outcome.ok, outcome.status, outcome.detail, dest_uid if outcome.ok else None)
+
+
+class Sender(Protocol):
+    """Forwards one instance at a time (a StoreClient here, or a worker process)."""
+
+    def send(self, item: ForwardItem) -> Attempt:
+        """One try at forwarding `item`."""
+        ...
+
+    def close(self) -> None:
+        """Release the association (and the worker process, if any)."""
+        ...
+
+
+class ThreadSender:
+    """Forwards in the calling thread with its own StoreClient."""
+
+    def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
+                 rules: RuleSet) -> None:
+        self.client = StoreClient(destination, calling_ae, settings)
+        self.rules = rules
+
+    def send(self, item: ForwardItem) -> Attempt:
+        """Forward `item` now, in this thread."""
+        return forward_once(self.client, self.rules, item)
+
+    def close(self) -> None:
+        """Release the association."""
+        self.client.close()
+
+
+def _can_ship(rules: RuleSet) -> bool:
+    from runner.execute.forward_pool import can_ship
+
+    return can_ship(rules)
+
+
 class Forwarder:
-    """Worker threads that forward spooled instances; `submit`, then `close` when done."""
+    """Worker threads that forward spooled instances; `submit`, then `close` when done.
+
+    With `processes` (the default) each thread hands its instances to its own worker
+    process; results always come back through `on_result` in this process.
+    """
 
     def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
                  rules: RuleSet, associations: int, attempts: int, backoff: Backoff,
-                 on_result: Callable[[ForwardResult], None]) -> None:
+                 on_result: Callable[[ForwardResult], None], processes: bool = True) -> None:
         self.destination = destination
         self.calling_ae = calling_ae
         self.settings = settings
@@ -77,12 +156,13 @@ class Forwarder:
         self.attempts = attempts
         self.backoff = backoff
         self.on_result = on_result
+        self.processes = processes and _can_ship(rules)
         self.queue: DelayQueue[ForwardItem] = DelayQueue()
         self.threads = [threading.Thread(target=self._work, name=f"forward-{i}", daemon=True)
                         for i in range(associations)]
 
     def start(self) -> Forwarder:
-        """Start the worker threads."""
+        """Start the worker threads (and, with `processes`, their worker processes)."""
         for thread in self.threads:
             thread.start()
         return self
@@ -105,52 +185,41 @@ class Forwarder:
         for thread in self.threads:
             thread.join(timeout=max(self.settings.dimse_timeout, 5.0))
 
+    def make_sender(self) -> Sender:
+        """The sender one worker thread uses."""
+        if not self.processes:
+            return ThreadSender(self.destination, self.calling_ae, self.settings, self.rules)
+        from runner.execute.forward_pool import ProcessSender
+
+        return ProcessSender(self.destination, self.calling_ae, self.settings, self.rules)
+
     def _work(self) -> None:
-        client = StoreClient(self.destination, self.calling_ae, self.settings)
+        sender = self.make_sender()
         try:
             while (item := self.queue.get()) is not None:
                 try:
-                    self._forward(client, item)
+                    self._forward(sender, item)
                 except Exception:  # a bug must not silently stop a worker
                     log.exception("forwarding failed unexpectedly")
                     self._finish(item, None, "internal error while forwarding")
                 finally:
                     self.queue.done()
         finally:
-            client.close()
+            sender.close()
 
-    def _forward(self, client: StoreClient, item: ForwardItem) -> None:
+    def _forward(self, sender: Sender, item: ForwardItem) -> None:
         item = replace(item, attempt=item.attempt + 1)
-        if self.rules.is_empty:
-            outcome = client.store_file(item.path, item.sop_class_uid, item.transfer_syntax)
-            self._settle(item, outcome, None)
-            return
-        try:
-            ds = dcmread(item.path)
-        except (InvalidDicomError, OSError, ValueError) as exc:
-            self._finish(item, None, f"spooled file cannot be read: {exc}")
-            return
-        result = self.rules.apply(ds)
-        if not result.ok:
-            self._finish(item, None, f"morphing failed: {result.failed}")
-            return
-        change = result.sop_instance_uid_change
-        if not result.fired:
-            outcome = client.store_file(item.path, item.sop_class_uid, item.transfer_syntax)
-        else:
-            outcome = client.store_dataset(ds)
-        self._settle(item, outcome, change.destination if change else None)
-
-    def _settle(self, item: ForwardItem, outcome: StoreOutcome, dest_uid: str | None) -> None:
-        if outcome.ok:
-            self.on_result(ForwardResult(item, True, True, outcome.status, outcome.detail,
-                                         dest_uid))
-            return
-        if item.attempt < self.attempts:
-            self.on_result(ForwardResult(item, False, False, outcome.status, outcome.detail))
+        attempt = sender.send(item)
+        if attempt.ok:
+            self.on_result(ForwardResult(item, True, True, attempt.status, attempt.detail,
+                                         attempt.dest_sop_instance_uid))
+        elif not attempt.retry:
+            self._finish(item, attempt.status, attempt.detail)
+        elif item.attempt < self.attempts:
+            self.on_result(ForwardResult(item, False, False, attempt.status, attempt.detail))
             self.queue.put(item, self.backoff.after(item.attempt))
-            return
-        self._finish(item, outcome.status, f"{outcome.detail} (after {item.attempt} attempts)")
+        else:
+            self._finish(item, attempt.status, f"{attempt.detail} (after {item.attempt} attempts)")
 
     def _finish(self, item: ForwardItem, status: int | None, reason: str) -> None:
         self.on_result(ForwardResult(item, False, True, status, reason))

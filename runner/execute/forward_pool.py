@@ -1,0 +1,174 @@
+"""Forwarding in worker processes: one process per destination association, each with its
+own StoreClient, so that reading, morphing and C-STORE do not share the listener's GIL.
+
+A forwarder thread in the main process owns one `ProcessSender`: it sends the item (a few
+hundred bytes: paths and UIDs, never pixel data; the worker reads the spooled file itself)
+over a pipe and waits for the worker's `Attempt`. The ledger, the retry queue and the
+engine's callbacks stay in the main process. Workers come from a `forkserver` (started
+once, with the forwarding modules preloaded), so a new worker is a cheap fork of a
+single-threaded server, never of the threaded runner.
+
+A worker that dies (killed, crashed) or stops answering is replaced by a new one on the next
+instance; the instance it held comes back as a failed attempt, so the forwarder retries it
+like any other failed store (C-STORE of the same SOP Instance UID is idempotent). When the
+main process dies, its workers read end-of-file on their pipe and exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import multiprocessing
+import signal
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
+from types import MappingProxyType
+from typing import Any
+
+from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.store import StoreClient
+from runner.execute.forwarder import Attempt, ForwardItem, forward_once
+from runner.morph import RuleSet
+
+log = logging.getLogger(__name__)
+
+START_METHOD = "forkserver"
+_PRELOAD = ["runner.execute.forward_pool"]
+_STOP_SECONDS = 5.0
+_context: BaseContext | None = None
+
+
+def _proxy(mapping: dict[Any, Any]) -> Mapping[Any, Any]:
+    return MappingProxyType(mapping)
+
+
+def _reduce_proxy(proxy: Mapping[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _proxy, (dict(proxy),)
+
+
+# Compiled rules keep lookup tables as read-only mappings; ship them to workers as such.
+ForkingPickler.register(MappingProxyType, _reduce_proxy)
+
+
+def can_ship(rules: RuleSet) -> bool:
+    """Whether `rules` can be sent to a worker process (else forward in threads)."""
+    try:
+        ForkingPickler(io.BytesIO()).dump(rules)
+    except Exception as error:  # pickling raises many kinds for what it cannot handle
+        log.warning("the rules cannot be sent to worker processes (%s): forwarding in "
+                    "threads", error)
+        return False
+    return True
+
+
+def worker_context() -> BaseContext:
+    """The multiprocessing context workers are started from (one forkserver per run)."""
+    global _context  # created once, on first use, then only read
+    if _context is None:
+        context = multiprocessing.get_context(START_METHOD)
+        context.set_forkserver_preload(_PRELOAD)
+        _context = context
+    return _context
+
+
+def serve(conn: Connection, destination: Peer, calling_ae: str, settings: DicomSettings,
+          rules: RuleSet) -> None:
+    """A worker process's loop: forward each item received, answer its Attempt; None ends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    client = StoreClient(destination, calling_ae, settings)
+    try:
+        while (item := _next(conn)) is not None:
+            conn.send(_attempt(client, rules, item))
+    finally:
+        client.close()
+        conn.close()
+
+
+def _next(conn: Connection) -> ForwardItem | None:
+    try:
+        item: ForwardItem | None = conn.recv()
+    except (EOFError, OSError):  # the main process is gone
+        return None
+    return item
+
+
+def _attempt(client: StoreClient, rules: RuleSet, item: ForwardItem) -> Attempt:
+    try:
+        return forward_once(client, rules, item)
+    except Exception:  # a bug must not take the worker down with it
+        log.exception("forwarding failed unexpectedly")
+        return Attempt(False, None, "internal error while forwarding", retry=False)
+
+
+class ProcessSender:
+    """Forwards through one worker process, started on first use and replaced when it dies."""
+
+    def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
+                 rules: RuleSet) -> None:
+        self.args = (destination, calling_ae, settings, rules)
+        self.settings = settings
+        self.process: BaseProcess | None = None
+        self.conn: Connection | None = None
+        self.started = 0  # worker processes started so far
+
+    @property
+    def answer_within(self) -> float:
+        """Seconds a worker may take for one instance: every timeout a store can run into."""
+        s = self.settings
+        return 2 * (s.connection_timeout + s.acse_timeout + s.dimse_timeout) + 30.0
+
+    def send(self, item: ForwardItem) -> Attempt:
+        """Forward `item` in the worker; a dead or silent worker is a failed attempt."""
+        conn = self._connection()
+        try:
+            conn.send(item)
+            if conn.poll(self.answer_within):
+                answer: Attempt = conn.recv()
+                return answer
+            detail = f"the forwarding worker gave no answer in {self.answer_within:.0f} s"
+        except (EOFError, OSError):
+            detail = "the forwarding worker process died"
+        code = self._discard()
+        log.warning("%s (exit code %s); its instance will be tried again", detail, code)
+        return Attempt(False, None, f"{detail} (exit code {code})")
+
+    def close(self) -> None:
+        """Ask the worker to finish (it releases its association), then make sure it ends."""
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+        self._discard(_STOP_SECONDS)
+
+    def _connection(self) -> Connection:
+        if self.conn is None or self.process is None or not self.process.is_alive():
+            self._discard()
+            self._start()
+        assert self.conn is not None
+        return self.conn
+
+    def _start(self) -> None:
+        ours, theirs = worker_context().Pipe()
+        process = worker_context().Process(  # type: ignore[attr-defined]
+            target=serve, args=(theirs, *self.args), name="forward-worker", daemon=True)
+        process.start()
+        theirs.close()  # only the worker holds its end: its death reads as EOF here
+        self.process, self.conn = process, ours
+        self.started += 1
+
+    def _discard(self, grace: float = 0.0) -> int | None:
+        """End the current worker (waiting up to `grace` s first); its exit code."""
+        process, conn = self.process, self.conn
+        self.process, self.conn = None, None
+        if process is None:
+            return None
+        process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join(_STOP_SECONDS)
+        if conn is not None:
+            conn.close()
+        return process.exitcode

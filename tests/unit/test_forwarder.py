@@ -1,0 +1,79 @@
+"""The forwarder's retry rules, with a scripted sender instead of a destination."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from runner.dicom.peer import DicomSettings, Peer
+from runner.execute.forwarder import (
+    Attempt,
+    Backoff,
+    Forwarder,
+    ForwardItem,
+    ForwardResult,
+    Sender,
+)
+from runner.morph import compile_rules
+
+ITEM = ForwardItem("1.2.3.4", "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1",
+                   Path("/nonexistent.dcm"), "0" * 32 + ".dcm")
+
+
+class Scripted:
+    """Answers each send with the next scripted Attempt."""
+
+    def __init__(self, answers: Iterator[Attempt]) -> None:
+        self.answers = answers
+        self.attempts: list[int] = []
+
+    def send(self, item: ForwardItem) -> Attempt:
+        self.attempts.append(item.attempt)
+        return next(self.answers)
+
+    def close(self) -> None:
+        pass
+
+
+def run_one(answers: list[Attempt], attempts: int = 3) -> tuple[list[ForwardResult], Scripted]:
+    sender = Scripted(iter(answers))
+    results: list[ForwardResult] = []
+    settled = threading.Event()
+
+    def collect(result: ForwardResult) -> None:
+        results.append(result)
+        if result.final:
+            settled.set()
+
+    class WithScript(Forwarder):
+        def make_sender(self) -> Sender:
+            return sender
+
+    pool = WithScript(Peer("DEST", "127.0.0.1", 1), "PACSMIG", DicomSettings(),
+                      compile_rules([]), 1, attempts, Backoff(0.001, 0.002), collect)
+    pool.start().submit(ITEM)
+    assert settled.wait(timeout=30)
+    pool.close()
+    return results, sender
+
+
+def test_a_failed_store_is_tried_again_until_it_succeeds() -> None:
+    failed = Attempt(False, 0xA700, "out of resources")
+    results, sender = run_one([failed, failed, Attempt(True, 0, "stored", "9.9")])
+    assert [(r.ok, r.final) for r in results] == [(False, False), (False, False), (True, True)]
+    assert sender.attempts == [1, 2, 3]
+    assert results[-1].dest_sop_instance_uid == "9.9"
+
+
+def test_a_store_failing_every_attempt_is_set_aside_with_the_count() -> None:
+    failed = Attempt(False, 0xC000, "cannot understand")
+    results, _ = run_one([failed] * 2, attempts=2)
+    assert results[-1].final and not results[-1].ok
+    assert results[-1].reason == "cannot understand (after 2 attempts)"
+
+
+def test_an_instance_that_cannot_be_sent_is_set_aside_at_once() -> None:
+    results, sender = run_one([Attempt(False, None, "morphing failed: x", retry=False)])
+    assert [(r.ok, r.final, r.reason) for r in results] == [(False, True, "morphing failed: x")]
+    assert sender.attempts == [1]
