@@ -27,6 +27,7 @@ from runner.execute.alerts import Alerter
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
+from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.execute.values import compare_values, expected_values
@@ -85,7 +86,8 @@ class Counters:
 
 
 class Engine:
-    """One run of a plan; `run()` returns when every study is settled or a stop is asked."""
+    """One run of a plan: `dispatch_until_done()` returns when every study is settled or a
+    stop is asked."""
 
     def __init__(self, profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWork],
                  spool: Spool, settings: DicomSettings,
@@ -98,6 +100,7 @@ class Engine:
         self.lock = threading.RLock()
         self.wake = threading.Condition(self.lock)
         self.works = {w.uid: w for w in works}
+        self.tally = Tally(works, [p.name for p in plan.phases])
         recent = set(plan.redate.study_uids)
         self.plan_studies = {s.study_uid: s for p in plan.phases for s in p.studies
                              if s.study_uid in recent}
@@ -145,7 +148,7 @@ class Engine:
     def _finished(self) -> bool:
         if self.stopping.is_set() or self.fatal:
             return True
-        return all(w.final for w in self.works.values())
+        return self.tally.open == 0
 
     def _dispatch_once(self, now: float) -> float:
         """Start every retrieve that may start now; seconds until the next may."""
@@ -338,8 +341,14 @@ class Engine:
             return
         self._give_up(work, reason)
 
+    def _settle(self, work: StudyWork, stage: Stage) -> None:
+        """The study is verified or given up: it leaves the run's open work."""
+        if not work.final:
+            work.stage = stage
+            self.tally.settle(work)
+
     def _give_up(self, work: StudyWork, reason: str) -> None:
-        work.stage = Stage.INCOMPLETE if work.forwarded else Stage.FAILED
+        self._settle(work, Stage.INCOMPLETE if work.forwarded else Stage.FAILED)
         work.reason = reason
         status = StudyStatus.FAILED
         self.ledger.record_study_status(work.uid, status, reason)
@@ -488,7 +497,7 @@ class Engine:
             ok=ok, missing_uids=missing_uids, confirmed_uids=sorted(confirmed),
             detail="; ".join(filter(None, (check.detail, values.detail()))))
         if ok:
-            work.stage = Stage.VERIFIED
+            self._settle(work, Stage.VERIFIED)
             self.ledger.record_study_status(work.uid, StudyStatus.DONE)
             return
         self._repair(work, missing_uids, source_count, values.different)

@@ -36,18 +36,42 @@ class Snapshot:
                 f"{rate:,.1f} MB/s; ETA {eta}; in flight {flight or '-'}")
 
 
-def snapshot(works: list[StudyWork], tiers: list[str], received_bytes: int, started: float,
-             in_flight: dict[str, int]) -> Snapshot:
-    """Count where the studies of this run stand."""
-    settled = [w for w in works if w.final]
-    phases = tuple((tier, sum(1 for w in settled if w.phase == i),
-                    sum(1 for w in works if w.phase == i)) for i, tier in enumerate(tiers))
-    return Snapshot(
-        done=len(settled), total=len(works),
-        done_mb=sum(w.megabytes for w in settled), total_mb=sum(w.megabytes for w in works),
-        phases=tuple(p for p in phases if p[2]), received_mb=received_bytes / 1e6,
-        seconds=time.monotonic() - started, in_flight=in_flight,
-        failed=sum(1 for w in settled if w.stage is not Stage.VERIFIED))
+class Tally:
+    """Where the studies of a run stand, kept up to date as each settles (O(1) per study)."""
+
+    def __init__(self, works: list[StudyWork], tiers: list[str]) -> None:
+        self.tiers = tiers
+        self.total = len(works)
+        self.total_mb = sum(w.megabytes for w in works)
+        self.phase_total = [0] * len(tiers)
+        for work in works:
+            self.phase_total[work.phase] += 1
+        self.phase_done = [0] * len(tiers)
+        self.done = 0
+        self.done_mb = 0.0
+        self.failed = 0
+
+    @property
+    def open(self) -> int:
+        """Studies not yet verified nor given up."""
+        return self.total - self.done
+
+    def settle(self, work: StudyWork) -> None:
+        """A study of the run is verified or given up (call once per study)."""
+        self.done += 1
+        self.done_mb += work.megabytes
+        self.phase_done[work.phase] += 1
+        if work.stage is not Stage.VERIFIED:
+            self.failed += 1
+
+    def snapshot(self, received_bytes: int, started: float,
+                 in_flight: dict[str, int]) -> Snapshot:
+        """The numbers for a progress line."""
+        phases = tuple((tier, self.phase_done[i], self.phase_total[i])
+                       for i, tier in enumerate(self.tiers) if self.phase_total[i])
+        return Snapshot(self.done, self.total, self.done_mb, self.total_mb, phases,
+                        received_bytes / 1e6, time.monotonic() - started, in_flight,
+                        self.failed)
 
 
 def _duration(seconds: float) -> str:

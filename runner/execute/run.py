@@ -16,7 +16,7 @@ from runner.dicom.verify import instances_present
 from runner.errors import DicomError
 from runner.execute.engine import Engine
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
-from runner.execute.progress import ProgressPrinter, snapshot
+from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.verifier import CommitmentWaiter, Verifier
 from runner.execute.work import Stage, StudyWork
@@ -120,13 +120,11 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
         on_commitment=waiter.deliver))
     printer = ProgressPrinter(write, is_tty)
-    tiers = [p.name for p in plan.phases]
 
     def show(force: bool = False) -> None:
-        printer.show(lambda: snapshot(works, tiers, engine.counters.received_bytes,
-                                      engine.counters.started_at,
-                                      {d: s.in_flight for d, s in engine.devices.items()}),
-                     force)
+        printer.show(lambda: engine.tally.snapshot(
+            engine.counters.received_bytes, engine.counters.started_at,
+            {d: s.in_flight for d, s in engine.devices.items()}), force)
 
     write(f"Migrating {len(works):,} of the plan's {plan.studies:,} studies (the others are "
           f"verified{' or beyond --limit' if limit else ''}); ledger {ledger.path}")
