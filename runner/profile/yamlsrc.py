@@ -57,6 +57,8 @@ class SourceMap:
 
 
 MAX_NODES = 200_000
+_KINDS = {"timestamp": "date", "bool": "true/false value", "int": "whole number",
+          "float": "number"}
 _PLAIN_TAGS: dict[type, tuple[str, ...]] = {
     yaml.MappingNode: ("tag:yaml.org,2002:map",),
     yaml.SequenceNode: ("tag:yaml.org,2002:seq",),
@@ -132,9 +134,12 @@ class _Builder:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             self._fail(node, _constructor_message(exc))
-        except ValueError as exc:  # e.g. a timestamp that is not a real date
-            what = "a valid date" if node.tag.endswith("timestamp") else "readable"
-            self._fail(node, f"'{node.value}' is not {what}: {exc}")
+        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+            # PyYAML's explicit tags on wrong values: `!!timestamp x`, `!!bool x`, a bad date
+            kind = node.tag.replace("tag:yaml.org,2002:", "")
+            what = _KINDS.get(kind, kind)
+            detail = f": {exc}" if isinstance(exc, ValueError) else ""
+            self._fail(node, f"'{node.value}' is not a valid {what}{detail}")
         return None
 
     def _fail(self, node: yaml.Node, message: str) -> None:
@@ -154,22 +159,42 @@ def _constructor_message(exc: yaml.constructor.ConstructorError) -> str:
 def load_yaml(text: str, path: str) -> tuple[Any, SourceMap, list[Problem]]:
     """Parse `text` safely; returns the data, its source map and any problems found."""
     source = SourceMap(path)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        return None, source, [_reader_problem(text, path, exc)]
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         pos = _pos(exc.problem_mark or exc.context_mark)
         what = exc.problem or exc.context or "invalid YAML"
         return None, source, [Problem(path, pos.line, pos.column, f"YAML syntax error: {what}")]
+    except yaml.reader.ReaderError as exc:
+        return None, source, [_reader_problem(text, path, exc)]
     except yaml.YAMLError as exc:
         return None, source, [Problem(path, 1, 1, f"YAML error: {exc}")]
+    except RecursionError:
+        return None, source, [Problem(path, 1, 1, "the document is nested too deeply")]
     finally:
-        loader.dispose()
+        if "loader" in locals():
+            loader.dispose()
     if node is None:
         return None, source, []
     builder = _Builder(loader, source)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except RecursionError:
+        return None, source, [Problem(path, 1, 1, "the document is nested too deeply")]
     return data, source, builder.problems
+
+
+def _reader_problem(text: str, path: str, exc: yaml.reader.ReaderError) -> Problem:
+    """A character YAML does not allow, located by its position in the text."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
+    return Problem(path, line, column, f"character U+{char:04X} is not allowed in YAML text")
 
 
 def read_text(path: Path) -> tuple[str | None, list[Problem]]:
