@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,11 +53,15 @@ BIG_ORTHANC = {"DicomThreadsCount": 8, "ConcurrentJobs": 4, "MaximumPduLength": 
 
 @dataclass(frozen=True)
 class Timing:
-    """One way of moving the studies: how long it took and whether everything arrived."""
+    """One way of moving the studies: how long it took and whether everything arrived.
+
+    `cpu` is the CPU seconds each party used meanwhile (source, destination, the mover).
+    """
 
     name: str
     seconds: float
     instances: int
+    cpu: dict[str, float]
 
     def mb_per_s(self, megabytes: float) -> float:
         """Throughput for `megabytes` moved."""
@@ -135,16 +140,40 @@ def movescu(source: OrthancProcess, dest: OrthancProcess, study_uid: str) -> Non
                    check=True, env=peer_env(), capture_output=True)
 
 
+def cpu_seconds(orthanc: OrthancProcess) -> float:
+    """User + system CPU seconds an Orthanc process has used so far."""
+    assert orthanc._proc is not None
+    fields = Path(f"/proc/{orthanc._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's waited-for children (movescu, the runner)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_used(source: OrthancProcess, dest: OrthancProcess,
+             before: tuple[float, float, float]) -> dict[str, float]:
+    """CPU seconds used by the source, the destination and the mover since `before`."""
+    now = (cpu_seconds(source), cpu_seconds(dest), children_cpu())
+    return {name: round(b - a, 2) for name, a, b in
+            zip(("source", "destination", "mover"), before, now, strict=True)}
+
+
 def direct(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
            parallel: int) -> Timing:
     """Move every study with movescu, `parallel` processes at a time."""
+    before = (cpu_seconds(source), cpu_seconds(dest), children_cpu())
     started = time.monotonic()
     with ThreadPoolExecutor(parallel) as pool:
         list(pool.map(lambda s: movescu(source, dest, str(s.study_uid)), specs))
     seconds = time.monotonic() - started
     count = int(dest.rest_get("/statistics")["CountInstances"])
-    print(f"direct C-MOVE, {parallel} at a time: {seconds:.2f} s, {count} instances")
-    return Timing(f"direct_{parallel}_at_a_time", seconds, count)
+    cpu = cpu_used(source, dest, before)
+    print(f"direct C-MOVE, {parallel} at a time: {seconds:.2f} s, {count} instances, "
+          f"CPU s {cpu}")
+    return Timing(f"direct_{parallel}_at_a_time", seconds, count, cpu)
 
 
 def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
@@ -160,8 +189,9 @@ def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     command = [sys.executable, "-m", "runner", "run", str(profile)]
     if py_spy:
         stacks = RESULTS.parent / "relay_runner.stacks"
-        command = [py_spy, "record", "--subprocesses", "--threads", "--gil", "-r", "200",
+        command = [py_spy, "record", "--threads", "--gil", "-r", "250",
                    "-f", "raw", "-o", str(stacks), "--", *command]
+    before = (cpu_seconds(source), cpu_seconds(dest), children_cpu())
     started = time.monotonic()
     result = subprocess.run(command, cwd=ROOT,
                             capture_output=True, text=True, check=False)
@@ -169,13 +199,15 @@ def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     if result.returncode != 0:
         print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
     count = int(dest.rest_get("/statistics")["CountInstances"])
-    print(f"pacsmig run: {seconds:.2f} s, {count} instances, exit {result.returncode}")
+    cpu = cpu_used(source, dest, before)
+    print(f"pacsmig run: {seconds:.2f} s, {count} instances, exit {result.returncode}, "
+          f"CPU s {cpu}")
     check_morphed(dest)
     breakdown = ledger_breakdown(site / "reports" / "ledger.duckdb", seconds)
     breakdown["studies_verified"] = float(_verified(site / "reports" / "ledger.duckdb"))
     if breakdown["studies_verified"] != studies:
         print(f"WARNING: {breakdown['studies_verified']:.0f} of {studies} studies verified")
-    return Timing("runner", seconds, count), breakdown
+    return Timing("runner", seconds, count, cpu), breakdown
 
 
 def check_morphed(dest: OrthancProcess) -> None:
@@ -257,7 +289,8 @@ def summarize(specs: list[StudySpec], megabytes: float, timings: list[Timing],
     return {
         "studies": len(specs), "instances": expected, "megabytes": round(megabytes, 1),
         "timings": {t.name: {"seconds": round(t.seconds, 3), "instances": t.instances,
-                             "mb_per_s": round(t.mb_per_s(megabytes), 1)} for t in rows},
+                             "mb_per_s": round(t.mb_per_s(megabytes), 1),
+                             "cpu_seconds": t.cpu} for t in rows},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
         "runner_breakdown": {k: round(v, 3) for k, v in breakdown.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

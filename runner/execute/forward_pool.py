@@ -31,7 +31,7 @@ from typing import Any
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
-from runner.execute.forwarder import Attempt, ForwardItem, forward_once
+from runner.execute.forwarder import Attempt, ForwardItem, Job, forward_once
 from runner.morph import RuleSet
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,13 @@ def worker_context() -> BaseContext:
 
 
 def serve(conn: Connection, destination: Peer, calling_ae: str, settings: DicomSettings,
-          rules: RuleSet) -> None:
+          job: Job) -> None:
     """A worker process's loop: forward each item received, answer its Attempt; None ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     client = StoreClient(destination, calling_ae, settings)
     try:
         while (item := _next(conn)) is not None:
-            conn.send(_attempt(client, rules, item))
+            conn.send(_attempt(client, job, item))
     finally:
         client.close()
         conn.close()
@@ -96,9 +96,9 @@ def _next(conn: Connection) -> ForwardItem | None:
     return item
 
 
-def _attempt(client: StoreClient, rules: RuleSet, item: ForwardItem) -> Attempt:
+def _attempt(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
     try:
-        return forward_once(client, rules, item)
+        return forward_once(client, job, item)
     except Exception:  # a bug must not take the worker down with it
         log.exception("forwarding failed unexpectedly")
         return Attempt(False, None, "internal error while forwarding", retry=False)
@@ -108,8 +108,8 @@ class ProcessSender:
     """Forwards through one worker process, started on first use and replaced when it dies."""
 
     def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
-                 rules: RuleSet) -> None:
-        self.args = (destination, calling_ae, settings, rules)
+                 job: Job) -> None:
+        self.args = (destination, calling_ae, settings, job)
         self.settings = settings
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
@@ -120,6 +120,10 @@ class ProcessSender:
         """Seconds a worker may take for one instance: every timeout a store can run into."""
         s = self.settings
         return 2 * (s.connection_timeout + s.acse_timeout + s.dimse_timeout) + 30.0
+
+    def prepare(self) -> None:
+        """Start the worker process now, before the first instance arrives."""
+        self._connection()
 
     def send(self, item: ForwardItem) -> Attempt:
         """Forward `item` in the worker; a dead or silent worker is a failed attempt."""

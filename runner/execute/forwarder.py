@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Protocol
 
 from pydicom import dcmread
@@ -27,6 +28,7 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient, StoreOutcome
 from runner.execute.delayqueue import DelayQueue
 from runner.morph import RuleSet
+from runner.morph.text import value_text
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class ForwardResult:
     status: int | None
     reason: str
     dest_sop_instance_uid: str | None = None
+    values: Mapping[int, str] | None = None  # with value_tags: what the rules made of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,31 +84,49 @@ class Attempt:
     detail: str
     dest_sop_instance_uid: str | None = None
     retry: bool = True
+    values: Mapping[int, str] | None = None
 
 
-def forward_once(client: StoreClient, rules: RuleSet, item: ForwardItem) -> Attempt:
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a sender does to each instance: the rules, and the tags whose results to report."""
+
+    rules: RuleSet
+    value_tags: tuple[int, ...] = ()
+
+
+def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
     """Read, morph (when a rule applies) and C-STORE one spooled instance."""
-    if rules.is_empty:
+    if job.rules.is_empty:
         return _sent(client.store_file(item.path, item.sop_class_uid, item.transfer_syntax))
     try:
         ds = dcmread(item.path)
     except (InvalidDicomError, OSError, ValueError) as exc:
         return Attempt(False, None, f"spooled file cannot be read: {exc}", retry=False)
-    result = rules.apply(ds)
+    result = job.rules.apply(ds)
     if not result.ok:
         return Attempt(False, None, f"morphing failed: {result.failed}", retry=False)
+    values = {tag: value_text(ds, tag) for tag in job.value_tags} if job.value_tags else None
     if not result.fired:
-        return _sent(client.store_file(item.path, item.sop_class_uid, item.transfer_syntax))
+        outcome = client.store_file(item.path, item.sop_class_uid, item.transfer_syntax)
+        return _sent(outcome, None, values)
     change = result.sop_instance_uid_change
-    return _sent(client.store_dataset(ds), change.destination if change else None)
+    return _sent(client.store_dataset(ds), change.destination if change else None, values)
 
 
-def _sent(outcome: StoreOutcome, dest_uid: str | None = None) -> Attempt:
-    return Attempt(outcome.ok, outcome.status, outcome.detail, dest_uid if outcome.ok else None)
+def _sent(outcome: StoreOutcome, dest_uid: str | None = None,
+          values: Mapping[int, str] | None = None) -> Attempt:
+    if not outcome.ok:
+        return Attempt(False, outcome.status, outcome.detail)
+    return Attempt(True, outcome.status, outcome.detail, dest_uid, values=values)
 
 
 class Sender(Protocol):
     """Forwards one instance at a time (a StoreClient here, or a worker process)."""
+
+    def prepare(self) -> None:
+        """Get ready before the first instance (start the worker process, if any)."""
+        ...
 
     def send(self, item: ForwardItem) -> Attempt:
         """One try at forwarding `item`."""
@@ -120,13 +141,16 @@ class ThreadSender:
     """Forwards in the calling thread with its own StoreClient."""
 
     def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
-                 rules: RuleSet) -> None:
+                 job: Job) -> None:
         self.client = StoreClient(destination, calling_ae, settings)
-        self.rules = rules
+        self.job = job
+
+    def prepare(self) -> None:
+        """Nothing to prepare: the association opens with the first store."""
 
     def send(self, item: ForwardItem) -> Attempt:
         """Forward `item` now, in this thread."""
-        return forward_once(self.client, self.rules, item)
+        return forward_once(self.client, self.job, item)
 
     def close(self) -> None:
         """Release the association."""
@@ -143,12 +167,16 @@ class Forwarder:
     """Worker threads that forward spooled instances; `submit`, then `close` when done.
 
     With `processes` (the default) each thread hands its instances to its own worker
-    process; results always come back through `on_result` in this process.
+    process, started with the thread. Results reach `on_result` from one delivery thread
+    in this process, so a sender never waits for the caller's bookkeeping before taking
+    its next instance. With `value_tags`, each successful result carries the values the
+    rules gave those tags (`ForwardResult.values`), computed where the instance was morphed.
     """
 
     def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
                  rules: RuleSet, associations: int, attempts: int, backoff: Backoff,
-                 on_result: Callable[[ForwardResult], None], processes: bool = True) -> None:
+                 on_result: Callable[[ForwardResult], None], processes: bool = True,
+                 value_tags: Sequence[int] = ()) -> None:
         self.destination = destination
         self.calling_ae = calling_ae
         self.settings = settings
@@ -156,13 +184,18 @@ class Forwarder:
         self.attempts = attempts
         self.backoff = backoff
         self.on_result = on_result
+        self.value_tags = tuple(value_tags)
         self.processes = processes and _can_ship(rules)
         self.queue: DelayQueue[ForwardItem] = DelayQueue()
+        self.results: SimpleQueue[tuple[ForwardItem, Attempt] | None] = SimpleQueue()
         self.threads = [threading.Thread(target=self._work, name=f"forward-{i}", daemon=True)
                         for i in range(associations)]
+        self.delivery = threading.Thread(target=self._deliver, name="forward-results",
+                                         daemon=True)
 
     def start(self) -> Forwarder:
         """Start the worker threads (and, with `processes`, their worker processes)."""
+        self.delivery.start()
         for thread in self.threads:
             thread.start()
         return self
@@ -172,47 +205,62 @@ class Forwarder:
         self.queue.put(item)
 
     def idle(self) -> bool:
-        """Nothing queued, waiting for a retry, or being sent."""
+        """Nothing queued, waiting for a retry, being sent, or awaiting delivery."""
         return self.queue.idle()
 
     def pending(self) -> int:
-        """Instances queued or being sent."""
+        """Instances queued, being sent, or awaiting delivery."""
         return len(self.queue)
 
     def close(self) -> None:
-        """Stop the workers (what is still queued stays in the spool for the next run)."""
+        """Stop the workers (what is still queued stays in the spool for the next run);
+        results of the stores already made are delivered before this returns."""
         self.queue.close()
         for thread in self.threads:
             thread.join(timeout=max(self.settings.dimse_timeout, 5.0))
+        self.results.put(None)
+        self.delivery.join(timeout=max(self.settings.dimse_timeout, 5.0))
 
     def make_sender(self) -> Sender:
         """The sender one worker thread uses."""
+        job = Job(self.rules, self.value_tags)
         if not self.processes:
-            return ThreadSender(self.destination, self.calling_ae, self.settings, self.rules)
+            return ThreadSender(self.destination, self.calling_ae, self.settings, job)
         from runner.execute.forward_pool import ProcessSender
 
-        return ProcessSender(self.destination, self.calling_ae, self.settings, self.rules)
+        return ProcessSender(self.destination, self.calling_ae, self.settings, job)
 
     def _work(self) -> None:
         sender = self.make_sender()
         try:
+            sender.prepare()
             while (item := self.queue.get()) is not None:
-                try:
-                    self._forward(sender, item)
-                except Exception:  # a bug must not silently stop a worker
-                    log.exception("forwarding failed unexpectedly")
-                    self._finish(item, None, "internal error while forwarding")
-                finally:
-                    self.queue.done()
+                item = replace(item, attempt=item.attempt + 1)
+                self.results.put((item, self._send(sender, item)))
         finally:
             sender.close()
 
-    def _forward(self, sender: Sender, item: ForwardItem) -> None:
-        item = replace(item, attempt=item.attempt + 1)
-        attempt = sender.send(item)
+    @staticmethod
+    def _send(sender: Sender, item: ForwardItem) -> Attempt:
+        try:
+            return sender.send(item)
+        except Exception:  # a bug must not silently stop a worker
+            log.exception("forwarding failed unexpectedly")
+            return Attempt(False, None, "internal error while forwarding", retry=False)
+
+    def _deliver(self) -> None:
+        while (result := self.results.get()) is not None:
+            try:
+                self._settle(*result)
+            except Exception:  # the caller's callback failed: keep delivering the others
+                log.exception("recording a forward result failed")
+            finally:
+                self.queue.done()
+
+    def _settle(self, item: ForwardItem, attempt: Attempt) -> None:
         if attempt.ok:
             self.on_result(ForwardResult(item, True, True, attempt.status, attempt.detail,
-                                         attempt.dest_sop_instance_uid))
+                                         attempt.dest_sop_instance_uid, attempt.values))
         elif not attempt.retry:
             self._finish(item, attempt.status, attempt.detail)
         elif item.attempt < self.attempts:

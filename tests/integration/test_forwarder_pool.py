@@ -18,7 +18,14 @@ from pynetdicom.transport import ThreadedAssociationServer
 from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.execute.forward_pool import ProcessSender
-from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Sender
+from runner.execute.forwarder import (
+    Backoff,
+    Forwarder,
+    ForwardItem,
+    ForwardResult,
+    Job,
+    Sender,
+)
 from runner.morph import RuleSet, compile_rules
 from runner.profile.models import MorphRule
 from runner.sim.generate import StudySpec, make_study, to_bytes
@@ -27,6 +34,7 @@ CALLING_AE = "PACSMIG"
 SETTINGS = DicomSettings(acse_timeout=5, dimse_timeout=10, network_timeout=10)
 NO_RULES = compile_rules([])
 INSTITUTION = "Forwarded Hospital"
+INSTITUTION_NAME, MODALITY = 0x00080080, 0x00080060
 
 
 @dataclass
@@ -110,7 +118,7 @@ class Results:
 
 
 def forwarder(scp: StoreScp, rules: RuleSet, results: Results,
-              senders: list[Sender] | None = None) -> Forwarder:
+              senders: list[Sender] | None = None, value_tags: tuple[int, ...] = ()) -> Forwarder:
     class Recording(Forwarder):
         def make_sender(self) -> Sender:
             sender = super().make_sender()
@@ -119,7 +127,7 @@ def forwarder(scp: StoreScp, rules: RuleSet, results: Results,
             return sender
 
     return Recording(scp.peer, CALLING_AE, SETTINGS, rules, associations=2, attempts=3,
-                     backoff=Backoff(0.01, 0.05), on_result=results)
+                     backoff=Backoff(0.01, 0.05), on_result=results, value_tags=value_tags)
 
 
 def test_worker_processes_forward_every_instance_and_report_each_result(
@@ -137,22 +145,25 @@ def test_worker_processes_forward_every_instance_and_report_each_result(
     assert pool.idle()
 
 
-def test_rules_are_applied_in_the_worker_process(tmp_path: Path, scp: StoreScp) -> None:
+def test_rules_are_applied_in_the_worker_process_which_reports_the_values_made(
+        tmp_path: Path, scp: StoreScp) -> None:
     rules = compile_rules([MorphRule.model_validate({"set": {"InstitutionName": INSTITUTION}})])
     items = spooled(tmp_path, 4)
     results = Results()
-    pool = forwarder(scp, rules, results).start()
+    pool = forwarder(scp, rules, results, value_tags=(INSTITUTION_NAME, MODALITY)).start()
     for item in items:
         pool.submit(item)
-    assert all(r.ok for r in results.wait_final(len(items)))
+    final = results.wait_final(len(items))
     pool.close()
+    assert all(r.ok for r in final)
     assert {str(ds.InstitutionName) for ds in scp.stored.values()} == {INSTITUTION}
+    assert [r.values for r in final] == [{INSTITUTION_NAME: INSTITUTION, MODALITY: "CT"}] * 4
 
 
 def test_a_killed_worker_is_replaced_and_its_instance_tried_again(
         tmp_path: Path, scp: StoreScp) -> None:
     item = spooled(tmp_path, 1)[0]
-    sender = ProcessSender(scp.peer, CALLING_AE, SETTINGS, NO_RULES)
+    sender = ProcessSender(scp.peer, CALLING_AE, SETTINGS, Job(NO_RULES))
     scp.hold = True
     killer = threading.Thread(target=_kill_when_store_arrives, args=(scp, sender))
     killer.start()

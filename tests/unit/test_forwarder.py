@@ -28,6 +28,9 @@ class Scripted:
         self.answers = answers
         self.attempts: list[int] = []
 
+    def prepare(self) -> None:
+        pass
+
     def send(self, item: ForwardItem) -> Attempt:
         self.attempts.append(item.attempt)
         return next(self.answers)
