@@ -301,7 +301,8 @@ class Listener:
         if server is None:
             return
         for assoc in server.active_associations:
-            assoc.abort()
+            if assoc.is_established:  # the others end on their own: in pynetdicom an abort
+                assoc.abort()         # while a rejection closes raises in the DUL thread
         server.shutdown()
 
     def __enter__(self) -> Listener:
