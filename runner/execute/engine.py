@@ -36,6 +36,7 @@ from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
+from runner.profile.peers import device_peer
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Engine:
         self.plan_studies = {s.study_uid: s for p in plan.phases for s in p.studies
                              if s.study_uid in recent}
         self.queues = DeviceQueues(d.id for d in plan.devices)
-        self.devices = {d.id: DeviceState(d.id, Peer(d.ae_title, d.host, d.port),
+        self.devices = {d.id: DeviceState(d.id, device_peer(profile, d.id),
                                           d.pinned_throttle, profile.source.health)
                         for d in plan.devices}
         self.alerter = Alerter(profile.site.id, profile.alert)

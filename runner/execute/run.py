@@ -23,7 +23,7 @@ from runner.execute.work import Stage, StudyWork
 from runner.ledger import LEDGER_FILENAME, Ledger
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
-from runner.profile.peers import destination_peer, dicom_settings
+from runner.profile.peers import check_tls, destination_peer, dicom_settings, listener_tls
 
 INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
 
@@ -72,6 +72,7 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
                   write: Callable[[str], None], is_tty: bool,
                   wall_clock: WallClock = datetime.now) -> RunSummary:
     """Migrate the plan's studies not yet verified (the first `limit`); resumable."""
+    check_tls(loaded.profile)
     _check_destination(loaded)
     ledger = open_ledger(loaded)
     try:
@@ -223,7 +224,8 @@ def _listener_config(loaded: LoadedProfile) -> ListenerConfig:
     return ListenerConfig(ae_title=profile.listener.ae_title, allowed_aes=frozenset(allowed),
                           host=profile.listener.host, port=profile.listener.port,
                           settings=dicom_settings(profile),
-                          max_associations=profile.listener.max_associations)
+                          max_associations=profile.listener.max_associations,
+                          tls=listener_tls(profile))
 
 
 def _summary(engine: Engine, works: list[StudyWork], stopped: str | None) -> RunSummary:

@@ -16,6 +16,7 @@ from runner.plan.explain import explain, plan_json
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
 from runner.profile.models import SiteProfile
+from runner.profile.peers import check_tls
 
 
 def site_today(profile: SiteProfile) -> date:
@@ -56,6 +57,7 @@ def build_plan(loaded: LoadedProfile, csv_path: Path | None) -> Plan:
 def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path | None,
                  echo: Callable[[str], object], forecast: bool = False) -> Plan:
     """The dry run: print the explanation (and forecast), write the JSON if asked."""
+    check_tls(loaded.profile)
     plan = build_plan(loaded, csv_path)
     for line in explain(plan):
         echo(line)
