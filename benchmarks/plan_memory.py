@@ -18,13 +18,13 @@ import json
 import resource
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `runner` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.inventory_csv_1m import write_synthetic_inventory
-from benchmarks.plan_1m import PROFILE, TODAY
 from runner.execute.work import DeviceQueues, StudyWork
 from runner.inventory.csv_reader import read_inventory_csv
 from runner.plan.compile import compile_plan
@@ -32,6 +32,8 @@ from runner.plan.model import Plan
 from runner.profile.load import load_profile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plan_memory.json"
+PROFILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "spec" / "site-profile.v1.yaml"
+TODAY = date(2026, 11, 27)  # as benchmarks/plan_1m.py
 
 
 def rss_mb() -> float:
