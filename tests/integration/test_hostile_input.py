@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from io import BytesIO
 from pathlib import Path
 
@@ -36,6 +38,11 @@ from runner.dicom.listener import (
 )
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
+from runner.execute.run import RunSummary
+from runner.sim.generate import synthetic_archive
+from tests.fakes import FussyArchive
+from tests.integration.test_source_faults import Site
+from tests.misbehaving import Fault, FaultKind, first_attempt
 
 LISTENER_AE = "PACSMIG"
 SOURCE_AE = "OLDPACS"
@@ -255,3 +262,47 @@ def test_bad_character_set_is_stored_byte_for_byte_never_decoded(
     [received] = owner.stored
     assert received.entry.path.read_bytes().endswith(dataset)
     assert received.header.study_uid == "1.2.3.4"
+
+
+# ---- during a run: the engine stores only what it asked for ---------------------------------
+
+def test_during_a_run_unsolicited_and_hostile_instances_are_refused_and_recorded(
+        tmp_path: Path) -> None:
+    specs = synthetic_archive("hostile-run", 3, date(2015, 1, 1), date(2019, 1, 1))
+    victim = str(specs[0].study_uid)
+    destination = FussyArchive(ae_title="NEWVNA").start()
+    # the victim's first retrieve hangs for 3 s: the run is surely under way meanwhile
+    site = Site(tmp_path, specs, destination,
+                first_attempt({victim: Fault(FaultKind.SILENT, seconds=3)}))
+    outcome: list[RunSummary] = []
+    runner = threading.Thread(target=lambda: outcome.append(site.run()[0]), daemon=True)
+    try:
+        runner.start()
+        deadline = time.monotonic() + 20
+        while not site.source.asked("C-MOVE") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = files_under(tmp_path)
+        ae = make_ae("BADPACS", SETTINGS)  # the source's own AE title: allowed to associate
+        ae.add_requested_context(CT, [ExplicitVRLittleEndian])
+        assoc = ae.associate("127.0.0.1", site.listener_port, ae_title=LISTENER_AE)
+        assert assoc.is_established
+        try:
+            unsolicited = send(assoc, tmp_path, GOOD_UID, header(study="1.2.3.999"))
+            hostile = send(assoc, tmp_path, "1.2.3", header(sop_uid="1.2.3", study="../../x",
+                                                            series="/etc"))
+        finally:
+            assoc.release()
+        runner.join(timeout=60)
+    finally:
+        site.stop()
+        destination.stop()
+    assert (unsolicited, hostile) == (0x0124, 0x0124)
+    [summary] = outcome
+    site.assert_all_verified_exactly_once(summary)
+    assert summary.refused == 2
+    refused = site.ledger("SELECT detail->>'status', detail->>'calling_ae' FROM events "
+                          "WHERE kind = 'store_refused'")
+    assert refused == [("292", "BADPACS")] * 2  # 0x0124
+    new = files_under(tmp_path) - before - {tmp_path / "outgoing.dcm"}
+    assert all(p.parent == tmp_path / "spool" or tmp_path / "reports" in p.parents
+               for p in new), new
