@@ -462,7 +462,8 @@ class Engine:
             try:
                 self._verify(uid)
             except Exception:
-                log.exception("verification failed unexpectedly")
+                if not self.stopping.is_set():  # a check cut short by the end of the run
+                    log.exception("verification failed unexpectedly")
             finally:
                 self.verify_queue.done()
                 with self.lock:

@@ -157,6 +157,7 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
         listener.stop()
         engine.forwarder.close()
         engine.verify_queue.close()
+        verifier.join(timeout=engine.settings.dimse_timeout)  # a check under way finishes
         janitor.stop()
         engine.janitor.sweep()
     return stopped
