@@ -1,7 +1,8 @@
-"""Soak: thousands of short associations leave the listener's process flat in memory and
-threads. 800 C-STOREs or more (PACSMIG_SOAK_ASSOCIATIONS), each on its own
-association (4 senders at once), go to a running `Listener` that spools every instance; RSS
-and thread counts are sampled every tenth of the way. Run with `pytest -s` to see the figures.
+"""Soak: many short associations, or a migration of hundreds of studies, leave the process
+flat in memory and threads. 800 C-STOREs or more (PACSMIG_SOAK_ASSOCIATIONS), each on its
+own association (4 senders at once), go to a running `Listener` that spools every instance;
+then 200 tiny studies (PACSMIG_SOAK_STUDIES) are migrated from the simulated source. RSS and
+thread counts are sampled along the way. Run with `pytest -s` to see the figures.
 """
 
 from __future__ import annotations
