@@ -134,7 +134,7 @@ class _Builder:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             self._fail(node, _constructor_message(exc))
-        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+        except (ValueError, KeyError, AttributeError, TypeError, IndexError) as exc:
             # PyYAML's explicit tags on wrong values: `!!timestamp x`, `!!bool x`, a bad date
             kind = node.tag.replace("tag:yaml.org,2002:", "")
             what = _KINDS.get(kind, kind)

@@ -102,9 +102,6 @@ def test_explicit_scalar_tag_on_a_wrong_value_is_a_located_problem(workdir: Path
     assert _validated(workdir, text)
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "runner/profile/yamlsrc.py _Builder._scalar does not catch IndexError: PyYAML's "
-    "construct_yaml_int/float read value[0] of an empty `!!int` / `!!float` scalar"))
 @pytest.mark.parametrize("text", ["version: !!int\n", "version: !!float ''\n", "!!int : 1\n"])
 def test_explicit_number_tag_on_an_empty_value_is_a_located_problem(workdir: Path,
                                                                     text: str) -> None:
