@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from runner.dicom.echo import c_echo
@@ -421,7 +420,7 @@ class Engine:
                                      dest_sop_instance_uid=result.dest_sop_instance_uid)
         if not result.final:
             return
-        expected = self._expected_values(item.path) if result.ok else None
+        expected = self._expected_values(result) if result.ok else None
         if not result.ok:
             self.ledger.record_quarantined(sop_instance_uid=item.sop_instance_uid,
                                            study_uid=item.study_uid, reason=result.reason)
@@ -442,12 +441,15 @@ class Engine:
         if result.ok:
             self.janitor.discard_later(item.spool_name)
 
-    def _expected_values(self, path: Path) -> dict[int, str] | None:
-        """The morphed values to check at the destination (verify: instances, with rules)."""
+    def _expected_values(self, result: ForwardResult) -> dict[int, str] | None:
+        """The morphed values to check at the destination (verify: instances, with rules):
+        from the forwarder, which made them, else from the spooled file."""
         assert self.verifier is not None
         if not self.verifier.value_tags:
             return None
-        return expected_values(path, self.rules, self.verifier.value_tags)
+        if result.values is not None:
+            return dict(result.values)
+        return expected_values(result.item.path, self.rules, self.verifier.value_tags)
 
     def _maybe_verify(self, work: StudyWork) -> None:
         if work.stage is Stage.FORWARDING and work.settled():

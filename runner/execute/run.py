@@ -113,7 +113,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
         profile.rules(), profile.destination.max_associations,
         profile.retries.store_attempts,
         Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
-        engine.on_forwarded)
+        engine.on_forwarded, value_tags=_value_tags(loaded))
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
                                settings, profile.destination.verify, waiter,
                                value_tags=_value_tags(loaded))
