@@ -24,8 +24,9 @@ maximum length we announced, and any other PDU longer than 1 MiB, before reading
 Privacy: importing this module switches off pynetdicom's logging of C-FIND/C-GET/C-MOVE
 request and response identifiers (`_config.LOG_REQUEST_IDENTIFIERS` and
 `_config.LOG_RESPONSE_IDENTIFIERS`), which would otherwise write patient names, IDs and birth
-dates to the log. These two flags are the only module-level configuration the runner sets;
-pynetdicom has no per-AE equivalent.
+dates to the log. Module-level configuration the runner sets, all here (pynetdicom and
+pydicom have no per-AE equivalent): those two flags, pydicom's value validation off (below),
+and `STORE_SEND_CHUNKED_DATASET` in runner/dicom/store.py.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import ssl
 from ssl import SSLContext
 from typing import Any, TypeVar
 
+from pydicom import config as pydicom_config
 from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.events import EventHandlerType
@@ -49,6 +51,11 @@ LOGGER = logging.getLogger(__name__)
 
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
+# pydicom checks every value it reads or sets against its VR with a regular expression
+# (about 10% of the runner's CPU while relaying). Source data is carried, not judged, and
+# the morph engine checks the values it writes itself (runner/morph/vr.py).
+pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
 
 
 def set_nodelay(sock: socket.socket | None) -> None:

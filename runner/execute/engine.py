@@ -436,8 +436,8 @@ class Engine:
                 self.counters.forwarded += 1
             else:
                 work.set_aside[item.sop_instance_uid] = result.reason
-            self._maybe_verify(work)
-            self.wake.notify_all()
+            if self._maybe_verify(work) or not result.ok:
+                self.wake.notify_all()  # only a change of the study's stage concerns dispatch
         if result.ok:
             self.janitor.discard_later(item.spool_name)
 
@@ -451,10 +451,13 @@ class Engine:
             return dict(result.values)
         return expected_values(result.item.path, self.rules, self.verifier.value_tags)
 
-    def _maybe_verify(self, work: StudyWork) -> None:
+    def _maybe_verify(self, work: StudyWork) -> bool:
+        """Queue the study for its check once it is retrieved and every instance settled."""
         if work.stage is Stage.FORWARDING and work.settled():
             work.stage = Stage.VERIFYING
             self.verify_queue.put(work.uid)
+            return True
+        return False
 
     # --- verification -----------------------------------------------------------------------
 
