@@ -300,7 +300,8 @@ class Engine:
 
     def _retrieve_finished(self, retrieve: Retrieve, outcome: MoveOutcome) -> None:
         self.retrieves.pop(retrieve.msg_id, None)
-        self.by_study.pop(retrieve.study_uid, None)
+        if self.by_study.get(retrieve.study_uid) is retrieve:  # a re-date may overlap a move
+            del self.by_study[retrieve.study_uid]
         device = self.devices[retrieve.device]
         if device.finished(outcome, time.monotonic()):
             detail = {"failures": device.failures, "last": outcome.detail}
@@ -350,8 +351,7 @@ class Engine:
     def _give_up(self, work: StudyWork, reason: str) -> None:
         self._settle(work, Stage.INCOMPLETE if work.forwarded else Stage.FAILED)
         work.reason = reason
-        status = StudyStatus.FAILED
-        self.ledger.record_study_status(work.uid, status, reason)
+        self.ledger.record_study_status(work.uid, StudyStatus.FAILED, reason)
 
     # --- the listener's callbacks ----------------------------------------------------------
 
