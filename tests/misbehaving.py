@@ -31,7 +31,7 @@ from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.events import Event
 
 from runner.sim.generate import StudySpec, make_study
-from runner.sim.qrscp import QRServer, Request
+from runner.sim.qrscp import QRServer, Request, selected_instances
 
 
 class FaultKind(Enum):
@@ -98,7 +98,7 @@ class MisbehavingSource(QRServer):
         if fault is not None and fault.kind is FaultKind.UNKNOWN_DESTINATION:
             yield None, None
             return
-        instances = _selected(make_study(spec), query)
+        instances = selected_instances(make_study(spec), query)
         yield address
         yield len(instances)
         yield from self._serve(event, spec, instances, fault)
@@ -157,11 +157,3 @@ def _failed_list(unsent: list[FileDataset]) -> Dataset:
     identifier = Dataset()
     identifier.FailedSOPInstanceUIDList = [str(ds.SOPInstanceUID) for ds in unsent]
     return identifier
-
-
-def _selected(instances: list[FileDataset], query: Dataset) -> list[FileDataset]:
-    if str(query.get("QueryRetrieveLevel", "")) != "IMAGE" or not query.get("SOPInstanceUID"):
-        return instances
-    value = query.SOPInstanceUID
-    uids = {str(value)} if isinstance(value, str) else {str(u) for u in value}
-    return [ds for ds in instances if str(ds.SOPInstanceUID) in uids]

@@ -201,7 +201,7 @@ class QRServer:
             yield 1  # pynetdicom answers success at once for 0 sub-operations
             yield directive.status, None
             return
-        instances = _selected(make_study(spec), query)
+        instances = selected_instances(make_study(spec), query)
         yield len(instances)
         if not _wait(event, directive):
             yield 0xFE00, None
@@ -224,7 +224,8 @@ def _wait(event: Event, directive: MoveDirective) -> bool:
     return True
 
 
-def _selected(instances: list[FileDataset], query: Dataset) -> list[FileDataset]:
+def selected_instances(instances: list[FileDataset], query: Dataset) -> list[FileDataset]:
+    """The instances an IMAGE-level move asks for (all of them for a study-level move)."""
     if str(query.get("QueryRetrieveLevel", "")) != "IMAGE" or not query.get("SOPInstanceUID"):
         return instances
     value = query.SOPInstanceUID
