@@ -30,9 +30,9 @@ from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.execute.values import compare_values, expected_values
-from runner.execute.verifier import METHODS, Check, Verifier
+from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
-from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus
+from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
 from runner.profile.peers import device_peer
@@ -493,12 +493,11 @@ class Engine:
         source_count = max(work.expected or 0, len(work.received))
         values = compare_values(work.values, check.values, work.dest_uids)
         confirmed = check.confirmed - values.different
-        if method.value == "count":
-            ok = check.found >= source_count and not work.set_aside
-            missing_uids: list[str] = []
-        else:
-            missing_uids = sorted(set(work.received) - confirmed)
-            ok = not missing_uids and len(work.received) >= source_count
+        judged = verdict(self.profile.destination.verify, work.received, confirmed,
+                         check.found, source_count)
+        # by count the destination cannot say which instances: any set aside means short
+        ok = judged.ok and not (method is VerificationMethod.COUNT and work.set_aside)
+        missing_uids = list(judged.missing)
         self.ledger.record_verification(
             study_uid=work.uid, method=method, expected=source_count, found=check.found,
             ok=ok, missing_uids=missing_uids, confirmed_uids=sorted(confirmed),

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.execute.run import open_ledger
-from runner.execute.verifier import METHODS, Check, CommitmentWaiter, Verifier
+from runner.execute.verifier import METHODS, Check, CommitmentWaiter, Verifier, verdict
 from runner.ledger import Ledger, StudyStatus
 from runner.profile.load import LoadedProfile
 from runner.profile.peers import destination_peer, dicom_settings
@@ -75,15 +75,11 @@ def _record(ledger: Ledger, method: str, study_uid: str, expected: dict[str, tup
     """Record one check; 0 complete, 1 short, 2 not answered."""
     if not check.answered:
         return 2
-    if method == "counts":
-        missing: list[str] = []
-        ok = check.found >= source_count
-    else:
-        missing = sorted(set(expected) - check.confirmed)
-        ok = not missing and len(expected) >= source_count
+    judged = verdict(method, expected, check.confirmed, check.found, source_count)
+    ok = judged.ok
     ledger.record_verification(study_uid=study_uid, method=METHODS[method],
                                expected=source_count, found=check.found, ok=ok,
-                               missing_uids=missing, confirmed_uids=sorted(check.confirmed),
+                               missing_uids=judged.missing, confirmed_uids=sorted(check.confirmed),
                                detail=check.detail)
     if not ok:
         ledger.record_study_status(study_uid, StudyStatus.ACTIVE, "short at the destination")
