@@ -31,7 +31,7 @@ from pynetdicom.dimse_primitives import C_MOVE
 from pynetdicom.events import Event
 
 from runner.sim.generate import StudySpec, make_study
-from runner.sim.qrscp import QRServer, Request, selected_instances
+from runner.sim.qrscp import QRServer, selected_instances
 
 
 class FaultKind(Enum):
@@ -81,11 +81,7 @@ class MisbehavingSource(QRServer):
 
     def _on_move(self, event: Event) -> Iterator[Any]:
         query = event.identifier
-        study_uid = str(query.get("StudyInstanceUID", ""))
-        self._record(Request("C-MOVE", str(query.get("QueryRetrieveLevel", "")),
-                             event.assoc.requestor.ae_title, study_uid,
-                             str(event.move_destination or "")))
-        address = self.destinations.get(str(event.move_destination).strip())
+        study_uid, address = self.move_request(event)
         spec = self.by_uid.get(study_uid)
         if address is None or spec is None:
             yield None, None  # 0xA801 (a study we do not hold is not the point here)

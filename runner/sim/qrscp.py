@@ -171,13 +171,18 @@ class QRServer:
             for number in range(1, spec.instances_per_series + 1):
                 yield _image_answer(spec, series, number)
 
-    def _on_move(self, event: Event) -> Iterator[Any]:
+    def move_request(self, event: Event) -> tuple[str, tuple[str, int] | None]:
+        """Record a C-MOVE; its study UID and the move destination's address, if known."""
         query = event.identifier
         study_uid = str(query.get("StudyInstanceUID", ""))
         self._record(Request("C-MOVE", str(query.get("QueryRetrieveLevel", "")),
                              event.assoc.requestor.ae_title, study_uid,
                              str(event.move_destination or "")))
-        address = self.destinations.get(str(event.move_destination).strip())
+        return study_uid, self.destinations.get(str(event.move_destination).strip())
+
+    def _on_move(self, event: Event) -> Iterator[Any]:
+        query = event.identifier
+        study_uid, address = self.move_request(event)
         if address is None:
             yield None, None
             return
