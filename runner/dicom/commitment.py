@@ -97,17 +97,26 @@ def report_handler(
 
     def handle(event: evt.Event) -> tuple[int, None]:
         request = cast(N_EVENT_REPORT, event.request)
-        if str(request.AffectedSOPClassUID) != STORAGE_COMMITMENT_PUSH:
-            return 0x0112, None  # no such SOP instance (not a commitment report)
-        try:
-            report = parse_report(int(request.EventTypeID or 0), event.event_information)
-        except ReportError as error:
-            LOGGER.warning("unusable storage commitment report: %s", error)
-            return PROCESSING_FAILURE, None
-        deliver(report)
-        return 0x0000, None
+        status = handle_report(str(request.AffectedSOPClassUID),
+                               int(request.EventTypeID or 0), event.event_information, deliver)
+        return status, None
 
     return handle
+
+
+def handle_report(sop_class_uid: str, event_type: int, info: Dataset | None,
+                  deliver: Callable[[CommitmentReport], None]) -> int:
+    """Parse an N-EVENT-REPORT, pass a storage commitment result to `deliver`; the status
+    to answer (0x0112 when it is no commitment report, 0x0110 when it is unusable)."""
+    if sop_class_uid != STORAGE_COMMITMENT_PUSH:
+        return 0x0112  # no such SOP instance (not a commitment report)
+    try:
+        report = parse_report(event_type, info)
+    except ReportError as error:
+        LOGGER.warning("unusable storage commitment report: %s", error)
+        return PROCESSING_FAILURE
+    deliver(report)
+    return 0x0000
 
 
 def commitment_request_dataset(transaction_uid: str, refs: Sequence[tuple[str, str]]) -> Dataset:

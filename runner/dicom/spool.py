@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,12 +83,17 @@ class Spool:
 
     def write(self, raw: bytes) -> SpoolEntry:
         """Store `raw` under a new UUID name; raises SpoolFull when there is no room."""
-        size = len(raw)
+        return self.write_parts((raw,))
+
+    def write_parts(self, parts: Sequence[bytes]) -> SpoolEntry:
+        """Store the concatenation of `parts` (one write, no joining) under a new UUID name;
+        raises SpoolFull when there is no room."""
+        size = sum(len(part) for part in parts)
         self._reserve(size)
         name = f"{uuid.uuid4().hex}{SUFFIX}"
         temp = self.tmp / name
         try:
-            _write_flushed(temp, raw)
+            _write_flushed(temp, parts)
             final = self.root / name
             os.replace(temp, final)
         except BaseException as error:
@@ -158,8 +164,17 @@ class Spool:
             self._full = True
 
 
-def _write_flushed(path: Path, raw: bytes) -> None:
-    """Write `raw` to a new file at `path` and flush it to the OS (no fsync, see above)."""
-    with path.open("xb") as out:
-        out.write(raw)
-        out.flush()
+def _write_flushed(path: Path, parts: Sequence[bytes]) -> None:
+    """Write `parts` to a new file at `path`, straight to the OS (no fsync, see above)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        pending = [memoryview(part) for part in parts if part]
+        while pending:
+            written = os.writev(fd, pending)
+            while pending and written >= len(pending[0]):
+                written -= len(pending[0])
+                pending.pop(0)
+            if pending and written:
+                pending[0] = pending[0][written:]
+    finally:
+        os.close(fd)

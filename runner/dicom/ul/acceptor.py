@@ -1,0 +1,294 @@
+"""An association acceptor: binds a port and serves each association in its own thread.
+
+Negotiation (PS3.8 9.3.2-9.3.4): the called AE title must be ours and the calling one in the
+allow-list (otherwise A-ASSOCIATE-RJ, permanent, "called/calling AE title not recognized");
+beyond `max_associations` open ones a request is rejected as transient ("local limit
+exceeded"). Each proposed context is accepted with the first transfer syntax of our
+preference list that it proposes; role selection is granted as proposed for the abstract
+syntaxes in `policy.scp_roles` and declined otherwise.
+
+Messages: C-ECHO is answered here; C-STORE and N-EVENT-REPORT go to the `Handlers`, whose
+status is sent back; any other command is answered 0x0211 (unrecognised operation). A PDU
+longer than allowed, a malformed PDU or a message on a context that was not accepted ends
+the association with an A-ABORT; so does `network_timeout` seconds of silence. TLS, when
+configured, is handshaken in the connection's thread within the ACSE timeout. Every
+accepted socket has TCP_NODELAY. Nothing here polls: threads block in `recv` and `accept`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from runner.dicom.tls import server_handshake
+from runner.dicom.ul import dimse, pdu
+from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLong
+
+LOGGER = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+UNRECOGNISED_OPERATION = 0x0211
+_RESPONSES = {dimse.C_STORE_RQ: dimse.C_STORE_RSP, dimse.C_ECHO_RQ: dimse.C_ECHO_RSP,
+              dimse.N_EVENT_REPORT_RQ: dimse.N_EVENT_REPORT_RSP}
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptorPolicy:
+    """Who may associate, what they may propose, and how patiently we wait.
+
+    `contexts` maps each supported abstract syntax to its acceptable transfer syntaxes,
+    preferred first.
+    """
+
+    ae_title: str
+    allowed_aes: frozenset[str]
+    contexts: Mapping[str, tuple[str, ...]]
+    scp_roles: frozenset[str] = frozenset()
+    max_pdu: int = 262144
+    max_associations: int = 32
+    acse_timeout: float = 30.0
+    network_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The other end of an accepted association."""
+
+    ae_title: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One C-STORE or N-EVENT-REPORT request, with the context's transfer syntax."""
+
+    peer: Peer
+    transfer_syntax: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """What the acceptor asks its owner: a (status, error comment) for each request."""
+
+    on_store: Callable[[Request], tuple[int, str]]
+    on_event_report: Callable[[Request], tuple[int, str]]
+
+
+class Acceptor:
+    """Serves associations on (host, port) until `stop()`."""
+
+    def __init__(self, policy: AcceptorPolicy, handlers: Handlers, host: str, port: int,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.policy = policy
+        self.handlers = handlers
+        self.tls = tls
+        self._address = (host, port)
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._links: set[Link] = set()
+        self._accepted = 0
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        if self._socket is None:
+            raise RuntimeError("the acceptor is not started")
+        port: int = self._socket.getsockname()[1]
+        return port
+
+    def start(self, name: str) -> None:
+        """Bind, listen and accept in a background thread called `name`; OSError if binding
+        fails."""
+        sock = socket.create_server(self._address, backlog=64, reuse_port=False)
+        self._socket = sock
+        threading.Thread(target=self._accept_loop, args=(sock,), name=name, daemon=True).start()
+
+    def stop(self) -> None:
+        """Close the port and abort every open association."""
+        self._stopped.set()
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the loop thread
+            sock.close()
+        with self._lock:
+            links = list(self._links)
+        for link in links:
+            _abort(link, pdu.ABORT_SOURCE_USER, pdu.ABORT_NOT_SPECIFIED)
+
+    def _accept_loop(self, sock: socket.socket) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, address = sock.accept()
+            except OSError:
+                if self._stopped.is_set():
+                    return
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._serve, args=(conn, address), daemon=True,
+                             name=f"association-{address[0]}:{address[1]}").start()
+
+    def _serve(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        if self.tls is not None:
+            wrapped = self.tls.wrap_socket(conn, server_side=True,
+                                           do_handshake_on_connect=False)
+            if not server_handshake(wrapped, address, self.policy.acse_timeout):
+                _close(wrapped)
+                return
+            conn = wrapped
+        link = Link(conn, self.policy.max_pdu)
+        with self._lock:
+            self._links.add(link)
+        try:
+            self._associate(link, address)
+        finally:
+            with self._lock:
+                self._links.discard(link)
+            link.close()
+
+    def _associate(self, link: Link, address: tuple[str, int]) -> None:
+        link.sock.settimeout(self.policy.acse_timeout)
+        try:
+            pdu_type, body = link.read_pdu()
+            if pdu_type != pdu.ASSOCIATE_RQ:
+                raise pdu.PduError(f"PDU type 0x{pdu_type:02X} where an A-ASSOCIATE-RQ belongs")
+            request = pdu.decode_request(bytes(body))
+        except (OSError, pdu.PduError) as error:
+            if not isinstance(error, Closed) and not self._stopped.is_set():
+                LOGGER.warning("no association with %s:%s: %s", *address[:2], error)
+                _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_UNEXPECTED_PDU)
+            return
+        peer = Peer(request.calling_ae, address[0], address[1])
+        reject = self._refusal(request, peer)
+        if reject is not None:
+            link.send(pdu.encode_reject(reject))
+            return
+        with self._lock:
+            self._accepted += 1
+        try:
+            contexts = self._accept(link, request)
+            self._serve_messages(link, peer, contexts)
+        finally:
+            with self._lock:
+                self._accepted -= 1
+
+    def _refusal(self, request: pdu.AssociateRequest, peer: Peer) -> pdu.AssociateReject | None:
+        if request.protocol_version & 1 == 0:
+            return pdu.AssociateReject(pdu.REJECTED_PERMANENT, pdu.SOURCE_ACSE,
+                                       pdu.REASON_PROTOCOL_VERSION)
+        reason = None
+        if request.called_ae != self.policy.ae_title:
+            reason = pdu.REASON_CALLED_AE
+        elif request.calling_ae not in self.policy.allowed_aes:
+            reason = pdu.REASON_CALLING_AE
+        if reason is not None:
+            LOGGER.warning("refused an association from %s at %s:%s (calling or called AE "
+                           "title not allowed)", peer.ae_title, peer.address, peer.port)
+            return pdu.AssociateReject(pdu.REJECTED_PERMANENT, pdu.SOURCE_USER, reason)
+        with self._lock:
+            busy = self._accepted >= self.policy.max_associations
+        if busy:
+            LOGGER.warning("refused an association from %s at %s:%s: %d associations open "
+                           "already", peer.ae_title, peer.address, peer.port,
+                           self.policy.max_associations)
+            return pdu.AssociateReject(pdu.REJECTED_TRANSIENT, pdu.SOURCE_PRESENTATION,
+                                       pdu.REASON_LOCAL_LIMIT)
+        return None
+
+    def _accept(self, link: Link, request: pdu.AssociateRequest) -> dict[int, tuple[str, str]]:
+        """Send the A-ASSOCIATE-AC; the accepted contexts, id -> (abstract, transfer syntax)."""
+        results, accepted = [], {}
+        for context in request.contexts:
+            result = _negotiate(context, self.policy.contexts)
+            results.append(result)
+            if result.result == pdu.ACCEPTANCE:
+                accepted[context.context_id] = (context.abstract_syntax, result.transfer_syntax)
+        abstract = {uid for uid, _ in accepted.values()}
+        roles = {uid: (scu, scp and uid in self.policy.scp_roles)
+                 for uid, (scu, scp) in request.roles.items() if uid in abstract}
+        link.max_send = request.max_pdu
+        link.send(pdu.encode_accept(pdu.AssociateAccept(
+            request.called_ae, request.calling_ae, tuple(results), self.policy.max_pdu, roles)))
+        return accepted
+
+    def _serve_messages(self, link: Link, peer: Peer,
+                        contexts: dict[int, tuple[str, str]]) -> None:
+        link.sock.settimeout(self.policy.network_timeout)
+        while True:
+            try:
+                message = link.read_message()
+            except Release:
+                link.send(pdu.release_rp())
+                return
+            except (Aborted, Closed):
+                return
+            except TooLong as error:
+                LOGGER.warning("aborted the association with %s at %s:%s: %s", peer.ae_title,
+                               peer.address, peer.port, error)
+                _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_INVALID_PARAMETER)
+                return
+            except (pdu.PduError, TimeoutError, OSError) as error:
+                if not self._stopped.is_set():
+                    LOGGER.warning("aborted the association with %s at %s:%s: %s",
+                                   peer.ae_title, peer.address, peer.port,
+                                   error or type(error).__name__)
+                    _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_UNEXPECTED_PDU)
+                return
+            if message.context_id not in contexts:
+                LOGGER.warning("aborted the association with %s: a message on presentation "
+                               "context %d, which was not accepted", peer.ae_title,
+                               message.context_id)
+                _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_INVALID_PARAMETER)
+                return
+            self._answer(link, peer, contexts[message.context_id][1], message)
+
+    def _answer(self, link: Link, peer: Peer, transfer_syntax: str, message: Message) -> None:
+        field = dimse.number(message.command, dimse.COMMAND_FIELD) or 0
+        if field == dimse.C_CANCEL_RQ:
+            return  # nothing of ours can be cancelled
+        request = Request(peer, transfer_syntax, message)
+        extra: dict[int, int | str | bytes] = {}
+        if field == dimse.C_ECHO_RQ:
+            status, comment = 0x0000, ""
+        elif field == dimse.C_STORE_RQ:
+            status, comment = self.handlers.on_store(request)
+        elif field == dimse.N_EVENT_REPORT_RQ:
+            status, comment = self.handlers.on_event_report(request)
+            event_type = dimse.number(message.command, dimse.EVENT_TYPE)
+            if event_type is not None:
+                extra[dimse.EVENT_TYPE] = event_type
+        else:
+            status, comment = UNRECOGNISED_OPERATION, "unrecognised operation"
+        answer = _RESPONSES.get(field, field | 0x8000)
+        response = dimse.response(answer, message.command, status, comment, extra)
+        link.send_message(message.context_id, response)
+
+
+def _negotiate(context: pdu.ProposedContext,
+               supported: Mapping[str, tuple[str, ...]]) -> pdu.ContextResult:
+    syntaxes = supported.get(context.abstract_syntax)
+    if syntaxes is None:
+        return pdu.ContextResult(context.context_id, pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED)
+    for syntax in syntaxes:
+        if syntax in context.transfer_syntaxes:
+            return pdu.ContextResult(context.context_id, pdu.ACCEPTANCE, syntax)
+    return pdu.ContextResult(context.context_id, pdu.TRANSFER_SYNTAXES_NOT_SUPPORTED)
+
+
+def _abort(link: Link, source: int, reason: int) -> None:
+    with contextlib.suppress(OSError):  # the peer may have gone already
+        link.send(pdu.abort(source, reason))
+    link.close()
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()

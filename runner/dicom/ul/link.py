@@ -1,0 +1,199 @@
+"""PDUs and DIMSE messages on a connected socket: blocking reads with timeouts, no polling.
+
+`Link.read_pdu` reads one PDU (refusing, before reading its body, one longer than allowed),
+`Link.read_message` reassembles one DIMSE message from P-DATA-TF PDUs, keeping the data
+set as the received fragments (memoryviews into each PDU's buffer: no copy), and
+`Link.send_message` fragments one into PDUs of the peer's maximum length. Each PDU is one
+`sendmsg` (header and data without joining them) on plain sockets, one `sendall` on TLS.
+A peer's A-RELEASE-RQ or A-ABORT in place of a P-DATA-TF ends `read_message` as `Release`
+or `Aborted`; a closed connection as `Closed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from runner.dicom.ul import dimse, pdu
+
+OTHER_PDU_MAX = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is far below this
+Buffer = bytes | bytearray | memoryview
+
+
+class Closed(ConnectionError):
+    """The connection ended (or was reset) where a PDU was expected."""
+
+
+class Aborted(ConnectionError):
+    """The peer sent an A-ABORT."""
+
+
+class Release(Exception):
+    """The peer asked to release the association (A-RELEASE-RQ) between messages."""
+
+
+class UnexpectedPdu(pdu.PduError):
+    """A PDU of a type that has no place here (e.g. an A-ASSOCIATE-RQ mid-association)."""
+
+    def __init__(self, pdu_type: int) -> None:
+        super().__init__(f"unexpected PDU type 0x{pdu_type:02X}")
+        self.pdu_type = pdu_type
+
+
+class TooLong(pdu.PduError):
+    """A PDU announcing more bytes than allowed (its body is not read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One DIMSE message: its presentation context, command set and data set fragments."""
+
+    context_id: int
+    command: dimse.Command
+    fragments: tuple[memoryview, ...] | None  # None: the command has no data set
+
+    def dataset(self) -> bytes:
+        """The data set as one bytes object (b"" when there is none)."""
+        return b"".join(self.fragments) if self.fragments else b""
+
+    @property
+    def dataset_size(self) -> int:
+        """Bytes in the data set."""
+        return sum(len(part) for part in self.fragments) if self.fragments else 0
+
+
+class Link:
+    """One association's connection: reads and writes PDUs and DIMSE messages.
+
+    `max_receive` bounds P-DATA-TF PDUs (the maximum length we announced; 0: only
+    OTHER_PDU_MAX); `max_send` is the peer's announced maximum (0: no limit).
+    """
+
+    def __init__(self, sock: socket.socket, max_receive: int, max_send: int = 0) -> None:
+        self.sock = sock
+        self.max_receive = max_receive
+        self.max_send = max_send
+        self._header = bytearray(6)
+        self._plain = not isinstance(sock, ssl.SSLSocket)
+
+    def read_pdu(self) -> tuple[int, memoryview]:
+        """(type, body) of the next PDU; Closed at end of connection, TimeoutError if silent."""
+        self._fill(memoryview(self._header))
+        pdu_type, length = pdu.read_header(self._header)
+        if pdu_type not in pdu.PDU_TYPES:
+            raise UnexpectedPdu(pdu_type)
+        allowed = self.max_receive if pdu_type == pdu.P_DATA_TF and self.max_receive \
+            else max(self.max_receive, OTHER_PDU_MAX)
+        if length > allowed:
+            raise TooLong(f"PDU type 0x{pdu_type:02X} of {length} bytes, more than the "
+                          f"{allowed} allowed")
+        body = memoryview(bytearray(length))
+        self._fill(body)
+        return pdu_type, body
+
+    def read_message(self) -> Message:
+        """The next complete DIMSE message (see the module docstring for how others end)."""
+        command_parts: list[memoryview] = []
+        command: dimse.Command | None = None
+        data: list[memoryview] = []
+        context = -1
+        while True:
+            pdu_type, body = self.read_pdu()
+            if pdu_type != pdu.P_DATA_TF:
+                self._not_data(pdu_type, body, command is None and not command_parts)
+            for context_id, control, fragment in pdu.iter_pdvs(body):
+                if context not in (-1, context_id):
+                    raise pdu.PduError("a DIMSE message spread over two presentation contexts")
+                context = context_id
+                if control & pdu.PDV_COMMAND:
+                    if command is not None:
+                        raise pdu.PduError("a command fragment after the command was complete")
+                    command_parts.append(fragment)
+                    if control & pdu.PDV_LAST:
+                        try:
+                            command = dimse.decode(b"".join(command_parts))
+                        except dimse.DimseError as error:  # a malformed PDU to the callers
+                            raise pdu.PduError(f"an unreadable command set: {error}") from error
+                        if not dimse.has_dataset(command):
+                            return Message(context, command, None)
+                    continue
+                if command is None:
+                    raise pdu.PduError("a data set fragment before its command")
+                data.append(fragment)
+                if control & pdu.PDV_LAST:
+                    return Message(context, command, tuple(data))
+
+    def send_message(self, context_id: int, command: bytes,
+                     dataset: Sequence[Buffer] = ()) -> None:
+        """Send a command set and (when given) a data set, fragmented for the peer."""
+        self._send_stream(context_id, [command], pdu.PDV_COMMAND)
+        if dataset:
+            self._send_stream(context_id, dataset, 0)
+
+    def send(self, raw: bytes) -> None:
+        """Send an encoded PDU as it is."""
+        self.sock.sendall(raw)
+
+    def close(self) -> None:
+        """Close the connection (shutting it down first, so the peer sees the end)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+    def _send_stream(self, context_id: int, parts: Sequence[Buffer], control: int) -> None:
+        # a peer announcing a maximum of 6 bytes or less leaves no room for data: send 1-byte
+        # fragments rather than loop forever on empty (or negative-sized) ones
+        chunk = max(self.max_send - 6, 1) if self.max_send else 1 << 20
+        views = [memoryview(part).cast("B") for part in parts if len(part)]
+        total = sum(len(view) for view in views)
+        if total == 0:
+            self._send_pdu(pdu.pdata_header(context_id, control | pdu.PDV_LAST, 0), [])
+            return
+        sent = 0
+        for index, view in enumerate(views):
+            offset = 0
+            while offset < len(view):
+                piece = view[offset: offset + chunk]
+                offset += len(piece)
+                sent += len(piece)
+                # a fragment never spans two parts: simpler, and PDUs may be shorter than max
+                last = pdu.PDV_LAST if sent == total and index == len(views) - 1 else 0
+                self._send_pdu(pdu.pdata_header(context_id, control | last, len(piece)),
+                               [piece])
+
+    def _send_pdu(self, head: bytes, data: list[memoryview]) -> None:
+        if not self._plain:
+            self.sock.sendall(b"".join([head, *data]))
+            return
+        pending: list[Buffer] = [head, *data]
+        while pending:
+            sent = self.sock.sendmsg(pending)
+            pending = _advance(pending, sent)
+
+    def _not_data(self, pdu_type: int, body: memoryview, between_messages: bool) -> None:
+        if pdu_type == pdu.RELEASE_RQ and between_messages:
+            raise Release()
+        if pdu_type == pdu.ABORT:
+            raise Aborted("the peer aborted the association")
+        raise UnexpectedPdu(pdu_type)
+
+    def _fill(self, view: memoryview) -> None:
+        received, size = 0, len(view)
+        while received < size:
+            count = self.sock.recv_into(view[received:])
+            if count == 0:
+                raise Closed("the peer closed the connection")
+            received += count
+
+
+def _advance(parts: list[Buffer], sent: int) -> list[Buffer]:
+    """What remains of `parts` once `sent` bytes of them have gone."""
+    while parts and sent >= len(parts[0]):
+        sent -= len(parts[0])
+        parts = parts[1:]
+    if parts and sent:
+        parts = [memoryview(parts[0])[sent:], *parts[1:]]
+    return parts
