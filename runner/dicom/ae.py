@@ -26,7 +26,7 @@ request and response identifiers (`_config.LOG_REQUEST_IDENTIFIERS` and
 `_config.LOG_RESPONSE_IDENTIFIERS`), which would otherwise write patient names, IDs and birth
 dates to the log. Module-level configuration the runner sets, all here (pynetdicom and
 pydicom have no per-AE equivalent): those two flags, pydicom's value validation off (below),
-and `STORE_SEND_CHUNKED_DATASET` in runner/dicom/store.py.
+and nothing else (the bulk C-STORE paths, runner.dicom.ul, do not use pynetdicom).
 """
 
 from __future__ import annotations

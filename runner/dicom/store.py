@@ -1,12 +1,14 @@
 """C-STORE SCU: one long-lived association re-used for many stores; each store is a StoreOutcome.
 
-Spooled files are sent without being decoded: pynetdicom's `STORE_SEND_CHUNKED_DATASET`
-is switched on here, once, at import (the only place the runner sets it). With it,
-`send_c_store(path)` reads only the file meta and streams the dataset bytes as they are on
-disk, in PDU-sized chunks; this needs an accepted presentation context with exactly the
-file's SOP class and transfer syntax, which is why contexts are negotiated per (SOP class,
-transfer syntax) pair actually seen. Datasets built in memory (morphed instances) are
-encoded by pynetdicom and may use any context it can convert to.
+Runs on the lean upper layer (runner.dicom.ul.requestor): one blocking socket, no polling
+threads. Spooled files are sent without being decoded: `store_file` reads the file, checks
+its meta and sends the data set bytes as they are on disk, fragmented into PDUs of the
+destination's maximum length; `store_parts` sends data set bytes the caller has prepared
+(a morphed header followed by the untouched rest, see runner.execute.forwarder). Both need
+an accepted presentation context with exactly the instance's SOP class and transfer syntax,
+which is why contexts are negotiated per (SOP class, transfer syntax) pair actually seen.
+`store_dataset` encodes an in-memory dataset with pydicom, in its own transfer syntax or an
+uncompressed one of the same byte order that the destination accepted.
 
 The association is opened lazily, on the first store. When an instance needs a pair not
 proposed on the open association, it is re-opened with the extended set (at most
@@ -24,29 +26,32 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
-from pydicom.filereader import read_file_meta_info
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.uid import UID
-from pynetdicom import _config
-from pynetdicom.association import Association
 
-from runner.dicom.ae import make_ae
-from runner.dicom.association import Refusal, close_association, lost_association, open_association
+from runner.dicom.association import Refusal
+from runner.dicom.part10 import MetaError, read_meta
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory, categorize
+from runner.dicom.ul import dimse
+from runner.dicom.ul.link import Buffer
+from runner.dicom.ul.requestor import ClientAssociation, Proposal, status_of
 
-_config.STORE_SEND_CHUNKED_DATASET = True
-
-# pynetdicom proposes at most 128 contexts; open_association adds one default context for
-# the SOP class of the instance at hand, so 127 exact (SOP class, transfer syntax) pairs.
+# 128 contexts at most: one default context for the SOP class of the instance at hand,
+# so 127 exact (SOP class, transfer syntax) pairs.
 MAX_PAIRS = 127
 _MAX_MESSAGE_ID = 0xFFFF
 _COERCION_WARNING = 0xB000  # for C-STORE a warning; categorize() reads it as C-MOVE's
+_DEFAULT_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2")
+_MEDIUM_PRIORITY = 0
 
 Pair = tuple[str, str]  # (SOP Class UID, Transfer Syntax UID)
 
@@ -76,7 +81,14 @@ class _Failure:
     retry_on_fresh: bool = False  # lost on a re-used association: worth one more try
 
 
-_Sender = Callable[[Association, int], Dataset]
+@dataclass(frozen=True, slots=True)
+class _Store:
+    """One C-STORE to make: the instance, and its data set as encoded in `pair[1]`."""
+
+    pair: Pair
+    sop_instance_uid: str
+    parts: Sequence[Buffer]
+    exact: bool  # the bytes must go in exactly this transfer syntax
 
 
 class StoreClient:
@@ -87,7 +99,7 @@ class StoreClient:
         self.calling_ae = calling_ae
         self.settings = settings
         self._pairs: OrderedDict[Pair, None] = OrderedDict()
-        self._assoc: Association | None = None
+        self._assoc: ClientAssociation | None = None
         self._proposed: frozenset[Pair] = frozenset()
         self._msg_id = 0
         self._opened = 0
@@ -106,29 +118,35 @@ class StoreClient:
         reported them); a file that says otherwise, or cannot be read, is a permanent failure.
         """
         started = time.monotonic()
-        meta = _file_meta(path)
-        sop_uid = meta[0] if isinstance(meta, tuple) else ""
-        problem = _meta_problem(meta, (sop_class_uid, transfer_syntax))
-        if problem:
-            seconds = time.monotonic() - started
-            return StoreOutcome(sop_uid, StatusCategory.FAILURE, None, problem, seconds, False)
+        try:
+            raw = path.read_bytes()
+            meta = read_meta(raw)
+        except (OSError, MetaError) as error:
+            problem = f"cannot read the file meta of {path.name}: {error}"
+            return StoreOutcome("", StatusCategory.FAILURE, None, problem,
+                                time.monotonic() - started, False)
+        if (meta.sop_class_uid, meta.transfer_syntax) != (sop_class_uid, transfer_syntax):
+            problem = (f"file meta says SOP class {meta.sop_class_uid} in "
+                       f"{meta.transfer_syntax}, not {(sop_class_uid, transfer_syntax)}")
+            return StoreOutcome(meta.sop_instance_uid, StatusCategory.FAILURE, None, problem,
+                                time.monotonic() - started, False)
+        dataset = memoryview(raw)[meta.dataset_offset:]
+        return self._store(_Store((sop_class_uid, transfer_syntax), meta.sop_instance_uid,
+                                  [dataset], True))
 
-        def send(assoc: Association, msg_id: int) -> Dataset:
-            return assoc.send_c_store(path, msg_id=msg_id)
-
-        return self._store((sop_class_uid, transfer_syntax), sop_uid, True, send)
+    def store_parts(self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
+                    parts: Sequence[Buffer]) -> StoreOutcome:
+        """Send a data set given as consecutive byte parts, encoded in `transfer_syntax`."""
+        return self._store(_Store((sop_class_uid, transfer_syntax), sop_instance_uid, parts,
+                                  True))
 
     def store_dataset(self, ds: Dataset) -> StoreOutcome:
         """Send an in-memory dataset; its file_meta.TransferSyntaxUID says how it is encoded."""
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         if syntax is None or "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
             raise ValueError("a dataset to store needs SOP Class/Instance UIDs and file meta")
-
-        def send(assoc: Association, msg_id: int) -> Dataset:
-            return assoc.send_c_store(ds, msg_id=msg_id)
-
-        pair = (str(ds.SOPClassUID), str(syntax))
-        return self._store(pair, str(ds.SOPInstanceUID), False, send)
+        return self._store(_Store((str(ds.SOPClassUID), str(syntax)), str(ds.SOPInstanceUID),
+                                  [], False), ds)
 
     def close(self) -> None:
         """Release the association, if one is open."""
@@ -141,63 +159,72 @@ class StoreClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _store(self, pair: Pair, sop_uid: str, exact: bool, send: _Sender) -> StoreOutcome:
+    def _store(self, store: _Store, ds: Dataset | None = None) -> StoreOutcome:
         started = time.monotonic()
         with self._lock:
-            self._remember(pair)
-            result = self._attempt(pair, exact, send)
+            self._remember(store.pair)
+            result = self._attempt(store, ds)
             if isinstance(result, _Failure) and result.retry_on_fresh:
-                result = self._attempt(pair, exact, send)
+                result = self._attempt(store, ds)
         seconds = time.monotonic() - started
         if isinstance(result, _Failure):
-            return StoreOutcome(
-                sop_uid, result.category, None, result.detail, seconds, result.transient
-            )
-        return _answered(sop_uid, result, self.peer, seconds)
+            return StoreOutcome(store.sop_instance_uid, result.category, None, result.detail,
+                                seconds, result.transient)
+        return _answered(store.sop_instance_uid, result, self.peer, seconds)
 
-    def _attempt(self, pair: Pair, exact: bool, send: _Sender) -> int | _Failure:
+    def _attempt(self, store: _Store, ds: Dataset | None) -> int | _Failure:
         """One C-STORE: the status code, or why there is none."""
-        assoc = self._association_for(pair, exact)
+        assoc = self._association_for(store.pair)
         if isinstance(assoc, _Failure):
             return assoc
-        fresh = self._fresh
-        self._fresh = False
-        sent = time.monotonic()
-        try:
-            status = send(assoc, self._next_msg_id())
-        except (ValueError, AttributeError, OSError) as error:
-            return _Failure(StatusCategory.FAILURE, f"cannot send: {error}", False)
-        except RuntimeError:  # the association ended just before the send
-            status = Dataset()
-        if "Status" in status:
-            return int(status.Status)
-        lost = lost_association(assoc, sent, self.settings)
-        self._drop()
-        retry = not fresh and lost.category is StatusCategory.ABORTED
-        return _Failure(lost.category, f"{self.peer}: {lost.detail}", True, retry)
-
-    def _association_for(self, pair: Pair, exact: bool) -> Association | _Failure:
-        """The open association if it can carry `pair`, else a (re)opened one."""
-        assoc = self._assoc
-        if assoc is None or not assoc.is_established or pair not in self._proposed:
-            opened = self._open(pair)
-            if isinstance(opened, _Failure):
-                return opened
-            assoc = opened
-        if not _carries(assoc, pair, exact):
-            sop_class, syntax = (UID(uid).name for uid in pair)
+        context = _context(assoc, store.pair, store.exact)
+        if context is None:
+            sop_class, syntax = (UID(uid).name for uid in store.pair)
             detail = f"{self.peer} accepts no presentation context for {sop_class} in {syntax}"
             return _Failure(StatusCategory.FAILURE, detail, False)
-        return assoc
+        parts = store.parts
+        if ds is not None:
+            try:
+                parts = [_encode(ds, UID(assoc.accepted[context][1]))]
+            except (ValueError, AttributeError, TypeError) as error:
+                return _Failure(StatusCategory.FAILURE, f"cannot send: {error}", False)
+        fresh, self._fresh = self._fresh, False
+        command = dimse.encode({
+            dimse.AFFECTED_SOP_CLASS: store.pair[0],
+            dimse.COMMAND_FIELD: dimse.C_STORE_RQ,
+            dimse.MESSAGE_ID: self._next_msg_id(),
+            dimse.PRIORITY: _MEDIUM_PRIORITY,
+            dimse.DATASET_TYPE: dimse.HAS_DATASET,
+            dimse.AFFECTED_SOP_INSTANCE: store.sop_instance_uid,
+        })
+        answer = assoc.exchange(context, command, parts)
+        if isinstance(answer, Refusal):
+            self._drop()
+            retry = not fresh and answer.category is StatusCategory.ABORTED
+            return _Failure(answer.category, f"{self.peer}: {answer.detail}", True, retry)
+        status = status_of(answer)
+        field = dimse.number(answer.command, dimse.COMMAND_FIELD)
+        if status is None or field != dimse.C_STORE_RSP:
+            self._drop()
+            detail = f"{self.peer}: answered a C-STORE with something else than its response"
+            return _Failure(StatusCategory.ABORTED, detail, True)
+        return status
 
-    def _open(self, pair: Pair) -> Association | _Failure:
+    def _association_for(self, pair: Pair) -> ClientAssociation | _Failure:
+        """The open association if it can carry `pair`, else a (re)opened one."""
+        assoc = self._assoc
+        if assoc is not None and assoc.is_established and pair in self._proposed:
+            return assoc
         self._drop()
-        ae = make_ae(self.calling_ae, self.settings)
-        for sop_class, syntax in self._pairs:
-            ae.add_requested_context(sop_class, [syntax])
-        opened = open_association(ae, self.peer, self.settings, [pair[0]])
+        proposals = [Proposal(sop_class, (syntax,)) for sop_class, syntax in self._pairs]
+        proposals.append(Proposal(pair[0], _DEFAULT_SYNTAXES))
+        opened = ClientAssociation.open(self.peer, self.calling_ae, self.settings, proposals)
         if isinstance(opened, Refusal):
             return _Failure(opened.category, opened.detail, True)
+        if opened.context_for(pair[0], None) is None:
+            opened.release()
+            detail = f"{self.peer} accepted no context for {pair[0]}"
+            return _Failure(StatusCategory.NO_ASSOCIATION, detail, True)
         self._assoc, self._proposed, self._fresh = opened, frozenset(self._pairs), True
         self._opened += 1
         return opened
@@ -212,31 +239,43 @@ class StoreClient:
         assoc, self._assoc = self._assoc, None
         self._proposed = frozenset()
         if assoc is not None:
-            close_association(assoc)
+            assoc.release()
 
     def _next_msg_id(self) -> int:
         self._msg_id = self._msg_id % _MAX_MESSAGE_ID + 1
         return self._msg_id
 
 
-def _carries(assoc: Association, pair: Pair, exact: bool) -> bool:
-    """Whether `assoc` has an accepted SCU context for `pair` (or one pynetdicom converts to)."""
+def _context(assoc: ClientAssociation, pair: Pair, exact: bool) -> int | None:
+    """An accepted context for `pair` (or, unless `exact`, one its dataset converts to)."""
     sop_class, syntax = UID(pair[0]), UID(pair[1])
-    for context in assoc.accepted_contexts:
-        if context.abstract_syntax != sop_class or not context.as_scu:
+    fallback = None
+    for context_id, (abstract, accepted) in assoc.accepted.items():
+        if abstract != sop_class:
             continue
-        accepted = UID(context.transfer_syntax[0])
         if accepted == syntax:
-            return True
-        if not exact and _convertible(syntax, accepted):
-            return True
-    return False
+            return context_id
+        if not exact and fallback is None and _convertible(syntax, UID(accepted)):
+            fallback = context_id
+    return fallback
 
 
 def _convertible(wanted: UID, accepted: UID) -> bool:
-    if wanted.is_compressed or accepted.is_compressed:
+    if wanted.is_compressed or accepted.is_compressed or accepted.is_deflated:
         return False
     return bool(wanted.is_little_endian == accepted.is_little_endian)
+
+
+def _encode(ds: Dataset, syntax: UID) -> bytes:
+    """`ds` encoded in `syntax` (an uncompressed one, or the dataset's own)."""
+    out = DicomBytesIO()
+    out.is_little_endian = syntax.is_little_endian
+    out.is_implicit_VR = syntax.is_implicit_VR
+    write_dataset(out, ds)
+    if syntax.is_deflated:
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        return packer.compress(out.getvalue()) + packer.flush()
+    return out.getvalue()
 
 
 def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutcome:
@@ -244,24 +283,3 @@ def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutco
     transient = category is StatusCategory.OUT_OF_RESOURCES
     detail = f"{peer} answered 0x{code:04X}"
     return StoreOutcome(sop_uid, category, code, detail, seconds, transient)
-
-
-def _file_meta(path: Path) -> tuple[str, str, str] | str:
-    """(SOP Instance, SOP Class, Transfer Syntax) from a file's meta, or why not."""
-    try:
-        meta = read_file_meta_info(path)
-        return (
-            str(meta.MediaStorageSOPInstanceUID),
-            str(meta.MediaStorageSOPClassUID),
-            str(meta.TransferSyntaxUID),
-        )
-    except (OSError, ValueError, AttributeError) as error:
-        return f"cannot read the file meta of {path.name}: {error}"
-
-
-def _meta_problem(meta: tuple[str, str, str] | str, expected: Pair) -> str:
-    if isinstance(meta, str):
-        return meta
-    if meta[1:] != expected:
-        return f"file meta says SOP class {meta[1]} in {meta[2]}, not {expected}"
-    return ""

@@ -1,0 +1,194 @@
+"""An association requestor: connect, negotiate, exchange DIMSE messages, release.
+
+`ClientAssociation.open` connects to a peer (TCP_NODELAY, TLS when the peer has it),
+proposes presentation contexts and returns the established association, or a Refusal
+saying why not (the same categories and words as runner.dicom.association, so callers and
+the ledger read both alike). `exchange` sends one request and waits for its response within
+the DIMSE timeout; a lost association is an `Exchange` failure, not an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from runner.dicom.association import Refusal, timed_out
+from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.status import StatusCategory
+from runner.dicom.tls import client_context, describe_failure
+from runner.dicom.ul import dimse, pdu
+from runner.dicom.ul.link import Aborted, Buffer, Closed, Link, Message
+from runner.errors import InputError
+
+MAX_CONTEXTS = 128  # context ids are the odd numbers 1..255
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """One presentation context to propose: an abstract syntax and its transfer syntaxes."""
+
+    abstract_syntax: str
+    transfer_syntaxes: tuple[str, ...]
+
+
+class ClientAssociation:
+    """An established association we requested; one exchange at a time."""
+
+    def __init__(self, link: Link, peer: Peer, settings: DicomSettings,
+                 accepted: dict[int, tuple[str, str]]) -> None:
+        self.link = link
+        self.peer = peer
+        self.settings = settings
+        self.accepted = accepted  # context id -> (abstract syntax, transfer syntax)
+        self.is_established = True
+
+    @classmethod
+    def open(cls, peer: Peer, calling_ae: str, settings: DicomSettings,
+             proposals: Sequence[Proposal]) -> ClientAssociation | Refusal:
+        """Connect and negotiate; a Refusal when the peer cannot be reached or says no."""
+        if not 0 < len(proposals) <= MAX_CONTEXTS:
+            raise ValueError(f"1..{MAX_CONTEXTS} presentation contexts: {len(proposals)}")
+        connected = _connect(peer, settings)
+        if isinstance(connected, Refusal):
+            return connected
+        link = Link(connected, settings.max_pdu)
+        contexts = tuple(pdu.ProposedContext(2 * index + 1, p.abstract_syntax,
+                                             p.transfer_syntaxes)
+                         for index, p in enumerate(proposals))
+        request = pdu.AssociateRequest(peer.ae_title, calling_ae, contexts, settings.max_pdu)
+        started = time.monotonic()
+        try:
+            connected.settimeout(settings.acse_timeout)
+            link.send(pdu.encode_request(request))
+            answer = _answer(link)
+        except ssl.SSLError as error:
+            link.close()
+            if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+                return Refusal(StatusCategory.ABORTED,
+                               f"{peer} closed the connection during negotiation")
+            return Refusal(StatusCategory.NO_ASSOCIATION,
+                           f"TLS with {peer} failed: {describe_failure(error)}")
+        except (OSError, pdu.PduError) as error:
+            link.close()
+            return _negotiation_failed(error, peer, settings, started)
+        if isinstance(answer, pdu.AssociateReject):
+            link.close()
+            return Refusal(StatusCategory.NO_ASSOCIATION, f"{peer} rejected the association")
+        link.max_send = answer.max_pdu
+        proposed = {c.context_id: c for c in contexts}
+        accepted = {r.context_id: (proposed[r.context_id].abstract_syntax, r.transfer_syntax)
+                    for r in answer.contexts
+                    if r.result == pdu.ACCEPTANCE and r.context_id in proposed}
+        connected.settimeout(settings.dimse_timeout)
+        return cls(link, peer, settings, accepted)
+
+    def context_for(self, abstract_syntax: str, transfer_syntax: str | None) -> int | None:
+        """An accepted context id for `abstract_syntax` (in `transfer_syntax`, if given)."""
+        for context_id, (abstract, syntax) in self.accepted.items():
+            if abstract == abstract_syntax and transfer_syntax in (None, syntax):
+                return context_id
+        return None
+
+    def exchange(self, context_id: int, command: bytes,
+                 dataset: Sequence[Buffer] = ()) -> Message | Refusal:
+        """Send a request and wait for the peer's next message (its response)."""
+        started = time.monotonic()
+        try:
+            self.link.send_message(context_id, command, dataset)
+            return self.link.read_message()
+        except (OSError, pdu.PduError) as error:
+            return self._lost(error, started)
+
+    def release(self) -> None:
+        """Release the association (abort it when the peer does not answer in time)."""
+        if not self.is_established:
+            return
+        self.is_established = False
+        try:
+            self.link.sock.settimeout(self.settings.acse_timeout)
+            self.link.send(pdu.release_rq())
+            while True:
+                pdu_type, _body = self.link.read_pdu()
+                if pdu_type in (pdu.RELEASE_RP, pdu.ABORT):
+                    break
+        except (OSError, pdu.PduError):
+            with contextlib.suppress(OSError):
+                self.link.send(pdu.abort())
+        self.link.close()
+
+    def abort(self) -> None:
+        """Abort the association at once."""
+        if self.is_established:
+            self.is_established = False
+            with contextlib.suppress(OSError):
+                self.link.send(pdu.abort())
+        self.link.close()
+
+    def _lost(self, error: Exception, started: float) -> Refusal:
+        self.abort()
+        if isinstance(error, TimeoutError) or timed_out(
+                started, min(self.settings.dimse_timeout, self.settings.network_timeout)):
+            return Refusal(StatusCategory.TIMEOUT,
+                           "no response within the DIMSE/network timeout")
+        if isinstance(error, Aborted):
+            return Refusal(StatusCategory.ABORTED, "the association was aborted")
+        return Refusal(StatusCategory.ABORTED, "the connection closed without a response")
+
+
+def status_of(message: Message) -> int | None:
+    """The Status (0000,0900) of a response, None when it has none."""
+    return dimse.number(message.command, dimse.STATUS)
+
+
+def _connect(peer: Peer, settings: DicomSettings) -> socket.socket | Refusal:
+    context = None
+    if peer.tls is not None:
+        try:
+            context = client_context(peer.tls)
+        except InputError as error:
+            return Refusal(StatusCategory.NO_ASSOCIATION,
+                           f"TLS for {peer} cannot be set up: {error}")
+    try:
+        sock = socket.create_connection((peer.host, peer.port), settings.connection_timeout)
+    except TimeoutError:
+        return Refusal(StatusCategory.TIMEOUT, f"cannot connect to {peer}: timed out")
+    except OSError:
+        return Refusal(StatusCategory.NO_ASSOCIATION, f"cannot connect to {peer}")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if context is None:
+        return sock
+    try:
+        sock.settimeout(settings.acse_timeout)
+        return context.wrap_socket(sock, server_hostname=peer.host)
+    except (OSError, ValueError) as error:
+        sock.close()
+        return Refusal(StatusCategory.NO_ASSOCIATION,
+                       f"TLS with {peer} failed: {describe_failure(error)}")
+
+
+def _answer(link: Link) -> pdu.AssociateAccept | pdu.AssociateReject:
+    pdu_type, body = link.read_pdu()
+    if pdu_type == pdu.ASSOCIATE_AC:
+        return pdu.decode_accept(bytes(body))
+    if pdu_type == pdu.ASSOCIATE_RJ:
+        return pdu.decode_reject(bytes(body))
+    if pdu_type == pdu.ABORT:
+        raise Aborted("the peer aborted the association request")
+    raise pdu.PduError(f"PDU type 0x{pdu_type:02X} in answer to an A-ASSOCIATE-RQ")
+
+
+def _negotiation_failed(error: Exception, peer: Peer, settings: DicomSettings,
+                        started: float) -> Refusal:
+    if isinstance(error, TimeoutError) or timed_out(started, settings.acse_timeout):
+        return Refusal(StatusCategory.TIMEOUT, f"{peer} did not answer the association")
+    if isinstance(error, Aborted):
+        return Refusal(StatusCategory.ABORTED, f"{peer} aborted the association request")
+    if isinstance(error, Closed | ConnectionError):
+        return Refusal(StatusCategory.ABORTED,
+                       f"{peer} closed the connection during negotiation")
+    return Refusal(StatusCategory.ABORTED, f"{peer} answered the association request "
+                                           f"with something else: {error}")
