@@ -4,7 +4,9 @@ Up to `associations` worker threads, each driving one sender: by default a worke
 (`forward_pool`) holding one long-lived StoreClient, so that reading, morphing and sending
 do not compete with the listener for this interpreter's GIL; with `processes=False`, a
 StoreClient in the thread itself. A StoreClient is re-opened when broken. An instance no
-rule changes is sent as the bytes received, undecoded. A failed
+rule changes is sent as the bytes received, undecoded; one a rule changes has its attributes
+re-encoded around its Pixel Data, which is sent as received (runner.dicom.split), unless a
+rule concerns Pixel Data itself. A failed
 store is tried again with exponential backoff; transient failures (out of resources, lost
 association) and permanent ones (refused, cannot understand) both get `store_attempts`
 tries, then the instance is set aside with its reason. Results go to the caller's callbacks;
@@ -25,6 +27,7 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.split import encode_split, split_instance
 from runner.dicom.store import StoreClient, StoreOutcome
 from runner.execute.delayqueue import DelayQueue
 from runner.morph import RuleSet
@@ -99,6 +102,34 @@ def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
     """Read, morph (when a rule applies) and C-STORE one spooled instance."""
     if job.rules.is_empty:
         return _sent(client.store_file(item.path, item.sop_class_uid, item.transfer_syntax))
+    if job.rules.reads_pixel_data:
+        return _forward_whole(client, job, item)
+    try:
+        raw = item.path.read_bytes()
+        split = split_instance(raw)
+    except Exception as exc:  # OSError, MetaError, SplitError; pydicom raises many kinds
+        return Attempt(False, None, f"spooled file cannot be read: {exc}", retry=False)
+    if split is None:
+        return _forward_whole(client, job, item)
+    ds = split.dataset
+    result = job.rules.apply(ds)
+    if not result.ok:
+        return Attempt(False, None, f"morphing failed: {result.failed}", retry=False)
+    values = {tag: value_text(ds, tag) for tag in job.value_tags} if job.value_tags else None
+    syntax = split.meta.transfer_syntax
+    if not result.fired:
+        parts: list[bytes | memoryview] = [memoryview(raw)[split.meta.dataset_offset:]]
+        outcome = client.store_parts(item.sop_class_uid, split.meta.sop_instance_uid, syntax,
+                                     parts)
+        return _sent(outcome, None, values)
+    change = result.sop_instance_uid_change
+    outcome = client.store_parts(str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax,
+                                 encode_split(split))
+    return _sent(outcome, change.destination if change else None, values)
+
+
+def _forward_whole(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
+    """The instance read and morphed whole (rules about Pixel Data, deflated files)."""
     try:
         ds = dcmread(item.path)
     except (InvalidDicomError, OSError, ValueError) as exc:

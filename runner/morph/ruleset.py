@@ -24,6 +24,7 @@ from runner.morph.view import CHARSET_TAG, InstanceView
 from runner.profile.dicomtags import IDENTITY_TAGS
 
 SOP_INSTANCE_UID = 0x00080018
+PIXEL_DATA = 0x7FE00010
 _WRITING_ACTIONS = (SetValues, Replace, MapValues, Copy)
 
 
@@ -108,6 +109,21 @@ class RuleSet:
                 isinstance(rule.action, _WRITING_ACTIONS) for rule in self.rules):
             tags |= {CHARSET_TAG}
         return tags
+
+    @cached_property
+    def reads_pixel_data(self) -> bool:
+        """Whether a rule may read, change or remove Pixel Data (7FE0,0010).
+
+        When none does, a forwarder may morph the other attributes and carry the pixel data
+        as received (runner.dicom.split).
+        """
+        tags = set(self.touched_tags)
+        for rule in self.rules:
+            tags.update(condition.tag for condition in rule.conditions)
+            source = getattr(rule.action, "source", None)
+            if isinstance(source, int):
+                tags.add(source)
+        return PIXEL_DATA in tags or PIXEL_DATA >> 16 in self.removed_groups
 
     @property
     def removes_private(self) -> bool:
