@@ -72,6 +72,8 @@ def read_meta(raw: bytes | memoryview) -> FileMeta:
             break
         vr = bytes(raw[offset + 4: offset + 6])
         if vr in _LONG_VRS:
+            if offset + 12 > len(raw):  # its 4-byte length is cut off (a truncated file)
+                raise MetaError(f"file meta element (0002,{element:04X}) overruns the file")
             (length,) = struct.unpack_from("<L", raw, offset + 8)
             start = offset + 12
         else:

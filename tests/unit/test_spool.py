@@ -69,7 +69,7 @@ def test_disk_full_during_write_raises_spool_full_and_removes_the_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def half_then_enospc(path: Path, raw: bytes) -> None:
-        path.write_bytes(raw[: len(raw) // 2])
+        path.write_bytes(b"".join(raw)[: len(b"".join(raw)) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
     spool = Spool(tmp_path, max_bytes=1000)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ class Link:
         self.max_send = max_send
         self._header = bytearray(6)
         self._plain = not isinstance(sock, ssl.SSLSocket)
+        self._pending: deque[tuple[int, int, memoryview]] = deque()
 
     def read_pdu(self) -> tuple[int, memoryview]:
         """(type, body) of the next PDU; Closed at end of connection, TimeoutError if silent."""
@@ -95,36 +97,20 @@ class Link:
         return pdu_type, body
 
     def read_message(self) -> Message:
-        """The next complete DIMSE message (see the module docstring for how others end)."""
-        command_parts: list[memoryview] = []
-        command: dimse.Command | None = None
-        data: list[memoryview] = []
-        context = -1
+        """The next complete DIMSE message (see the module docstring for how others end).
+
+        PDVs that follow the end of a message in the same PDU are kept for the next call.
+        """
+        assembly = _Assembly()
         while True:
+            while self._pending:
+                message = assembly.add(*self._pending.popleft())
+                if message is not None:
+                    return message
             pdu_type, body = self.read_pdu()
             if pdu_type != pdu.P_DATA_TF:
-                self._not_data(pdu_type, body, command is None and not command_parts)
-            for context_id, control, fragment in pdu.iter_pdvs(body):
-                if context not in (-1, context_id):
-                    raise pdu.PduError("a DIMSE message spread over two presentation contexts")
-                context = context_id
-                if control & pdu.PDV_COMMAND:
-                    if command is not None:
-                        raise pdu.PduError("a command fragment after the command was complete")
-                    command_parts.append(fragment)
-                    if control & pdu.PDV_LAST:
-                        try:
-                            command = dimse.decode(b"".join(command_parts))
-                        except dimse.DimseError as error:  # a malformed PDU to the callers
-                            raise pdu.PduError(f"an unreadable command set: {error}") from error
-                        if not dimse.has_dataset(command):
-                            return Message(context, command, None)
-                    continue
-                if command is None:
-                    raise pdu.PduError("a data set fragment before its command")
-                data.append(fragment)
-                if control & pdu.PDV_LAST:
-                    return Message(context, command, tuple(data))
+                self._not_data(pdu_type, body, assembly.empty)
+            self._pending.extend(pdu.iter_pdvs(body))
 
     def send_message(self, context_id: int, command: bytes,
                      dataset: Sequence[Buffer] = ()) -> None:
@@ -187,6 +173,46 @@ class Link:
             if count == 0:
                 raise Closed("the peer closed the connection")
             received += count
+
+
+class _Assembly:
+    """One DIMSE message being put together from its PDVs (PS3.7 section 6.3.1)."""
+
+    def __init__(self) -> None:
+        self.context = -1
+        self.command_parts: list[memoryview] = []
+        self.command: dimse.Command | None = None
+        self.data: list[memoryview] = []
+
+    @property
+    def empty(self) -> bool:
+        """No fragment of the message has arrived yet."""
+        return self.context == -1
+
+    def add(self, context_id: int, control: int, fragment: memoryview) -> Message | None:
+        """Take one PDV; the message once it is complete."""
+        if self.context not in (-1, context_id):
+            raise pdu.PduError("a DIMSE message spread over two presentation contexts")
+        self.context = context_id
+        if control & pdu.PDV_COMMAND:
+            if self.command is not None:
+                raise pdu.PduError("a command fragment after the command was complete")
+            self.command_parts.append(fragment)
+            if not control & pdu.PDV_LAST:
+                return None
+            try:
+                self.command = dimse.decode(b"".join(self.command_parts))
+            except dimse.DimseError as error:  # a malformed PDU to the callers
+                raise pdu.PduError(f"an unreadable command set: {error}") from error
+            if not dimse.has_dataset(self.command):
+                return Message(context_id, self.command, None)
+            return None
+        if self.command is None:
+            raise pdu.PduError("a data set fragment before its command")
+        self.data.append(fragment)
+        if control & pdu.PDV_LAST:
+            return Message(context_id, self.command, tuple(self.data))
+        return None
 
 
 def _advance(parts: list[Buffer], sent: int) -> list[Buffer]:

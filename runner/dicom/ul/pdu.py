@@ -19,6 +19,7 @@ P_DATA_TF, RELEASE_RQ, RELEASE_RP, ABORT = 0x04, 0x05, 0x06, 0x07
 PDU_TYPES = frozenset(range(0x01, 0x08))
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 # pacsmig's implementation class UID: a UUID-derived UID (PS3.5 B.2), needing no registered root
 IMPLEMENTATION_CLASS_UID = "2.25.253909725088120406741159254880367349938"
 IMPLEMENTATION_VERSION = "PACSMIG_1"
@@ -195,7 +196,8 @@ def encode_accept(accept: AssociateAccept) -> bytes:
     """An A-ASSOCIATE-AC PDU."""
     items = [_uid_item(0x10, accept.application_context)]
     for context in accept.contexts:
-        sub = _uid_item(0x40, context.transfer_syntax) if context.transfer_syntax else b""
+        # PS3.8 9.3.3.2: the sub-item is there even for a refused context (value not tested)
+        sub = _uid_item(0x40, context.transfer_syntax or IMPLICIT_VR_LITTLE_ENDIAN)
         items.append(_item(0x21, bytes([context.context_id, 0, context.result, 0]) + sub))
     items.append(_user_info(accept.max_pdu, accept.roles, accept.implementation_class_uid,
                             accept.implementation_version))
@@ -311,6 +313,8 @@ def _result(value: bytes) -> ContextResult:
     for item_type, sub in _items(value, 4):
         if item_type == 0x40:
             syntax = _uid(sub)
+    if value[2] != ACCEPTANCE:
+        syntax = ""  # present, but not significant, for a refused context
     return ContextResult(value[0], value[2], syntax)
 
 
