@@ -28,15 +28,11 @@ certificate `ca` issued); a failed handshake is logged and closed, the listener 
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from io import BytesIO
-from typing import Any
 
 from pydicom import Dataset
-from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
@@ -54,7 +50,7 @@ from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
 from runner.dicom.tls import server_context
-from runner.dicom.ul import dimse
+from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request
 from runner.errors import DicomError
 
@@ -190,7 +186,8 @@ def _past_series(tag: BaseTag, _vr: str | None, _length: int) -> bool:
 def parse_dataset_header(dataset: bytes, transfer_syntax: str) -> _Header:
     """The four identifying UIDs of a data set (as received), without reading pixel data."""
     try:
-        ds = _read(dataset, transfer_syntax, stop_when=_past_series, specific_tags=_HEADER_TAGS)
+        ds = datasets.decode(dataset, transfer_syntax, stop_when=_past_series,
+                             specific_tags=_HEADER_TAGS)
         return _Header(*(_uid(ds, tag) for tag in _HEADER_TAGS))
     except HeaderError:
         raise
@@ -200,14 +197,7 @@ def parse_dataset_header(dataset: bytes, transfer_syntax: str) -> _Header:
 
 def read_dataset_bytes(dataset: bytes, transfer_syntax: str) -> Dataset:
     """A whole (small) data set as received in `transfer_syntax`, e.g. an event report's."""
-    return _read(dataset, transfer_syntax)
-
-
-def _read(dataset: bytes, transfer_syntax: str, **options: Any) -> Dataset:
-    syntax = UID(transfer_syntax)
-    stream = BytesIO(zlib.decompress(dataset, -zlib.MAX_WBITS)) if syntax.is_deflated \
-        else BytesIO(dataset)
-    return read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian, **options)
+    return datasets.decode(dataset, transfer_syntax)
 
 
 def _uid(ds: Dataset, tag: BaseTag | int) -> str:

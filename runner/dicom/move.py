@@ -10,23 +10,31 @@ below a single series. Their counts and failed UIDs are added up into one outcom
 
 A MoveHandle lets another thread (the stall watchdog) abort the association, which ends
 the retrieve with category ABORTED, or ask the source to stop with C-CANCEL.
+
+Runs on the lean upper layer (runner.dicom.ul.requestor): the thread waiting for the
+source's responses blocks in `recv`, so a running retrieve costs no CPU between responses.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydicom import Dataset
-from pynetdicom.association import Association
 
-from runner.dicom.ae import make_ae
-from runner.dicom.association import Refusal, close_association, lost_association, open_association
+from runner.dicom.association import Refusal
 from runner.dicom.peer import DicomSettings, Peer, check_ae_title
 from runner.dicom.sop import STUDY_ROOT_MOVE
 from runner.dicom.status import StatusCategory, categorize
+from runner.dicom.ul import datasets, dimse
+from runner.dicom.ul.link import Message
+from runner.dicom.ul.requestor import ClientAssociation, Proposal
+
+C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
+_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+_REMAINING, _COMPLETED, _FAILED, _WARNING = 0x1020, 0x1021, 0x1022, 0x1023
 
 _MAX_MESSAGE_ID = 0xFFFF
 
@@ -70,7 +78,8 @@ class MoveHandle:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._assoc: Association | None = None
+        self._assoc: ClientAssociation | None = None
+        self._context = 0
         self._msg_id = 0
         self._aborted = False
 
@@ -81,44 +90,33 @@ class MoveHandle:
             return self._aborted
 
     def abort(self) -> None:
-        """Abort the retrieve's association (now, or as soon as it is open)."""
+        """Abort the retrieve's association (now, or as soon as it is open); the thread
+        waiting for its responses wakes at once."""
         with self._lock:
             self._aborted = True
             assoc = self._assoc
         if assoc is not None:
-            _abort_and_wake(assoc)
+            assoc.abort()
 
     def cancel(self) -> bool:
         """Send C-CANCEL for the running retrieve; False when none is running."""
         with self._lock:
-            assoc, msg_id = self._assoc, self._msg_id
+            assoc, context, msg_id = self._assoc, self._context, self._msg_id
         if assoc is None or not assoc.is_established:
             return False
-        try:
-            assoc.send_c_cancel(msg_id, query_model=STUDY_ROOT_MOVE)
-        except (RuntimeError, ValueError):  # the association ended meanwhile
-            return False
-        return True
+        command = dimse.encode({dimse.COMMAND_FIELD: dimse.C_CANCEL_RQ,
+                                dimse.RESPONDED_TO: msg_id,
+                                dimse.DATASET_TYPE: dimse.NO_DATASET})
+        return assoc.send(context, command) is None
 
-    def _attach(self, assoc: Association, msg_id: int) -> bool:
+    def _attach(self, assoc: ClientAssociation, context: int, msg_id: int) -> bool:
         with self._lock:
-            self._assoc, self._msg_id = assoc, msg_id
+            self._assoc, self._context, self._msg_id = assoc, context, msg_id
             return not self._aborted
 
     def _detach(self) -> None:
         with self._lock:
             self._assoc = None
-
-
-def _abort_and_wake(assoc: Association) -> None:
-    """Abort `assoc` and wake the thread waiting for its next DIMSE message.
-
-    pynetdicom's local abort does not wake a reader blocked in `dimse.get_msg` (it would
-    wait for the whole DIMSE timeout); the (None, None) item is what pynetdicom itself
-    queues when the peer aborts, and reads as "no response".
-    """
-    assoc.abort()
-    assoc.dimse.msg_queue.put((None, None))
 
 
 @dataclass
@@ -155,18 +153,24 @@ def c_move(
         raise ValueError("sop_instances, when given, must name at least one instance")
     started = time.monotonic()
     handle = handle or MoveHandle()
-    assoc = open_association(make_ae(calling_ae, settings), peer, settings, [STUDY_ROOT_MOVE])
+    assoc = ClientAssociation.open(peer, calling_ae, settings,
+                                   [Proposal(str(STUDY_ROOT_MOVE), _SYNTAXES)])
     if isinstance(assoc, Refusal):
         return _transport_outcome(assoc.category, assoc.detail, _Tally(), started)
+    context = assoc.context_for(str(STUDY_ROOT_MOVE), None)
+    if context is None:
+        assoc.release()
+        detail = f"{peer} accepted no context for {STUDY_ROOT_MOVE}"
+        return _transport_outcome(StatusCategory.NO_ASSOCIATION, detail, _Tally(), started)
     try:
-        if not handle._attach(assoc, msg_id):
+        if not handle._attach(assoc, context, msg_id):
             assoc.abort()
             return _transport_outcome(StatusCategory.ABORTED, "aborted", _Tally(), started)
-        move = _Move(assoc, peer, settings, move_destination_ae, msg_id, on_pending, handle)
+        move = _Move(assoc, context, peer, move_destination_ae, msg_id, on_pending, handle)
         return move.run(_identifiers(study_uid, sop_instances), started)
     finally:
         handle._detach()
-        close_association(assoc)
+        assoc.release()
 
 
 def _identifiers(
@@ -196,9 +200,9 @@ def _identifiers(
 class _Move:
     """One retrieve on an open association: its C-MOVEs, their responses, the outcome."""
 
-    assoc: Association
+    assoc: ClientAssociation
+    context: int
     peer: Peer
-    settings: DicomSettings
     destination: str
     msg_id: int
     on_pending: Callable[[MoveProgress], None] | None
@@ -206,7 +210,7 @@ class _Move:
 
     def run(self, identifiers: list[tuple[Dataset, int]], started: float) -> MoveOutcome:
         tally = _Tally()
-        final: tuple[StatusCategory, int, Dataset] | None = None
+        final: tuple[StatusCategory, int, Message] | None = None
         for index, (identifier, _count) in enumerate(identifiers):
             later = sum(count for _, count in identifiers[index + 1 :])
             answer = self._one(identifier, tally, later)
@@ -221,49 +225,61 @@ class _Move:
 
     def _one(
         self, identifier: Dataset, tally: _Tally, later: int
-    ) -> tuple[StatusCategory, int, Dataset] | Refusal:
+    ) -> tuple[StatusCategory, int, Message] | Refusal:
         """Send one C-MOVE and follow its responses to the final one."""
-        last = time.monotonic()
-        responses = self.assoc.send_c_move(
-            identifier, self.destination, STUDY_ROOT_MOVE, msg_id=self.msg_id
-        )
-        for status, answer in _responses(responses):
-            if "Status" not in status:
-                return self._lost(last)
-            last = time.monotonic()
-            category = categorize(int(status.Status))
+        command = dimse.encode({
+            dimse.AFFECTED_SOP_CLASS: str(STUDY_ROOT_MOVE),
+            dimse.COMMAND_FIELD: C_MOVE_RQ,
+            dimse.MESSAGE_ID: self.msg_id,
+            dimse.PRIORITY: 0,
+            dimse.DATASET_TYPE: dimse.HAS_DATASET,
+            dimse.MOVE_DESTINATION: self.destination,
+        })
+        encoded = datasets.encode(identifier, self.assoc.accepted[self.context][1])
+        sent = self.assoc.send(self.context, command, [encoded])
+        if isinstance(sent, Refusal):
+            return self._lost(sent)
+        while True:
+            message = self.assoc.receive()
+            if isinstance(message, Refusal):
+                return self._lost(message)
+            if not _answers(message, self.msg_id):
+                continue  # not ours (a stray message): keep waiting for our response
+            code = dimse.number(message.command, dimse.STATUS)
+            if code is None:
+                return self._lost(Refusal(StatusCategory.ABORTED,
+                                          "a C-MOVE response without a status"))
+            category = categorize(code)
             if category is StatusCategory.PENDING:
-                self._report(status, tally, later)
+                self._report(message, tally, later)
                 continue
-            _add_final(tally, status, answer)
-            return category, int(status.Status), status
-        return self._lost(last)
+            _add_final(tally, message, self.assoc.accepted[self.context][1])
+            return category, code, message
 
-    def _lost(self, last: float) -> Refusal:
+    def _lost(self, refusal: Refusal) -> Refusal:
         if self.handle.aborted:
             return Refusal(StatusCategory.ABORTED, "the retrieve was aborted by the runner")
-        lost = lost_association(self.assoc, last, self.settings)
-        return Refusal(lost.category, f"{self.peer}: {lost.detail}")
+        return Refusal(refusal.category, f"{self.peer}: {refusal.detail}")
 
-    def _report(self, status: Dataset, tally: _Tally, later: int) -> None:
-        remaining = _count(status, "NumberOfRemainingSuboperations")
+    def _report(self, message: Message, tally: _Tally, later: int) -> None:
+        remaining = _count(message, _REMAINING)
         tally.progress = MoveProgress(
             remaining=None if remaining is None else remaining + later,
-            completed=tally.completed + (_count(status, "NumberOfCompletedSuboperations") or 0),
-            failed=tally.failed + (_count(status, "NumberOfFailedSuboperations") or 0),
-            warning=tally.warning + (_count(status, "NumberOfWarningSuboperations") or 0),
+            completed=tally.completed + (_count(message, _COMPLETED) or 0),
+            failed=tally.failed + (_count(message, _FAILED) or 0),
+            warning=tally.warning + (_count(message, _WARNING) or 0),
         )
         if self.on_pending is not None:
             self.on_pending(tally.progress)
 
     def _outcome(
-        self, final: tuple[StatusCategory, int, Dataset], tally: _Tally, started: float
+        self, final: tuple[StatusCategory, int, Message], tally: _Tally, started: float
     ) -> MoveOutcome:
-        category, code, status = final
+        category, code, message = final
         detail = f"{self.peer} answered 0x{code:04X}"
         if category is StatusCategory.MOVE_DESTINATION_UNKNOWN:
             detail += f": it does not know the move destination {self.destination}"
-        comment = status.get("ErrorComment")
+        comment = dimse.text(message.command, dimse.ERROR_COMMENT)
         if comment:
             detail += f" ({comment})"
         return MoveOutcome(
@@ -272,53 +288,46 @@ class _Move:
             tally.completed if tally.seen else None,
             tally.failed if tally.seen else None,
             tally.warning if tally.seen else None,
-            _count(status, "NumberOfRemainingSuboperations"),
+            _count(message, _REMAINING),
             tuple(tally.failed_uids),
             detail,
             time.monotonic() - started,
         )
 
 
-def _responses(
-    responses: Iterator[tuple[Dataset, Dataset | None]],
-) -> Iterator[tuple[Dataset, Dataset | None]]:
-    """The responses; a generator that ends without a final answer yields an empty status."""
-    try:
-        yield from responses
-    except (RuntimeError, ValueError):  # the association ended under pynetdicom's feet
-        yield Dataset(), None
+def _answers(message: Message, msg_id: int) -> bool:
+    command = message.command
+    return (dimse.number(command, dimse.COMMAND_FIELD) == C_MOVE_RSP
+            and dimse.number(command, dimse.RESPONDED_TO) == msg_id)
 
 
-def _add_final(tally: _Tally, status: Dataset, answer: Dataset | None) -> None:
-    counts = [
-        _count(status, name)
-        for name in (
-            "NumberOfCompletedSuboperations",
-            "NumberOfFailedSuboperations",
-            "NumberOfWarningSuboperations",
-        )
-    ]
+def _add_final(tally: _Tally, message: Message, transfer_syntax: str) -> None:
+    counts = [_count(message, number) for number in (_COMPLETED, _FAILED, _WARNING)]
     if any(count is not None for count in counts):
         tally.seen = True
     tally.completed += counts[0] or 0
     tally.failed += counts[1] or 0
     tally.warning += counts[2] or 0
-    tally.failed_uids.extend(_failed_uids(answer))
+    tally.failed_uids.extend(_failed_uids(message, transfer_syntax))
 
 
-def _failed_uids(answer: Dataset | None) -> list[str]:
-    if answer is None:
+def _failed_uids(message: Message, transfer_syntax: str) -> list[str]:
+    """The Failed SOP Instance UID List of a final response's identifier, if it has one."""
+    if not message.fragments:
         return []
-    value = answer.get("FailedSOPInstanceUIDList")
+    try:
+        answer = datasets.decode(message.dataset(), transfer_syntax)
+        value = answer.get("FailedSOPInstanceUIDList")
+    except Exception:  # pydicom raises many kinds on garbage: the list is a courtesy
+        return []
     if not value:
         return []
     values = str(value).split("\\") if isinstance(value, str) else [str(uid) for uid in value]
     return [uid.strip("\0 ") for uid in values if uid.strip("\0 ")]
 
 
-def _count(status: Dataset, keyword: str) -> int | None:
-    value = status.get(keyword)
-    return None if value is None else int(value)
+def _count(message: Message, number: int) -> int | None:
+    return dimse.number(message.command, number)
 
 
 def _transport_outcome(

@@ -73,7 +73,7 @@ def encode_split(split: SplitInstance) -> list[bytes | memoryview]:
     """The data set bytes of `split` (as morphed since), Pixel Data where it belongs."""
     syntax = UID(split.meta.transfer_syntax)
     head, tail = Dataset(), Dataset()
-    for tag in split.dataset.keys():  # get_item: elements no rule touched stay raw bytes
+    for tag in list(split.dataset.keys()):  # get_item: untouched elements stay raw bytes
         (head if tag < PIXEL_DATA else tail)[tag] = split.dataset.get_item(tag)
     encodings = convert_encodings(split.dataset.get("SpecificCharacterSet"))
     for part in (head, tail):  # as read: pydicom then writes raw elements as they are

@@ -26,22 +26,19 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
 from pydicom.uid import UID
 
 from runner.dicom.association import Refusal
 from runner.dicom.part10 import MetaError, read_meta
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory, categorize
-from runner.dicom.ul import dimse
+from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Buffer
 from runner.dicom.ul.requestor import ClientAssociation, Proposal, status_of
 
@@ -185,7 +182,7 @@ class StoreClient:
         parts = store.parts
         if ds is not None:
             try:
-                parts = [_encode(ds, UID(assoc.accepted[context][1]))]
+                parts = [datasets.encode(ds, assoc.accepted[context][1])]
             except (ValueError, AttributeError, TypeError) as error:
                 return _Failure(StatusCategory.FAILURE, f"cannot send: {error}", False)
         fresh, self._fresh = self._fresh, False
@@ -264,18 +261,6 @@ def _convertible(wanted: UID, accepted: UID) -> bool:
     if wanted.is_compressed or accepted.is_compressed or accepted.is_deflated:
         return False
     return bool(wanted.is_little_endian == accepted.is_little_endian)
-
-
-def _encode(ds: Dataset, syntax: UID) -> bytes:
-    """`ds` encoded in `syntax` (an uncompressed one, or the dataset's own)."""
-    out = DicomBytesIO()
-    out.is_little_endian = syntax.is_little_endian
-    out.is_implicit_VR = syntax.is_implicit_VR
-    write_dataset(out, ds)
-    if syntax.is_deflated:
-        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        return packer.compress(out.getvalue()) + packer.flush()
-    return out.getvalue()
 
 
 def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutcome:

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pynetdicom import _config
 from pynetdicom.association import Association
 
 import runner.dicom.store  # noqa: F401 - switches on chunked file sends (raw bytes on the wire)
@@ -159,7 +160,12 @@ def send(assoc: Association, tmp_path: Path, sop_uid: str, dataset: bytes) -> in
     """C-STORE the raw `dataset` on `assoc`; the status, None when there was none."""
     path = tmp_path / "outgoing.dcm"
     path.write_bytes(part10(sop_uid, dataset))
-    status: Dataset = assoc.send_c_store(path)
+    chunked = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True  # the file goes as its bytes, never parsed
+    try:
+        status: Dataset = assoc.send_c_store(path)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = chunked
     return int(status.Status) if "Status" in status else None
 
 

@@ -109,6 +109,17 @@ def fresh_recorder(world: World) -> Iterator[None]:
         world.recorder.refuse.clear()
 
 
+def wait_until_quiet(world: World, quiet: float = 0.3, timeout: float = 5.0) -> None:
+    """After an abort the source may still finish the sub-operation it was sending: wait
+    until no store has arrived for `quiet` seconds, so that it does not reach the next test."""
+    deadline = time.monotonic() + timeout
+    count, since = len(world.recorder.stored), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.02)
+        if len(world.recorder.stored) != count:
+            count, since = len(world.recorder.stored), time.monotonic()
+
+
 def wait_for_stores(world: World, count: int, timeout: float = 5.0) -> None:
     """Sub-operation C-STOREs are answered before the final C-MOVE response; allow a moment."""
     deadline = time.monotonic() + timeout
@@ -233,6 +244,7 @@ def test_abort_from_a_watchdog_thread_ends_a_long_move_as_aborted(world: World) 
     assert outcome.status is None
     assert outcome.completed is not None and outcome.completed < LONG_STUDY.instance_count
     assert outcome.seconds < SETTINGS.dimse_timeout / 2
+    wait_until_quiet(world)
     assert len(world.recorder.stored) < LONG_STUDY.instance_count
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class ClientAssociation:
         self.settings = settings
         self.accepted = accepted  # context id -> (abstract syntax, transfer syntax)
         self.is_established = True
+        self._send_lock = threading.Lock()
 
     @classmethod
     def open(cls, peer: Peer, calling_ae: str, settings: DicomSettings,
@@ -96,9 +98,24 @@ class ClientAssociation:
     def exchange(self, context_id: int, command: bytes,
                  dataset: Sequence[Buffer] = ()) -> Message | Refusal:
         """Send a request and wait for the peer's next message (its response)."""
+        sent = self.send(context_id, command, dataset)
+        return sent if isinstance(sent, Refusal) else self.receive()
+
+    def send(self, context_id: int, command: bytes,
+             dataset: Sequence[Buffer] = ()) -> Refusal | None:
+        """Send one message (any thread: sends are serialized); None when it went."""
         started = time.monotonic()
         try:
-            self.link.send_message(context_id, command, dataset)
+            with self._send_lock:
+                self.link.send_message(context_id, command, dataset)
+        except (OSError, pdu.PduError) as error:
+            return self._lost(error, started)
+        return None
+
+    def receive(self) -> Message | Refusal:
+        """The peer's next message, waiting at most the DIMSE timeout."""
+        started = time.monotonic()
+        try:
             return self.link.read_message()
         except (OSError, pdu.PduError) as error:
             return self._lost(error, started)
@@ -121,10 +138,10 @@ class ClientAssociation:
         self.link.close()
 
     def abort(self) -> None:
-        """Abort the association at once."""
+        """Abort the association at once (any thread: a reader waiting in `receive` wakes)."""
         if self.is_established:
             self.is_established = False
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError), self._send_lock:
                 self.link.send(pdu.abort())
         self.link.close()
 
