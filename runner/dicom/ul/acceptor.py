@@ -169,12 +169,16 @@ class Acceptor:
         peer = Peer(request.calling_ae, address[0], address[1])
         reject = self._refusal(request, peer)
         if reject is not None:
-            link.send(pdu.encode_reject(reject))
+            with contextlib.suppress(OSError):
+                link.send(pdu.encode_reject(reject))
             return
         with self._lock:
             self._accepted += 1
         try:
-            contexts = self._accept(link, request)
+            try:
+                contexts = self._accept(link, request)
+            except OSError:
+                return  # gone before our A-ASSOCIATE-AC
             self._serve_messages(link, peer, contexts)
         finally:
             with self._lock:
@@ -226,7 +230,8 @@ class Acceptor:
             try:
                 message = link.read_message()
             except Release:
-                link.send(pdu.release_rp())
+                with contextlib.suppress(OSError):
+                    link.send(pdu.release_rp())
                 return
             except (Aborted, Closed):
                 return
@@ -248,7 +253,13 @@ class Acceptor:
                                message.context_id)
                 _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_INVALID_PARAMETER)
                 return
-            self._answer(link, peer, contexts[message.context_id][1], message)
+            try:
+                self._answer(link, peer, contexts[message.context_id][1], message)
+            except OSError as error:  # the peer went, or stop() closed the connection
+                if not self._stopped.is_set():
+                    LOGGER.warning("lost the association with %s at %s:%s while answering: "
+                                   "%s", peer.ae_title, peer.address, peer.port, error)
+                return
 
     def _answer(self, link: Link, peer: Peer, transfer_syntax: str, message: Message) -> None:
         field = dimse.number(message.command, dimse.COMMAND_FIELD) or 0
