@@ -124,7 +124,7 @@ def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
         return _sent(outcome, None, values)
     change = result.sop_instance_uid_change
     outcome = client.store_parts(str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax,
-                                 encode_split(split))
+                                 encode_split(split, result.changed_tags))
     return _sent(outcome, change.destination if change else None, values)
 
 
