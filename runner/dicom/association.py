@@ -6,7 +6,6 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from ssl import SSLContext
 from typing import Any, cast
 
@@ -15,25 +14,10 @@ from pynetdicom.association import Association
 from pynetdicom.events import EventHandlerType
 
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.refusal import Refusal, timed_out
 from runner.dicom.status import StatusCategory
 from runner.dicom.tls import TlsAttempt, client_context
 from runner.errors import InputError
-
-# A wait that ended within this fraction of its timeout is taken to have hit the timeout.
-_TIMEOUT_SLACK = 0.95
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why no usable association came about: a transport-level category and a message."""
-
-    category: StatusCategory
-    detail: str
-
-
-def timed_out(started: float, timeout: float) -> bool:
-    """Whether a wait that began at `started` (time.monotonic) lasted about `timeout`."""
-    return time.monotonic() - started >= timeout * _TIMEOUT_SLACK
 
 
 def open_association(

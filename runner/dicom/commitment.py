@@ -23,8 +23,9 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import N_EVENT_REPORT
 
 from runner.dicom.ae import make_ae
-from runner.dicom.association import Refusal, close_association, lost_association, open_association
+from runner.dicom.association import close_association, lost_association, open_association
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.refusal import Refusal
 from runner.dicom.status import StatusCategory, categorize
 
 LOGGER = logging.getLogger(__name__)

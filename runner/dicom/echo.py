@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 
 from runner.dicom.ae import make_ae
-from runner.dicom.association import Refusal, close_association, lost_association, open_association
+from runner.dicom.association import close_association, lost_association, open_association
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.refusal import Refusal
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.status import StatusCategory, categorize
 

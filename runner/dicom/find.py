@@ -1,4 +1,8 @@
-"""C-FIND: one query to one peer; every answer (identifiers, status, failure) is a FindOutcome."""
+"""C-FIND: one query to one peer; every answer (identifiers, status, failure) is a FindOutcome.
+
+Runs on the lean upper layer (runner.dicom.ul.requestor): the thread waiting for answers
+blocks in `recv`; verification queries during a run cost no polling.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,17 @@ import time
 from dataclasses import dataclass, field
 
 from pydicom import Dataset
-from pynetdicom.association import Association
 
-from runner.dicom.ae import make_ae
-from runner.dicom.association import (
-    Refusal,
-    close_association,
-    lost_association,
-    open_association,
-)
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.refusal import Refusal
 from runner.dicom.sop import STUDY_ROOT_FIND
 from runner.dicom.status import StatusCategory, categorize
+from runner.dicom.ul import datasets, dimse
+from runner.dicom.ul.requestor import ClientAssociation, Proposal
+
+C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
+_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+_MESSAGE_ID = 1
 
 QUERY_LEVELS = frozenset({"PATIENT", "STUDY", "SERIES", "IMAGE"})
 
@@ -59,14 +62,18 @@ def c_find(
     if level not in QUERY_LEVELS:
         raise ValueError(f"query level must be one of {sorted(QUERY_LEVELS)}: {level!r}")
     started = time.monotonic()
-    assoc = open_association(make_ae(calling_ae, settings), peer, settings, [model])
+    assoc = ClientAssociation.open(peer, calling_ae, settings, [Proposal(str(model), _SYNTAXES)])
     if isinstance(assoc, Refusal):
         return FindOutcome(assoc.category, None, assoc.detail, [], _since(started))
     try:
+        context = assoc.context_for(str(model), None)
+        if context is None:
+            detail = f"{peer} accepted no context for {model}"
+            return FindOutcome(StatusCategory.NO_ASSOCIATION, None, detail, [], _since(started))
         identifier = _with_level(query, level)
-        return _collect(assoc, peer, settings, identifier, model, started)
+        return _collect(assoc, context, peer, identifier, str(model), started)
     finally:
-        close_association(assoc)
+        assoc.release()
 
 
 def _with_level(query: Dataset, level: str) -> Dataset:
@@ -77,30 +84,46 @@ def _with_level(query: Dataset, level: str) -> Dataset:
 
 
 def _collect(
-    assoc: Association,
+    assoc: ClientAssociation,
+    context: int,
     peer: Peer,
-    settings: DicomSettings,
     identifier: Dataset,
     model: str,
     started: float,
 ) -> FindOutcome:
+    syntax = assoc.accepted[context][1]
+    command = dimse.encode({
+        dimse.AFFECTED_SOP_CLASS: model,
+        dimse.COMMAND_FIELD: C_FIND_RQ,
+        dimse.MESSAGE_ID: _MESSAGE_ID,
+        dimse.PRIORITY: 0,
+        dimse.DATASET_TYPE: dimse.HAS_DATASET,
+    })
     answers: list[Dataset] = []
-    last = time.monotonic()
-    for status, answer in assoc.send_c_find(identifier, model):
-        if "Status" not in status:
-            lost = lost_association(assoc, last, settings)
-            return FindOutcome(lost.category, None, lost.detail, answers, _since(started))
-        last = time.monotonic()
-        code = int(status.Status)
+    message = assoc.exchange(context, command, [datasets.encode(identifier, syntax)])
+    while True:
+        if isinstance(message, Refusal):
+            return FindOutcome(message.category, None, message.detail, answers, _since(started))
+        code = dimse.number(message.command, dimse.STATUS)
+        if (dimse.number(message.command, dimse.COMMAND_FIELD) != C_FIND_RSP
+                or dimse.number(message.command, dimse.RESPONDED_TO) != _MESSAGE_ID
+                or code is None):
+            assoc.abort()
+            detail = f"{peer} answered a C-FIND with something else than its response"
+            return FindOutcome(StatusCategory.ABORTED, None, detail, answers, _since(started))
         category = categorize(code)
-        if category is StatusCategory.PENDING:
-            if answer is not None:
-                answers.append(answer)
-            continue
-        detail = f"{peer} answered 0x{code:04X} after {len(answers)} matches"
-        return FindOutcome(category, code, detail, answers, _since(started))
-    lost = lost_association(assoc, last, settings)
-    return FindOutcome(lost.category, None, lost.detail, answers, _since(started))
+        if category is not StatusCategory.PENDING:
+            detail = f"{peer} answered 0x{code:04X} after {len(answers)} matches"
+            return FindOutcome(category, code, detail, answers, _since(started))
+        if message.fragments:
+            try:
+                answers.append(datasets.decode(message.dataset(), syntax))
+            except Exception as error:  # pydicom raises many kinds on garbage
+                assoc.abort()
+                detail = f"{peer} sent an unreadable C-FIND answer: {error}"
+                return FindOutcome(StatusCategory.FAILURE, None, detail, answers,
+                                   _since(started))
+        message = assoc.receive()
 
 
 def _since(started: float) -> float:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from pydicom import Dataset
 
-from runner.dicom.association import Refusal
 from runner.dicom.peer import DicomSettings, Peer, check_ae_title
+from runner.dicom.refusal import Refusal
 from runner.dicom.sop import STUDY_ROOT_MOVE
 from runner.dicom.status import StatusCategory, categorize
 from runner.dicom.ul import datasets, dimse

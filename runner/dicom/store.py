@@ -34,9 +34,9 @@ from pathlib import Path
 from pydicom import Dataset
 from pydicom.uid import UID
 
-from runner.dicom.association import Refusal
 from runner.dicom.part10 import MetaError, read_meta
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.refusal import Refusal
 from runner.dicom.status import StatusCategory, categorize
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Buffer

@@ -17,8 +17,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runner.dicom.association import Refusal, timed_out
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.refusal import Refusal, timed_out
 from runner.dicom.status import StatusCategory
 from runner.dicom.tls import client_context, describe_failure
 from runner.dicom.ul import dimse, pdu
