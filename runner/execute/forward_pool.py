@@ -20,6 +20,7 @@ import contextlib
 import io
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import signal
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
@@ -73,6 +74,14 @@ def worker_context() -> BaseContext:
         context.set_forkserver_preload(_PRELOAD)
         _context = context
     return _context
+
+
+def warm_up() -> None:
+    """Start the forkserver now (it returns at once; the server imports in the background),
+    so that its start-up overlaps the run's own (inventory, plan, ledger) instead of
+    delaying the first forwards: about 0.3 s of a 2-core machine's time."""
+    worker_context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def serve(conn: Connection, destination: Peer, calling_ae: str, settings: DicomSettings,
