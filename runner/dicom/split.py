@@ -19,6 +19,7 @@ from io import BytesIO
 
 from pydicom import Dataset
 from pydicom.charset import convert_encodings
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -70,7 +71,8 @@ def split_instance(raw: bytes) -> SplitInstance | None:
         return None
     end = _element_end(raw, start, syntax)
     stream.seek(end)
-    dataset.update(read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian))
+    tail = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian)
+    dataset._dict.update(tail._dict)  # as read: Dataset.update would convert private elements
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.MediaStorageSOPClassUID = UID(meta.sop_class_uid)
     dataset.file_meta.MediaStorageSOPInstanceUID = UID(meta.sop_instance_uid)
@@ -111,13 +113,18 @@ def encode_split(split: SplitInstance, changed: frozenset[int]) -> list[bytes | 
 def _encode_whole(split: SplitInstance) -> list[bytes | memoryview]:
     """pydicom encodes every element but Pixel Data (raw elements as they were read)."""
     syntax = UID(split.meta.transfer_syntax)
-    head, tail = Dataset(), Dataset()
-    for tag in list(split.dataset.keys()):  # get_item: untouched elements stay raw bytes
-        (head if tag < PIXEL_DATA else tail)[tag] = split.dataset.get_item(tag)
+    # Built from dicts, elements as they are: assigning a raw private element converts it.
+    # The instance's character set is the tail's parent encoding, as it has none of its own:
+    # pydicom would otherwise see a changed character set and re-encode every element.
+    elements = {tag: split.dataset.get_item(tag) for tag in list(split.dataset.keys())}
+    original = split.dataset.original_character_set
+    head = Dataset({tag: e for tag, e in elements.items() if tag < PIXEL_DATA},
+                   parent_encoding=original)
+    tail = Dataset({tag: e for tag, e in elements.items() if tag >= PIXEL_DATA},
+                   parent_encoding=original)
     encodings = convert_encodings(split.dataset.get("SpecificCharacterSet"))
     for part in (head, tail):  # as read: pydicom then writes raw elements as they are
-        part.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian,
-                                   split.dataset.original_character_set)
+        part.set_original_encoding(syntax.is_implicit_VR, syntax.is_little_endian, original)
     return [_encode(head, syntax, encodings), split.pixel_element,
             _encode(tail, syntax, encodings)]
 
@@ -146,7 +153,14 @@ def _top_level(raw: bytes, start: int, end: int, syntax: UID) -> dict[int, tuple
 
 
 class _Walk:
-    """Element headers only: finds where elements, items and sequences end."""
+    """Element headers only: finds where elements, items and sequences end.
+
+    pydicom parses an undefined-length sequence when reading and encodes its items again
+    when writing: group lengths in them are left out, their elements sorted, delimiters
+    written with length 0. The walk goes into those items too and is unsure (None) where
+    pydicom would not write back the bytes as they are. Defined-length sequences pydicom
+    keeps raw and writes as read, so the walk steps over them.
+    """
 
     MAX_DEPTH = 16
 
@@ -163,6 +177,8 @@ class _Walk:
             value, vr = offset + 8, b""
         else:
             vr = self.raw[offset + 4: offset + 6]
+            if not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B):
+                return None  # implicit VR after all (allowed in items): pydicom re-encodes it
             if vr in _LONG_VRS:
                 if offset + 12 > self.limit:
                     return None
@@ -175,32 +191,59 @@ class _Walk:
             return int(value + length) if value + length <= self.limit else None
         if vr == b"UN" or depth >= self.MAX_DEPTH:
             return None  # an undefined-length UN holds implicit VR: leave it to pydicom
-        return self.items(value, depth + 1)
+        parsed = self._parsed(_tag(self.raw, offset, self.little), vr, value)
+        return self.items(value, depth + 1, parsed)
 
-    def items(self, offset: int, depth: int) -> int | None:
+    def _parsed(self, tag: int, vr: bytes, value: int) -> bool:
+        """Whether pydicom reads this undefined-length value as a sequence."""
+        if not self.implicit:
+            return vr == b"SQ"
+        try:
+            return bool(dictionary_VR(tag) == "SQ")
+        except KeyError:  # a private tag: a sequence if an item follows
+            return value + 4 <= self.limit and _tag(self.raw, value, self.little) == _ITEM
+
+    def items(self, offset: int, depth: int, parsed: bool) -> int | None:
         """Where the undefined-length value (items, then a sequence delimiter) ends."""
         while offset + 8 <= self.limit:
             tag = _tag(self.raw, offset, self.little)
             (length,) = struct.unpack_from(self.order + "L", self.raw, offset + 4)
             if tag == _SEQUENCE_END:
-                return offset + 8
+                return offset + 8 if length == 0 else None  # pydicom writes length 0
             if tag != _ITEM:
                 return None
-            if length != _UNDEFINED:
-                offset += 8 + int(length)
-                continue
-            offset += 8
-            while True:
-                if offset + 8 > self.limit:
-                    return None
-                if _tag(self.raw, offset, self.little) == _ITEM_END:
-                    offset += 8
-                    break
-                element_end = self.element(offset, depth)
-                if element_end is None:
-                    return None
-                offset = element_end
+            if not parsed:  # pydicom keeps the value raw, up to the first delimiter tag
+                item_end = None if length == _UNDEFINED else offset + 8 + int(length)
+            elif length == _UNDEFINED:
+                item_end = self.item(offset + 8, None, depth)
+            else:
+                item_end = self.item(offset + 8, offset + 8 + int(length), depth)
+            if item_end is None:
+                return None
+            offset = item_end
         return None
+
+    def item(self, offset: int, end: int | None, depth: int) -> int | None:
+        """Where the sequence item whose elements start at `offset` ends: at `end` (defined
+        length) or after its delimiter. None for a group length, elements out of order or
+        a delimiter with a length: pydicom would not write them back as they are."""
+        limit = self.limit if end is None else end
+        previous = -1
+        while offset != end:
+            if offset + 8 > limit:
+                return None
+            tag = _tag(self.raw, offset, self.little)
+            if end is None and tag == _ITEM_END:
+                (length,) = struct.unpack_from(self.order + "L", self.raw, offset + 4)
+                return offset + 8 if length == 0 else None
+            if tag <= previous or (tag & 0xFFFF == 0 and tag >> 16 > 6):
+                return None
+            previous = tag
+            element_end = self.element(offset, depth)
+            if element_end is None or element_end > limit:
+                return None
+            offset = element_end
+        return offset
 
 
 def _at_pixel_data(tag: BaseTag, _vr: str | None, _length: int) -> bool:
