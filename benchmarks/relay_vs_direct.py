@@ -1,14 +1,16 @@
 """Runner vs direct C-MOVE: the same studies Orthanc -> Orthanc, straight and through pacsmig.
 
-    .venv/bin/python benchmarks/relay_vs_direct.py [--studies 30 --instances 40]
+    .venv/bin/python benchmarks/relay_vs_direct.py [--studies 30 --instances 40 --rounds 3]
 
 Generates N synthetic CT studies (512x512, 16 bit), loads them into a source Orthanc with
-storescu, then moves them, in the same run, three times into a fresh destination Orthanc:
+storescu, then, in each of --rounds rounds (default 3; the order of the three rotates from
+round to round, every move goes into a fresh destination Orthanc), moves them three ways:
 (a) DCMTK movescu, one study at a time, then four movescu processes at a time (the source
 sends straight to the destination); (b) `python -m runner run PROFILE` (one rule sets
 InstitutionName on every instance, `verify: instances`, throttles 4/4/0, four destination
-associations). Prints seconds, MB/s and direct_seconds / runner_seconds (>= 1.0: the
-runner is as fast), where the runner's time went (from its ledger), and writes JSON to
+associations). Prints the median seconds and MB/s, the median of the rounds' ratios
+direct_seconds / runner_seconds (>= 1.0: the runner is as fast), where the runner's time
+went (from its ledger), and writes JSON to
 benchmarks/results/relay_vs_direct.json. Every peer runs with TCP_NODELAY=1. Loopback only.
 """
 
@@ -18,13 +20,16 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=30)
     parser.add_argument("--instances", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the three moves, in rotated order, each into fresh "
+                             "destinations; the figures are the medians (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--py-spy", metavar="PY_SPY", default=None,
                         help="profile the runner with this py-spy binary (collapsed stacks "
@@ -80,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     try:
-        report = run(work, args.studies, args.instances, args.py_spy)
+        report = run(work, args.studies, args.instances, args.py_spy, args.rounds)
     finally:
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)
@@ -89,28 +97,62 @@ def main() -> None:
     print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
-def run(work: Path, studies: int, instances: int, py_spy: str | None) -> dict[str, Any]:
-    """Every measurement of one benchmark run, as the JSON report."""
+def run(work: Path, studies: int, instances: int, py_spy: str | None,
+        rounds: int) -> dict[str, Any]:
+    """Every measurement of one benchmark run, as the JSON report.
+
+    Each round starts three fresh destination Orthancs (same AE titles and ports, so the
+    source's configuration holds) and runs the three moves in an order rotated by one each
+    round, so that none always runs first or last on a machine whose load drifts.
+    """
     specs = [ct_512(s) for s in synthetic_archive("relay", studies, date(2015, 1, 1),
                                                   date(2020, 1, 1), modalities=("CT",),
                                                   instances_per_series=instances)]
     listener = Peer(LISTENER_AE, "127.0.0.1", free_port())
-    dests = [OrthancProcess(work / f"dest-{i}", aet=f"NEWVNA{i}", extra_config=BIG_ORTHANC,
-                            modalities={"pacsmig": listener}) for i in range(3)]
-    for dest in dests:
-        dest.start()
-    modalities = {"pacsmig": listener, **{d.aet: d.peer for d in dests}}
+    ports = [(free_port(), free_port()) for _ in range(3)]
+    names = [f"NEWVNA{i}" for i in range(3)]
+    modalities = {"pacsmig": listener,
+                  **{name: Peer(name, "127.0.0.1", dicom) for name, (dicom, _) in
+                     zip(names, ports, strict=True)}}
     source = OrthancProcess(work / "source", aet="OLDPACS", modalities=modalities,
                             extra_config=BIG_ORTHANC).start()
+    measured: list[list[Timing]] = []
+    breakdowns: list[dict[str, float]] = []
     try:
         megabytes = load_source(work / "files", source, specs)
-        timings = [direct(source, dests[0], specs, 1), direct(source, dests[1], specs, 4)]
-        runner_timing, breakdown = relay(work, source, dests[2], listener, len(specs),
-                                         py_spy)
+        for number in range(rounds):
+            print(f"-- round {number + 1} of {rounds}")
+            dests = [OrthancProcess(work / f"dest-{number}-{i}", aet=name, dicom_port=dicom,
+                                    http_port=http, extra_config=BIG_ORTHANC,
+                                    modalities={"pacsmig": listener})
+                     for i, (name, (dicom, http)) in enumerate(zip(names, ports, strict=True))]
+            try:
+                for dest in dests:
+                    dest.start()
+                moves: list[Callable[[], Timing]] = [
+                    partial(direct, source, dests[0], specs, 1),
+                    partial(direct, source, dests[1], specs, 4),
+                    partial(_relay_round, work / f"site-{number}", source, dests[2], listener,
+                            len(specs), py_spy if number == 0 else None, breakdowns),
+                ]
+                shift = number % len(moves)
+                timings = {t.name: t for t in (m() for m in moves[shift:] + moves[:shift])}
+                measured.append([timings["direct_1_at_a_time"], timings["direct_4_at_a_time"],
+                                 timings["runner"]])
+            finally:
+                for dest in dests:
+                    dest.kill()
     finally:
-        for orthanc in [source, *dests]:
-            orthanc.kill()
-    return summarize(specs, megabytes, timings, runner_timing, breakdown)
+        source.kill()
+    return summarize(specs, megabytes, measured, breakdowns)
+
+
+def _relay_round(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
+                 studies: int, py_spy: str | None,
+                 breakdowns: list[dict[str, float]]) -> Timing:
+    timing, breakdown = relay(site, source, dest, listener, studies, py_spy)
+    breakdowns.append(breakdown)
+    return timing
 
 
 def load_source(folder: Path, source: OrthancProcess, specs: list[StudySpec]) -> float:
@@ -176,10 +218,9 @@ def direct(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
     return Timing(f"direct_{parallel}_at_a_time", seconds, count, cpu)
 
 
-def relay(work: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
+def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
           studies: int, py_spy: str | None) -> tuple[Timing, dict[str, float]]:
     """`pacsmig run` from `source` to `dest` with one rule; its timing and breakdown."""
-    site = work / "site"
     site.mkdir()
     data = profile_data(site, [("old1", source.peer)], dest.peer, listener.port,
                         destination={"max_associations": 4},
@@ -271,27 +312,47 @@ def ledger_breakdown(path: Path, wall: float) -> dict[str, float]:
     }
 
 
-def summarize(specs: list[StudySpec], megabytes: float, timings: list[Timing],
-              runner: Timing, breakdown: dict[str, float]) -> dict[str, Any]:
-    """Print the table and build the JSON report."""
+def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timing]],
+              breakdowns: list[dict[str, float]]) -> dict[str, Any]:
+    """Print the table (medians over the rounds) and build the JSON report."""
     expected = sum(s.instance_count for s in specs)
-    rows = [*timings, runner]
-    print(f"\n{len(specs)} studies, {expected} instances, {megabytes:.0f} MB")
-    for t in rows:
-        flag = "" if t.instances == expected else f"  (only {t.instances} arrived!)"
-        print(f"  {t.name:24s} {t.seconds:7.2f} s  {t.mb_per_s(megabytes):6.1f} MB/s{flag}")
-    ratios = {f"{t.name}_over_runner": t.seconds / runner.seconds for t in timings}
+    names = [t.name for t in measured[0]]
+    seconds = {name: [round_[i].seconds for round_ in measured]
+               for i, name in enumerate(names)}
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"\n{len(specs)} studies, {expected} instances, {megabytes:.0f} MB, "
+          f"{len(measured)} round(s); median (each round)")
+    for name in names:
+        short = [t for round_ in measured for t in round_ if t.name == name
+                 and t.instances != expected]
+        flag = f"  ({len(short)} round(s) incomplete!)" if short else ""
+        each = " ".join(f"{v:.2f}" for v in seconds[name])
+        print(f"  {name:24s} {median[name]:7.2f} s  {megabytes / median[name]:6.1f} MB/s"
+              f"  ({each}){flag}")
+    per_round = {f"{name}_over_runner": [round_[i].seconds / round_[-1].seconds
+                                         for round_ in measured]
+                 for i, name in enumerate(names[:-1])}
+    ratios = {name: statistics.median(values) for name, values in per_round.items()}
     for name, ratio in ratios.items():
-        print(f"  {name:32s} {ratio:5.2f}")
-    print("  runner time (ledger, seconds from the first retrieve):")
+        each = " ".join(f"{v:.2f}" for v in per_round[name])
+        print(f"  {name:32s} {ratio:5.2f}  ({each})")
+    breakdown = {key: statistics.median(b[key] for b in breakdowns) for key in breakdowns[0]}
+    print("  runner time (ledger, seconds from the first retrieve; medians):")
     for key, value in breakdown.items():
         print(f"    {key:34s} {value:8.2f}")
     return {
         "studies": len(specs), "instances": expected, "megabytes": round(megabytes, 1),
-        "timings": {t.name: {"seconds": round(t.seconds, 3), "instances": t.instances,
-                             "mb_per_s": round(t.mb_per_s(megabytes), 1),
-                             "cpu_seconds": t.cpu} for t in rows},
+        "rounds": len(measured),
+        "timings": {name: {"median_seconds": round(median[name], 3),
+                           "seconds": [round(v, 3) for v in seconds[name]],
+                           "median_mb_per_s": round(megabytes / median[name], 1),
+                           "instances": [t.instances for round_ in measured for t in round_
+                                         if t.name == name],
+                           "cpu_seconds": [t.cpu for round_ in measured for t in round_
+                                           if t.name == name]}
+                    for name in names},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "ratios_per_round": {k: [round(v, 3) for v in vs] for k, vs in per_round.items()},
         "runner_breakdown": {k: round(v, 3) for k, v in breakdown.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average": os.getloadavg(),
