@@ -160,6 +160,7 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
         verifier.join(timeout=engine.settings.dimse_timeout)  # a check under way finishes
         janitor.stop()
         engine.janitor.sweep()
+        engine.spool.drop_free()  # nothing is written any more: leave no spare files behind
     return stopped
 
 

@@ -68,7 +68,7 @@ def test_full_flag_stays_while_above_the_resume_mark(tmp_path: Path) -> None:
 def test_disk_full_during_write_raises_spool_full_and_removes_the_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def half_then_enospc(path: Path, raw: bytes) -> None:
+    def half_then_enospc(path: Path, raw: bytes, over: bool = False) -> None:
         path.write_bytes(b"".join(raw)[: len(b"".join(raw)) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -85,7 +85,7 @@ def test_disk_full_during_write_raises_spool_full_and_removes_the_temp_file(
 def test_other_write_errors_propagate_and_release_the_reservation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def permission_denied(path: Path, raw: bytes) -> None:
+    def permission_denied(path: Path, raw: bytes, over: bool = False) -> None:
         raise PermissionError(errno.EACCES, "denied")
 
     spool = Spool(tmp_path, max_bytes=1000)
@@ -148,3 +148,67 @@ def test_concurrent_writes_never_exceed_the_budget(tmp_path: Path) -> None:
 def test_budget_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Spool(tmp_path, max_bytes=0)
+
+
+def test_a_removed_file_is_overwritten_by_the_next_write_instead_of_a_new_inode(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    first = spool.write(b"a" * 1000)
+    inode = first.path.stat().st_ino
+    spool.remove(first.name)
+    assert not first.path.exists()
+
+    smaller = spool.write_parts((b"head", b"b" * 500))
+
+    assert smaller.name != first.name
+    assert smaller.path.stat().st_ino == inode
+    assert smaller.path.read_bytes() == b"head" + b"b" * 500
+    assert list(spool.tmp.iterdir()) == []
+    assert spool.used_bytes == smaller.size
+
+
+def test_a_reused_file_may_grow_and_the_budget_follows(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    spool.remove(spool.write(b"a" * 100).name)
+
+    bigger = spool.write(b"c" * 3000)
+
+    assert bigger.path.read_bytes() == b"c" * 3000
+    assert spool.used_bytes == 3000
+
+
+def test_free_files_count_in_the_budget_until_reused_or_cleaned(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    entry = spool.write(b"a" * 1000)
+    spool.remove(entry.name)
+
+    assert spool.used_bytes == 1000  # still on disk, in tmp/, for the next write
+    assert spool.existing() == []
+    assert spool.used_bytes == 1000
+
+    assert spool.clean_temp() == 1
+    assert spool.used_bytes == 0
+    assert spool.write(b"d" * 10).path.read_bytes() == b"d" * 10
+
+
+def test_free_files_are_bounded_by_count_and_by_share_of_the_budget(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100_000)  # 2%: 2000 bytes of free files at most
+    entries = [spool.write(b"x" * 600) for _ in range(5)]
+    for entry in entries:
+        spool.remove(entry.name)
+
+    assert len(list(spool.tmp.iterdir())) == 3  # 3 x 600 <= 2000 < 4 x 600
+    assert spool.used_bytes == 1800
+    assert spool_module.FREE_FILES >= 3
+
+
+def test_drop_free_deletes_the_spare_files_and_releases_their_bytes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    kept = spool.write(b"k" * 10)
+    spool.remove(spool.write(b"a" * 100).name)
+
+    assert spool.drop_free() == 1
+
+    assert list(spool.tmp.iterdir()) == []
+    assert spool.used_bytes == kept.size
