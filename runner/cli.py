@@ -106,11 +106,9 @@ def run(
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
 ) -> None:
     """Migrate, with live progress; safe to interrupt and run again (resumes from the ledger)."""
-    from runner.execute.forward_pool import warm_up
     from runner.execute.run import run_migration
     from runner.plan.commands import build_plan
 
-    warm_up()  # the forwarding workers' forkserver starts while the profile and plan load
     with _exit_codes():
         loaded = load_profile(profile)
         plan = build_plan(loaded, inventory)

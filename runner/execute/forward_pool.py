@@ -8,6 +8,10 @@ engine's callbacks stay in the main process. Workers come from a `forkserver` (s
 once, with the forwarding modules preloaded), so a new worker is a cheap fork of a
 single-threaded server, never of the threaded runner.
 
+The first workers of a run are forked straight from the runner (`Preforked`), before it
+starts any thread, so they cost no start-up of their own (gc.freeze keeps the pages they
+share with the runner shared); the forkserver is started only when a worker must be replaced.
+
 A worker that dies (killed, crashed) or stops answering is replaced by a new one on the next
 instance; the instance it held comes back as a failed attempt, so the forwarder retries it
 like any other failed store (C-STORE of the same SOP Instance UID is idempotent). When the
@@ -17,11 +21,13 @@ main process dies, its workers read end-of-file on their pipe and exit.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import multiprocessing
-import multiprocessing.forkserver
+import os
 import signal
+import threading
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -76,12 +82,66 @@ def worker_context() -> BaseContext:
     return _context
 
 
-def warm_up() -> None:
-    """Start the forkserver now (it returns at once; the server imports in the background),
-    so that its start-up overlaps the run's own (inventory, plan, ledger) instead of
-    delaying the first forwards: about 0.3 s of a 2-core machine's time."""
-    worker_context()
-    multiprocessing.forkserver.ensure_running()
+class Preforked:
+    """Worker processes forked from the runner itself, waiting to be adopted by senders.
+
+    Forking a process that runs threads can leave the child with a lock some other thread
+    held; so workers are forked only while the runner has no other thread (else none are,
+    and senders start theirs from the forkserver).
+    """
+
+    def __init__(self, workers: list[tuple[BaseProcess, Connection]]) -> None:
+        self._workers = workers
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fork(cls, count: int, destination: Peer, calling_ae: str, settings: DicomSettings,
+             job: Job) -> Preforked:
+        """Fork `count` workers now (none when other threads run or the job cannot ship)."""
+        if threading.active_count() > 1 or not can_ship(job.rules):
+            return cls([])
+        context = multiprocessing.get_context("fork")
+        workers: list[tuple[BaseProcess, Connection]] = []
+        gc.freeze()  # the children's garbage collections leave the shared pages shared
+        try:
+            for _ in range(count):
+                ours, theirs = context.Pipe()
+                inherited = [conn.fileno() for _, conn in workers] + [ours.fileno()]
+                process = context.Process(
+                    target=_serve_forked, name="forward-worker", daemon=True,
+                    args=(theirs, inherited, destination, calling_ae, settings, job))
+                process.start()
+                theirs.close()
+                workers.append((process, ours))
+        finally:
+            gc.unfreeze()
+        return cls(workers)
+
+    def take(self) -> tuple[BaseProcess, Connection] | None:
+        """A waiting worker and our end of its pipe, if one is left."""
+        with self._lock:
+            return self._workers.pop() if self._workers else None
+
+    def close(self) -> None:
+        """End the workers nobody adopted."""
+        while (worker := self.take()) is not None:
+            process, conn = worker
+            with contextlib.suppress(OSError):
+                conn.send(None)
+            process.join(_STOP_SECONDS)
+            if process.is_alive():
+                process.kill()
+            conn.close()
+
+
+def _serve_forked(conn: Connection, inherited: list[int], destination: Peer,
+                  calling_ae: str, settings: DicomSettings, job: Job) -> None:
+    """A forked worker: first close the runner's ends of the pipes (its own and its elder
+    siblings'), so that the death of the runner reads as end-of-file here."""
+    for fd in inherited:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    serve(conn, destination, calling_ae, settings, job)
 
 
 def serve(conn: Connection, destination: Peer, calling_ae: str, settings: DicomSettings,
@@ -117,9 +177,10 @@ class ProcessSender:
     """Forwards through one worker process, started on first use and replaced when it dies."""
 
     def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
-                 job: Job) -> None:
+                 job: Job, preforked: Preforked | None = None) -> None:
         self.args = (destination, calling_ae, settings, job)
         self.settings = settings
+        self.preforked = preforked
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
         self.started = 0  # worker processes started so far
@@ -164,6 +225,11 @@ class ProcessSender:
         return self.conn
 
     def _start(self) -> None:
+        adopted = self.preforked.take() if self.preforked is not None else None
+        if adopted is not None:
+            self.process, self.conn = adopted
+            self.started += 1
+            return
         ours, theirs = worker_context().Pipe()
         process = worker_context().Process(  # type: ignore[attr-defined]
             target=serve, args=(theirs, *self.args), name="forward-worker", daemon=True)

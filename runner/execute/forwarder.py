@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -32,6 +32,9 @@ from runner.dicom.store import StoreClient, StoreOutcome
 from runner.execute.delayqueue import DelayQueue
 from runner.morph import RuleSet
 from runner.morph.text import value_text
+
+if TYPE_CHECKING:
+    from runner.execute.forward_pool import Preforked
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +210,7 @@ class Forwarder:
     def __init__(self, destination: Peer, calling_ae: str, settings: DicomSettings,
                  rules: RuleSet, associations: int, attempts: int, backoff: Backoff,
                  on_result: Callable[[ForwardResult], None], processes: bool = True,
-                 value_tags: Sequence[int] = ()) -> None:
+                 value_tags: Sequence[int] = (), preforked: Preforked | None = None) -> None:
         self.destination = destination
         self.calling_ae = calling_ae
         self.settings = settings
@@ -217,6 +220,7 @@ class Forwarder:
         self.on_result = on_result
         self.value_tags = tuple(value_tags)
         self.processes = processes and _can_ship(rules)
+        self.preforked = preforked
         self.queue: DelayQueue[ForwardItem] = DelayQueue()
         self.results: SimpleQueue[tuple[ForwardItem, Attempt] | None] = SimpleQueue()
         self.threads = [threading.Thread(target=self._work, name=f"forward-{i}", daemon=True)
@@ -251,6 +255,8 @@ class Forwarder:
             thread.join(timeout=max(self.settings.dimse_timeout, 5.0))
         self.results.put(None)
         self.delivery.join(timeout=max(self.settings.dimse_timeout, 5.0))
+        if self.preforked is not None:
+            self.preforked.close()  # workers no thread adopted (fewer threads than workers)
 
     def make_sender(self) -> Sender:
         """The sender one worker thread uses."""
@@ -259,7 +265,8 @@ class Forwarder:
             return ThreadSender(self.destination, self.calling_ae, self.settings, job)
         from runner.execute.forward_pool import ProcessSender
 
-        return ProcessSender(self.destination, self.calling_ae, self.settings, job)
+        return ProcessSender(self.destination, self.calling_ae, self.settings, job,
+                             self.preforked)
 
     def _work(self) -> None:
         sender = self.make_sender()

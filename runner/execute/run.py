@@ -15,7 +15,8 @@ from runner.dicom.spool import Spool
 from runner.dicom.verify import instances_present
 from runner.errors import DicomError
 from runner.execute.engine import Engine
-from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
+from runner.execute.forward_pool import Preforked
+from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.verifier import CommitmentWaiter, Verifier
@@ -73,17 +74,23 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
                   wall_clock: WallClock = datetime.now) -> RunSummary:
     """Migrate the plan's studies not yet verified (the first `limit`); resumable."""
     check_tls(loaded.profile)
-    _check_destination(loaded)
+    preforked = _prefork(loaded)  # before any thread starts: see forward_pool.Preforked
+    try:
+        _check_destination(loaded)
+    except BaseException:
+        preforked.close()
+        raise
     ledger = open_ledger(loaded)
     try:
         ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
                          runner_version=__version__, command="run")
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
-        summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock)
+        summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock, preforked)
         ledger.end_run()
         return summary
     finally:
+        preforked.close()
         ledger.close()
 
 
@@ -97,8 +104,17 @@ def _check_destination(loaded: LoadedProfile) -> None:
                          f"C-ECHO: {echo.detail}")
 
 
+def _prefork(loaded: LoadedProfile) -> Preforked:
+    """The forwarding workers, forked now, while the runner has no other thread."""
+    profile = loaded.profile
+    job = Job(profile.rules(), _value_tags(loaded))
+    return Preforked.fork(profile.destination.max_associations, destination_peer(profile),
+                          profile.source.calling_ae_title, dicom_settings(profile), job)
+
+
 def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
-         write: Callable[[str], None], is_tty: bool, wall_clock: WallClock) -> RunSummary:
+         write: Callable[[str], None], is_tty: bool, wall_clock: WallClock,
+         preforked: Preforked) -> RunSummary:
     profile = loaded.profile
     settings = dicom_settings(profile)
     spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
@@ -113,7 +129,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
         profile.rules(), profile.destination.max_associations,
         profile.retries.store_attempts,
         Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
-        engine.on_forwarded, value_tags=_value_tags(loaded))
+        engine.on_forwarded, value_tags=_value_tags(loaded), preforked=preforked)
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
                                settings, profile.destination.verify, waiter,
                                value_tags=_value_tags(loaded))
