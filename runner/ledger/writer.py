@@ -54,8 +54,16 @@ class Ledger:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path, *, batch_size: int = 500, batch_ms: float = 50.0) -> Ledger:
-        """Open (creating or migrating) the ledger at `path`; LedgerError if it cannot be."""
+    def open(cls, path: Path, *, batch_size: int = 2000, batch_ms: float = 200.0) -> Ledger:
+        """Open (creating or migrating) the ledger at `path`; LedgerError if it cannot be.
+
+        Facts are committed together for up to `batch_ms` (or `batch_size` facts): a commit
+        costs DuckDB about the same whatever its size, and a run records facts a few at a
+        time. Measured (2,400 instances received and forwarded at 600 a second): 0.40 CPU-s
+        with 50 ms batches, 0.20 with 200 ms. A crash loses at most the last batch, which a
+        rerun recovers like any unrecorded step (see execute/resume.py); `flush()` commits
+        at once where a step needs it (before spool files are deleted, for reads).
+        """
         conn = connection.connect(path)
         try:
             migrate(conn)
