@@ -20,7 +20,6 @@ from io import BytesIO
 from pydicom import Dataset
 from pydicom.charset import convert_encodings
 from pydicom.datadict import dictionary_VR
-from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element, write_dataset
@@ -45,10 +44,11 @@ class SplitInstance:
     """A spooled instance: its attributes but Pixel Data, and Pixel Data as encoded."""
 
     meta: FileMeta
-    dataset: Dataset  # every element but Pixel Data, with file_meta
+    dataset: Dataset  # every element but Pixel Data (no file_meta: `meta` has what it says)
     raw: bytes  # the whole file
     pixel_start: int  # where the encoded Pixel Data element starts in `raw`
     pixel_end: int  # and where it ends
+    head_spans: dict[int, tuple[int, int]] | None = None  # the elements before Pixel Data
 
     @property
     def pixel_element(self) -> memoryview:
@@ -62,22 +62,22 @@ def split_instance(raw: bytes) -> SplitInstance | None:
     syntax = UID(meta.transfer_syntax)
     if syntax.is_deflated:
         return None
-    stream = BytesIO(raw)
-    stream.seek(meta.dataset_offset)
-    dataset = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian,
-                           stop_when=_at_pixel_data)
-    start = stream.tell()
-    if start + 8 > len(raw) or _tag(raw, start, syntax.is_little_endian) != PIXEL_DATA:
+    implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+    head = _head(raw, meta.dataset_offset, implicit, little)
+    if head is not None:  # pydicom reads only the header's bytes, not a copy of the file
+        start, spans = head
+        dataset = read_dataset(BytesIO(raw[meta.dataset_offset:start]), implicit, little)
+    else:  # the walk is unsure: pydicom finds Pixel Data itself
+        stream = BytesIO(raw)
+        stream.seek(meta.dataset_offset)
+        dataset = read_dataset(stream, implicit, little, stop_when=_at_pixel_data)
+        start, spans = stream.tell(), None
+    if start + 8 > len(raw) or _tag(raw, start, little) != PIXEL_DATA:
         return None
     end = _element_end(raw, start, syntax)
-    stream.seek(end)
-    tail = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian)
+    tail = read_dataset(BytesIO(raw[end:]), implicit, little)
     dataset._dict.update(tail._dict)  # as read: Dataset.update would convert private elements
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.MediaStorageSOPClassUID = UID(meta.sop_class_uid)
-    dataset.file_meta.MediaStorageSOPInstanceUID = UID(meta.sop_instance_uid)
-    dataset.file_meta.TransferSyntaxUID = syntax
-    return SplitInstance(meta, dataset, raw, start, end)
+    return SplitInstance(meta, dataset, raw, start, end, spans)
 
 
 def encode_split(split: SplitInstance, changed: frozenset[int]) -> list[bytes | memoryview]:
@@ -90,7 +90,8 @@ def encode_split(split: SplitInstance, changed: frozenset[int]) -> list[bytes | 
     elements cannot be delimited with certainty, the whole dataset is encoded by pydicom.
     """
     syntax = UID(split.meta.transfer_syntax)
-    spans = _top_level(split.raw, split.meta.dataset_offset, split.pixel_start, syntax)
+    spans = dict(split.head_spans) if split.head_spans is not None else \
+        _top_level(split.raw, split.meta.dataset_offset, split.pixel_start, syntax)
     tail = _top_level(split.raw, split.pixel_end, len(split.raw), syntax)
     if spans is None or tail is None:
         return _encode_whole(split)
@@ -140,14 +141,15 @@ def _encode_element(ds: Dataset, tag: int, syntax: UID, charset: object) -> byte
 
 def _top_level(raw: bytes, start: int, end: int, syntax: UID) -> dict[int, tuple[int, int]] | None:
     """Where each top-level element of raw[start:end] lies; None when not certain."""
-    walk = _Walk(raw, end, "<" if syntax.is_little_endian else ">", syntax.is_implicit_VR)
+    little = syntax.is_little_endian
+    walk = _Walk(raw, end, "<" if little else ">", syntax.is_implicit_VR)
     spans: dict[int, tuple[int, int]] = {}
     offset = start
     while offset < end:
         element_end = walk.element(offset, 0)
         if element_end is None:
             return None
-        spans[_tag(raw, offset, syntax.is_little_endian)] = (offset, element_end)
+        spans[_tag(raw, offset, little)] = (offset, element_end)
         offset = element_end
     return spans
 
@@ -244,6 +246,24 @@ class _Walk:
                 return None
             offset = element_end
         return offset
+
+
+def _head(raw: bytes, offset: int, implicit: bool,
+          little: bool) -> tuple[int, dict[int, tuple[int, int]]] | None:
+    """Where the top-level Pixel Data element starts, and the elements before it, found by
+    walking element headers; None when there is no Pixel Data or the walk is unsure."""
+    walk = _Walk(raw, len(raw), "<" if little else ">", implicit)
+    spans: dict[int, tuple[int, int]] = {}
+    while offset + 8 <= len(raw):
+        tag = _tag(raw, offset, little)
+        if tag >= PIXEL_DATA:
+            return (offset, spans) if tag == PIXEL_DATA else None
+        end = walk.element(offset, 0)
+        if end is None:
+            return None
+        spans[tag] = (offset, end)
+        offset = end
+    return None
 
 
 def _at_pixel_data(tag: BaseTag, _vr: str | None, _length: int) -> bool:
