@@ -28,11 +28,13 @@ certificate `ca` issued); a failed handshake is logged and closed, the listener 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from io import BytesIO
 
 from pydicom import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
@@ -195,6 +197,30 @@ def parse_dataset_header(dataset: bytes, transfer_syntax: str) -> _Header:
         raise HeaderError(f"cannot parse the dataset header: {error}") from error
 
 
+_HEADER_PREFIX = 16384  # the identifying elements come first: enough for nearly every file
+
+
+def _header_of(fragments: Sequence[memoryview], transfer_syntax: str) -> _Header:
+    """The identifying UIDs from the first bytes of a received data set (the whole data set
+    when they are not all within them, or when it is deflated)."""
+    syntax = UID(transfer_syntax)
+    if fragments and not syntax.is_deflated:
+        stream = BytesIO(fragments[0][:_HEADER_PREFIX])
+        try:
+            ds = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian,
+                              stop_when=_past_series, specific_tags=_HEADER_TAGS)
+        except Exception:  # cut short, or malformed: the full parse below says which
+            ds = None
+        # pydicom stops (and steps back) at the first element past SeriesInstanceUID; at the
+        # end of the prefix, the last value read may have been cut short: read it all
+        if ds is not None and stream.tell() < len(stream.getbuffer()):
+            try:
+                return _Header(*(_uid(ds, tag) for tag in _HEADER_TAGS))
+            except HeaderError:
+                pass
+    return parse_dataset_header(b"".join(fragments), transfer_syntax)
+
+
 def read_dataset_bytes(dataset: bytes, transfer_syntax: str) -> Dataset:
     """A whole (small) data set as received in `transfer_syntax`, e.g. an event report's."""
     return datasets.decode(dataset, transfer_syntax)
@@ -302,10 +328,10 @@ class Listener:
             return self._reject(calling_ae, sop_uid, PROCESSING_FAILURE, "runner error")
 
     def _store(self, request: Request, calling_ae: str, sop_uid: str) -> tuple[int, str]:
-        dataset = request.message.dataset()
+        fragments = request.message.fragments or ()
         transfer_syntax = request.transfer_syntax
         try:
-            header = parse_dataset_header(dataset, transfer_syntax)
+            header = _header_of(fragments, transfer_syntax)
         except HeaderError as error:
             return self._reject(calling_ae, sop_uid, CANNOT_UNDERSTAND, str(error))
         if header.sop_instance_uid != sop_uid:
@@ -323,7 +349,7 @@ class Listener:
             study_uid=header.study_uid,
             series_uid=header.series_uid,
             transfer_syntax=transfer_syntax,
-            size=len(meta) + len(dataset),
+            size=len(meta) + request.message.dataset_size,
         )
         verdict = self.callbacks.decide(incoming)
         if verdict is Verdict.REFUSE:
@@ -331,9 +357,10 @@ class Listener:
             return self._reject(calling_ae, sop_uid, NOT_AUTHORIZED, reason)
         if verdict is Verdict.DISCARD:
             return SUCCESS, ""
-        return self._spool(incoming, (meta, dataset))
+        return self._spool(incoming, (meta, *fragments))  # written as received, not joined
 
-    def _spool(self, incoming: IncomingStore, parts: tuple[bytes, bytes]) -> tuple[int, str]:
+    def _spool(self, incoming: IncomingStore,
+               parts: tuple[bytes | memoryview, ...]) -> tuple[int, str]:
         ae, uid = incoming.calling_ae, incoming.sop_instance_uid
         try:
             entry = self.spool.write_parts(parts)

@@ -42,6 +42,7 @@ _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 # of the byte budget (see the module docstring).
 FREE_FILES = 64
 FREE_SHARE = 0.02
+_IOV_MAX = 1024  # buffers one writev may take (Linux)
 # After a refused write, the spool counts as full until it has drained below this fraction.
 DEFAULT_RESUME_FRACTION = 0.9
 
@@ -99,7 +100,7 @@ class Spool:
         """Store `raw` under a new UUID name; raises SpoolFull when there is no room."""
         return self.write_parts((raw,))
 
-    def write_parts(self, parts: Sequence[bytes]) -> SpoolEntry:
+    def write_parts(self, parts: Sequence[bytes | memoryview]) -> SpoolEntry:
         """Store the concatenation of `parts` (one write, no joining) under a new UUID name;
         raises SpoolFull when there is no room."""
         size = sum(len(part) for part in parts)
@@ -226,7 +227,7 @@ class Spool:
             self._full = True
 
 
-def _write_flushed(path: Path, parts: Sequence[bytes], over: bool = False) -> None:
+def _write_flushed(path: Path, parts: Sequence[bytes | memoryview], over: bool = False) -> None:
     """Write `parts` to a new file at `path`, or `over` the existing file `path` (cut to the
     new size), straight to the OS (no fsync, see above)."""
     flags = os.O_WRONLY if over else os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -236,7 +237,7 @@ def _write_flushed(path: Path, parts: Sequence[bytes], over: bool = False) -> No
             os.ftruncate(fd, sum(len(part) for part in parts))  # a no-op at the same size
         pending = [memoryview(part) for part in parts if part]
         while pending:
-            written = os.writev(fd, pending)
+            written = os.writev(fd, pending[:_IOV_MAX])
             while pending and written >= len(pending[0]):
                 written -= len(pending[0])
                 pending.pop(0)
