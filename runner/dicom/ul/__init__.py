@@ -4,9 +4,11 @@ pynetdicom runs two polling threads per association (1 ms sleeps) and copies eve
 through its state machine and event queues; relaying a hospital's archive through it cost
 about 6 CPU-seconds per 600 MB, more than the two C++ archives at both ends together. This
 package speaks the same protocol with blocking sockets and no per-PDU objects: `pdu` encodes
-and decodes PDUs, `dimse` command sets, `link` reads and writes them on a socket, `acceptor`
-serves associations (the migration listener), `requestor` requests them (the forwarder).
+and decodes PDUs, `dimse` command sets, `datasets` the data sets they carry, `link` reads and
+writes them on a socket, `acceptor` serves associations (the migration listener), `requestor`
+requests them (C-STORE, C-MOVE and C-FIND: runner.dicom.store, move, find).
 
-pynetdicom stays for everything else (C-FIND, C-MOVE, N-ACTION, C-ECHO as SCU): low volume,
-rich features. Both ends are tested against DCMTK and Orthanc, the peers the runner meets.
+pynetdicom stays where volume is low and its features count: C-ECHO, Storage Commitment
+(N-ACTION), and the simulated PACS of the demo and tests. Both ends of this package are
+tested against DCMTK and Orthanc, the peers the runner meets, and against pynetdicom's codecs.
 """
