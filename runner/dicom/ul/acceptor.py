@@ -31,8 +31,8 @@ from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLon
 
 LOGGER = logging.getLogger(__name__)
 
-VERIFICATION = "1.2.840.10008.1.1"
 UNRECOGNISED_OPERATION = 0x0211
+_ACCEPT_RETRY_SECONDS = 0.1
 _RESPONSES = {dimse.C_STORE_RQ: dimse.C_STORE_RSP, dimse.C_ECHO_RQ: dimse.C_ECHO_RSP,
               dimse.N_EVENT_REPORT_RQ: dimse.N_EVENT_REPORT_RSP}
 
@@ -128,9 +128,11 @@ class Acceptor:
         while not self._stopped.is_set():
             try:
                 conn, address = sock.accept()
-            except OSError:
+            except OSError as error:
                 if self._stopped.is_set():
                     return
+                LOGGER.warning("accepting a connection failed: %s", error)
+                self._stopped.wait(_ACCEPT_RETRY_SECONDS)  # e.g. out of file descriptors
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._serve, args=(conn, address), daemon=True,

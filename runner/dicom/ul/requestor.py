@@ -4,7 +4,8 @@
 proposes presentation contexts and returns the established association, or a Refusal
 saying why not (the same categories and words as runner.dicom.association, so callers and
 the ledger read both alike). `exchange` sends one request and waits for its response within
-the DIMSE timeout; a lost association is an `Exchange` failure, not an exception.
+the DIMSE timeout (`send` and `receive` do each half); a lost association comes back as a
+Refusal too, not as an exception.
 """
 
 from __future__ import annotations
