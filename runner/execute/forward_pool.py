@@ -118,9 +118,15 @@ class Preforked:
         return cls(workers)
 
     def take(self) -> tuple[BaseProcess, Connection] | None:
-        """A waiting worker and our end of its pipe, if one is left."""
-        with self._lock:
-            return self._workers.pop() if self._workers else None
+        """A waiting worker and our end of its pipe, if one is left (dead ones are dropped)."""
+        while True:
+            with self._lock:
+                if not self._workers:
+                    return None
+                process, conn = self._workers.pop()
+            if process.is_alive():
+                return process, conn
+            conn.close()
 
     def close(self) -> None:
         """End the workers nobody adopted."""

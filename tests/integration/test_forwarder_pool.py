@@ -1,14 +1,20 @@
-"""The forwarder's worker processes against a real C-STORE SCP (pynetdicom, in this process)."""
+"""The forwarder's worker processes against a real C-STORE SCP (pynetdicom, in this process);
+workers preforked from the runner (Preforked), each scenario in a fresh interpreter."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import Dataset
@@ -213,3 +219,273 @@ def _kill_when_store_arrives(scp: StoreScp, sender: ProcessSender) -> None:
     assert scp.arrived.wait(timeout=30)
     assert sender.process is not None and sender.process.pid is not None
     os.kill(sender.process.pid, signal.SIGKILL)
+
+
+# -- workers forked from the runner itself (Preforked) -------------------------------------------
+# Preforked.fork forks only while its process runs a single thread, and pytest may run threads
+# (this file's SCP does): each scenario runs in a fresh interpreter, a script written to
+# tmp_path that prints what it saw as one JSON line.
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFORK_SCRIPT = '''
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from runner.dicom.peer import DicomSettings, Peer
+from runner.execute.forward_pool import Preforked, ProcessSender
+from runner.execute.forwarder import ForwardItem, Job
+from runner.morph import compile_rules
+from runner.profile.models import MorphRule
+
+
+def report(**facts):
+    print(json.dumps(facts), flush=True)
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rpartition(")")[2].split()[1])
+
+
+def fork(count):
+    """(threads running when forking, the Preforked, emptied of the workers it forked: their
+    (process, our connection)s)."""
+    threads = threading.active_count()
+    preforked = Preforked.fork(count, peer, "PACSMIG", settings, job)
+    workers = []
+    while (worker := preforked.take()) is not None:
+        workers.append(worker)
+    return threads, preforked, workers
+
+
+def stop(workers):
+    """Ask each worker to finish (None); their exit codes."""
+    codes = []
+    for process, conn in workers:
+        conn.send(None)
+        process.join(5)
+        codes.append(process.exitcode)
+        conn.close()
+    return codes
+
+
+def held_pipe_ends(workers):
+    """For each worker, the inodes of our pipe ends (any worker's) it holds open."""
+    ours = {os.fstat(conn.fileno()).st_ino for _, conn in workers}
+    held = []
+    for process, _ in workers:
+        links = set()
+        for fd in os.listdir(f"/proc/{process.pid}/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                links.add(os.readlink(f"/proc/{process.pid}/fd/{fd}"))
+        held.append(sorted(inode for inode in ours if f"socket:[{inode}]" in links))
+    return held
+
+
+def threads():
+    release = threading.Event()
+    extra = [threading.Thread(target=release.wait) for _ in range(args["extra_threads"])]
+    for thread in extra:
+        thread.start()
+    running, preforked, workers = fork(3)
+    facts = dict(pid=os.getpid(), threads=running, pids=[p.pid for p, _ in workers],
+                 alive=[p.is_alive() for p, _ in workers],
+                 parents=[parent_of(p.pid) for p, _ in workers])
+    facts["exit_codes"] = stop(workers)
+    if not workers:  # nothing forked: a sender starts its worker from the forkserver
+        sender = ProcessSender(peer, "PACSMIG", settings, job, preforked)
+        sender.prepare()
+        process = sender.process
+        facts.update(sender_pid=process.pid, sender_parent=parent_of(process.pid),
+                     started=sender.started)
+        sender.close()
+        facts["sender_exit_code"] = process.exitcode
+    release.set()
+    report(**facts)
+
+
+def killed():
+    running, _, workers = fork(3)
+    deadline = time.monotonic() + 5
+    while any(held_pipe_ends(workers)) and time.monotonic() < deadline:
+        time.sleep(0.02)  # each worker closes them first thing
+    report(pid=os.getpid(), threads=running, pids=[p.pid for p, _ in workers],
+           held=held_pipe_ends(workers))
+    time.sleep(60)  # until killed; `workers` keeps our pipe ends open till then
+    report(workers=len(workers))
+
+
+def close_one():
+    running, _, workers = fork(3)
+    workers.reverse()  # take() hands out the youngest first: the eldest, with most heirs, first
+    steps = []
+    for index, (process, conn) in enumerate(workers):
+        conn.close()
+        process.join(5)
+        steps.append(dict(closed=index, exit_code=process.exitcode,
+                          alive=[p.is_alive() for p, _ in workers]))
+    report(threads=running, steps=steps)
+
+
+def adopt():
+    running, _, workers = fork(2)
+    forked = [p.pid for p, _ in workers]
+    preforked = Preforked(list(workers))  # take() empties the list it is given
+    sender = ProcessSender(peer, "PACSMIG", settings, job, preforked)
+    spec = args["item"]
+    item = ForwardItem(**{**spec, "path": Path(spec["path"])})
+    attempt = sender.send(item)
+    process = sender.process
+    facts = dict(pid=os.getpid(), threads=running, forked=forked, adopted=process.pid,
+                 adopted_parent=parent_of(process.pid), started=sender.started,
+                 ok=attempt.ok, status=attempt.status, detail=attempt.detail,
+                 values={str(tag): value for tag, value in (attempt.values or {}).items()})
+    sender.close()
+    preforked.close()
+    facts["exit_codes"] = [p.exitcode for p, _ in workers]
+    report(**facts)
+
+
+if __name__ == "__main__":  # not when the forkserver imports this file as __mp_main__
+    args = json.loads(sys.argv[1])
+    settings = DicomSettings(acse_timeout=5, dimse_timeout=10, network_timeout=10)
+    peer = Peer("DEST", "127.0.0.1", args.get("port", 104))
+    rules = [MorphRule.model_validate(rule) for rule in args.get("rules", [])]
+    job = Job(compile_rules(rules), tuple(args.get("value_tags", ())))
+    scenarios = {"threads": threads, "killed": killed, "close_one": close_one, "adopt": adopt}
+    scenarios[args["scenario"]]()
+'''
+
+
+def _prefork_command(tmp_path: Path, scenario: str, **args: Any) -> list[str]:
+    script = tmp_path / "prefork_scenario.py"
+    script.write_text(PREFORK_SCRIPT)
+    return [sys.executable, str(script), json.dumps({"scenario": scenario, **args})]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def run_prefork(tmp_path: Path, scenario: str, **args: Any) -> dict[str, Any]:
+    """Run a scenario of PREFORK_SCRIPT in a fresh interpreter; what it reported.
+
+    Its output goes to files, not pipes: a worker outliving it must not hold up the read."""
+    out, err = tmp_path / f"{scenario}.out", tmp_path / f"{scenario}.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        done = subprocess.run(_prefork_command(tmp_path, scenario, **args), cwd=ROOT,
+                              env=_environment(), stdout=stdout, stderr=stderr, timeout=60,
+                              check=False)
+    assert done.returncode == 0, err.read_text()
+    facts: dict[str, Any] = json.loads(out.read_text().splitlines()[-1])
+    return facts
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()
+
+
+def _start_time(pid: int) -> str | None:
+    stat = _stat(pid)
+    return stat[19] if stat is not None else None
+
+
+def _running(pid: int, start_time: str | None) -> bool:
+    """Whether the process `pid` that started at `start_time` still runs (not a zombie, which
+    os.kill(pid, 0) cannot tell apart: the workers' new parent may never reap them)."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and stat[19] == start_time
+
+
+def test_prefork_in_a_single_threaded_process_gives_live_workers_forked_from_it(
+        tmp_path: Path) -> None:
+    facts = run_prefork(tmp_path, "threads", extra_threads=0)
+    assert facts["threads"] == 1
+    assert len(facts["pids"]) == len(set(facts["pids"])) == 3
+    assert facts["pid"] not in facts["pids"]
+    assert facts["alive"] == [True] * 3
+    assert facts["parents"] == [facts["pid"]] * 3  # forked straight from it
+    assert facts["exit_codes"] == [0] * 3  # each served until told to stop
+
+
+def test_prefork_with_a_second_thread_running_gives_no_workers_and_the_forkserver_is_used(
+        tmp_path: Path) -> None:
+    facts = run_prefork(tmp_path, "threads", extra_threads=1)
+    assert facts["threads"] == 2
+    assert facts["pids"] == []
+    assert facts["started"] == 1
+    assert facts["sender_parent"] != facts["pid"]  # the forkserver's child, not ours
+    assert facts["sender_exit_code"] == 0
+
+
+def test_preforked_workers_exit_when_the_runner_is_killed(tmp_path: Path) -> None:
+    out, err = tmp_path / "killed.out", tmp_path / "killed.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        runner = subprocess.Popen(_prefork_command(tmp_path, "killed"), cwd=ROOT,
+                                  env=_environment(), stdout=stdout, stderr=stderr)
+    workers: dict[int, str | None] = {}
+    try:
+        deadline = time.monotonic() + 20
+        while not out.read_text().endswith("\n"):
+            assert runner.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "the script reported nothing"
+            time.sleep(0.02)
+        facts = json.loads(out.read_text())
+        workers = {pid: _start_time(pid) for pid in facts["pids"]}
+        assert facts["threads"] == 1 and len(workers) == 3
+        assert facts["held"] == [[]] * 3  # no worker holds the runner's end of any pipe
+        assert all(_running(pid, start) for pid, start in workers.items())
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(5)
+        deadline = time.monotonic() + 5
+        while any(_running(pid, start) for pid, start in workers.items()):
+            assert time.monotonic() < deadline, "preforked workers outlived their runner"
+            time.sleep(0.02)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait(5)
+        for pid, start in workers.items():
+            if _running(pid, start):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_closing_our_end_of_one_preforked_workers_pipe_ends_it_and_only_it(
+        tmp_path: Path) -> None:
+    facts = run_prefork(tmp_path, "close_one")
+    assert facts["threads"] == 1
+    assert facts["steps"] == [
+        {"closed": 0, "exit_code": 0, "alive": [False, True, True]},
+        {"closed": 1, "exit_code": 0, "alive": [False, False, True]},
+        {"closed": 2, "exit_code": 0, "alive": [False, False, False]},
+    ]
+
+
+def test_a_process_sender_adopts_a_preforked_worker_which_forwards_to_the_destination(
+        tmp_path: Path, scp: StoreScp) -> None:
+    item = spooled(tmp_path, 1)[0]
+    rule = {"set": {"InstitutionName": INSTITUTION}}
+    facts = run_prefork(tmp_path, "adopt", port=scp.peer.port, rules=[rule],
+                        value_tags=[INSTITUTION_NAME],
+                        item={**asdict(item), "path": str(item.path)})
+    assert facts["threads"] == 1 and len(facts["forked"]) == 2
+    assert facts["adopted"] in facts["forked"]
+    assert facts["adopted_parent"] == facts["pid"]
+    assert facts["started"] == 1
+    assert facts["ok"], facts["detail"]
+    assert facts["status"] == 0x0000
+    assert facts["values"] == {str(INSTITUTION_NAME): INSTITUTION}
+    assert facts["exit_codes"] == [0, 0]  # adopted and left-over worker both ended cleanly
+    assert list(scp.stored) == [item.sop_instance_uid]
+    assert str(scp.stored[item.sop_instance_uid].InstitutionName) == INSTITUTION

@@ -361,3 +361,63 @@ def test_an_unreadable_command_raises_pdu_error_like_any_malformed_pdu(
     with pytest.raises(pdu.PduError) as caught:
         Link(right, 0).read_message()
     assert isinstance(caught.value.__cause__, dimse.DimseError)
+
+
+# -- PDVs after the end of a message -------------------------------------------------------------
+
+SECOND_STORE = dimse.encode({
+    dimse.AFFECTED_SOP_CLASS: "1.2.840.10008.5.1.4.1.1.4",
+    dimse.COMMAND_FIELD: dimse.C_STORE_RQ,
+    dimse.MESSAGE_ID: 7,
+    dimse.PRIORITY: 0,
+    dimse.DATASET_TYPE: dimse.HAS_DATASET,
+    dimse.AFFECTED_SOP_INSTANCE: "1.2.3.5",
+})
+
+
+@pytest.mark.parametrize("message_2_ends_in_that_pdu", [True, False],
+                         ids=["message 2 whole in that PDU", "message 2 continues after it"])
+def test_pdvs_after_the_end_of_a_message_in_its_last_pdu_start_the_next_message(
+        pair: tuple[socket.socket, socket.socket], message_2_ends_in_that_pdu: bool) -> None:
+    left, right = pair
+    first_pdu = _pdata((1, pdu.PDV_COMMAND | pdu.PDV_LAST, COMMAND), (1, 0, b"message-1:"))
+    if message_2_ends_in_that_pdu:
+        shared = _pdata((1, pdu.PDV_LAST, b"end"),
+                        (3, pdu.PDV_COMMAND | pdu.PDV_LAST, SECOND_STORE),
+                        (3, pdu.PDV_LAST, b"message-2"))
+        after = b""
+    else:
+        shared = _pdata((1, pdu.PDV_LAST, b"end"),
+                        (3, pdu.PDV_COMMAND, SECOND_STORE[:12]),
+                        (3, pdu.PDV_COMMAND | pdu.PDV_LAST, SECOND_STORE[12:]),
+                        (3, 0, b"message-"))
+        after = _pdata((3, pdu.PDV_LAST, b"2"))
+    left.sendall(first_pdu + shared + after)
+    left.shutdown(socket.SHUT_WR)  # a read past these PDUs raises Closed
+    reader = Link(right, 0)
+    first = reader.read_message()
+    assert (first.context_id, first.command) == (1, dimse.decode(COMMAND))
+    assert first.dataset() == b"message-1:end"
+    second = reader.read_message()
+    assert (second.context_id, second.command) == (3, dimse.decode(SECOND_STORE))
+    assert second.dataset() == b"message-2"
+    with pytest.raises(Closed):
+        reader.read_message()
+
+
+def test_two_complete_commands_in_one_pdu_are_two_messages(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    left, right = pair
+    echo_3 = dimse.encode({dimse.COMMAND_FIELD: dimse.C_ECHO_RQ, dimse.MESSAGE_ID: 3,
+                           dimse.DATASET_TYPE: dimse.NO_DATASET})
+    left.sendall(_pdata((1, pdu.PDV_COMMAND | pdu.PDV_LAST, ECHO),
+                        (5, pdu.PDV_COMMAND | pdu.PDV_LAST, echo_3)))
+    left.shutdown(socket.SHUT_WR)  # both messages come from the one PDU already read
+    reader = Link(right, 0)
+    first, second = reader.read_message(), reader.read_message()
+    assert (first.context_id, first.command, first.fragments) == (1, dimse.decode(ECHO), None)
+    assert (second.context_id, second.command, second.fragments) == (5, dimse.decode(echo_3),
+                                                                     None)
+    assert dimse.number(second.command, dimse.MESSAGE_ID) == 3
+    with pytest.raises(Closed):
+        reader.read_message()
