@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -421,3 +422,45 @@ def test_two_complete_commands_in_one_pdu_are_two_messages(
     assert dimse.number(second.command, dimse.MESSAGE_ID) == 3
     with pytest.raises(Closed):
         reader.read_message()
+
+
+@pytest.mark.parametrize("seconds", [0.2, 1.0])
+def test_a_silent_peer_is_a_timeout_after_the_time_set_and_the_socket_stays_blocking(
+    pair: tuple[socket.socket, socket.socket], seconds: float
+) -> None:
+    left, _right = pair
+    link = Link(left, 1 << 20)
+    link.set_timeout(seconds)
+    assert left.gettimeout() is None  # the kernel keeps the time: no poll() per read
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        link.read_pdu()
+    assert seconds * 0.9 <= time.monotonic() - started < seconds + 1.0
+
+
+def test_a_body_arriving_in_pieces_is_read_whole(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    left, right = pair
+    link = Link(left, 1 << 20)
+    link.set_timeout(5.0)
+    body = bytes(range(256)) * 40
+    pdu_bytes = pdu.header(pdu.RELEASE_RQ, len(body)) + body
+
+    def trickle() -> None:
+        for start in range(0, len(pdu_bytes), 1000):
+            right.sendall(pdu_bytes[start:start + 1000])
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    pdu_type, read = link.read_pdu()
+    sender.join()
+    assert pdu_type == pdu.RELEASE_RQ and bytes(read) == body
+
+
+def test_set_timeout_refuses_zero_which_the_kernel_reads_as_no_limit(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    with pytest.raises(ValueError):
+        Link(pair[0], 1 << 20).set_timeout(0)

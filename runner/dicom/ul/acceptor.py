@@ -157,7 +157,7 @@ class Acceptor:
             link.close()
 
     def _associate(self, link: Link, address: tuple[str, int]) -> None:
-        link.sock.settimeout(self.policy.acse_timeout)
+        link.set_timeout(self.policy.acse_timeout)
         try:
             pdu_type, body = link.read_pdu()
             if pdu_type != pdu.ASSOCIATE_RQ:
@@ -227,7 +227,7 @@ class Acceptor:
 
     def _serve_messages(self, link: Link, peer: Peer,
                         contexts: dict[int, tuple[str, str]]) -> None:
-        link.sock.settimeout(self.policy.network_timeout)
+        link.set_timeout(self.policy.network_timeout)
         while True:
             try:
                 message = link.read_message()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,24 @@ class Link:
         self._plain = not isinstance(sock, ssl.SSLSocket)
         self._pending: deque[tuple[int, int, memoryview]] = deque()
 
+    def set_timeout(self, seconds: float) -> None:
+        """The time limit of each read and each write from now on (TimeoutError after it).
+
+        A plain socket stays blocking and the kernel keeps the time (SO_RCVTIMEO and
+        SO_SNDTIMEO): with Python's own timeouts every read is a poll() and a recv(), and
+        a PDU body cannot be read in one call (MSG_WAITALL). TLS sockets use Python's.
+        """
+        if seconds <= 0:
+            raise ValueError(f"a timeout must be > 0 s: {seconds}")
+        if not self._plain:
+            self.sock.settimeout(seconds)
+            return
+        self.sock.settimeout(None)
+        whole, micro = int(seconds), min(999_999, round(seconds % 1 * 1e6))
+        value = struct.pack("ll", whole, micro if whole or micro else 1)  # 0 0: no limit
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
     def read_pdu(self) -> tuple[int, memoryview]:
         """(type, body) of the next PDU; Closed at end of connection, TimeoutError if silent."""
         self._fill(memoryview(self._header))
@@ -121,7 +140,10 @@ class Link:
 
     def send(self, raw: bytes) -> None:
         """Send an encoded PDU as it is."""
-        self.sock.sendall(raw)
+        try:
+            self.sock.sendall(raw)
+        except BlockingIOError as error:  # SO_SNDTIMEO passed
+            raise TimeoutError("timed out") from error
 
     def close(self) -> None:
         """Close the connection (shutting it down first, so the peer sees the end)."""
@@ -156,7 +178,10 @@ class Link:
             return
         pending: list[Buffer] = [head, *data]
         while pending:
-            sent = self.sock.sendmsg(pending)
+            try:
+                sent = self.sock.sendmsg(pending)
+            except BlockingIOError as error:  # SO_SNDTIMEO passed
+                raise TimeoutError("timed out") from error
             pending = _advance(pending, sent)
 
     def _not_data(self, pdu_type: int, body: memoryview, between_messages: bool) -> None:
@@ -168,8 +193,12 @@ class Link:
 
     def _fill(self, view: memoryview) -> None:
         received, size = 0, len(view)
+        flags = socket.MSG_WAITALL if self._plain else 0
         while received < size:
-            count = self.sock.recv_into(view[received:])
+            try:
+                count = self.sock.recv_into(view[received:], 0, flags)
+            except BlockingIOError as error:  # SO_RCVTIMEO passed
+                raise TimeoutError("timed out") from error
             if count == 0:
                 raise Closed("the peer closed the connection")
             received += count

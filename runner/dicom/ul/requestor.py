@@ -65,7 +65,7 @@ class ClientAssociation:
         request = pdu.AssociateRequest(peer.ae_title, calling_ae, contexts, settings.max_pdu)
         started = time.monotonic()
         try:
-            connected.settimeout(settings.acse_timeout)
+            link.set_timeout(settings.acse_timeout)
             link.send(pdu.encode_request(request))
             answer = _answer(link)
         except ssl.SSLError as error:
@@ -86,7 +86,7 @@ class ClientAssociation:
         accepted = {r.context_id: (proposed[r.context_id].abstract_syntax, r.transfer_syntax)
                     for r in answer.contexts
                     if r.result == pdu.ACCEPTANCE and r.context_id in proposed}
-        connected.settimeout(settings.dimse_timeout)
+        link.set_timeout(settings.dimse_timeout)
         return cls(link, peer, settings, accepted)
 
     def context_for(self, abstract_syntax: str, transfer_syntax: str | None) -> int | None:
@@ -127,7 +127,7 @@ class ClientAssociation:
             return
         self.is_established = False
         try:
-            self.link.sock.settimeout(self.settings.acse_timeout)
+            self.link.set_timeout(self.settings.acse_timeout)
             self.link.send(pdu.release_rq())
             while True:
                 pdu_type, _body = self.link.read_pdu()
