@@ -6,9 +6,11 @@ from io import BytesIO
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
@@ -51,9 +53,12 @@ def _raw_sequence(sequence: list[Dataset], implicit: bool) -> RawDataElement:
     (nested sequences may have either)."""
     ds = Dataset()
     ds.add_new(SEQUENCE, "SQ", Sequence(sequence))
-    out = BytesIO()
-    ds.save_as(out, implicit_vr=implicit, little_endian=True)
-    elem = dcmread(BytesIO(out.getvalue()), force=True).get_item(SEQUENCE)
+    out = DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = implicit, True
+    write_dataset(out, ds)
+    # read_dataset, not dcmread: a value "DICM" at byte 128 would pass for a preamble
+    # (hypothesis found one)
+    elem = read_dataset(BytesIO(out.getvalue()), implicit, True).get_item(SEQUENCE)
     assert isinstance(elem, RawDataElement)
     return elem
 
