@@ -5,11 +5,10 @@ sockets, no polling threads); the data set fragments received are written to the
 behind a file meta header (runner.dicom.part10), never decoded as a whole. Every storage
 SOP class pynetdicom knows is accepted in every transfer syntax it names (compressed ones
 too); the bytes are spooled as received, never transcoded. Only the four
-header elements the runner needs are parsed, and the pixel data is never decoded: the
-dataset is read with pydicom's `read_dataset` up to SeriesInstanceUID (0020,000E), i.e.
-only groups 0008-0020, whatever the image size. Measured (2-core VM, 3000 runs): about
-95 µs per instance for both a 64x64 and a 512x512 16-bit CT, against 167 and 242 µs for
-`dcmread(BytesIO(raw), stop_before_pixels=True, specific_tags=[...])`.
+header elements the runner needs are read, and the pixel data is never decoded: the
+element headers of the first 16 KB are walked up to SeriesInstanceUID (0020,000E)
+(`scan_header`: 24 µs per CT), with pydicom's `read_dataset` as the fallback when the walk
+is unsure (98 µs), and the whole data set when the elements go past the first fragment.
 
 For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
 `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
@@ -28,6 +27,7 @@ certificate `ca` issued); a failed handshake is logged and closed, the listener 
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -50,6 +50,8 @@ from runner.dicom.commitment import STORAGE_COMMITMENT_PUSH, CommitmentReport, h
 from runner.dicom.part10 import file_meta
 from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
+from runner.dicom.split import LONG_VRS as _LONG_VRS
+from runner.dicom.split import Walk as _Walk
 from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
@@ -205,6 +207,10 @@ def _header_of(fragments: Sequence[memoryview], transfer_syntax: str) -> _Header
     when they are not all within them, or when it is deflated)."""
     syntax = UID(transfer_syntax)
     if fragments and not syntax.is_deflated:
+        scanned = scan_header(fragments[0][:_HEADER_PREFIX], syntax.is_implicit_VR,
+                              syntax.is_little_endian)
+        if scanned is not None:
+            return scanned
         stream = BytesIO(fragments[0][:_HEADER_PREFIX])
         try:
             ds = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian,
@@ -219,6 +225,44 @@ def _header_of(fragments: Sequence[memoryview], transfer_syntax: str) -> _Header
             except HeaderError:
                 pass
     return parse_dataset_header(b"".join(fragments), transfer_syntax)
+
+
+_WANTED = {int(tag): index for index, tag in enumerate(_HEADER_TAGS)}
+_LAST_WANTED = int(_SERIES)
+
+
+def scan_header(data: bytes | memoryview, implicit: bool, little: bool) -> _Header | None:
+    """The four identifying UIDs read from element headers and values directly (a fifth of
+    pydicom's time); None when unsure: data cut short before the element past
+    SeriesInstanceUID, a value that is not plain ASCII, an element the walk cannot step
+    over. The caller then asks pydicom."""
+    order = "<" if little else ">"
+    raw = bytes(data)
+    walk = _Walk(raw, len(raw), order, implicit)
+    found: list[str | None] = [None] * len(_HEADER_TAGS)
+    offset = 0
+    while offset + 8 <= len(raw):
+        group, element = struct.unpack_from(order + "HH", raw, offset)
+        tag = group << 16 | element
+        if tag > _LAST_WANTED:
+            break
+        end = walk.element(offset, 0)
+        if end is None:
+            return None
+        index = _WANTED.get(tag)
+        if index is not None:
+            start = offset + (8 if implicit or raw[offset + 4:offset + 6] not in _LONG_VRS
+                              else 12)
+            try:
+                found[index] = raw[start:end].decode("ascii").strip("\0 ")
+            except UnicodeDecodeError:
+                return None
+        offset = end
+    else:
+        return None  # the data ends before the element past SeriesInstanceUID
+    if not all(found):
+        return None
+    return _Header(*(uid for uid in found if uid is not None))
 
 
 def read_dataset_bytes(dataset: bytes, transfer_syntax: str) -> Dataset:

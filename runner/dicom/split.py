@@ -30,7 +30,7 @@ from runner.dicom.part10 import FileMeta, read_meta
 
 PIXEL_DATA = 0x7FE00010
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
                        b"UR", b"UT", b"UV"})
 _UNDEFINED = 0xFFFFFFFF
 
@@ -142,7 +142,7 @@ def _encode_element(ds: Dataset, tag: int, syntax: UID, charset: object) -> byte
 def _top_level(raw: bytes, start: int, end: int, syntax: UID) -> dict[int, tuple[int, int]] | None:
     """Where each top-level element of raw[start:end] lies; None when not certain."""
     little = syntax.is_little_endian
-    walk = _Walk(raw, end, "<" if little else ">", syntax.is_implicit_VR)
+    walk = Walk(raw, end, "<" if little else ">", syntax.is_implicit_VR)
     spans: dict[int, tuple[int, int]] = {}
     offset = start
     while offset < end:
@@ -154,7 +154,7 @@ def _top_level(raw: bytes, start: int, end: int, syntax: UID) -> dict[int, tuple
     return spans
 
 
-class _Walk:
+class Walk:
     """Element headers only: finds where elements, items and sequences end.
 
     pydicom parses an undefined-length sequence when reading and encodes its items again
@@ -181,7 +181,7 @@ class _Walk:
             vr = self.raw[offset + 4: offset + 6]
             if not (0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B):
                 return None  # implicit VR after all (allowed in items): pydicom re-encodes it
-            if vr in _LONG_VRS:
+            if vr in LONG_VRS:
                 if offset + 12 > self.limit:
                     return None
                 (length,) = struct.unpack_from(self.order + "L", self.raw, offset + 8)
@@ -252,7 +252,7 @@ def _head(raw: bytes, offset: int, implicit: bool,
           little: bool) -> tuple[int, dict[int, tuple[int, int]]] | None:
     """Where the top-level Pixel Data element starts, and the elements before it, found by
     walking element headers; None when there is no Pixel Data or the walk is unsure."""
-    walk = _Walk(raw, len(raw), "<" if little else ">", implicit)
+    walk = Walk(raw, len(raw), "<" if little else ">", implicit)
     spans: dict[int, tuple[int, int]] = {}
     while offset + 8 <= len(raw):
         tag = _tag(raw, offset, little)
