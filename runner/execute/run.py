@@ -77,10 +77,10 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
     preforked = _prefork(loaded)  # before any thread starts: see forward_pool.Preforked
     try:
         _check_destination(loaded)
+        ledger = open_ledger(loaded)
     except BaseException:
         preforked.close()
         raise
-    ledger = open_ledger(loaded)
     try:
         ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
                          runner_version=__version__, command="run")
