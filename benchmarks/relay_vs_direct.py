@@ -336,6 +336,13 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
     for name, ratio in ratios.items():
         each = " ".join(f"{v:.2f}" for v in per_round[name])
         print(f"  {name:32s} {ratio:5.2f}  ({each})")
+    cpu = {name: {party: statistics.median(t.cpu[party] for round_ in measured
+                                           for t in round_ if t.name == name)
+                  for party in ("source", "destination", "mover")} for name in names}
+    print("  CPU seconds (medians; less noisy than wall time when the machine is shared):")
+    for name in names:
+        parts = ", ".join(f"{party} {value:.2f}" for party, value in cpu[name].items())
+        print(f"    {name:24s} {parts}, total {sum(cpu[name].values()):.2f}")
     breakdown = {key: statistics.median(b[key] for b in breakdowns) for key in breakdowns[0]}
     print("  runner time (ledger, seconds from the first retrieve; medians):")
     for key, value in breakdown.items():
@@ -352,6 +359,8 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
                                            if t.name == name]}
                     for name in names},
         "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "median_cpu_seconds": {name: {k: round(v, 2) for k, v in parts.items()}
+                               for name, parts in cpu.items()},
         "ratios_per_round": {k: [round(v, 3) for v in vs] for k, vs in per_round.items()},
         "runner_breakdown": {k: round(v, 3) for k, v in breakdown.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
