@@ -17,6 +17,12 @@ each TLS handshake in the connection's own thread within the ACSE timeout (pynet
 server does it in the accept loop, with no timeout: one silent client would stop the
 listener). TCP_NODELAY is set on the wrapped (SSLSocket) sockets alike.
 
+Lost responses: every association an AE made here requests gets `protect_responses`
+(runner.dicom.association), including those pynetdicom opens itself, such as a C-MOVE
+SCP's C-STORE sub-operations in the simulated PACS: without it pynetdicom's reactor thread
+can take a fast peer's response before the caller waits for it (seen in CI against the
+lean listener: "Received unexpected C-STORE service message", then a DIMSE timeout).
+
 PDU size: pynetdicom reads whatever PDU length a peer announces. Every association accepted
 by a server made here refuses (A-ABORT, then closes) a P-DATA-TF PDU longer than the
 maximum length we announced, and any other PDU longer than 1 MiB, before reading its body.
@@ -44,6 +50,7 @@ from pynetdicom.events import EventHandlerType
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
+from runner.dicom.association import protect_responses
 from runner.dicom.peer import DicomSettings, check_ae_title
 from runner.dicom.tls import server_handshake
 
@@ -191,7 +198,7 @@ class _NoDelayAE(AE):
         tls_args: tuple[SSLContext, str] | None = None,
         evt_handlers: list[EventHandlerType] | None = None,
     ) -> Association:
-        return super().associate(
+        assoc = super().associate(
             addr,
             port,
             contexts=contexts,
@@ -202,6 +209,11 @@ class _NoDelayAE(AE):
             tls_args=tls_args,
             evt_handlers=_with_nodelay(evt_handlers),
         )
+        if assoc.is_established:
+            # also the associations pynetdicom opens itself, e.g. a C-MOVE SCP's C-STORE
+            # sub-operations (the simulated PACS): a fast peer's response could be lost
+            protect_responses(assoc)
+        return assoc
 
     def make_server(
         self,

@@ -127,6 +127,8 @@ def _is_request(message: Any) -> bool:
 
 
 def protect_responses(assoc: Association) -> Association:
-    """Give a just-established requestor association a queue whose responses cannot be lost."""
-    assoc.dimse.msg_queue = _ResponsesForTheCaller()
+    """Give a just-established requestor association a queue whose responses cannot be lost
+    (once: a second call keeps the queue, and what it may already hold)."""
+    if not isinstance(assoc.dimse.msg_queue, _ResponsesForTheCaller):
+        assoc.dimse.msg_queue = _ResponsesForTheCaller()
     return assoc

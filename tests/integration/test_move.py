@@ -7,9 +7,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import pytest
 
+from runner.dicom.ae import make_ae
+from runner.dicom.association import _ResponsesForTheCaller
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -20,9 +23,11 @@ from runner.dicom.listener import (
 )
 from runner.dicom.move import MoveHandle, MoveProgress, c_move
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.sop import VERIFICATION
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.sim.generate import StudySpec, make_study, to_bytes, write_study
+from runner.sim.qrscp import QRServer
 from tests.conftest import require_peer_binaries
 from tests.peers import HOST, DcmqrscpProcess, OrthancProcess, free_port
 
@@ -299,3 +304,47 @@ def test_move_rejects_a_message_id_outside_the_dimse_range() -> None:
     peer = Peer("ORTHANC", HOST, 104)
     with pytest.raises(ValueError, match="msg_id"):
         c_move(peer, LISTENER_AE, SETTINGS, LISTENER_AE, STUDY.study_uid, msg_id=0)
+
+
+def test_a_pynetdicom_source_loses_no_sub_operation_to_the_fast_listener(
+    tmp_path: Path,
+) -> None:
+    """The simulated PACS sends its C-STORE sub-operations with pynetdicom. The lean
+    listener answers so fast that pynetdicom's reactor thread could take the response before
+    `send_c_store` waited for it (then the store timed out and the move ended short: seen
+    twice in CI under load, "Received unexpected C-STORE service message"); every
+    association an AE of runner.dicom.ae requests is protected against that (the test
+    below checks the protection itself, which this race-dependent one cannot always)."""
+    fast = DicomSettings(dimse_timeout=5.0)
+    recorder = Recorder()
+    config = ListenerConfig(LISTENER_AE, frozenset({"SIMSRC"}), settings=fast)
+    callbacks = ListenerCallbacks(recorder.decide, recorder.on_stored)
+    with Listener(config, Spool(tmp_path / "spool", 10**9), callbacks) as listener:
+        server = QRServer("SIMSRC", [LONG_STUDY], {LISTENER_AE: (HOST, listener.port)},
+                          settings=fast).start()
+        try:
+            outcomes = [c_move(Peer("SIMSRC", HOST, server.port), LISTENER_AE, fast,
+                               LISTENER_AE, LONG_STUDY.study_uid, msg_id=20 + attempt)
+                        for attempt in range(2)]
+        finally:
+            server.stop()
+    for outcome in outcomes:
+        assert outcome.category is StatusCategory.SUCCESS, outcome.detail
+        assert (outcome.completed, outcome.failed) == (LONG_STUDY.instance_count, 0)
+
+
+def test_every_association_an_ae_of_ours_requests_keeps_its_responses_for_the_caller(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    config = ListenerConfig(LISTENER_AE, frozenset({"SIMSRC"}), settings=SETTINGS)
+    callbacks = ListenerCallbacks(recorder.decide, recorder.on_stored)
+    with Listener(config, Spool(tmp_path / "spool", 10**9), callbacks) as listener:
+        ae = make_ae("SIMSRC", SETTINGS)
+        ae.add_requested_context(VERIFICATION)
+        assoc = ae.associate(HOST, listener.port, ae_title=LISTENER_AE)  # as pynetdicom's
+        try:                                                            # C-MOVE SCP does
+            assert assoc.is_established
+            assert isinstance(assoc.dimse.msg_queue, _ResponsesForTheCaller)
+        finally:
+            assoc.release()
