@@ -50,13 +50,13 @@ from runner.dicom.commitment import STORAGE_COMMITMENT_PUSH, CommitmentReport, h
 from runner.dicom.part10 import file_meta
 from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
-from runner.dicom.split import LONG_VRS as _LONG_VRS
 from runner.dicom.split import Walk as _Walk
 from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request
 from runner.errors import DicomError
+from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 
 LOGGER = logging.getLogger(__name__)
 

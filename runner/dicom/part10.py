@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from runner.dicom.ul.pdu import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
+from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 
 _PREAMBLE = bytes(128) + b"DICM"
 _VERSION = b"\x00\x01"
@@ -42,8 +43,6 @@ def _short(element: int, vr: bytes, value: str, pad: bytes) -> bytes:
     return struct.pack("<HH2sH", 2, element, vr, len(raw)) + raw
 
 
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"})
 
 
 class MetaError(ValueError):

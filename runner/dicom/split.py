@@ -27,11 +27,10 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from runner.dicom.part10 import FileMeta, read_meta
+from runner.profile.dicomtags import LONG_VRS
 
 PIXEL_DATA = 0x7FE00010
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"})
 _UNDEFINED = 0xFFFFFFFF
 
 

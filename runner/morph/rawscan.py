@@ -13,10 +13,9 @@ import struct
 
 from pydicom.dataelem import RawDataElement
 
+from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 from runner.profile.dicomtags import vr_of
 
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"})
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _TAG = struct.Struct("<HH")

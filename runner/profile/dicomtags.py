@@ -53,6 +53,12 @@ def describe_tag(tag: int) -> str:
     return keyword or format_tag(tag)
 
 
+# VRs whose explicit-VR encoding has two reserved bytes and a 4-byte length (PS3.5 7.1.2),
+# as they appear in the bytes: read by every header walk (file meta, spool, raw scan).
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                      b"UR", b"UT", b"UV"})
+
+
 def vr_of(tag: int) -> str | None:
     """The dictionary VR of a tag, or None for private or unknown tags."""
     try:
