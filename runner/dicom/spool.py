@@ -105,7 +105,12 @@ class Spool:
         raises SpoolFull when there is no room."""
         size = sum(len(part) for part in parts)
         free = self._take_free()
-        self._reserve(size - free[1] if free else size)
+        try:
+            self._reserve(size - free[1] if free else size)
+        except SpoolFull:
+            if free is not None:
+                self._put_free(free)  # still counted, still in tmp/: keep it for later
+            raise
         name = f"{uuid.uuid4().hex}{SUFFIX}"
         temp = free[0] if free else self.tmp / name
         try:
@@ -153,6 +158,11 @@ class Spool:
         with self._lock:
             self._free.append((free, size))
         return True
+
+    def _put_free(self, free: tuple[Path, int]) -> None:
+        with self._lock:
+            self._free.append(free)
+            self._free_bytes += free[1]
 
     def _take_free(self) -> tuple[Path, int] | None:
         with self._lock:

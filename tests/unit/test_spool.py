@@ -212,3 +212,21 @@ def test_drop_free_deletes_the_spare_files_and_releases_their_bytes(tmp_path: Pa
 
     assert list(spool.tmp.iterdir()) == []
     assert spool.used_bytes == kept.size
+
+
+def test_a_write_refused_for_the_budget_keeps_the_free_file_it_would_have_reused(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path, max_bytes=100_000)  # free files: 2000 bytes at most
+    spool.remove(spool.write(b"a" * 1000).name)
+    kept = spool.write(b"k" * 98_000)  # reuses the free file: 98 000 bytes in use
+    spool.remove(spool.write(b"b" * 1500).name)  # a new free file of 1500 bytes
+    assert spool.used_bytes == 99_500
+
+    with pytest.raises(SpoolFull):
+        spool.write(b"c" * 5000)  # 99 500 - 1500 + 5000 > 100 000
+
+    assert spool.used_bytes == 99_500  # nothing leaked from the count
+    assert spool.drop_free() == 1
+    assert spool.used_bytes == kept.size
+    assert list(spool.tmp.iterdir()) == []
