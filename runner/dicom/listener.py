@@ -7,8 +7,8 @@ SOP class pynetdicom knows is accepted in every transfer syntax it names (compre
 too); the bytes are spooled as received, never transcoded. Only the four
 header elements the runner needs are read, and the pixel data is never decoded: the
 element headers of the first 16 KB are walked up to SeriesInstanceUID (0020,000E)
-(`scan_header`: 24 µs per CT), with pydicom's `read_dataset` as the fallback when the walk
-is unsure (98 µs), and the whole data set when the elements go past the first fragment.
+(`scan_header`: 24 µs per CT); when the walk is unsure (the elements go past the first
+16 KB, or it cannot step over one), pydicom reads the whole data set up to there (98 µs).
 
 For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
 `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
@@ -31,10 +31,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from io import BytesIO
 
 from pydicom import Dataset
-from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
@@ -203,27 +201,14 @@ _HEADER_PREFIX = 16384  # the identifying elements come first: enough for nearly
 
 
 def _header_of(fragments: Sequence[memoryview], transfer_syntax: str) -> _Header:
-    """The identifying UIDs from the first bytes of a received data set (the whole data set
-    when they are not all within them, or when it is deflated)."""
+    """The identifying UIDs of a received data set: walked in its first bytes, else (the
+    walk unsure, or the data set deflated) read by pydicom from the whole data set."""
     syntax = UID(transfer_syntax)
     if fragments and not syntax.is_deflated:
         scanned = scan_header(fragments[0][:_HEADER_PREFIX], syntax.is_implicit_VR,
                               syntax.is_little_endian)
         if scanned is not None:
             return scanned
-        stream = BytesIO(fragments[0][:_HEADER_PREFIX])
-        try:
-            ds = read_dataset(stream, syntax.is_implicit_VR, syntax.is_little_endian,
-                              stop_when=_past_series, specific_tags=_HEADER_TAGS)
-        except Exception:  # cut short, or malformed: the full parse below says which
-            ds = None
-        # pydicom stops (and steps back) at the first element past SeriesInstanceUID; at the
-        # end of the prefix, the last value read may have been cut short: read it all
-        if ds is not None and stream.tell() < len(stream.getbuffer()):
-            try:
-                return _Header(*(_uid(ds, tag) for tag in _HEADER_TAGS))
-            except HeaderError:
-                pass
     return parse_dataset_header(b"".join(fragments), transfer_syntax)
 
 
@@ -263,11 +248,6 @@ def scan_header(data: bytes | memoryview, implicit: bool, little: bool) -> _Head
     if not all(found):
         return None
     return _Header(*(uid for uid in found if uid is not None))
-
-
-def read_dataset_bytes(dataset: bytes, transfer_syntax: str) -> Dataset:
-    """A whole (small) data set as received in `transfer_syntax`, e.g. an event report's."""
-    return datasets.decode(dataset, transfer_syntax)
 
 
 def _uid(ds: Dataset, tag: BaseTag | int) -> str:
@@ -352,7 +332,7 @@ class Listener:
     def _on_event_report(self, request: Request) -> tuple[int, str]:
         command = request.message.command
         try:
-            info = read_dataset_bytes(request.message.dataset(), request.transfer_syntax) \
+            info = datasets.decode(request.message.dataset(), request.transfer_syntax) \
                 if request.message.fragments else None
         except Exception as error:  # pydicom raises many kinds on garbage
             LOGGER.warning("unreadable N-EVENT-REPORT from %s: %s", request.peer.ae_title, error)
