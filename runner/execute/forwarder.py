@@ -23,7 +23,7 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import TYPE_CHECKING, Protocol
 
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
 from runner.dicom.peer import DicomSettings, Peer
@@ -115,20 +115,15 @@ def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
     if split is None:
         return _forward_whole(client, job, item)
     ds = split.dataset
-    result = job.rules.apply(ds)
-    if not result.ok:
-        return Attempt(False, None, f"morphing failed: {result.failed}", retry=False)
-    values = {tag: value_text(ds, tag) for tag in job.value_tags} if job.value_tags else None
     syntax = split.meta.transfer_syntax
-    if not result.fired:
-        parts: list[bytes | memoryview] = [memoryview(raw)[split.meta.dataset_offset:]]
-        outcome = client.store_parts(item.sop_class_uid, split.meta.sop_instance_uid, syntax,
-                                     parts)
-        return _sent(outcome, None, values)
-    change = result.sop_instance_uid_change
-    outcome = client.store_parts(str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax,
-                                 encode_split(split, result.changed_tags))
-    return _sent(outcome, change.destination if change else None, values)
+    return _morph_and_send(
+        job, ds,
+        unchanged=lambda: client.store_parts(
+            item.sop_class_uid, split.meta.sop_instance_uid, syntax,
+            [memoryview(raw)[split.meta.dataset_offset:]]),
+        changed=lambda changed_tags: client.store_parts(
+            str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax,
+            encode_split(split, changed_tags)))
 
 
 def _forward_whole(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
@@ -137,15 +132,25 @@ def _forward_whole(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
         ds = dcmread(item.path)
     except (InvalidDicomError, OSError, ValueError) as exc:
         return Attempt(False, None, f"spooled file cannot be read: {exc}", retry=False)
+    return _morph_and_send(
+        job, ds,
+        unchanged=lambda: client.store_file(item.path, item.sop_class_uid,
+                                            item.transfer_syntax),
+        changed=lambda _changed_tags: client.store_dataset(ds))
+
+
+def _morph_and_send(job: Job, ds: Dataset, unchanged: Callable[[], StoreOutcome],
+                    changed: Callable[[frozenset[int]], StoreOutcome]) -> Attempt:
+    """Apply the rules to `ds`; send it with `unchanged` when none fired, else `changed`
+    (given the tags the rules changed), reporting the values of the job's `value_tags`."""
     result = job.rules.apply(ds)
     if not result.ok:
         return Attempt(False, None, f"morphing failed: {result.failed}", retry=False)
     values = {tag: value_text(ds, tag) for tag in job.value_tags} if job.value_tags else None
     if not result.fired:
-        outcome = client.store_file(item.path, item.sop_class_uid, item.transfer_syntax)
-        return _sent(outcome, None, values)
+        return _sent(unchanged(), None, values)
     change = result.sop_instance_uid_change
-    return _sent(client.store_dataset(ds), change.destination if change else None, values)
+    return _sent(changed(result.changed_tags), change.destination if change else None, values)
 
 
 def _sent(outcome: StoreOutcome, dest_uid: str | None = None,
