@@ -11,12 +11,13 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
-from pynetdicom import evt
+from pynetdicom import _config, evt
 from pynetdicom.events import EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -28,6 +29,18 @@ HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
 DCMTK_BINARIES = ("dcmqrscp", "dcmqridx", "storescu", "storescp")
 STARTUP_TIMEOUT = 20.0
+
+
+@contextmanager
+def files_sent_as_bytes() -> Iterator[None]:
+    """pynetdicom's `send_c_store(path)` sends the file's data set bytes as they are, without
+    parsing them (damaged or not): for tests that feed the listener such files."""
+    chunked = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        yield
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = chunked
 
 
 def free_port() -> int:

@@ -23,7 +23,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
-from pynetdicom import _config
 from pynetdicom.association import Association
 
 import runner.dicom.store  # noqa: F401 - switches on chunked file sends (raw bytes on the wire)
@@ -44,6 +43,7 @@ from runner.sim.generate import synthetic_archive
 from tests.fakes import FussyArchive
 from tests.integration.test_source_faults import Site
 from tests.misbehaving import Fault, FaultKind, first_attempt
+from tests.peers import files_sent_as_bytes
 
 LISTENER_AE = "PACSMIG"
 SOURCE_AE = "OLDPACS"
@@ -160,12 +160,8 @@ def send(assoc: Association, tmp_path: Path, sop_uid: str, dataset: bytes) -> in
     """C-STORE the raw `dataset` on `assoc`; the status, None when there was none."""
     path = tmp_path / "outgoing.dcm"
     path.write_bytes(part10(sop_uid, dataset))
-    chunked = _config.STORE_SEND_CHUNKED_DATASET
-    _config.STORE_SEND_CHUNKED_DATASET = True  # the file goes as its bytes, never parsed
-    try:
+    with files_sent_as_bytes():
         status: Dataset = assoc.send_c_store(path)
-    finally:
-        _config.STORE_SEND_CHUNKED_DATASET = chunked
     return int(status.Status) if "Status" in status else None
 
 

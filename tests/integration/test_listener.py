@@ -21,7 +21,6 @@ from pydicom.uid import (
     JPEGLosslessSV1,
     RLELossless,
 )
-from pynetdicom import _config
 
 import runner.dicom.store  # noqa: F401 - switches on chunked file sends (raw bytes on the wire)
 from runner.dicom.ae import make_ae
@@ -38,7 +37,7 @@ from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
 from runner.errors import DicomError
 from runner.sim.generate import StudySpec, make_study, write_study
-from tests.peers import HOST, peer_env
+from tests.peers import HOST, files_sent_as_bytes, peer_env
 
 pytestmark = pytest.mark.peers
 
@@ -120,13 +119,11 @@ def send_pynetdicom(port: int, source: Dataset | Path, **kwargs: object) -> int 
     ae.add_requested_context(sop_class, [syntax])
     assoc = ae.associate(HOST, port, ae_title=LISTENER_AE)
     assert assoc.is_established
-    chunked = _config.STORE_SEND_CHUNKED_DATASET
-    _config.STORE_SEND_CHUNKED_DATASET = True  # a file goes as its bytes, damaged or not
     try:
-        status = assoc.send_c_store(source, **kwargs)
+        with files_sent_as_bytes():
+            status = assoc.send_c_store(source, **kwargs)
         return int(status.Status) if "Status" in status else None
     finally:
-        _config.STORE_SEND_CHUNKED_DATASET = chunked
         assoc.release()
 
 
