@@ -13,15 +13,25 @@ caps the listener at the disk's flush rate). What this gives:
   the source PACS, and "arrived" is only ever recorded from the destination's answer, so a
   lost spool file shows up as missing at verification and is retrieved again.
 
-Files are named by uuid4, never by a DICOM attribute (UIDs come from outside). Removed files
-are not all deleted: up to FREE_FILES of them (and FREE_SHARE of the budget) wait in `tmp/`
-for the next writes to overwrite (then renamed into `root/` under a new name). Creating a
-file right after deleting others is slow on ext4 without a journal, where each new inode is
-searched past those deleted in the last minutes (measured with perf while relaying: 11% of
-the runner's CPU in `openat`); overwriting a file of about the same size allocates nothing.
-Their bytes stay counted in the budget until reused; `clean_temp()` removes them. The byte
-budget is tracked incrementally under a lock (one `Spool` object is the only writer of its
-folder); `existing()` rescans the folder and resets the count, for use at startup.
+Files are named by uuid4, never by a DICOM attribute (UIDs come from outside).
+
+Removed files are not deleted during a run: they wait in `tmp/` for the next writes to
+overwrite (then renamed into `root/` under a new name). Creating a file is slow on ext4
+without a journal when others were deleted in the last minutes: each new inode is searched
+past every recently deleted one (1 minute, 5 once its inode table block is dirty again), and
+that search is paid by every process creating files on that file system, a destination
+archive on the same disk included (measured with perf while relaying: 11% of the runner's
+CPU and 9% of the destination Orthanc's in `__ext4_new_inode`). Overwriting a file of about
+the same size allocates nothing. So the spool creates files only up to its high-water mark
+of files held at once, and deletes none until the end of the run (`drop_free`).
+
+The budget holds for what the spool occupies on disk: spooled files, writes under way and
+the free files together stay within `max_bytes`; a write that needs the room of free files
+deletes some (the oldest first). `used_bytes` and the full/resume marks count the spooled
+files and the writes under way only: free files never hold the listener back. The counts
+are kept incrementally under a lock (one `Spool` object is the only writer of its folder);
+`existing()` rescans the folder and resets the count, for use at startup; `clean_temp()`
+deletes what interrupted writes left in `tmp/`.
 """
 
 from __future__ import annotations
@@ -38,10 +48,6 @@ from pathlib import Path
 SUFFIX = ".dcm"
 _NAME = re.compile(r"^[0-9a-f]{32}\.dcm$")
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-# Removed files kept for writes to overwrite: at most this many, holding at most this share
-# of the byte budget (see the module docstring).
-FREE_FILES = 64
-FREE_SHARE = 0.02
 _IOV_MAX = 1024  # buffers one writev may take (Linux)
 # After a refused write, the spool counts as full until it has drained below this fraction.
 DEFAULT_RESUME_FRACTION = 0.9
@@ -75,20 +81,25 @@ class Spool:
         self.max_bytes = max_bytes
         self._resume_bytes = int(max_bytes * resume_fraction)
         self._lock = threading.Lock()
-        self._used = 0
+        self._used = 0  # spooled files and writes under way
         self._full = False
-        # Removed files kept in tmp/ for writes to overwrite: (path, size), newest last.
+        # Removed files kept in tmp/ for writes to overwrite: (path, size), oldest first.
         self._free: list[tuple[Path, int]] = []
         self._free_bytes = 0
-        self._free_limit = int(max_bytes * FREE_SHARE)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.existing()
 
     @property
     def used_bytes(self) -> int:
-        """Bytes held by spooled files (and by writes under way)."""
+        """Bytes held by spooled files (and by writes under way); free files not counted."""
         with self._lock:
             return self._used
+
+    @property
+    def free_bytes(self) -> int:
+        """Bytes held by removed files kept in tmp/ for writes to overwrite."""
+        with self._lock:
+            return self._free_bytes
 
     @property
     def is_full(self) -> bool:
@@ -104,13 +115,9 @@ class Spool:
         """Store the concatenation of `parts` (one write, no joining) under a new UUID name;
         raises SpoolFull when there is no room."""
         size = sum(len(part) for part in parts)
-        free = self._take_free()
-        try:
-            self._reserve(size - free[1] if free else size)
-        except SpoolFull:
-            if free is not None:
-                self._put_free(free)  # still counted, still in tmp/: keep it for later
-            raise
+        free, evicted = self._reserve(size)
+        for path, _ in evicted:
+            path.unlink(missing_ok=True)
         name = f"{uuid.uuid4().hex}{SUFFIX}"
         temp = free[0] if free else self.tmp / name
         try:
@@ -118,7 +125,7 @@ class Spool:
             final = self.root / name
             os.replace(temp, final)
         except BaseException as error:
-            self._release(size)
+            self._release(size)  # the free file taken is gone too: its bytes were moved here
             temp.unlink(missing_ok=True)
             if isinstance(error, OSError) and error.errno in _NO_SPACE:
                 self._set_full()
@@ -127,69 +134,39 @@ class Spool:
         return SpoolEntry(name, final, size)
 
     def remove(self, name: str) -> None:
-        """Delete the spooled file `name` (no error if it is already gone).
+        """Take the spooled file `name` out of the spool (no error if it is already gone).
 
-        Some removed files are kept in tmp/ for the next writes to overwrite (see the module
-        docstring); their bytes stay counted until then.
+        The file is kept in tmp/ for the next writes to overwrite (see the module docstring):
+        its bytes leave `used_bytes` and stay within the budget as free bytes until then.
         """
         path = self._path_of(name)
-        try:
-            size = path.stat().st_size
-            if self._keep_free(path, size):
-                return
-            path.unlink()
-        except FileNotFoundError:
-            return
-        self._release(size)
-
-    def _keep_free(self, path: Path, size: int) -> bool:
-        """Move `path` to tmp/ for reuse when the free files have room for it."""
-        with self._lock:
-            if len(self._free) >= FREE_FILES or self._free_bytes + size > self._free_limit:
-                return False
-            self._free_bytes += size  # reserved now: two removals cannot both take the room
         free = self.tmp / path.name
         try:
+            size = path.stat().st_size
             os.replace(path, free)
-        except BaseException:
-            with self._lock:
-                self._free_bytes -= size
-            raise
+        except FileNotFoundError:
+            return
         with self._lock:
             self._free.append((free, size))
-        return True
-
-    def _put_free(self, free: tuple[Path, int]) -> None:
-        with self._lock:
-            self._free.append(free)
-            self._free_bytes += free[1]
-
-    def _take_free(self) -> tuple[Path, int] | None:
-        with self._lock:
-            if not self._free:
-                return None
-            free = self._free.pop()
-            self._free_bytes -= free[1]
-            return free
+            self._free_bytes += size
+            self._used = max(0, self._used - size)
+            self._update_full()
 
     def drop_free(self) -> int:
         """Delete the removed files kept for reuse (at the end of a run); how many."""
         with self._lock:
             free, self._free = self._free, []
             self._free_bytes = 0
-        for path, size in free:
+        for path, _ in free:
             path.unlink(missing_ok=True)
-            self._release(size)
         return len(free)
 
     def clean_temp(self) -> int:
         """Remove what interrupted writes left in tmp/, and the free files; how many files
         were removed."""
         with self._lock:
-            freed = sum(size for _, size in self._free)
             self._free.clear()
             self._free_bytes = 0
-        self._release(freed)
         removed = 0
         for leftover in self.tmp.iterdir():
             if leftover.is_file():
@@ -208,7 +185,7 @@ class Spool:
             if _NAME.match(path.name) and path.is_file()
         ]
         with self._lock:
-            self._used = sum(entry.size for entry in entries) + self._free_bytes
+            self._used = sum(entry.size for entry in entries)
             self._full = self._full or self._used >= self.max_bytes
         return entries
 
@@ -217,20 +194,35 @@ class Spool:
             raise ValueError(f"not a spool file name: {name!r}")
         return self.root / name
 
-    def _reserve(self, size: int) -> None:
+    def _reserve(self, size: int) -> tuple[tuple[Path, int] | None, list[tuple[Path, int]]]:
+        """Count `size` bytes as used; the free file to overwrite (if any) and the free files
+        to delete to make room. Raises SpoolFull when even without free files it would not
+        fit (the free files are then left alone)."""
         with self._lock:
             if self._used + size > self.max_bytes:
                 self._full = True
                 raise SpoolFull(
                     f"spool budget reached: {self._used} + {size} > {self.max_bytes} bytes"
                 )
+            free = self._free.pop() if self._free else None  # newest: most likely cached
+            self._free_bytes -= free[1] if free else 0
+            evicted: list[tuple[Path, int]] = []
+            while self._free and self._used + size + self._free_bytes > self.max_bytes:
+                evicted.append(self._free.pop(0))
+                self._free_bytes -= evicted[-1][1]
             self._used += size
+            return free, evicted
 
     def _release(self, size: int) -> None:
         with self._lock:
             self._used = max(0, self._used - size)
-            if self._used <= self._resume_bytes:
-                self._full = False
+            self._update_full()
+
+    def _update_full(self) -> None:
+        """Clear the full flag once the spooled bytes are at or below the resume mark
+        (call with the lock held)."""
+        if self._used <= self._resume_bytes:
+            self._full = False
 
     def _set_full(self) -> None:
         with self._lock:

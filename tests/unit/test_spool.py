@@ -178,29 +178,60 @@ def test_a_reused_file_may_grow_and_the_budget_follows(tmp_path: Path) -> None:
     assert spool.used_bytes == 3000
 
 
-def test_free_files_count_in_the_budget_until_reused_or_cleaned(tmp_path: Path) -> None:
+def test_a_removed_file_leaves_the_used_count_and_waits_in_tmp_as_free_bytes(
+    tmp_path: Path,
+) -> None:
     spool = Spool(tmp_path, max_bytes=10**6)
     entry = spool.write(b"a" * 1000)
     spool.remove(entry.name)
 
-    assert spool.used_bytes == 1000  # still on disk, in tmp/, for the next write
+    assert (spool.used_bytes, spool.free_bytes) == (0, 1000)
     assert spool.existing() == []
-    assert spool.used_bytes == 1000
+    assert (spool.used_bytes, spool.free_bytes) == (0, 1000)  # a rescan does not count them
 
     assert spool.clean_temp() == 1
-    assert spool.used_bytes == 0
+    assert (spool.used_bytes, spool.free_bytes) == (0, 0)
     assert spool.write(b"d" * 10).path.read_bytes() == b"d" * 10
 
 
-def test_free_files_are_bounded_by_count_and_by_share_of_the_budget(tmp_path: Path) -> None:
-    spool = Spool(tmp_path, max_bytes=100_000)  # 2%: 2000 bytes of free files at most
-    entries = [spool.write(b"x" * 600) for _ in range(5)]
+def test_no_file_is_deleted_while_removed_files_fit_in_the_budget(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    entries = [spool.write(b"x" * 600) for _ in range(200)]
+    inodes = {entry.path.stat().st_ino for entry in entries}
     for entry in entries:
         spool.remove(entry.name)
+    assert len(list(spool.tmp.iterdir())) == 200
 
-    assert len(list(spool.tmp.iterdir())) == 3  # 3 x 600 <= 2000 < 4 x 600
-    assert spool.used_bytes == 1800
-    assert spool_module.FREE_FILES >= 3
+    again = [spool.write(b"y" * 600) for _ in range(200)]
+
+    assert {entry.path.stat().st_ino for entry in again} == inodes
+    assert list(spool.tmp.iterdir()) == []
+
+
+def test_a_write_that_needs_the_room_of_free_files_deletes_the_oldest(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000)
+    old, newer, newest = (spool.write(bytes([65 + i]) * 300) for i in range(3))
+    for entry in (old, newer, newest):
+        spool.remove(entry.name)  # 900 free bytes, none used
+
+    big = spool.write(b"b" * 650)  # overwrites the newest; 650 + 600 > 1000: one must go
+
+    assert big.path.read_bytes() == b"b" * 650
+    assert [path.name for path in spool.tmp.iterdir()] == [newer.name]
+    assert (spool.used_bytes, spool.free_bytes) == (650, 300)
+
+
+def test_a_full_spool_resumes_when_removed_files_become_free_files(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100, resume_fraction=0.5)
+    entries = [spool.write(b"z" * 25) for _ in range(4)]
+    with pytest.raises(SpoolFull):
+        spool.write(b"w" * 25)
+    for entry in entries:
+        spool.remove(entry.name)  # kept as free files, not deleted
+
+    assert not spool.is_full
+    assert spool.free_bytes == 100
+    assert spool.write(b"w" * 25).size == 25
 
 
 def test_drop_free_deletes_the_spare_files_and_releases_their_bytes(tmp_path: Path) -> None:
@@ -214,19 +245,16 @@ def test_drop_free_deletes_the_spare_files_and_releases_their_bytes(tmp_path: Pa
     assert spool.used_bytes == kept.size
 
 
-def test_a_write_refused_for_the_budget_keeps_the_free_file_it_would_have_reused(
-    tmp_path: Path,
-) -> None:
-    spool = Spool(tmp_path, max_bytes=100_000)  # free files: 2000 bytes at most
-    spool.remove(spool.write(b"a" * 1000).name)
-    kept = spool.write(b"k" * 98_000)  # reuses the free file: 98 000 bytes in use
-    spool.remove(spool.write(b"b" * 1500).name)  # a new free file of 1500 bytes
-    assert spool.used_bytes == 99_500
+def test_a_write_refused_for_the_budget_deletes_no_free_file(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100_000)
+    kept = spool.write(b"k" * 98_000)
+    spool.remove(spool.write(b"b" * 1500).name)  # a free file of 1500 bytes
+    assert (spool.used_bytes, spool.free_bytes) == (98_000, 1500)
 
     with pytest.raises(SpoolFull):
-        spool.write(b"c" * 5000)  # 99 500 - 1500 + 5000 > 100 000
+        spool.write(b"c" * 5000)  # 98 000 + 5000 > 100 000, free files or not
 
-    assert spool.used_bytes == 99_500  # nothing leaked from the count
+    assert (spool.used_bytes, spool.free_bytes) == (98_000, 1500)  # nothing leaked
     assert spool.drop_free() == 1
     assert spool.used_bytes == kept.size
     assert list(spool.tmp.iterdir()) == []
