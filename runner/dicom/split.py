@@ -1,9 +1,13 @@
 """An instance split around its Pixel Data: morph the header, carry the pixels as received.
 
 Morphing needs the attributes as a pydicom Dataset; it never needs the pixel data, which is
-most of an image's bytes. `split_instance` parses every element of a Part-10 file except
+most of an image's bytes. `split_instance` reads every element of a Part-10 file except
 Pixel Data (7FE0,0010), whose encoded element (header and value, native or encapsulated) is
-kept as a view of the file's bytes; `encode_split` copies the elements no rule changed from
+kept as a view of the file's bytes. One walk over the element headers finds where each
+element lies; the Dataset is made of the raw elements pydicom's reader would make of those
+bytes (converted when a rule reads them), without pydicom reading them a second time, and
+pydicom reads the header itself wherever the walk is unsure (and each value of undefined
+length, which it parses at once); `encode_split` copies the elements no rule changed from
 the file as they are, has pydicom encode only the changed ones, and puts the Pixel Data
 element back in its place, all in the file's transfer syntax.
 
@@ -16,10 +20,17 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from io import BytesIO
+from typing import cast
 
 from pydicom import Dataset
-from pydicom.charset import convert_encodings
+from pydicom.charset import convert_encodings, default_encoding
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import (
+    DataElement,
+    RawDataElement,
+    convert_raw_data_element,
+    empty_value_for_VR,
+)
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element, write_dataset
@@ -63,9 +74,9 @@ def split_instance(raw: bytes) -> SplitInstance | None:
         return None
     implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
     head = _head(raw, meta.dataset_offset, implicit, little)
-    if head is not None:  # pydicom reads only the header's bytes, not a copy of the file
+    if head is not None:
         start, spans = head
-        dataset = read_dataset(BytesIO(raw[meta.dataset_offset:start]), implicit, little)
+        dataset = _raw_dataset(raw, spans, meta.dataset_offset, implicit, little)
     else:  # the walk is unsure: pydicom finds Pixel Data itself
         stream = BytesIO(raw)
         stream.seek(meta.dataset_offset)
@@ -74,9 +85,54 @@ def split_instance(raw: bytes) -> SplitInstance | None:
     if start + 8 > len(raw) or _tag(raw, start, little) != PIXEL_DATA:
         return None
     end = _element_end(raw, start, syntax)
-    tail = read_dataset(BytesIO(raw[end:]), implicit, little)
-    dataset._dict.update(tail._dict)  # as read: Dataset.update would convert private elements
+    if end < len(raw):  # elements after Pixel Data (trailing padding, mostly)
+        tail = read_dataset(BytesIO(raw[end:]), implicit, little)
+        dataset._dict.update(tail._dict)  # as read: Dataset.update converts private elements
     return SplitInstance(meta, dataset, raw, start, end, spans)
+
+
+_VR_NAMES: dict[bytes, str] = {}
+
+
+def _raw_dataset(raw: bytes, spans: dict[int, tuple[int, int]], base: int, implicit: bool,
+                 little: bool) -> Dataset:
+    """The elements at `spans` as pydicom's `read_dataset` gives them for raw[base:]: raw
+    elements, each converted when first read; pydicom parses an undefined-length value
+    (a sequence, mostly) at once, so it reads those elements itself."""
+    order = "<" if little else ">"
+    long_length, short_length = struct.Struct(order + "L"), struct.Struct(order + "H")
+    elements: dict[BaseTag, RawDataElement | DataElement] = {}
+    encoding: str | list[str] = default_encoding
+    for tag, (start, end) in spans.items():
+        vr: str | None
+        if implicit:
+            vr, value = None, start + 8
+            (length,) = long_length.unpack_from(raw, start + 4)
+        else:
+            code = raw[start + 4:start + 6]
+            vr = _VR_NAMES.get(code) or _VR_NAMES.setdefault(code, code.decode(default_encoding))
+            if code in LONG_VRS:
+                value = start + 12
+                (length,) = long_length.unpack_from(raw, start + 8)
+            else:
+                value = start + 8
+                (length,) = short_length.unpack_from(raw, start + 6)
+        key = BaseTag(tag)
+        if length == _UNDEFINED:
+            alone = read_dataset(BytesIO(raw[start:end]), implicit, little,
+                                 parent_encoding=encoding)
+            elements[key] = alone._dict[key]
+            continue
+        element = RawDataElement(
+            key, vr, length,
+            raw[value:end] if length else cast("bytes | None", empty_value_for_VR(vr, raw=True)),
+            value - base, implicit, little)
+        elements[key] = element
+        if tag == 0x00080005:
+            encoding = convert_encodings(convert_raw_data_element(element).value)
+    dataset = Dataset(elements)
+    dataset.set_original_encoding(implicit, little, encoding)
+    return dataset
 
 
 def encode_split(split: SplitInstance, changed: frozenset[int]) -> list[bytes | memoryview]:
@@ -251,6 +307,9 @@ def _head(raw: bytes, offset: int, implicit: bool,
           little: bool) -> tuple[int, dict[int, tuple[int, int]]] | None:
     """Where the top-level Pixel Data element starts, and the elements before it, found by
     walking element headers; None when there is no Pixel Data or the walk is unsure."""
+    if implicit and offset + 6 <= len(raw) and \
+            0x40 < raw[offset + 4] < 0x5B and 0x40 < raw[offset + 5] < 0x5B:
+        return None  # explicit VR in an implicit VR file, as pydicom sees it: left to pydicom
     walk = Walk(raw, len(raw), "<" if little else ">", implicit)
     spans: dict[int, tuple[int, int]] = {}
     while offset + 8 <= len(raw):

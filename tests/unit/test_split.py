@@ -22,6 +22,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_data_element, write_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
@@ -295,6 +296,36 @@ def test_defined_lengths_throughout(encoding: str, whole: list[SplitInstance]) -
     assert split is not None and b"\xff\xff\xff\xff" not in raw[:split.pixel_start]
     assert_same(raw, *RULES["several"])
     assert not whole
+
+
+@pytest.mark.parametrize("undefined", [False, True], ids=["defined", "undefined"])
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_the_dataset_is_what_pydicom_reads_from_the_same_bytes(encoding: str,
+                                                               undefined: bool) -> None:
+    """The split's Dataset, made from the walk's spans, holds the elements pydicom's reader
+    makes of the bytes around Pixel Data: raw ones as pydicom's raw ones, sequences of
+    undefined length parsed, and the same encodings."""
+    syntax, pixels = ENCODINGS[encoding]
+    uid = UID(syntax)
+    raw = part10(instance(syntax, pixels=pixels, undefined=undefined), syntax)
+    split = split_instance(raw)
+    assert split is not None and split.head_spans is not None
+    read = read_dataset(BytesIO(raw[split.meta.dataset_offset:split.pixel_start]),
+                        uid.is_implicit_VR, uid.is_little_endian)
+    read._dict.update(read_dataset(BytesIO(raw[split.pixel_end:]), uid.is_implicit_VR,
+                                   uid.is_little_endian)._dict)
+
+    tags = list(read.keys())
+    assert list(split.dataset.keys()) == tags
+    for tag in tags:
+        mine, theirs = split.dataset._dict[tag], read._dict[tag]
+        assert type(mine) is type(theirs), f"{tag:08X}"
+        if isinstance(theirs, RawDataElement):
+            assert isinstance(mine, RawDataElement)
+            assert mine._replace(value_tell=0) == theirs._replace(value_tell=0), f"{tag:08X}"
+        assert split.dataset[tag] == read[tag], f"{tag:08X}"
+    assert split.dataset.original_encoding == (uid.is_implicit_VR, uid.is_little_endian)
+    assert split.dataset.original_character_set == read.original_character_set
 
 
 def test_private_elements_cannot_be_written_in_implicit_vr() -> None:
