@@ -7,9 +7,12 @@ Exit codes: 0 success; 1 the work ran but something is not right (or a peer is d
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -214,3 +217,24 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.stderr.close()
+    except SystemExit as done:  # how typer ends every command
+        _exit_now(done)
+
+
+def _exit_now(done: SystemExit) -> None:
+    """End the process at once with `done`'s exit code, skipping the interpreter's teardown
+    (which frees every object one by one: 60 ms after a 1,200-instance run, seconds after
+    a plan of a million studies). Every command has closed its ledger and files by then;
+    output is flushed here. While another thread still runs, the normal exit waits for it.
+    """
+    if threading.active_count() > 1:
+        raise done
+    code = done.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # as SystemExit("message") would
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe or stream: nothing more to say
+            stream.flush()
+    os._exit(code or 0)
