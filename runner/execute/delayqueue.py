@@ -42,6 +42,14 @@ class DelayQueue(Generic[T]):
                     self._cond.wait()
             return None
 
+    def take_ready(self) -> T | None:
+        """The next item if one is ready now (the caller then owes `done()`), else None."""
+        with self._cond:
+            if self._closed or not self._heap or self._heap[0][0] > time.monotonic():
+                return None
+            self._busy += 1
+            return heapq.heappop(self._heap)[2]
+
     def done(self) -> None:
         """The item last taken by this worker is dealt with."""
         with self._cond:

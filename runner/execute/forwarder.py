@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import SimpleQueue
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
@@ -101,63 +102,100 @@ class Job:
     value_tags: tuple[int, ...] = ()
 
 
+Store = Callable[[StoreClient], StoreOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One instance made ready to send: the store to make (already morphed and encoded), or
+    why it cannot be sent (`refusal`). Preparing needs no association, so a worker prepares
+    the next instance while the destination is still storing this one."""
+
+    store: Store | None
+    refusal: Attempt | None = None
+    dest_sop_instance_uid: str | None = None
+    values: Mapping[int, str] | None = None
+
+
 def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
     """Read, morph (when a rule applies) and C-STORE one spooled instance."""
+    return deliver(client, prepare(job, item))
+
+
+def deliver(client: StoreClient, prepared: Prepared) -> Attempt:
+    """Make the store `prepared` holds (or answer its refusal)."""
+    if prepared.store is None:
+        assert prepared.refusal is not None
+        return prepared.refusal
+    outcome = prepared.store(client)
+    if not outcome.ok:
+        return Attempt(False, outcome.status, outcome.detail)
+    return Attempt(True, outcome.status, outcome.detail, prepared.dest_sop_instance_uid,
+                   values=prepared.values)
+
+
+def prepare(job: Job, item: ForwardItem) -> Prepared:
+    """Read and morph one spooled instance: what to store."""
     if job.rules.is_empty:
-        return _sent(client.store_file(item.path, item.sop_class_uid, item.transfer_syntax))
+        return Prepared(lambda client: client.store_file(item.path, item.sop_class_uid,
+                                                         item.transfer_syntax))
     if job.rules.reads_pixel_data:
-        return _forward_whole(client, job, item)
+        return _prepare_whole(job, item)
     try:
         raw = item.path.read_bytes()
         split = split_instance(raw)
     except Exception as exc:  # OSError, MetaError, SplitError; pydicom raises many kinds
-        return Attempt(False, None, f"spooled file cannot be read: {exc}", retry=False)
+        return _unreadable(exc)
     if split is None:
-        return _forward_whole(client, job, item)
+        return _prepare_whole(job, item)
     ds = split.dataset
     syntax = split.meta.transfer_syntax
-    return _morph_and_send(
+    return _morph(
         job, ds,
-        unchanged=lambda: client.store_parts(
-            item.sop_class_uid, split.meta.sop_instance_uid, syntax,
-            [memoryview(raw)[split.meta.dataset_offset:]]),
-        changed=lambda changed_tags: client.store_parts(
+        unchanged=_parts_store(item.sop_class_uid, split.meta.sop_instance_uid, syntax,
+                               [memoryview(raw)[split.meta.dataset_offset:]]),
+        changed=lambda changed_tags: _parts_store(
             str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax,
             encode_split(split, changed_tags)))
 
 
-def _forward_whole(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
+def _prepare_whole(job: Job, item: ForwardItem) -> Prepared:
     """The instance read and morphed whole (rules about Pixel Data, deflated files)."""
     try:
         ds = dcmread(item.path)
     except (InvalidDicomError, OSError, ValueError) as exc:
-        return Attempt(False, None, f"spooled file cannot be read: {exc}", retry=False)
-    return _morph_and_send(
+        return _unreadable(exc)
+    return _morph(
         job, ds,
-        unchanged=lambda: client.store_file(item.path, item.sop_class_uid,
-                                            item.transfer_syntax),
-        changed=lambda _changed_tags: client.store_dataset(ds))
+        unchanged=lambda client: client.store_file(item.path, item.sop_class_uid,
+                                                   item.transfer_syntax),
+        changed=lambda _changed_tags: lambda client: client.store_dataset(ds))
 
 
-def _morph_and_send(job: Job, ds: Dataset, unchanged: Callable[[], StoreOutcome],
-                    changed: Callable[[frozenset[int]], StoreOutcome]) -> Attempt:
-    """Apply the rules to `ds`; send it with `unchanged` when none fired, else `changed`
-    (given the tags the rules changed), reporting the values of the job's `value_tags`."""
+def _parts_store(sop_class_uid: str, sop_instance_uid: str, syntax: str,
+                 parts: list[bytes | memoryview]) -> Store:
+    return lambda client: client.store_parts(sop_class_uid, sop_instance_uid, syntax, parts)
+
+
+def _unreadable(exc: Exception) -> Prepared:
+    return Prepared(None, Attempt(False, None, f"spooled file cannot be read: {exc}",
+                                  retry=False))
+
+
+def _morph(job: Job, ds: Dataset, unchanged: Store,
+           changed: Callable[[frozenset[int]], Store]) -> Prepared:
+    """Apply the rules to `ds`: store with `unchanged` when none fired, else with what
+    `changed` makes of the tags the rules changed; the values of the job's `value_tags`."""
     result = job.rules.apply(ds)
     if not result.ok:
-        return Attempt(False, None, f"morphing failed: {result.failed}", retry=False)
+        return Prepared(None, Attempt(False, None, f"morphing failed: {result.failed}",
+                                      retry=False))
     values = {tag: value_text(ds, tag) for tag in job.value_tags} if job.value_tags else None
     if not result.fired:
-        return _sent(unchanged(), None, values)
+        return Prepared(unchanged, values=values)
     change = result.sop_instance_uid_change
-    return _sent(changed(result.changed_tags), change.destination if change else None, values)
-
-
-def _sent(outcome: StoreOutcome, dest_uid: str | None = None,
-          values: Mapping[int, str] | None = None) -> Attempt:
-    if not outcome.ok:
-        return Attempt(False, outcome.status, outcome.detail)
-    return Attempt(True, outcome.status, outcome.detail, dest_uid, values=values)
+    return Prepared(changed(result.changed_tags), None,
+                    change.destination if change else None, values)
 
 
 class Sender(Protocol):
@@ -173,6 +211,22 @@ class Sender(Protocol):
 
     def close(self) -> None:
         """Release the association (and the worker process, if any)."""
+        ...
+
+
+@runtime_checkable
+class Pipelined(Sender, Protocol):
+    """A sender that takes up to `depth` instances before answering the first: while the
+    destination stores one, the next is already read and morphed (in a worker process)."""
+
+    depth: int
+
+    def submit(self, item: ForwardItem) -> None:
+        """Hand over `item`; its Attempt comes from `collect`, in submission order."""
+        ...
+
+    def collect(self) -> Attempt:
+        """The Attempt of the oldest instance submitted and not yet collected."""
         ...
 
 
@@ -277,16 +331,45 @@ class Forwarder:
         sender = self.make_sender()
         try:
             sender.prepare()
+            if isinstance(sender, Pipelined) and sender.depth > 1:
+                self._pipeline(sender)
+                return
             while (item := self.queue.get()) is not None:
                 item = replace(item, attempt=item.attempt + 1)
                 self.results.put((item, self._send(sender, item)))
         finally:
             sender.close()
 
+    def _pipeline(self, sender: Pipelined) -> None:
+        """Keep up to `sender.depth` instances with the sender: wait for the queue only when
+        none is out, else take what is ready; results go out in submission order."""
+        out: deque[ForwardItem] = deque()
+        closed = False
+        while out or not closed:
+            item = None
+            if not closed and len(out) < sender.depth:
+                item = self.queue.take_ready() if out else self.queue.get()
+                closed = item is None and not out
+            if item is not None:
+                item = replace(item, attempt=item.attempt + 1)
+                sender.submit(item)
+                out.append(item)
+                continue
+            if out:
+                self.results.put((out.popleft(), self._collect(sender)))
+
     @staticmethod
     def _send(sender: Sender, item: ForwardItem) -> Attempt:
         try:
             return sender.send(item)
+        except Exception:  # a bug must not silently stop a worker
+            log.exception("forwarding failed unexpectedly")
+            return Attempt(False, None, "internal error while forwarding", retry=False)
+
+    @staticmethod
+    def _collect(sender: Pipelined) -> Attempt:
+        try:
+            return sender.collect()
         except Exception:  # a bug must not silently stop a worker
             log.exception("forwarding failed unexpectedly")
             return Attempt(False, None, "internal error while forwarding", retry=False)
