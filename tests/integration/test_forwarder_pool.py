@@ -186,6 +186,48 @@ def test_a_killed_worker_is_replaced_and_its_instance_tried_again(
     assert item.sop_instance_uid in scp.stored
 
 
+def test_a_worker_killed_holding_two_instances_fails_both_in_order_then_is_replaced(
+        tmp_path: Path, scp: StoreScp) -> None:
+    first, second, third = spooled(tmp_path, 3)
+    sender = ProcessSender(scp.peer, CALLING_AE, SETTINGS, Job(NO_RULES))
+    scp.hold = True
+    sender.submit(first)
+    sender.submit(second)  # handed over while the destination holds the first
+    assert sender.waiting == 2
+    _kill_when_store_arrives(scp, sender)
+
+    lost = [sender.collect(), sender.collect()]
+
+    assert [(a.ok, a.retry) for a in lost] == [(False, True)] * 2
+    assert all("worker process died" in a.detail for a in lost)
+    scp.hold = False
+    scp.release.set()
+    sender.submit(third)
+    answer = sender.collect()
+    sender.close()
+    assert answer.ok, answer.detail
+    assert sender.started == 2
+    assert third.sop_instance_uid in scp.stored
+
+
+def test_a_pipelined_worker_answers_in_submission_order(tmp_path: Path,
+                                                         scp: StoreScp) -> None:
+    items = spooled(tmp_path, 4)
+    rules = compile_rules([MorphRule.model_validate({"set": {"InstitutionName": INSTITUTION}})])
+    sender = ProcessSender(scp.peer, CALLING_AE, SETTINGS, Job(rules))
+    answers = []
+    sender.submit(items[0])
+    for item in items[1:]:
+        sender.submit(item)
+        answers.append(sender.collect())
+    answers.append(sender.collect())
+    sender.close()
+
+    assert all(a.ok for a in answers), [a.detail for a in answers]
+    assert list(scp.stored) == [item.sop_instance_uid for item in items]
+    assert {str(ds.InstitutionName) for ds in scp.stored.values()} == {INSTITUTION}
+
+
 def test_forwarder_survives_a_worker_crash_and_settles_every_instance(
         tmp_path: Path, scp: StoreScp) -> None:
     items = spooled(tmp_path, 6)
