@@ -230,7 +230,7 @@ def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     command = [sys.executable, "-m", "runner", "run", str(profile)]
     if py_spy:
         stacks = RESULTS.parent / "relay_runner.stacks"
-        command = [py_spy, "record", "--threads", "--gil", "-r", "250",
+        command = [py_spy, "record", "--threads", "--gil", "--subprocesses", "-r", "250",
                    "-f", "raw", "-o", str(stacks), "--", *command]
     before = (cpu_seconds(source), cpu_seconds(dest), children_cpu())
     started = time.monotonic()
