@@ -46,7 +46,15 @@ from typing import Any
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
-from runner.execute.forwarder import Attempt, ForwardItem, Job, Prepared, deliver, prepare
+from runner.execute.forwarder import (
+    INTERNAL_ERROR,
+    Attempt,
+    ForwardItem,
+    Job,
+    Prepared,
+    deliver,
+    prepare,
+)
 from runner.morph import RuleSet
 
 log = logging.getLogger(__name__)
@@ -55,7 +63,6 @@ START_METHOD = "forkserver"
 _PRELOAD = ["runner.execute.forward_pool"]
 _STOP_SECONDS = 5.0
 _SWITCH_SECONDS = 0.001
-_INTERNAL_ERROR = Attempt(False, None, "internal error while forwarding", retry=False)
 _context: BaseContext | None = None
 
 
@@ -205,7 +212,7 @@ def _prepared(job: Job, item: ForwardItem) -> Prepared:
         return prepare(job, item)
     except Exception:  # a bug must not take the worker down with it
         log.exception("preparing an instance failed unexpectedly")
-        return Prepared(None, _INTERNAL_ERROR)
+        return Prepared(None, INTERNAL_ERROR)
 
 
 def _attempt(client: StoreClient, prepared: Prepared) -> Attempt:
@@ -213,7 +220,7 @@ def _attempt(client: StoreClient, prepared: Prepared) -> Attempt:
         return deliver(client, prepared)
     except Exception:  # a bug must not take the worker down with it
         log.exception("forwarding failed unexpectedly")
-        return _INTERNAL_ERROR
+        return INTERNAL_ERROR
 
 
 class ProcessSender:

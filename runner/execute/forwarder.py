@@ -3,7 +3,9 @@
 Up to `associations` worker threads, each driving one sender: by default a worker process
 (`forward_pool`) holding one long-lived StoreClient, so that reading, morphing and sending
 do not compete with the listener for this interpreter's GIL; with `processes=False`, a
-StoreClient in the thread itself. A StoreClient is re-opened when broken. An instance no
+StoreClient in the thread itself. A worker process is pipelined: its thread hands over the
+next instance before the answer, so it is read and morphed while the destination stores
+the current one. A StoreClient is re-opened when broken. An instance no
 rule changes is sent as the bytes received, undecoded; one a rule changes has its attributes
 re-encoded around its Pixel Data, which is sent as received (runner.dicom.split), unless a
 rule concerns Pixel Data itself. A failed
@@ -92,6 +94,9 @@ class Attempt:
     dest_sop_instance_uid: str | None = None
     retry: bool = True
     values: Mapping[int, str] | None = None
+
+
+INTERNAL_ERROR = Attempt(False, None, "internal error while forwarding", retry=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +357,12 @@ class Forwarder:
                 closed = item is None and not out
             if item is not None:
                 item = replace(item, attempt=item.attempt + 1)
-                sender.submit(item)
+                try:
+                    sender.submit(item)
+                except Exception:  # a bug (or no worker can start) must not stop this thread
+                    log.exception("handing an instance to its worker failed unexpectedly")
+                    self.results.put((item, INTERNAL_ERROR))
+                    continue
                 out.append(item)
                 continue
             if out:
@@ -364,7 +374,7 @@ class Forwarder:
             return sender.send(item)
         except Exception:  # a bug must not silently stop a worker
             log.exception("forwarding failed unexpectedly")
-            return Attempt(False, None, "internal error while forwarding", retry=False)
+            return INTERNAL_ERROR
 
     @staticmethod
     def _collect(sender: Pipelined) -> Attempt:
@@ -372,7 +382,7 @@ class Forwarder:
             return sender.collect()
         except Exception:  # a bug must not silently stop a worker
             log.exception("forwarding failed unexpectedly")
-            return Attempt(False, None, "internal error while forwarding", retry=False)
+            return INTERNAL_ERROR
 
     def _deliver(self) -> None:
         while (result := self.results.get()) is not None:

@@ -80,3 +80,76 @@ def test_an_instance_that_cannot_be_sent_is_set_aside_at_once() -> None:
     results, sender = run_one([Attempt(False, None, "morphing failed: x", retry=False)])
     assert [(r.ok, r.final, r.reason) for r in results] == [(False, True, "morphing failed: x")]
     assert sender.attempts == [1]
+
+
+class PipelinedScript(Scripted):
+    """Holds up to two instances; answers them in order; `refuse` makes submit raise."""
+
+    depth = 2
+
+    def __init__(self, answers: Iterator[Attempt], refuse: set[str] | None = None) -> None:
+        super().__init__(answers)
+        self.held: list[ForwardItem] = []
+        self.most_held = 0
+        self.refuse = refuse or set()
+
+    def submit(self, item: ForwardItem) -> None:
+        if item.sop_instance_uid in self.refuse:
+            raise RuntimeError("no worker can start")
+        self.held.append(item)
+        self.most_held = max(self.most_held, len(self.held))
+
+    def collect(self) -> Attempt:
+        return self.send(self.held.pop(0))
+
+
+def run_pipelined(sender: PipelinedScript, items: list[ForwardItem]) -> list[ForwardResult]:
+    results: list[ForwardResult] = []
+    settled = threading.Event()
+
+    def collect(result: ForwardResult) -> None:
+        results.append(result)
+        if sum(r.final for r in results) == len(items):
+            settled.set()
+
+    class WithScript(Forwarder):
+        def make_sender(self) -> Sender:
+            return sender
+
+    pool = WithScript(Peer("DEST", "127.0.0.1", 1), "PACSMIG", DicomSettings(),
+                      compile_rules([]), 1, 3, Backoff(0.001, 0.002), collect)
+    for item in items:
+        pool.submit(item)
+    pool.start()
+    assert settled.wait(timeout=30)
+    pool.close()
+    return results
+
+
+def _items(count: int) -> list[ForwardItem]:
+    return [ForwardItem(f"1.2.3.{i}", "1.2.3", ITEM.sop_class_uid, ITEM.transfer_syntax,
+                        ITEM.path, f"{i:032x}.dcm") for i in range(count)]
+
+
+def test_a_pipelined_sender_holds_two_instances_and_every_one_settles() -> None:
+    items = _items(5)
+    sender = PipelinedScript(iter([Attempt(True, 0, "stored")] * 5))
+
+    results = run_pipelined(sender, items)
+
+    assert sender.most_held == 2
+    assert sorted(r.item.sop_instance_uid for r in results) == [i.sop_instance_uid
+                                                                for i in items]
+    assert all(r.ok and r.final for r in results)
+
+
+def test_an_instance_the_sender_cannot_take_is_set_aside_and_the_others_go_on() -> None:
+    items = _items(3)
+    sender = PipelinedScript(iter([Attempt(True, 0, "stored")] * 2), refuse={"1.2.3.1"})
+
+    results = run_pipelined(sender, items)
+
+    refused = [r for r in results if r.item.sop_instance_uid == "1.2.3.1"]
+    assert [(r.ok, r.final, r.reason) for r in refused] == [
+        (False, True, "internal error while forwarding")]
+    assert sum(r.ok for r in results) == 2
