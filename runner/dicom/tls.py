@@ -18,6 +18,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 
 from runner.dicom.peer import TlsFiles
@@ -32,6 +33,7 @@ _CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
 _CACHE: dict[tuple[str, TlsFiles, tuple[int, ...]], ssl.SSLContext] = {}
 _CACHE_LOCK = threading.Lock()
+_LINGER_SECONDS = 1.0
 
 
 def client_context(files: TlsFiles) -> ssl.SSLContext:
@@ -215,9 +217,27 @@ def server_handshake(sock: ssl.SSLSocket, address: object, timeout: float) -> bo
     except (OSError, ValueError) as error:
         LOGGER.warning("TLS handshake with %s failed: %s", _address(address),
                        describe_failure(error))
+        _linger(sock)
         return False
     sock.settimeout(previous)
     return True
+
+
+def _linger(sock: ssl.SSLSocket) -> None:
+    """After a failed handshake: stop writing and read what the peer still sends, for at
+    most _LINGER_SECONDS, before the caller closes. The alert OpenSSL sent (an unknown CA,
+    say) then reaches the peer: closing with the peer's first request unread would reset the
+    connection, and a reset can drop the alert before the peer reads it (a TLS 1.3 client
+    finishes its handshake first, then sends at once)."""
+    deadline = time.monotonic() + _LINGER_SECONDS
+    try:
+        sock.shutdown(socket.SHUT_WR)  # also leaves TLS: what follows reads the raw socket
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return
+    except (OSError, ValueError):
+        return
 
 
 def _address(address: object) -> str:
