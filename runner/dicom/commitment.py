@@ -13,40 +13,29 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 from pydicom import Dataset
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import generate_uid
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import N_EVENT_REPORT
 
 from runner.dicom.ae import make_ae
 from runner.dicom.association import close_association, lost_association, open_association
+from runner.dicom.commitment_report import (
+    REQUEST_COMMITMENT_ACTION,
+    STORAGE_COMMITMENT_INSTANCE,
+    STORAGE_COMMITMENT_PUSH,
+    CommitmentReport,
+    handle_report,
+)
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
 from runner.dicom.status import StatusCategory, categorize
 
 LOGGER = logging.getLogger(__name__)
-
-STORAGE_COMMITMENT_PUSH = UID("1.2.840.10008.1.20.1")
-STORAGE_COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")  # the well-known SOP Instance
-REQUEST_COMMITMENT_ACTION = 1
-EVENT_ALL_COMMITTED = 1
-EVENT_SOME_FAILED = 2
-PROCESSING_FAILURE = 0x0110
-_REPORT_EVENTS = frozenset({EVENT_ALL_COMMITTED, EVENT_SOME_FAILED})
-
-
-@dataclass(frozen=True, slots=True)
-class CommitmentReport:
-    """What the destination committed to: SOP Instance UIDs, and failure reasons by UID."""
-
-    transaction_uid: str
-    committed: frozenset[str]
-    failed: dict[str, int] = field(default_factory=dict)
-
 
 @dataclass(frozen=True, slots=True)
 class CommitmentRequest:
@@ -65,32 +54,6 @@ class CommitmentRequest:
         return self.category.is_ok
 
 
-class ReportError(ValueError):
-    """An N-EVENT-REPORT that is not a readable storage commitment result."""
-
-
-def parse_report(event_type: int, info: Dataset | None) -> CommitmentReport:
-    """Read a storage commitment N-EVENT-REPORT (event type 1 or 2); ReportError if unusable."""
-    if event_type not in _REPORT_EVENTS:
-        raise ReportError(f"not a storage commitment result: event type {event_type}")
-    if info is None:
-        raise ReportError("storage commitment report without Event Information")
-    try:
-        transaction = str(info.TransactionUID)
-        committed = frozenset(
-            str(item.ReferencedSOPInstanceUID) for item in info.get("ReferencedSOPSequence", [])
-        )
-        failed = {
-            str(item.ReferencedSOPInstanceUID): int(item.get("FailureReason", PROCESSING_FAILURE))
-            for item in info.get("FailedSOPSequence", [])
-        }
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise ReportError(f"unreadable storage commitment report: {error}") from error
-    if not transaction:
-        raise ReportError("storage commitment report without Transaction UID")
-    return CommitmentReport(transaction, committed, failed)
-
-
 def report_handler(
     deliver: Callable[[CommitmentReport], None],
 ) -> Callable[[evt.Event], tuple[int, None]]:
@@ -103,21 +66,6 @@ def report_handler(
         return status, None
 
     return handle
-
-
-def handle_report(sop_class_uid: str, event_type: int, info: Dataset | None,
-                  deliver: Callable[[CommitmentReport], None]) -> int:
-    """Parse an N-EVENT-REPORT, pass a storage commitment result to `deliver`; the status
-    to answer (0x0112 when it is no commitment report, 0x0110 when it is unusable)."""
-    if sop_class_uid != STORAGE_COMMITMENT_PUSH:
-        return 0x0112  # no such SOP instance (not a commitment report)
-    try:
-        report = parse_report(event_type, info)
-    except ReportError as error:
-        LOGGER.warning("unusable storage commitment report: %s", error)
-        return PROCESSING_FAILURE
-    deliver(report)
-    return 0x0000
 
 
 def commitment_request_dataset(transaction_uid: str, refs: Sequence[tuple[str, str]]) -> Dataset:

@@ -41,15 +41,18 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts
-from pynetdicom._globals import ALL_TRANSFER_SYNTAXES
 
-from runner.dicom.commitment import STORAGE_COMMITMENT_PUSH, CommitmentReport, handle_report
+from runner.dicom.commitment_report import (
+    STORAGE_COMMITMENT_PUSH,
+    CommitmentReport,
+    handle_report,
+)
 from runner.dicom.part10 import file_meta
 from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.split import Walk as _Walk
 from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
+from runner.dicom.storage_sops import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request
@@ -81,12 +84,10 @@ _UNCOMPRESSED_FIRST = [
     ExplicitVRBigEndian,
 ]
 ACCEPTED_TRANSFER_SYNTAXES = _UNCOMPRESSED_FIRST + [
-    UID(syntax) for syntax in ALL_TRANSFER_SYNTAXES if syntax not in _UNCOMPRESSED_FIRST
+    UID(syntax) for syntax in TRANSFER_SYNTAXES if syntax not in _UNCOMPRESSED_FIRST
 ]
-_STORAGE = sorted({str(cx.abstract_syntax) for cx in AllStoragePresentationContexts}
-                  | {str(cx.abstract_syntax) for cx in StoragePresentationContexts})
 _CONTEXTS: dict[str, tuple[str, ...]] = {
-    **{uid: tuple(str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES) for uid in _STORAGE},
+    **{uid: tuple(str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES) for uid in STORAGE_SOP_CLASSES},
     str(VERIFICATION): tuple(str(ts) for ts in _UNCOMPRESSED_FIRST),
     str(STORAGE_COMMITMENT_PUSH): tuple(str(ts) for ts in _UNCOMPRESSED_FIRST),
 }

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from runner.dicom.commitment import CommitmentReport, request_commitment
+from runner.dicom.commitment_report import CommitmentReport
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.verify import instances_present, study_instance_count
 from runner.ledger import VerificationMethod
@@ -113,6 +113,9 @@ class Verifier:
     def _commitment(self, expected: dict[str, tuple[str, str]]) -> Check:
         if not expected:
             return Check(True, 0, frozenset(), "nothing to commit")
+        # Imported here: the commitment SCU runs on pynetdicom, which no other check needs.
+        from runner.dicom.commitment import request_commitment
+
         refs = [(sop_class, dest) for dest, sop_class in expected.values()]
         request = request_commitment(self.destination, self.calling_ae, self.settings, refs,
                                      wait_for_report=min(0.5, self.commitment_timeout))

@@ -15,7 +15,7 @@ from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
 from runner.dicom.ae import make_ae
-from runner.dicom.commitment import STORAGE_COMMITMENT_PUSH
+from runner.dicom.commitment_report import STORAGE_COMMITMENT_PUSH
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
 

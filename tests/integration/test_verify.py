@@ -14,12 +14,12 @@ from pynetdicom import evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from runner.dicom.ae import make_ae
-from runner.dicom.commitment import (
+from runner.dicom.commitment import request_commitment
+from runner.dicom.commitment_report import (
     STORAGE_COMMITMENT_PUSH,
     CommitmentReport,
     ReportError,
     parse_report,
-    request_commitment,
 )
 from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig, Verdict
 from runner.dicom.peer import DicomSettings, Peer
