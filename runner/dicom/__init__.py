@@ -1,1 +1,2 @@
-"""Everything pynetdicom: peers, the AE factory, status categories, C-ECHO and C-FIND."""
+"""DICOM: peers, the lean upper layer (ul) and the services on it, status categories, the
+spool, and the pynetdicom AE factory for Storage Commitment and the simulated PACS."""

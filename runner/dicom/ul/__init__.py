@@ -6,9 +6,10 @@ about 6 CPU-seconds per 600 MB, more than the two C++ archives at both ends toge
 package speaks the same protocol with blocking sockets and no per-PDU objects: `pdu` encodes
 and decodes PDUs, `dimse` command sets, `datasets` the data sets they carry, `link` reads and
 writes them on a socket, `acceptor` serves associations (the migration listener), `requestor`
-requests them (C-STORE, C-MOVE and C-FIND: runner.dicom.store, move, find).
+requests them (C-STORE, C-MOVE, C-FIND and C-ECHO: runner.dicom.store, move, find, echo).
 
-pynetdicom stays where volume is low and its features count: C-ECHO, Storage Commitment
-(N-ACTION), and the simulated PACS of the demo and tests. Both ends of this package are
+pynetdicom stays where volume is low and its features count: Storage Commitment requests
+(N-ACTION, imported only when a run verifies by commitment), and the simulated PACS of the
+demo and tests; a run imports none of it otherwise. Both ends of this package are
 tested against DCMTK and Orthanc, the peers the runner meets, and against pynetdicom's codecs.
 """
