@@ -7,7 +7,7 @@ caps the listener at the disk's flush rate). What this gives:
 
 - a crash of the runner (the process) loses nothing that was renamed: the data sits in the
   kernel's page cache and reaches the disk in the background; a crash mid-write leaves only
-  a file in `tmp/`, which `clean_temp()` removes at the next start;
+  a file in `tmp/`, which `adopt_temp()` empties and reuses at the next start;
 - a crash of the machine (power loss) may lose or truncate files renamed in the last seconds.
   That is acceptable because the spool is a cache, not the record: the instance is still in
   the source PACS, and "arrived" is only ever recorded from the destination's answer, so a
@@ -15,27 +15,30 @@ caps the listener at the disk's flush rate). What this gives:
 
 Files are named by uuid4, never by a DICOM attribute (UIDs come from outside).
 
-Removed files are not deleted during a run: they wait in `tmp/` for the next writes to
-overwrite (then renamed into `root/` under a new name). Creating a file is slow on ext4
-without a journal when others were deleted in the last minutes: each new inode is searched
-past every recently deleted one (1 minute, 5 once its inode table block is dirty again), and
-that search is paid by every process creating files on that file system, a destination
-archive on the same disk included (measured with perf while relaying: 11% of the runner's
-CPU and 9% of the destination Orthanc's in `__ext4_new_inode`). Overwriting a file of about
-the same size allocates nothing. So the spool creates files only up to its high-water mark
-of files held at once, and deletes none until the end of the run (`drop_free`).
+Removed files are not deleted: they wait in `tmp/` for the next writes to overwrite (then
+renamed into `root/` under a new name). Creating a file is slow on ext4 without a journal
+when others were deleted in the last minutes: each new inode is searched past every
+recently deleted one (1 minute, 5 once its inode table block is dirty again), and that
+search is paid by every process creating files on that file system, a destination archive
+on the same disk included (measured with perf while relaying: 11% of the runner's CPU and
+9% of the destination Orthanc's in `__ext4_new_inode`; runs following each other within
+minutes got slower and slower). Overwriting a file of about the same size allocates
+nothing. So the spool creates files only up to its high-water mark of files held at once,
+and deletes none: at the end of a run `empty_free` cuts the free files to zero bytes (the
+space goes back, the inodes stay), and the next run adopts them (`adopt_temp`).
 
 The budget holds for what the spool occupies on disk: spooled files, writes under way and
 the free files together stay within `max_bytes`; a write that needs the room of free files
 deletes some (the oldest first). `used_bytes` and the full/resume marks count the spooled
 files and the writes under way only: free files never hold the listener back. The counts
 are kept incrementally under a lock (one `Spool` object is the only writer of its folder);
-`existing()` rescans the folder and resets the count, for use at startup; `clean_temp()`
-deletes what interrupted writes left in `tmp/`.
+`existing()` rescans the folder and resets the count, for use at startup; `adopt_temp()`
+takes what interrupted writes and earlier runs left in `tmp/` as free files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -152,27 +155,37 @@ class Spool:
             self._used = max(0, self._used - size)
             self._update_full()
 
-    def drop_free(self) -> int:
-        """Delete the removed files kept for reuse (at the end of a run); how many."""
+    def empty_free(self) -> int:
+        """Cut the free files to zero bytes (at the end of a run): their space goes back to
+        the disk, their inodes stay in tmp/ for the next run to reuse; how many."""
         with self._lock:
             free, self._free = self._free, []
             self._free_bytes = 0
         for path, _ in free:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(path, 0)
         return len(free)
 
-    def clean_temp(self) -> int:
-        """Remove what interrupted writes left in tmp/, and the free files; how many files
-        were removed."""
+    def adopt_temp(self) -> int:
+        """At startup: what earlier runs (and interrupted writes) left in tmp/ becomes free
+        files, cut to zero bytes (none of it is a spooled instance); anything else there is
+        deleted. How many files were adopted."""
         with self._lock:
             self._free.clear()
             self._free_bytes = 0
-        removed = 0
-        for leftover in self.tmp.iterdir():
-            if leftover.is_file():
+        adopted: list[tuple[Path, int]] = []
+        for leftover in sorted(self.tmp.iterdir()):
+            if not leftover.is_file():
+                continue
+            if not _NAME.match(leftover.name):
                 leftover.unlink(missing_ok=True)
-                removed += 1
-        return removed
+                continue
+            if leftover.stat().st_size:
+                os.truncate(leftover, 0)
+            adopted.append((leftover, 0))
+        with self._lock:
+            self._free = adopted
+        return len(adopted)
 
     def existing(self) -> list[SpoolEntry]:
         """The spooled files now in the folder, sorted by name; resets the byte count.

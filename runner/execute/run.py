@@ -118,7 +118,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     profile = loaded.profile
     settings = dicom_settings(profile)
     spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
-    spool.clean_temp()
+    spool.adopt_temp()
     remove_orphans(ledger, spool)
     works = works_left(ledger, plan, limit)
     again = set(restore_instances(ledger, works, spool))
@@ -176,7 +176,7 @@ def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: se
         verifier.join(timeout=engine.settings.dimse_timeout)  # a check under way finishes
         janitor.stop()
         engine.janitor.sweep()
-        engine.spool.drop_free()  # nothing is written any more: leave no spare files behind
+        engine.spool.empty_free()  # nothing is written any more: give their space back
     return stopped
 
 

@@ -96,17 +96,24 @@ def test_other_write_errors_propagate_and_release_the_reservation(
     assert not spool.is_full
 
 
-def test_restart_cleans_leftover_temp_files_and_counts_existing_files(tmp_path: Path) -> None:
+def test_restart_empties_leftover_temp_files_for_reuse_and_counts_existing_files(
+    tmp_path: Path,
+) -> None:
     spool = Spool(tmp_path, max_bytes=1000)
     kept = spool.write(b"k" * 25)
-    (spool.tmp / f"{uuid.uuid4().hex}.dcm").write_bytes(b"half a file")  # crash mid-write
+    half = spool.tmp / f"{uuid.uuid4().hex}.dcm"
+    half.write_bytes(b"half a file")  # crash mid-write
+    (spool.tmp / "stray.txt").write_text("not a spool file")
     (tmp_path / "notes.txt").write_text("not a spool file")
 
     restarted = Spool(tmp_path, max_bytes=1000)
-    assert restarted.clean_temp() == 1
-    assert list(restarted.tmp.iterdir()) == []
+    assert restarted.adopt_temp() == 1
+    assert list(restarted.tmp.iterdir()) == [half]
+    assert half.stat().st_size == 0
     assert restarted.existing() == [kept]
-    assert restarted.used_bytes == 25
+    assert (restarted.used_bytes, restarted.free_bytes) == (25, 0)
+    inode = half.stat().st_ino
+    assert restarted.write(b"n" * 30).path.stat().st_ino == inode  # reused, not created
 
 
 def test_remove_frees_the_bytes_and_ignores_a_missing_file(tmp_path: Path) -> None:
@@ -189,7 +196,7 @@ def test_a_removed_file_leaves_the_used_count_and_waits_in_tmp_as_free_bytes(
     assert spool.existing() == []
     assert (spool.used_bytes, spool.free_bytes) == (0, 1000)  # a rescan does not count them
 
-    assert spool.clean_temp() == 1
+    assert spool.adopt_temp() == 1  # a restart: the file is emptied and kept for reuse
     assert (spool.used_bytes, spool.free_bytes) == (0, 0)
     assert spool.write(b"d" * 10).path.read_bytes() == b"d" * 10
 
@@ -234,15 +241,18 @@ def test_a_full_spool_resumes_when_removed_files_become_free_files(tmp_path: Pat
     assert spool.write(b"w" * 25).size == 25
 
 
-def test_drop_free_deletes_the_spare_files_and_releases_their_bytes(tmp_path: Path) -> None:
+def test_empty_free_gives_the_space_back_and_keeps_the_files(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=10**6)
     kept = spool.write(b"k" * 10)
-    spool.remove(spool.write(b"a" * 100).name)
+    spare = spool.write(b"a" * 100)
+    spool.remove(spare.name)
 
-    assert spool.drop_free() == 1
+    assert spool.empty_free() == 1
 
-    assert list(spool.tmp.iterdir()) == []
-    assert spool.used_bytes == kept.size
+    assert [(path.name, path.stat().st_size) for path in spool.tmp.iterdir()] == [
+        (spare.name, 0)]
+    assert (spool.used_bytes, spool.free_bytes) == (kept.size, 0)
+    assert Spool(tmp_path, max_bytes=10**6).adopt_temp() == 1  # the next run reuses it
 
 
 def test_a_write_refused_for_the_budget_deletes_no_free_file(tmp_path: Path) -> None:
@@ -255,6 +265,6 @@ def test_a_write_refused_for_the_budget_deletes_no_free_file(tmp_path: Path) -> 
         spool.write(b"c" * 5000)  # 98 000 + 5000 > 100 000, free files or not
 
     assert (spool.used_bytes, spool.free_bytes) == (98_000, 1500)  # nothing leaked
-    assert spool.drop_free() == 1
-    assert spool.used_bytes == kept.size
-    assert list(spool.tmp.iterdir()) == []
+    assert spool.empty_free() == 1
+    assert (spool.used_bytes, spool.free_bytes) == (kept.size, 0)
+    assert [path.stat().st_size for path in spool.tmp.iterdir()] == [0]
