@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -103,7 +103,8 @@ def run(work: Path, studies: int, instances: int, py_spy: str | None,
 
     Each round starts three fresh destination Orthancs (same AE titles and ports, so the
     source's configuration holds) and runs the three moves in an order rotated by one each
-    round, so that none always runs first or last on a machine whose load drifts.
+    round, so that none always runs first or last on a machine whose load drifts. After each
+    round its destinations' files are evicted from the page cache (see `_evict`).
     """
     specs = [ct_512(s) for s in synthetic_archive("relay", studies, date(2015, 1, 1),
                                                   date(2020, 1, 1), modalities=("CT",),
@@ -120,6 +121,7 @@ def run(work: Path, studies: int, instances: int, py_spy: str | None,
     breakdowns: list[dict[str, float]] = []
     try:
         megabytes = load_source(work / "files", source, specs)
+        _evict([work / "files"])  # written to load the source, never read again
         for number in range(rounds):
             print(f"-- round {number + 1} of {rounds}")
             dests = [OrthancProcess(work / f"dest-{number}-{i}", aet=name, dicom_port=dicom,
@@ -142,9 +144,31 @@ def run(work: Path, studies: int, instances: int, py_spy: str | None,
             finally:
                 for dest in dests:
                     dest.kill()
+                _evict(work / f"dest-{number}-{i}" for i in range(len(dests)))
     finally:
         source.kill()
     return summarize(specs, megabytes, measured, breakdowns)
+
+
+def _evict(folders: Iterable[Path]) -> None:
+    """Drop the files under `folders` from the page cache (they stay on disk).
+
+    Each round leaves three destinations' files (1.9 GB) in the page cache. Kept there, they
+    made every move from the fourth round on slower, the runner's most (its spool and its
+    destination write the most new pages: perf showed 27 to 34% of their CPU copying into
+    the page cache, against 2% in the first round). Evicted, the rounds run alike.
+    """
+    evicted = 0
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+                evicted += 1
+    print(f"   (evicted {evicted} files from the page cache)")
 
 
 def _relay_round(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
