@@ -21,11 +21,11 @@ when others were deleted in the last minutes: each new inode is searched past ev
 recently deleted one (1 minute, 5 once its inode table block is dirty again), and that
 search is paid by every process creating files on that file system, a destination archive
 on the same disk included (measured with perf while relaying: 11% of the runner's CPU and
-9% of the destination Orthanc's in `__ext4_new_inode`; runs following each other within
-minutes got slower and slower). Overwriting a file of about the same size allocates
-nothing. So the spool creates files only up to its high-water mark of files held at once,
-and deletes none: at the end of a run `empty_free` cuts the free files to zero bytes (the
-space goes back, the inodes stay), and the next run adopts them (`adopt_temp`).
+9% of the destination Orthanc's in `__ext4_new_inode`), and by the next run on that disk
+for minutes after. Overwriting a file of about the same size allocates nothing. So the
+spool creates files only up to its high-water mark of files held at once, and deletes
+none: at the end of a run `empty_free` cuts the free files to zero bytes (the space goes
+back, the inodes stay), and the next run adopts them (`adopt_temp`).
 
 The budget holds for what the spool occupies on disk: spooled files, writes under way and
 the free files together stay within `max_bytes`; a write that needs the room of free files
