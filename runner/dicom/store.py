@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
 from runner.dicom.status import StatusCategory, categorize
 from runner.dicom.ul import datasets, dimse
-from runner.dicom.ul.link import Buffer
+from runner.dicom.ul.link import Buffer, Message
 from runner.dicom.ul.requestor import ClientAssociation, Proposal, status_of
 
 # 128 contexts at most: one default context for the SOP class of the instance at hand,
@@ -89,12 +89,19 @@ class _Store:
 
 
 class StoreClient:
-    """C-STOREs to one peer over one re-used association; thread-safe (one store at a time)."""
+    """C-STOREs to one peer over one re-used association; thread-safe (one store at a time).
 
-    def __init__(self, peer: Peer, calling_ae: str, settings: DicomSettings) -> None:
+    `while_waiting`, when set, is called once a request has gone and before its answer is
+    read: the caller's use of the destination's time (a forwarding worker prepares its next
+    instance there).
+    """
+
+    def __init__(self, peer: Peer, calling_ae: str, settings: DicomSettings,
+                 while_waiting: Callable[[], None] | None = None) -> None:
         self.peer = peer
         self.calling_ae = calling_ae
         self.settings = settings
+        self.while_waiting = while_waiting
         self._pairs: OrderedDict[Pair, None] = OrderedDict()
         self._assoc: ClientAssociation | None = None
         self._proposed: frozenset[Pair] = frozenset()
@@ -194,7 +201,7 @@ class StoreClient:
             dimse.DATASET_TYPE: dimse.HAS_DATASET,
             dimse.AFFECTED_SOP_INSTANCE: store.sop_instance_uid,
         })
-        answer = assoc.exchange(context, command, parts)
+        answer = assoc.send(context, command, parts) or self._answer(assoc)
         if isinstance(answer, Refusal):
             self._drop()
             retry = not fresh and answer.category is StatusCategory.ABORTED
@@ -206,6 +213,12 @@ class StoreClient:
             detail = f"{self.peer}: answered a C-STORE with something else than its response"
             return _Failure(StatusCategory.ABORTED, detail, True)
         return status
+
+    def _answer(self, assoc: ClientAssociation) -> Message | Refusal:
+        """The answer to the request just sent, after `while_waiting` used the wait."""
+        if self.while_waiting is not None:
+            self.while_waiting()
+        return assoc.receive()
 
     def _association_for(self, pair: Pair) -> ClientAssociation | _Failure:
         """The open association if it can carry `pair`, else a (re)opened one."""

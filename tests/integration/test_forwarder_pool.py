@@ -23,6 +23,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.store import StoreClient
 from runner.execute.forward_pool import ProcessSender
 from runner.execute.forwarder import (
     Backoff,
@@ -210,6 +211,26 @@ def test_a_worker_killed_holding_two_instances_fails_both_in_order_then_is_repla
     assert third.sop_instance_uid in scp.stored
 
 
+def test_while_waiting_runs_after_the_request_went_and_before_its_answer_is_read(
+        tmp_path: Path, scp: StoreScp) -> None:
+    items = spooled(tmp_path, 2)
+    calls: list[bool] = []
+
+    def use_the_wait() -> None:  # the SCP holds the store until released: proof of order
+        calls.append(scp.arrived.wait(timeout=30))
+        scp.release.set()
+
+    client = StoreClient(scp.peer, CALLING_AE, SETTINGS, while_waiting=use_the_wait)
+    scp.hold = True
+    outcomes = [client.store_file(item.path, item.sop_class_uid, item.transfer_syntax)
+                for item in items]
+    client.close()
+
+    assert all(outcome.ok for outcome in outcomes), [o.detail for o in outcomes]
+    assert calls == [True, True]
+    assert set(scp.stored) == {item.sop_instance_uid for item in items}
+
+
 def test_a_pipelined_worker_answers_in_submission_order(tmp_path: Path,
                                                          scp: StoreScp) -> None:
     items = spooled(tmp_path, 4)
@@ -279,6 +300,7 @@ import time
 from pathlib import Path
 
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.store import StoreClient
 from runner.execute.forward_pool import Preforked, ProcessSender
 from runner.execute.forwarder import ForwardItem, Job
 from runner.morph import compile_rules
