@@ -201,7 +201,8 @@ class StoreClient:
             dimse.DATASET_TYPE: dimse.HAS_DATASET,
             dimse.AFFECTED_SOP_INSTANCE: store.sop_instance_uid,
         })
-        answer = assoc.send(context, command, parts) or self._answer(assoc)
+        refused = assoc.send(context, command, parts)
+        answer = refused if refused is not None else self._answer(assoc)
         if isinstance(answer, Refusal):
             self._drop()
             retry = not fresh and answer.category is StatusCategory.ABORTED

@@ -194,8 +194,16 @@ class _Lookahead:
         self.ended = False
 
     def fill(self) -> None:
-        """Prepare the next instance if it is there; never waits."""
-        if self.ready is None and not self.ended and self.conn.poll(0):
+        """Prepare the next instance if it is there; never waits (nor fails the store under
+        way: a pipe that cannot be polled means the main process is gone)."""
+        if self.ready is not None or self.ended:
+            return
+        try:
+            waiting = self.conn.poll(0)
+        except OSError:
+            self.ended = True
+            return
+        if waiting:
             self._receive()
 
     def take(self) -> Prepared | None:

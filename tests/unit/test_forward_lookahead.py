@@ -61,3 +61,14 @@ def test_a_gone_main_process_ends_the_loop(tmp_path: Path) -> None:
 
     ahead.fill()
     assert ahead.take() is None and ahead.ended
+
+
+def test_a_pipe_that_cannot_be_polled_ends_the_loop_without_failing_the_store() -> None:
+    ours, theirs = multiprocessing.Pipe()
+    ahead = _Lookahead(theirs, JOB)
+    theirs.close()
+
+    ahead.fill()  # called while a store waits for its answer: must not raise
+
+    assert ahead.ended and ahead.take() is None
+    ours.close()
