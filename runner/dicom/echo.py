@@ -14,10 +14,15 @@ from runner.dicom.refusal import Refusal
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.status import StatusCategory, categorize
 from runner.dicom.ul import dimse
-from runner.dicom.ul.requestor import ClientAssociation, Proposal
+from runner.dicom.ul.requestor import (
+    LITTLE_ENDIAN_SYNTAXES,
+    ClientAssociation,
+    Proposal,
+    is_response_to,
+    status_of,
+)
 
 C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
-_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 _MESSAGE_ID = 1
 
 
@@ -35,7 +40,7 @@ def c_echo(peer: Peer, calling_ae: str, settings: DicomSettings) -> EchoOutcome:
     """Send one C-ECHO to `peer` as `calling_ae`; never raises for peer failures."""
     started = time.monotonic()
     assoc = ClientAssociation.open(peer, calling_ae, settings,
-                                   [Proposal(str(VERIFICATION), _SYNTAXES)])
+                                   [Proposal(str(VERIFICATION), LITTLE_ENDIAN_SYNTAXES)])
     if isinstance(assoc, Refusal):
         return _outcome(assoc.category, assoc.detail, started)
     try:
@@ -51,10 +56,8 @@ def c_echo(peer: Peer, calling_ae: str, settings: DicomSettings) -> EchoOutcome:
         }))
         if isinstance(answer, Refusal):
             return _outcome(answer.category, answer.detail, started)
-        code = dimse.number(answer.command, dimse.STATUS)
-        if (dimse.number(answer.command, dimse.COMMAND_FIELD) != C_ECHO_RSP
-                or dimse.number(answer.command, dimse.RESPONDED_TO) != _MESSAGE_ID
-                or code is None):
+        code = status_of(answer)
+        if not is_response_to(answer, C_ECHO_RSP, _MESSAGE_ID) or code is None:
             assoc.abort()
             return _outcome(StatusCategory.ABORTED,
                             f"{peer} answered a C-ECHO with something else than its response",

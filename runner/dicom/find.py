@@ -16,10 +16,15 @@ from runner.dicom.refusal import Refusal
 from runner.dicom.sop import STUDY_ROOT_FIND
 from runner.dicom.status import StatusCategory, categorize
 from runner.dicom.ul import datasets, dimse
-from runner.dicom.ul.requestor import ClientAssociation, Proposal
+from runner.dicom.ul.requestor import (
+    LITTLE_ENDIAN_SYNTAXES,
+    ClientAssociation,
+    Proposal,
+    is_response_to,
+    status_of,
+)
 
 C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
-_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 _MESSAGE_ID = 1
 
 QUERY_LEVELS = frozenset({"PATIENT", "STUDY", "SERIES", "IMAGE"})
@@ -62,7 +67,8 @@ def c_find(
     if level not in QUERY_LEVELS:
         raise ValueError(f"query level must be one of {sorted(QUERY_LEVELS)}: {level!r}")
     started = time.monotonic()
-    assoc = ClientAssociation.open(peer, calling_ae, settings, [Proposal(str(model), _SYNTAXES)])
+    assoc = ClientAssociation.open(peer, calling_ae, settings,
+                                   [Proposal(str(model), LITTLE_ENDIAN_SYNTAXES)])
     if isinstance(assoc, Refusal):
         return FindOutcome(assoc.category, None, assoc.detail, [], _since(started))
     try:
@@ -104,10 +110,8 @@ def _collect(
     while True:
         if isinstance(message, Refusal):
             return FindOutcome(message.category, None, message.detail, answers, _since(started))
-        code = dimse.number(message.command, dimse.STATUS)
-        if (dimse.number(message.command, dimse.COMMAND_FIELD) != C_FIND_RSP
-                or dimse.number(message.command, dimse.RESPONDED_TO) != _MESSAGE_ID
-                or code is None):
+        code = status_of(message)
+        if not is_response_to(message, C_FIND_RSP, _MESSAGE_ID) or code is None:
             assoc.abort()
             detail = f"{peer} answered a C-FIND with something else than its response"
             return FindOutcome(StatusCategory.ABORTED, None, detail, answers, _since(started))

@@ -30,10 +30,14 @@ from runner.dicom.sop import STUDY_ROOT_MOVE
 from runner.dicom.status import StatusCategory, categorize
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Message
-from runner.dicom.ul.requestor import ClientAssociation, Proposal
+from runner.dicom.ul.requestor import (
+    LITTLE_ENDIAN_SYNTAXES,
+    ClientAssociation,
+    Proposal,
+    is_response_to,
+)
 
 C_MOVE_RQ, C_MOVE_RSP = 0x0021, 0x8021
-_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 _REMAINING, _COMPLETED, _FAILED, _WARNING = 0x1020, 0x1021, 0x1022, 0x1023
 
 _MAX_MESSAGE_ID = 0xFFFF
@@ -154,7 +158,7 @@ def c_move(
     started = time.monotonic()
     handle = handle or MoveHandle()
     assoc = ClientAssociation.open(peer, calling_ae, settings,
-                                   [Proposal(str(STUDY_ROOT_MOVE), _SYNTAXES)])
+                                   [Proposal(str(STUDY_ROOT_MOVE), LITTLE_ENDIAN_SYNTAXES)])
     if isinstance(assoc, Refusal):
         return _transport_outcome(assoc.category, assoc.detail, _Tally(), started)
     context = assoc.context_for(str(STUDY_ROOT_MOVE), None)
@@ -243,7 +247,7 @@ class _Move:
             message = self.assoc.receive()
             if isinstance(message, Refusal):
                 return self._lost(message)
-            if not _answers(message, self.msg_id):
+            if not is_response_to(message, C_MOVE_RSP, self.msg_id):
                 continue  # not ours (a stray message): keep waiting for our response
             code = dimse.number(message.command, dimse.STATUS)
             if code is None:
@@ -293,12 +297,6 @@ class _Move:
             detail,
             time.monotonic() - started,
         )
-
-
-def _answers(message: Message, msg_id: int) -> bool:
-    command = message.command
-    return (dimse.number(command, dimse.COMMAND_FIELD) == C_MOVE_RSP
-            and dimse.number(command, dimse.RESPONDED_TO) == msg_id)
 
 
 def _add_final(tally: _Tally, message: Message, transfer_syntax: str) -> None:

@@ -37,6 +37,10 @@ class Proposal:
     transfer_syntaxes: tuple[str, ...]
 
 
+# What a query, retrieve or echo context proposes: explicit, then implicit VR little endian.
+LITTLE_ENDIAN_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+
+
 class ClientAssociation:
     """An established association we requested; one exchange at a time."""
 
@@ -155,6 +159,13 @@ class ClientAssociation:
         if isinstance(error, Aborted):
             return Refusal(StatusCategory.ABORTED, "the association was aborted")
         return Refusal(StatusCategory.ABORTED, "the connection closed without a response")
+
+
+def is_response_to(message: Message, command_field: int, message_id: int) -> bool:
+    """Whether `message` is the response `command_field` (C-FIND-RSP...) to request
+    `message_id`."""
+    return (dimse.number(message.command, dimse.COMMAND_FIELD) == command_field
+            and dimse.number(message.command, dimse.RESPONDED_TO) == message_id)
 
 
 def status_of(message: Message) -> int | None:
