@@ -77,7 +77,9 @@ def plan(
 
     with _exit_codes():
         loaded = load_profile(profile)
-        plan_command(loaded, inventory, json_file, typer.echo, forecast)
+        planned = plan_command(loaded, inventory, json_file, typer.echo, forecast)
+        if not planned.census.complete:
+            raise typer.Exit(1)
 
 
 @app.command("morph-preview")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig
 from runner.dicom.spool import Spool
 from runner.dicom.verify import instances_present
 from runner.errors import DicomError
+from runner.execute.census import census_fact
 from runner.execute.engine import Engine
 from runner.execute.forward_pool import Preforked
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
@@ -46,11 +47,12 @@ class RunSummary:
     refused: int
     stopped: str | None
     interrupted: bool = False
+    census_gaps: int = 0
 
     @property
     def complete(self) -> bool:
-        """Every study of this run verified."""
-        return self.verified == self.studies and self.stopped is None
+        """Every study of this run verified, and the census found everything it asked for."""
+        return self.verified == self.studies and self.stopped is None and not self.census_gaps
 
     def lines(self) -> list[str]:
         """The summary for a person."""
@@ -61,6 +63,10 @@ class RunSummary:
                  f"{self.refused:,} refused at the listener"]
         if self.stopped:
             lines.append(f"Stopped: {self.stopped}")
+        if self.census_gaps:
+            lines.append(f"Census incomplete: {self.census_gaps:,} queries were not answered "
+                         "fully; the source may hold studies this run did not see "
+                         "(`pacsmig plan` lists them)")
         return lines
 
 
@@ -71,8 +77,11 @@ def open_ledger(loaded: LoadedProfile) -> Ledger:
 
 def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
                   write: Callable[[str], None], is_tty: bool,
-                  wall_clock: WallClock = datetime.now) -> RunSummary:
-    """Migrate the plan's studies not yet verified (the first `limit`); resumable."""
+                  wall_clock: WallClock = datetime.now, command: str = "run",
+                  delta: tuple[int, int, int] | None = None) -> RunSummary:
+    """Migrate the plan's studies not yet verified (the first `limit`); resumable.
+
+    The plan's census is recorded first (with `delta`, what `sync` found changed)."""
     check_tls(loaded.profile)
     preforked = _prefork(loaded)  # before any thread starts: see forward_pool.Preforked
     try:
@@ -82,8 +91,9 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
         preforked.close()
         raise
     try:
-        ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
-                         runner_version=__version__, command="run")
+        run_id = ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
+                                  runner_version=__version__, command=command)
+        ledger.record(census_fact(plan, command, run_id, delta))
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
         summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock, preforked)
@@ -143,11 +153,15 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
             engine.counters.received_bytes, engine.counters.started_at,
             {d: s.in_flight for d, s in engine.devices.items()}), force)
 
+    write(f"Census: the source holds {plan.source_studies:,} studies: {plan.studies:,} planned"
+          f" ({plan.undated:,} without a usable date), {len(plan.excluded):,} excluded"
+          + ("" if plan.census.complete else
+             f"; INCOMPLETE, {len(plan.census.gaps):,} queries not answered fully"))
     write(f"Migrating {len(works):,} of the plan's {plan.studies:,} studies (the others are "
           f"verified{' or beyond --limit' if limit else ''}); ledger {ledger.path}")
     stopped = _serve(engine, listener, works, again, show)
     show(force=True)
-    return _summary(engine, works, stopped)
+    return replace(_summary(engine, works, stopped), census_gaps=len(plan.census.gaps))
 
 
 def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: set[str],

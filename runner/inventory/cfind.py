@@ -1,9 +1,10 @@
-"""Live inventory by C-FIND: study-level queries by date windows, split in halves while too big.
+"""Live census by C-FIND: every study the source holds, with its counts, as an Inventory.
 
-The windowing is pure (`date_windows`, `sweep_windows`, driven by any query function), the
-DICOM side is `inventory_by_cfind`: it picks the first device that answers C-ECHO, fails
-over to the next when one goes down, and fills gaps in the answers (instance counts from a
-SERIES-level query, tier assumed local) with a note in `Inventory.notes` for each.
+The strategy is pure (runner.inventory.census: date windows, the sweep with any date, splits
+while an answer is full, a silent cap learned); this module asks the source: it picks the
+first device that answers C-ECHO, fails over to the next when one goes down, sorts each
+answer into answered / full / refused, and fills what study-level answers lack (instance
+counts from SERIES- or IMAGE-level queries, tier assumed local) with a note for each.
 """
 
 from __future__ import annotations
@@ -11,122 +12,40 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
-from typing import Generic, TypeVar
+from datetime import date, datetime
 
 from pydicom import Dataset
 
 from runner.dicom.echo import c_echo
 from runner.dicom.find import FindOutcome, c_find
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.status import StatusCategory
 from runner.errors import DicomError
-from runner.inventory.model import AVAILABILITY_TO_LOCATION, Inventory, Location, Study
+from runner.inventory.census import (
+    Answer,
+    CensusRefused,
+    CensusResult,
+    Keys,
+    Outcome,
+    Seen,
+    take_census,
+)
+from runner.inventory.model import (
+    AVAILABILITY_NOTE,
+    AVAILABILITY_TO_LOCATION,
+    Census,
+    Inventory,
+    Location,
+    Study,
+)
+from runner.inventory.windows import Window, date_windows
 
-T = TypeVar("T")
+__all__ = ["Window", "date_windows", "inventory_by_cfind", "study_query"]
 
 # Modalities that are not images; a study's primary modality is an image one when it can be.
 _NON_IMAGE = frozenset({"SR", "PR", "KO", "DOC", "REG", "SEG", "RWV", "PLAN"})
-
-
-# --- windows: pure ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Window:
-    """A closed range of study dates, first and last day included."""
-
-    first: date
-    last: date
-
-    @property
-    def days(self) -> int:
-        """How many days the window covers."""
-        return (self.last - self.first).days + 1
-
-    def halves(self) -> tuple[Window, Window]:
-        """The window split into two (the first half is the shorter one for odd lengths)."""
-        if self.days < 2:
-            raise ValueError(f"a single day cannot be split: {self}")
-        middle = self.first + timedelta(days=self.days // 2)
-        return Window(self.first, middle - timedelta(days=1)), Window(middle, self.last)
-
-    def dicom_range(self) -> str:
-        """The window as a DICOM DA range ("YYYYMMDD-YYYYMMDD", or one date)."""
-        first, last = self.first.strftime("%Y%m%d"), self.last.strftime("%Y%m%d")
-        return first if first == last else f"{first}-{last}"
-
-    def __str__(self) -> str:
-        if self.first == self.last:
-            return self.first.isoformat()
-        return f"{self.first.isoformat()}..{self.last.isoformat()}"
-
-
-def date_windows(date_from: date, date_to: date, window_days: int) -> list[Window]:
-    """Consecutive windows of `window_days` covering [date_from, date_to] (last one shorter)."""
-    if window_days < 1:
-        raise ValueError(f"window_days must be at least 1: {window_days}")
-    if date_to < date_from:
-        raise ValueError(f"date_to {date_to} is before date_from {date_from}")
-    step = timedelta(days=window_days)
-    windows: list[Window] = []
-    first = date_from
-    while first <= date_to:
-        windows.append(Window(first, min(first + step - timedelta(days=1), date_to)))
-        first += step
-    return windows
-
-
-@dataclass(frozen=True, slots=True)
-class WindowAnswer(Generic[T]):
-    """What one query of one window gave: its records, and whether the query succeeded."""
-
-    records: tuple[T, ...]
-    ok: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Sweep(Generic[T]):
-    """Every record of a sweep, the single days that could not be answered fully, how many
-    queries it took and how many windows were split."""
-
-    records: tuple[T, ...]
-    failed_days: tuple[tuple[Window, str], ...]
-    queries: int
-    splits: int
-
-
-def sweep_windows(
-    windows: Iterable[Window], query: Callable[[Window], WindowAnswer[T]], max_results: int
-) -> Sweep[T]:
-    """Query each window in date order; a window whose query fails or whose answers reach
-    `max_results` is split in halves and queried again, down to single days.
-
-    A single day that still fails or is still full keeps whatever it answered and is
-    listed in `failed_days` with the reason. Every split shortens a window, so this ends.
-    """
-    if max_results < 1:
-        raise ValueError(f"max_results must be at least 1: {max_results}")
-    pending = sorted(windows, reverse=True)
-    records: list[T] = []
-    failed: list[tuple[Window, str]] = []
-    queries = splits = 0
-    while pending:
-        window = pending.pop()
-        answer = query(window)
-        queries += 1
-        full = len(answer.records) >= max_results
-        if answer.ok and not full:
-            records.extend(answer.records)
-        elif window.days > 1:
-            first, second = window.halves()
-            pending.extend((second, first))
-            splits += 1
-        else:
-            records.extend(answer.records)
-            why = answer.detail if not answer.ok else f"answers reached max_results={max_results}"
-            failed.append((window, why))
-    return Sweep(tuple(records), tuple(failed), queries, splits)
+# A C-FIND that ends with these says it answered only part: split it, do not give up on it.
+_FULL = frozenset({StatusCategory.OUT_OF_RESOURCES, StatusCategory.CANCEL})
 
 
 # --- devices: the first healthy one, failing over ---------------------------------------
@@ -176,37 +95,39 @@ class _Answer:
     identifier: Dataset
 
 
-def study_query(window: Window, modalities: Sequence[str]) -> Dataset:
-    """The study-level identifier for one window: the keys the inventory needs."""
+def study_query(keys: Keys) -> Dataset:
+    """The study-level identifier for one census query: its keys and the values it needs."""
     query = Dataset()
     query.StudyInstanceUID = ""
-    query.StudyDate = window.dicom_range()
-    query.ModalitiesInStudy = list(modalities) if len(modalities) > 1 else "".join(modalities)
+    query.StudyDate = keys.date_key
+    query.PatientID = keys.patient_key
+    query.ModalitiesInStudy = ""
     query.NumberOfStudyRelatedInstances = ""
     query.InstanceAvailability = ""
-    query.PatientID = ""
     return query
 
 
-def _query_window(
-    devices: _Devices, modalities: Sequence[str]
-) -> Callable[[Window], WindowAnswer[_Answer]]:
-    def query(window: Window) -> WindowAnswer[_Answer]:
+def _query(devices: _Devices) -> Callable[[Keys], Answer[_Answer]]:
+    def query(keys: Keys) -> Answer[_Answer]:
         while True:
             device_id, peer = devices.current
-            identifier = study_query(window, modalities)
-            outcome = c_find(peer, devices.calling_ae, devices.settings, "STUDY", identifier)
+            outcome = c_find(peer, devices.calling_ae, devices.settings, "STUDY",
+                             study_query(keys))
             if outcome.ok or not outcome.category.is_transport or devices.alive(peer):
-                return _window_answer(device_id, peer, outcome)
+                return _answer(device_id, peer, outcome)
             devices.down.append(f"{device_id} ({peer}: {outcome.detail})")
             devices.next_healthy()
 
     return query
 
 
-def _window_answer(device_id: str, peer: Peer, outcome: FindOutcome) -> WindowAnswer[_Answer]:
+def _answer(device_id: str, peer: Peer, outcome: FindOutcome) -> Answer[_Answer]:
     records = tuple(_Answer(device_id, peer, ds) for ds in outcome.identifiers)
-    return WindowAnswer(records, outcome.ok, f"{device_id}: {outcome.detail}")
+    if outcome.ok:
+        return Answer(records, Outcome.ANSWERED)
+    if outcome.category in _FULL:
+        return Answer(records, Outcome.FULL, outcome.detail)
+    return Answer(records, Outcome.REFUSED, f"{device_id}: {outcome.detail}")
 
 
 # --- answers to studies ------------------------------------------------------------------
@@ -217,7 +138,8 @@ class _Found:
     """A study-level answer, parsed; counts and modalities may still be missing."""
 
     uid: str
-    study_date: date
+    study_date: date | None
+    raw_date: str
     modalities: tuple[str, ...]
     instances: int | None
     availability: str
@@ -239,48 +161,85 @@ def _count(ds: Dataset, keyword: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _parse(answer: _Answer) -> _Found | None:
-    ds = answer.identifier
-    uid = str(ds.get("StudyInstanceUID", "") or "").strip()
+def _text(ds: Dataset, keyword: str) -> str:
     try:
-        study_date = datetime.strptime(str(ds.get("StudyDate", "")).strip(), "%Y%m%d").date()
+        return str(ds.get(keyword, "") or "").strip()
+    except (ValueError, TypeError):  # a value pydicom cannot convert: keep none
+        return ""
+
+
+def parse_study_date(text: str) -> date | None:
+    """A DA value as a date; None when empty or not a real YYYYMMDD date."""
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return datetime.strptime(text, "%Y%m%d").date()
     except ValueError:
         return None
+
+
+def _parse(answer: _Answer) -> _Found | None:
+    ds = answer.identifier
+    uid = _text(ds, "StudyInstanceUID")
     if not uid:
         return None
+    raw = _raw_date(ds)
     return _Found(
         uid=uid,
-        study_date=study_date,
+        study_date=parse_study_date(raw),
+        raw_date=raw,
         modalities=_values(ds, "ModalitiesInStudy"),
         instances=_count(ds, "NumberOfStudyRelatedInstances"),
-        availability=str(ds.get("InstanceAvailability", "") or "").strip().upper(),
-        patient_id=str(ds.get("PatientID", "") or ""),
+        availability=_text(ds, "InstanceAvailability").upper(),
+        patient_id=_text(ds, "PatientID"),
         device_id=answer.device_id,
         peer=answer.peer,
     )
 
 
-def _first_per_uid(answers: Iterable[_Answer], notes: list[str]) -> list[_Found]:
-    found: dict[str, _Found] = {}
+def _raw_date(ds: Dataset) -> str:
+    """The StudyDate as the source sent it (pydicom may hold it as text or a DA)."""
+    element = ds.get((0x0008, 0x0020))
+    if element is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip()
+    if isinstance(value, date):
+        return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+    return str(value or "").strip()
+
+
+def _seen(answer: _Answer) -> Seen:
+    ds = answer.identifier
+    return Seen(_text(ds, "StudyInstanceUID"), parse_study_date(_raw_date(ds)),
+                _text(ds, "PatientID"))
+
+
+def _found(answers: Iterable[_Answer], notes: list[str]) -> list[_Found]:
+    found: list[_Found] = []
     unusable = 0
     for answer in answers:
         parsed = _parse(answer)
         if parsed is None:
             unusable += 1
-        elif parsed.uid not in found:
-            found[parsed.uid] = parsed
+        else:
+            found.append(parsed)
     if unusable:
-        notes.append(f"{unusable} answers without a StudyInstanceUID or a valid StudyDate ignored")
-    return list(found.values())
+        notes.append(f"{unusable} answers without a StudyInstanceUID ignored")
+    return found
+
+
+# --- counts: series- or image-level, where the study-level answer has none ---------------
 
 
 @dataclass(frozen=True, slots=True)
-class _SeriesSummary:
+class _Summary:
     modalities: tuple[str, ...]
     instances: int | None
 
 
-def _series_summary(found: _Found, calling_ae: str, settings: DicomSettings) -> _SeriesSummary:
+def _series_summary(found: _Found, calling_ae: str, settings: DicomSettings) -> _Summary:
     """Modalities and instance count of one study from a SERIES-level query."""
     query = Dataset()
     query.StudyInstanceUID = found.uid
@@ -289,40 +248,60 @@ def _series_summary(found: _Found, calling_ae: str, settings: DicomSettings) -> 
     query.NumberOfSeriesRelatedInstances = ""
     outcome = c_find(found.peer, calling_ae, settings, "SERIES", query)
     if not outcome.ok:
-        return _SeriesSummary((), None)
+        return _Summary((), None)
     series = outcome.identifiers
     modalities = tuple(dict.fromkeys(m for ds in series for m in _values(ds, "Modality")))
     counts = [_count(ds, "NumberOfSeriesRelatedInstances") for ds in series]
     if not counts or None in counts:
-        return _SeriesSummary(modalities, None)
-    return _SeriesSummary(modalities, sum(c for c in counts if c is not None))
+        return _Summary(modalities, None)
+    return _Summary(modalities, sum(c for c in counts if c is not None))
 
 
-def _complete(
-    studies: list[_Found], calling_ae: str, settings: DicomSettings, notes: list[str]
-) -> list[_Found]:
-    """Fill missing instance counts and modalities from SERIES-level queries."""
-    gaps = [s for s in studies if s.instances is None or not s.modalities]
+def _image_summary(found: _Found, calling_ae: str, settings: DicomSettings) -> _Summary:
+    """Modalities and instance count of one study from an IMAGE-level query: exact."""
+    query = Dataset()
+    query.StudyInstanceUID = found.uid
+    query.SeriesInstanceUID = ""
+    query.SOPInstanceUID = ""
+    query.Modality = ""
+    outcome = c_find(found.peer, calling_ae, settings, "IMAGE", query)
+    if not outcome.ok:
+        return _Summary((), None)
+    uids = {_text(ds, "SOPInstanceUID") for ds in outcome.identifiers} - {""}
+    modalities = tuple(dict.fromkeys(m for ds in outcome.identifiers
+                                     for m in _values(ds, "Modality")))
+    return _Summary(modalities, len(uids))
+
+
+def _complete(studies: list[_Found], mode: str, calling_ae: str, settings: DicomSettings,
+              notes: list[str]) -> list[_Found]:
+    """Fill instance counts and modalities the study-level answers lack (`mode`: auto asks
+    only for those; series and image ask for every study)."""
+    gaps = [s for s in studies if mode != "auto" or s.instances is None or not s.modalities]
     if not gaps:
         return studies
+    summary = _image_summary if mode == "image" else _series_summary
     filled: dict[str, _Found] = {}
     for study in gaps:
-        summary = _series_summary(study, calling_ae, settings)
-        filled[study.uid] = replace(
-            study,
-            modalities=study.modalities or summary.modalities,
-            instances=summary.instances if study.instances is None else study.instances,
-        )
-    _note_gaps(studies, gaps, filled, notes)
+        got = summary(study, calling_ae, settings)
+        counted = study.instances if mode == "auto" and study.instances is not None \
+            else got.instances if got.instances is not None else study.instances
+        filled[study.uid] = replace(study, modalities=study.modalities or got.modalities,
+                                    instances=counted)
+    _note_gaps(studies, gaps, filled, mode, notes)
     return [filled.get(study.uid, study) for study in studies]
 
 
-def _note_gaps(
-    studies: list[_Found], gaps: list[_Found], filled: dict[str, _Found], notes: list[str]
-) -> None:
+def _note_gaps(studies: list[_Found], gaps: list[_Found], filled: dict[str, _Found],
+               mode: str, notes: list[str]) -> None:
     total = len(studies)
+    level = "IMAGE" if mode == "image" else "SERIES"
+    if mode != "auto":
+        unknown = sum(1 for s in gaps if filled[s.uid].instances is None)
+        notes.append(f"instances counted by a {level}-level query for each of {total} studies"
+                     + (f"; not answered for {unknown}" if unknown else ""))
     no_count = [s.uid for s in gaps if s.instances is None]
-    if no_count:
+    if no_count and mode == "auto":
         counted = sum(1 for uid in no_count if filled[uid].instances is not None)
         notes.append(
             f"NumberOfStudyRelatedInstances not answered for {len(no_count)} of {total} studies:"
@@ -334,22 +313,9 @@ def _note_gaps(
         known = sum(1 for uid in no_modality if filled[uid].modalities)
         notes.append(
             f"ModalitiesInStudy not answered for {len(no_modality)} of {total} studies:"
-            f" taken from a SERIES-level query for {known}, unknown for {len(no_modality) - known}"
+            f" taken from a {level}-level query for {known}, unknown for"
+            f" {len(no_modality) - known}"
         )
-
-
-def _matches(study: _Found, wanted: frozenset[str]) -> bool:
-    return not wanted or not study.modalities or bool(wanted.intersection(study.modalities))
-
-
-def _wanted(studies: list[_Found], modalities: Sequence[str], notes: list[str]) -> list[_Found]:
-    """Studies with one of `modalities` (all when none given); unknown ones are kept."""
-    wanted = frozenset(m.upper() for m in modalities)
-    kept = [s for s in studies if _matches(s, wanted)]
-    unknown = sum(1 for s in kept if not s.modalities)
-    if wanted and unknown:
-        notes.append(f"{unknown} studies of unknown modality kept despite the modality filter")
-    return kept
 
 
 def _primary_modality(modalities: tuple[str, ...], wanted: Sequence[str]) -> str:
@@ -375,7 +341,7 @@ def _studies(found: list[_Found], modalities: Sequence[str], notes: list[str]) -
     if unknown_tier:
         shown = ", ".join(f"{value}: {count}" for value, count in sorted(unknown_tier.items()))
         notes.append(
-            f"InstanceAvailability not answered or not recognised for {unknown_tier.total()}"
+            f"{AVAILABILITY_NOTE} or not recognised for {unknown_tier.total()}"
             f" of {len(found)} studies ({shown}): assumed local"
         )
     return [
@@ -388,51 +354,82 @@ def _studies(found: list[_Found], modalities: Sequence[str], notes: list[str]) -
             location=_location(s.availability) or Location.LOCAL,
             device=s.device_id,
             patient_id=s.patient_id,
+            raw_date=s.raw_date if s.study_date is None else "",
         )
         for s in found
     ]
 
 
-def _note_sweep(sweep: Sweep[_Answer], max_results: int, notes: list[str]) -> None:
-    if sweep.splits:
-        notes.append(
-            f"{sweep.splits} date windows split in halves (C-FIND failed or answers reached"
-            f" max_results={max_results}); {sweep.queries} study-level queries in all"
-        )
-    for day, why in sweep.failed_days:
-        notes.append(f"C-FIND incomplete for single day {day}: {why}; studies may be missing")
+def _note_census(result: CensusResult[_Answer], notes: list[str]) -> None:
+    if result.splits:
+        notes.append(f"{result.splits} queries split because their answer was full;"
+                     f" {result.queries} study-level queries in all")
+    if result.cap is not None:
+        notes.append(f"the source answers at most {result.cap} studies per query without "
+                     "saying so: learned from answers that disagreed, and every query that "
+                     "reached it was split")
+    if result.disagreements:
+        notes.append(f"{result.disagreements} studies were found by one query and not by "
+                     "another that should have matched them (the source matches dates "
+                     "differently): both kept in the census")
+    for gap in result.gaps:
+        notes.append(f"census gap: {gap}; studies may be missing")
 
 
-def inventory_by_cfind(
-    devices: Sequence[tuple[str, Peer]],
-    calling_ae: str,
-    settings: DicomSettings,
-    date_from: date,
-    date_to: date,
-    window_days: int,
-    modalities: Sequence[str],
-    max_results: int = 1000,
-) -> Inventory:
-    """Inventory the source by STUDY-ROOT, study-level C-FIND over [date_from, date_to].
+@dataclass(frozen=True, slots=True)
+class CensusRequest:
+    """What to ask the source: the date range, the sweep, the answer cap, the counts."""
+
+    date_from: date
+    date_to: date
+    window_days: int
+    sweep: bool = True
+    max_results: int = 1000
+    instance_counts: str = "auto"
+    modalities: Sequence[str] = field(default_factory=tuple)
+    since: date | None = None
+
+
+def inventory_by_cfind(devices: Sequence[tuple[str, Peer]], calling_ae: str,
+                       settings: DicomSettings, request: CensusRequest) -> Inventory:
+    """The census of the source by STUDY-ROOT C-FIND (see runner.inventory.census).
 
     `devices` are (device id, peer) in order of preference: the first that answers C-ECHO
-    is queried, the next one takes over if it goes down; DicomError when none answers.
-    Studies are unique by StudyInstanceUID (the first device to answer one wins).
+    is queried, the next one takes over if it goes down. DicomError when none answers or
+    the source refuses the census. With `request.since`, only studies dated from then on
+    are asked for (no sweep): a partial census.
     """
     if not devices:
         raise ValueError("inventory_by_cfind needs at least one device")
     notes: list[str] = []
     chain = _Devices(devices, calling_ae, settings, notes)
     chain.next_healthy()
-    windows = date_windows(date_from, date_to, window_days)
-    sweep = sweep_windows(windows, _query_window(chain, modalities), max_results)
-    _note_sweep(sweep, max_results, notes)
-    wanted = frozenset(m.upper() for m in modalities)
-    candidates = [s for s in _first_per_uid(sweep.records, notes) if _matches(s, wanted)]
-    found = _complete(candidates, calling_ae, settings, notes)
-    studies = _studies(_wanted(found, modalities, notes), modalities, notes)
-    origin = (
-        f"cfind:{','.join(device_id for device_id, _ in devices)}"
-        f" {date_from.isoformat()}..{date_to.isoformat()} ({sweep.queries} queries)"
-    )
-    return Inventory(tuple(studies), origin=origin, notes=tuple(notes))
+    first = max(request.date_from, request.since) if request.since else request.date_from
+    windows = date_windows(first, request.date_to, request.window_days) \
+        if first <= request.date_to else []
+    sweep = request.sweep and request.since is None
+    try:
+        result = take_census(_query(chain), _seen, windows, sweep, request.max_results)
+    except CensusRefused as refused:
+        raise DicomError(f"the source refused the census, nothing can be planned: {refused}"
+                         ) from None
+    _note_census(result, notes)
+    found = _complete(_found(result.records.values(), notes), request.instance_counts,
+                      calling_ae, settings, notes)
+    studies = _studies(found, request.modalities, notes)
+    method = _method(request, sweep)
+    origin = (f"cfind:{','.join(device_id for device_id, _ in devices)}"
+              f" {first.isoformat()}..{request.date_to.isoformat()} ({result.queries} queries)")
+    census = Census(method, result.queries, result.complete, tuple(result.gaps),
+                    request.since, result.cap)
+    return Inventory(tuple(studies), origin=origin, notes=tuple(notes), census=census)
+
+
+def _method(request: CensusRequest, sweep: bool) -> str:
+    windows = f"C-FIND by date windows of {request.window_days} days"
+    if request.since is not None:
+        return f"{windows} from {request.since} (partial: studies dated since then)"
+    if not sweep:
+        return f"{windows} (no sweep: studies without a usable date are not searched)"
+    return (f"{windows}, and a sweep with any Study Date split by Patient ID prefix "
+            f"(finds undated and out-of-window studies)")

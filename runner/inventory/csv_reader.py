@@ -241,8 +241,10 @@ class _RowParser:
         message = f"duplicate StudyInstanceUID {_shown(uid)}; first on line {first}"
         self.problem(line, last_line, _UID, message)
 
-    def new_date(self, text: str, line: int, last_line: int) -> date:
+    def new_date(self, text: str, line: int, last_line: int) -> date | None:
         value = text.strip()
+        if not value:
+            return None  # a study the source holds without a Study Date: planned as undated
         parsed = _parse_date(value)
         if isinstance(parsed, str):
             self.problem(line, last_line, _DATE, parsed)

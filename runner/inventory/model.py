@@ -23,6 +23,9 @@ AVAILABILITY_TO_LOCATION: dict[str, Location] = {
     "UNAVAILABLE": Location.OFFLINE,
 }
 
+# How the inventory's note on unanswered tiers begins (dropped when a table gives the tiers).
+AVAILABILITY_NOTE = "InstanceAvailability not answered"
+
 # Used when the source says nothing about size: a typical mixed-modality instance.
 DEFAULT_MB_PER_INSTANCE = 0.5
 
@@ -31,18 +34,25 @@ DEFAULT_MB_PER_INSTANCE = 0.5
 class Study:
     """One study of the source, as the inventory knows it.
 
-    `instances` and `size_mb` may be unknown (None) when the source did not answer them;
-    `size_known` says whether `size_mb` came from the source or was estimated.
+    `instances` and `size_mb` may be unknown (None) when the source did not answer them.
+    `study_date` is None for a study the source holds without a usable Study Date (none,
+    empty, or malformed: then `raw_date` keeps what the source answered).
     """
 
     study_uid: str
-    study_date: date
+    study_date: date | None
     modality: str
     instances: int | None
     size_mb: float | None
     location: Location
     device: str | None = None
     patient_id: str = ""
+    raw_date: str = ""
+
+    @property
+    def sort_date(self) -> date:
+        """The date to order by: an undated study counts as the oldest of all."""
+        return self.study_date or date.min
 
     @property
     def estimated_mb(self) -> float:
@@ -53,9 +63,40 @@ class Study:
 
 
 @dataclass(frozen=True, slots=True)
+class Census:
+    """How an inventory was taken, and whether it can stand for everything the source holds.
+
+    `complete` is False when a query could not be answered fully (a gap is named in `gaps`);
+    `since` is set for a partial census (studies dated from then on); `cap` is the answer
+    limit the source was found to apply without saying so, if any.
+    """
+
+    method: str
+    queries: int = 0
+    complete: bool = True
+    gaps: tuple[str, ...] = ()
+    since: date | None = None
+    cap: int | None = None
+
+    @property
+    def of_source(self) -> bool:
+        """Whether the source itself was asked (not a CSV prepared by someone)."""
+        return not self.method.startswith("csv")
+
+
+# The census of an inventory read from a CSV file: prepared by someone, not the source's.
+CSV_CENSUS = Census("inventory CSV")
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
-    """All studies found on the source, with a note of how they were found."""
+    """Every study found on the source, with a note of how they were found.
+
+    The inventory is the census: it holds every study the source answered, in the profile's
+    window or not; the plan decides which are planned and which excluded, with a reason.
+    """
 
     studies: tuple[Study, ...]
     origin: str
     notes: tuple[str, ...] = ()
+    census: Census = CSV_CENSUS

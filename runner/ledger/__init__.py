@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from runner.ledger.batching import WriterStats
 from runner.ledger.events import (
+    CensusStudy,
+    CensusTaken,
     EventKind,
     EventRecorded,
     Fact,
@@ -60,6 +62,8 @@ from runner.ledger.writer import LEDGER_FILENAME, Ledger
 __all__ = [
     "LEDGER_FILENAME",
     "SCHEMA_VERSION",
+    "CensusStudy",
+    "CensusTaken",
     "EventKind",
     "EventRecorded",
     "Fact",

@@ -25,6 +25,7 @@ from typing import TypeVar
 import duckdb
 
 from runner.ledger.events import (
+    CensusTaken,
     EventRecorded,
     Fact,
     InstanceForwarded,
@@ -263,9 +264,60 @@ def _runs_ended(conn: Conn, facts: list[RunEnded], upsert: bool) -> None:
                  rows)
 
 
+_CENSUSES = _Table(
+    "censuses",
+    (("census_id", "VARCHAR"), ("taken_at", "TIMESTAMPTZ"), ("run_id", "VARCHAR"),
+     ("command", "VARCHAR"), ("method", "VARCHAR"), ("origin", "VARCHAR"),
+     ("of_source", "BOOLEAN"), ("queries", "INTEGER"), ("complete", "BOOLEAN"),
+     ("since", "DATE"), ("cap", "INTEGER"), ("gaps", "VARCHAR[]"), ("studies", "INTEGER"),
+     ("instances", "BIGINT"), ("unknown_counts", "INTEGER"), ("planned", "INTEGER"),
+     ("excluded", "INTEGER"), ("new_studies", "INTEGER"), ("changed_studies", "INTEGER"),
+     ("gone_studies", "INTEGER")),
+    "ON CONFLICT (census_id) DO NOTHING",
+)
+
+_CENSUS_STATE = ("study_date", "raw_date", "modality", "tier", "device", "instances",
+                 "disposition", "reason", "detail")
+# Always written with its conflict clause: a later census finds the same studies again.
+_CENSUS_STUDIES = _Table(
+    "census_studies",
+    (("study_uid", "VARCHAR"), ("first_census", "VARCHAR"), ("first_seen_at", "TIMESTAMPTZ"),
+     ("last_census", "VARCHAR"), ("last_seen_at", "TIMESTAMPTZ"), ("study_date", "DATE"),
+     ("raw_date", "VARCHAR"), ("modality", "VARCHAR"), ("tier", "VARCHAR"),
+     ("device", "VARCHAR"), ("instances", "INTEGER"), ("disposition", "VARCHAR"),
+     ("reason", "VARCHAR"), ("detail", "VARCHAR"), ("gone_at", "TIMESTAMPTZ")),
+    "ON CONFLICT (study_uid) DO UPDATE SET last_census = excluded.last_census, "
+    "last_seen_at = excluded.last_seen_at, gone_at = NULL, "
+    + ", ".join(f"{c} = excluded.{c}" for c in _CENSUS_STATE)
+    + " WHERE census_studies.last_seen_at <= excluded.last_seen_at",
+)
+
+_GONE = ("UPDATE census_studies SET gone_at = ? WHERE gone_at IS NULL AND last_seen_at < ?"
+         " AND (?::DATE IS NULL OR study_date >= ?::DATE)")
+
+
+def _censuses(conn: Conn, facts: list[CensusTaken], upsert: bool) -> None:
+    for f in sorted(_fold(facts, lambda f: f.census_id, _first), key=lambda f: f.at):
+        studies = _fold(list(f.studies), lambda s: s.study_uid, _last)
+        planned = sum(1 for s in studies if s.disposition == "planned")
+        _CENSUSES.insert(conn, [(
+            f.census_id, f.at, f.run_id, f.command, f.method, f.origin, f.of_source, f.queries,
+            f.complete, f.since, f.cap, list(f.gaps), len(studies),
+            sum(s.instances or 0 for s in studies),
+            sum(1 for s in studies if s.instances is None), planned, len(studies) - planned,
+            f.new_studies, f.changed_studies, f.gone_studies)], upsert)
+        _CENSUS_STUDIES.insert(conn, [
+            (s.study_uid, f.census_id, f.at, f.census_id, f.at, s.study_date, s.raw_date,
+             s.modality, s.tier.value, s.device, s.instances, s.disposition, s.reason,
+             s.detail, None) for s in studies], upsert=True)
+        if f.complete and f.of_source:
+            conn.execute(_GONE, [f.at, f.at, f.since, f.since])
+
+
 def write_batch(conn: Conn, facts: Sequence[Fact], upsert: bool) -> None:
     """Write `facts` on `conn` (inside the caller's transaction), fast or upsert path."""
     _runs_started(conn, _of(facts, RunStarted), upsert)
+    _censuses(conn, _of(facts, CensusTaken), upsert)
     _studies_planned(conn, _of(facts, StudiesPlanned), upsert)
     _retrieves_started(conn, _of(facts, RetrieveStarted), upsert)
     _receipts(conn, _of(facts, InstanceReceived), upsert)

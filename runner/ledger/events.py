@@ -341,6 +341,63 @@ class EventRecorded:
         return None if detail is None else json.dumps(detail, sort_keys=True, default=str)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CensusStudy:
+    """One study the census found: what the source says of it, and what the plan does with
+    it (`planned`, or `excluded` with the reason and its detail in words)."""
+
+    study_uid: str
+    study_date: date | None
+    raw_date: str
+    modality: str
+    tier: Location
+    device: str | None
+    instances: int | None
+    disposition: str
+    reason: str | None = None
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        _need_text("study_uid", self.study_uid)
+        _need_count("instances", self.instances)
+        if self.disposition not in ("planned", "excluded"):
+            raise ValueError(f"disposition must be planned or excluded: {self.disposition!r}")
+        object.__setattr__(self, "tier", Location(self.tier))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CensusTaken:
+    """The source's census, with every study it found (one statement for all of them).
+
+    A complete census of the whole source (`since` None) marks the studies it no longer
+    found as gone; a partial one (`since`) only those dated since then.
+    """
+
+    census_id: str = field(default_factory=new_id)
+    at: datetime = field(default_factory=utc_now)
+    run_id: str | None = None
+    command: str
+    method: str
+    origin: str
+    of_source: bool
+    queries: int
+    complete: bool
+    since: date | None = None
+    cap: int | None = None
+    gaps: tuple[str, ...] = ()
+    studies: tuple[CensusStudy, ...]
+    new_studies: int | None = None
+    changed_studies: int | None = None
+    gone_studies: int | None = None
+
+    def __post_init__(self) -> None:
+        _need_text("census_id", self.census_id)
+        _need_count("queries", self.queries)
+        object.__setattr__(self, "gaps", tuple(self.gaps))
+        object.__setattr__(self, "studies", tuple(self.studies))
+        _fix_time(self)
+
+
 Fact = (
     RunStarted
     | RunEnded
@@ -353,9 +410,11 @@ Fact = (
     | InstanceQuarantined
     | VerificationRecorded
     | EventRecorded
+    | CensusTaken
 )
 
 FACT_TYPES: tuple[type, ...] = (
     RunStarted, RunEnded, StudiesPlanned, StudyStatusChanged, RetrieveStarted, RetrieveFinished,
     InstanceReceived, InstanceForwarded, InstanceQuarantined, VerificationRecorded, EventRecorded,
+    CensusTaken,
 )

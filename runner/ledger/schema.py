@@ -245,6 +245,111 @@ SELECT study_uid, tier, source_instances, received_instances, destination_instan
 FROM facts
 """
 
+# The census: what the source holds, each time it was taken (`censuses`), and every study
+# it ever answered, with its latest state (`census_studies`): planned or excluded with its
+# reason, the source's count, and when a complete census no longer found it (`gone_at`).
+_CENSUSES = """
+CREATE TABLE censuses (
+    census_id        VARCHAR PRIMARY KEY,
+    taken_at         TIMESTAMPTZ NOT NULL,
+    run_id           VARCHAR,
+    command          VARCHAR NOT NULL,
+    method           VARCHAR NOT NULL,
+    origin           VARCHAR NOT NULL,
+    of_source        BOOLEAN NOT NULL,
+    queries          INTEGER NOT NULL,
+    complete         BOOLEAN NOT NULL,
+    since            DATE,
+    cap              INTEGER,
+    gaps             VARCHAR[] NOT NULL,
+    studies          INTEGER NOT NULL,
+    instances        BIGINT NOT NULL,
+    unknown_counts   INTEGER NOT NULL,
+    planned          INTEGER NOT NULL,
+    excluded         INTEGER NOT NULL,
+    new_studies      INTEGER,
+    changed_studies  INTEGER,
+    gone_studies     INTEGER
+)"""
+
+_CENSUS_STUDIES = """
+CREATE TABLE census_studies (
+    study_uid      VARCHAR PRIMARY KEY,
+    first_census   VARCHAR NOT NULL,
+    first_seen_at  TIMESTAMPTZ NOT NULL,
+    last_census    VARCHAR NOT NULL,
+    last_seen_at   TIMESTAMPTZ NOT NULL,
+    study_date     DATE,
+    raw_date       VARCHAR,
+    modality       VARCHAR NOT NULL,
+    tier           VARCHAR NOT NULL CHECK (tier IN ('local', 'nearline', 'offline')),
+    device         VARCHAR,
+    instances      INTEGER CHECK (instances >= 0),
+    disposition    VARCHAR NOT NULL CHECK (disposition IN ('planned', 'excluded')),
+    reason         VARCHAR,
+    detail         VARCHAR,
+    gone_at        TIMESTAMPTZ
+)"""
+
+# The spec's view over the census: one row per study the source holds (or held), planned or
+# not. source_instances = the census's count, else the planned count, else the largest
+# count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
+# study the census found and the plan leaves out (nothing done with it).
+_RECONCILIATION_VIEW_3 = """
+CREATE OR REPLACE VIEW reconciliation AS
+WITH got AS (
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
+    FROM receipts GROUP BY study_uid
+), conf AS (
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS confirmed
+    FROM confirmations GROUP BY study_uid
+), reported AS (
+    SELECT study_uid, count(*) AS retrieves,
+           nullif(max(coalesce(completed, 0) + coalesce(failed, 0) + coalesce(warning, 0)
+                      + coalesce(remaining, 0)), 0) AS reported
+    FROM retrieves WHERE purpose <> 'redate' GROUP BY study_uid
+), latest AS (
+    SELECT study_uid, arg_max(ok, verified_at) AS ok, arg_max(found, verified_at) AS found
+    FROM verifications GROUP BY study_uid
+), every_study AS (
+    SELECT coalesce(c.study_uid, s.study_uid) AS study_uid,
+           coalesce(s.tier, c.tier) AS tier,
+           coalesce(c.study_date, s.study_date) AS study_date,
+           coalesce(c.modality, s.modality) AS modality,
+           coalesce(s.status, 'pending') AS engine_status,
+           c.instances AS census_instances, s.planned_instances,
+           c.disposition, c.detail AS excluded_because, c.gone_at,
+           c.study_uid IS NOT NULL AS in_census
+    FROM census_studies c FULL OUTER JOIN studies s ON s.study_uid = c.study_uid
+), facts AS (
+    SELECT e.*, coalesce(e.census_instances, e.planned_instances, rep.reported)
+               AS source_instances,
+           coalesce(g.received, 0) AS received_instances,
+           coalesce(nullif(c.confirmed, 0), l.found, 0) AS destination_instances,
+           l.ok AS checked_ok, l.study_uid IS NOT NULL AS checked,
+           coalesce(rep.retrieves, 0) AS retrieves
+    FROM every_study e
+    LEFT JOIN got g USING (study_uid)
+    LEFT JOIN conf c USING (study_uid)
+    LEFT JOIN reported rep USING (study_uid)
+    LEFT JOIN latest l USING (study_uid)
+)
+SELECT study_uid, tier, source_instances, received_instances, destination_instances,
+       CASE WHEN checked_ok AND destination_instances >= coalesce(source_instances, 0)
+                THEN 'verified'
+            WHEN engine_status = 'failed' THEN 'failed'
+            WHEN checked THEN 'incomplete'
+            WHEN received_instances > 0 OR retrieves > 0 OR engine_status <> 'pending'
+                THEN 'in_progress'
+            WHEN disposition = 'excluded' THEN 'excluded'
+            ELSE 'pending' END AS status,
+       study_date, modality,
+       CASE WHEN gone_at IS NOT NULL THEN 'gone' WHEN in_census THEN 'present'
+            ELSE 'not in a census' END AS at_source,
+       CASE WHEN disposition = 'excluded' THEN excluded_because END AS excluded_because
+FROM facts
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -254,6 +359,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(2, "read models: views instances and reconciliation",
               (_INSTANCES_VIEW, _RECONCILIATION_VIEW)),
+    Migration(3, "the census of the source: censuses, census_studies; reconciliation over it",
+              (_CENSUSES, _CENSUS_STUDIES, _RECONCILIATION_VIEW_3)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from runner.inventory.csv_reader import read_inventory_csv
+from runner.inventory.exclusions import read_exclusions
 from runner.inventory.locations import apply_location_table
 from runner.inventory.model import Inventory
 from runner.plan.compile import compile_plan
@@ -24,34 +25,42 @@ def site_today(profile: SiteProfile) -> date:
     return datetime.now(ZoneInfo(profile.site.timezone)).date()
 
 
-def take_inventory(profile: SiteProfile, csv_path: Path | None, today: date) -> Inventory:
-    """The inventory from a CSV file, or live by C-FIND from the source devices."""
+def take_inventory(profile: SiteProfile, csv_path: Path | None, today: date,
+                   since: date | None = None) -> Inventory:
+    """The inventory from a CSV file, or live by C-FIND from the source devices (the
+    census; with `since`, of studies dated from then on only)."""
     if csv_path is not None:
         inventory = read_inventory_csv(csv_path, [d.id for d in profile.source.devices])
     else:
-        inventory = live_inventory(profile, today)
+        inventory = live_inventory(profile, today, since)
     if profile.tiering.location.startswith("csv:"):
         inventory = apply_location_table(inventory, Path(profile.tiering.location[4:]))
     return inventory
 
 
-def live_inventory(profile: SiteProfile, today: date) -> Inventory:
-    """C-FIND the source devices by date windows (see runner.inventory.cfind)."""
-    from runner.inventory.cfind import inventory_by_cfind
+def live_inventory(profile: SiteProfile, today: date, since: date | None = None) -> Inventory:
+    """The census of the source by C-FIND (see runner.inventory.cfind)."""
+    from runner.inventory.cfind import CensusRequest, inventory_by_cfind
     from runner.profile.peers import device_peers, dicom_settings
 
     query = profile.source.inventory
-    return inventory_by_cfind(
-        device_peers(profile), profile.source.calling_ae_title, dicom_settings(profile),
-        query.from_, query.end_date(today), query.window_days, query.modalities,
-        max_results=query.max_results)
+    request = CensusRequest(
+        date_from=query.from_, date_to=query.end_date(today), window_days=query.window_days,
+        sweep=query.census == "full", max_results=query.max_results,
+        instance_counts=query.instance_counts, modalities=tuple(query.modalities), since=since)
+    return inventory_by_cfind(device_peers(profile), profile.source.calling_ae_title,
+                              dicom_settings(profile), request)
 
 
-def build_plan(loaded: LoadedProfile, csv_path: Path | None) -> Plan:
-    """Inventory and compile: the plan as `run` would execute it today."""
-    today = site_today(loaded.profile)
-    inventory = take_inventory(loaded.profile, csv_path, today)
-    return compile_plan(loaded.profile, inventory, today)
+def build_plan(loaded: LoadedProfile, csv_path: Path | None,
+               since: date | None = None) -> Plan:
+    """Census and compile: the plan as `run` would execute it today."""
+    profile = loaded.profile
+    today = site_today(profile)
+    inventory = take_inventory(profile, csv_path, today, since)
+    exclude = profile.source.inventory.exclude
+    exclusions = read_exclusions(exclude) if exclude is not None else {}
+    return compile_plan(profile, inventory, today, exclusions)
 
 
 def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path | None,

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
-from operator import attrgetter
 
 from runner.inventory.model import Inventory, Location, Study
-from runner.plan.model import DevicePlan, Phase, Plan, RedatePlan, Slot, ThrottleSetting
+from runner.plan.model import (
+    DevicePlan,
+    Excluded,
+    ExclusionReason,
+    Phase,
+    Plan,
+    RedatePlan,
+    Slot,
+    ThrottleSetting,
+)
 from runner.profile.models import SiteProfile
 
-# Oldest first; the UID breaks ties so that the order never depends on the inventory's order.
-_PLAN_ORDER = attrgetter("study_date", "study_uid")
+
+def plan_order(study: Study) -> tuple[bool, date, str]:
+    """Oldest first, undated studies after the dated ones; the UID breaks ties so that the
+    order never depends on the inventory's order."""
+    return study.study_date is None, study.sort_date, study.study_uid
 
 
-def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Plan:
-    """The plan for `profile` over `inventory`, as of `today` (in the site's time zone)."""
-    studies, notes = _in_scope(profile, inventory.studies, today)
+def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
+                 exclusions: Mapping[str, str] | None = None) -> Plan:
+    """The plan for `profile` over `inventory`, as of `today` (in the site's time zone).
+
+    Every study of the inventory is planned or excluded with its reason: the profile's
+    window and modality filter, `undated: exclude`, and `exclusions` (Study Instance UID to
+    the reason given in the exclusion list).
+    """
+    studies, excluded = _in_scope(profile, inventory.studies, today, exclusions or {})
     device_ids = [d.id for d in profile.source.devices]
     if profile.tiering.by_tier:
         phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
@@ -39,23 +57,55 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Pla
                     f"{profile.destination.host}:{profile.destination.port})",
         verify=profile.destination.verify,
         inventory_origin=inventory.origin,
-        notes=(*inventory.notes, *notes),
+        notes=(*inventory.notes, *_exclusion_notes(excluded)),
+        census=inventory.census,
+        excluded=tuple(sorted(excluded, key=lambda e: plan_order(e.study))),
     )
 
 
-def _in_scope(profile: SiteProfile, studies: Sequence[Study],
-              today: date) -> tuple[list[Study], list[str]]:
-    """The studies the profile's inventory window and modality filter admit."""
+def _in_scope(profile: SiteProfile, studies: Sequence[Study], today: date,
+              exclusions: Mapping[str, str]) -> tuple[list[Study], list[Excluded]]:
+    """The studies the profile admits, and the others with the reason for each."""
     query = profile.source.inventory
     start, end = query.from_, query.end_date(today)
     wanted = frozenset(query.modalities)
-    kept = [s for s in studies if start <= s.study_date <= end
-            and (not wanted or _modalities(s) & wanted)]
-    notes = []
-    if len(kept) < len(studies):
-        notes.append(f"{len(studies) - len(kept)} studies of the inventory are outside the "
-                     f"profile's date range {start}..{end} or modality filter and are not planned")
-    return kept, notes
+    kept: list[Study] = []
+    excluded: list[Excluded] = []
+    for study in studies:
+        why = _exclusion(study, start, end, wanted, query.undated, exclusions)
+        if why is None:
+            kept.append(study)
+        else:
+            excluded.append(Excluded(study, *why))
+    return kept, excluded
+
+
+def _exclusion(study: Study, start: date, end: date, wanted: frozenset[str], undated: str,
+               exclusions: Mapping[str, str]) -> tuple[ExclusionReason, str] | None:
+    """Why `study` is not planned, or None when it is."""
+    if study.study_uid in exclusions:
+        return ExclusionReason.LISTED, exclusions[study.study_uid] or "on the exclusion list"
+    day = study.study_date
+    if day is None:
+        if undated == "exclude":
+            shown = f" ({study.raw_date!r})" if study.raw_date else ""
+            return ExclusionReason.UNDATED, f"no usable Study Date{shown}; profile: undated: " \
+                                            "exclude"
+    elif day < start:
+        return ExclusionReason.OUTSIDE_WINDOW, f"dated {day}, before the inventory's 'from' " \
+                                               f"({start})"
+    elif day > end:
+        return ExclusionReason.OUTSIDE_WINDOW, f"dated {day}, after the inventory's 'to' ({end})"
+    if wanted and study.modality and not _modalities(study) & wanted:
+        return ExclusionReason.MODALITY, f"modality {study.modality} is not among the " \
+                                         f"profile's modalities ({', '.join(sorted(wanted))})"
+    return None
+
+
+def _exclusion_notes(excluded: Sequence[Excluded]) -> list[str]:
+    counts = Counter(e.reason for e in excluded)
+    return [f"{n:,} studies of the census excluded: {reason.value}"
+            for reason, n in sorted(counts.items())]
 
 
 def _modalities(study: Study) -> frozenset[str]:
@@ -71,7 +121,7 @@ def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
     balancer = _Balancer(device_ids)
     phases = []
     for tier in tiers:
-        ordered = sorted(by_tier[tier], key=_PLAN_ORDER)
+        ordered = sorted(by_tier[tier], key=plan_order)
         phases.append(Phase.of(tier, tuple(ordered), tuple(balancer.assign(s) for s in ordered)))
     return tuple(phases)
 
@@ -128,8 +178,8 @@ def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> Reda
     if days == 0:
         return RedatePlan(0, profile.redate.every_hours, None, (), 0.0)
     since = today - timedelta(days=days)
-    recent = sorted((s for s in studies if s.study_date >= since
-                     and s.location is Location.LOCAL), key=_PLAN_ORDER)
+    recent = sorted((s for s in studies if s.study_date is not None and s.study_date >= since
+                     and s.location is Location.LOCAL), key=plan_order)
     return RedatePlan(days, profile.redate.every_hours, since,
                       tuple(s.study_uid for s in recent),
                       round(sum(s.estimated_mb for s in recent), 3))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from runner.inventory.model import Study
 from runner.plan.model import Phase, Plan, Slot
 
 _DAY_ORDER = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -32,14 +34,41 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                    "order": list(plan.redate.study_uids)},
         "morphing": list(plan.rules),
         "destination": {"name": plan.destination, "verify": plan.verify},
+        "census": _census_json(plan),
+        "excluded": [{"study_uid": e.study.study_uid, "reason": e.reason.value,
+                      "detail": e.detail,
+                      "study_date": e.study.study_date.isoformat() if e.study.study_date
+                      else None, "modality": e.study.modality} for e in plan.excluded],
         "notes": list(plan.notes),
     }
+
+
+def _census_json(plan: Plan) -> dict[str, Any]:
+    census = plan.census
+    reasons = Counter(e.reason.value for e in plan.excluded)
+    return {"method": census.method, "of_source": census.of_source,
+            "complete": census.complete, "queries": census.queries,
+            "since": census.since.isoformat() if census.since else None,
+            "cap": census.cap, "gaps": list(census.gaps),
+            "studies": plan.source_studies,
+            "instances": sum(s.instances or 0 for s in _all_studies(plan)),
+            "unknown_count_studies": sum(1 for s in _all_studies(plan) if s.instances is None),
+            "planned": plan.studies, "undated_planned": plan.undated,
+            "excluded": len(plan.excluded), "excluded_by_reason": dict(sorted(reasons.items()))}
+
+
+def _all_studies(plan: Plan) -> Iterator[Study]:
+    for phase in plan.phases:
+        yield from phase.studies
+    for excluded in plan.excluded:
+        yield excluded.study
 
 
 def _phase_json(phase: Phase) -> dict[str, Any]:
     span = phase.date_span
     return {"tier": phase.name, "studies": len(phase.studies),
             "instances": phase.instances, "gb": round(phase.megabytes / 1000, 2),
+            "undated": phase.undated,
             "from": span[0].isoformat() if span else None,
             "to": span[1].isoformat() if span else None,
             "order": [s.study_uid for s in phase.studies]}
@@ -56,7 +85,9 @@ def explain(plan: Plan) -> list[str]:
     lines = [f"Plan for {plan.site_name} ({plan.site_id}), as of {plan.today} ({plan.timezone})",
              f"Inventory: {plan.inventory_origin}; destination: {plan.destination}, "
              f"verified by {plan.verify}", ""]
-    lines += _section("Phases (each oldest first)", _phase_rows(plan))
+    lines += census_lines(plan)
+    lines += _section("Phases (each oldest first; undated studies after the dated ones)",
+                      _phase_rows(plan))
     lines += _section("Source devices", _device_rows(plan))
     lines += _section("Throttles", [["throttle", "max in flight", "start at once up to",
                                      "delay before each further retrieve (s)"]] +
@@ -71,14 +102,36 @@ def explain(plan: Plan) -> list[str]:
     return lines
 
 
+def census_lines(plan: Plan) -> list[str]:
+    """What the source holds and what becomes of it: planned, or excluded by reason."""
+    census = plan.census
+    studies = list(_all_studies(plan))
+    unknown = sum(1 for s in studies if s.instances is None)
+    instances = f"{sum(s.instances or 0 for s in studies):,} instances" + (
+        f" (+ {unknown:,} studies of unknown count)" if unknown else "")
+    holder = "The source holds" if census.of_source else "The inventory CSV lists"
+    scope = f", dated from {census.since}" if census.since else ""
+    lines = [f"Census: {census.method}; {census.queries:,} queries",
+             f"  {holder} {plan.source_studies:,} studies{scope} / {instances}"
+             f" -> planned {plan.studies:,} ({plan.undated:,} without a usable date),"
+             f" excluded {len(plan.excluded):,}"]
+    for reason, n in sorted(Counter(e.reason.value for e in plan.excluded).items()):
+        lines.append(f"  excluded: {n:,} {reason}")
+    if not census.complete:
+        lines.append(f"  INCOMPLETE: {len(census.gaps):,} queries could not be answered"
+                     " fully; studies may be missing (see the notes)")
+    return [*lines, ""]
+
+
 def _phase_rows(plan: Plan) -> list[list[str]]:
-    rows = [["#", "tier", "studies", "instances", "GB", "first date", "last date"]]
+    rows = [["#", "tier", "studies", "undated", "instances", "GB", "first date", "last date"]]
     for i, phase in enumerate(plan.phases, 1):
         span = phase.date_span
-        rows.append([str(i), phase.name, f"{len(phase.studies):,}",
+        rows.append([str(i), phase.name, f"{len(phase.studies):,}", f"{phase.undated:,}",
                      f"{phase.instances:,}", f"{phase.megabytes / 1000:,.2f}",
                      str(span[0]) if span else "-", str(span[1]) if span else "-"])
-    rows.append(["", "total", f"{plan.studies:,}", f"{sum(p.instances for p in plan.phases):,}",
+    rows.append(["", "total", f"{plan.studies:,}", f"{plan.undated:,}",
+                 f"{sum(p.instances for p in plan.phases):,}",
                  f"{plan.megabytes / 1000:,.2f}", "", ""])
     return rows
 

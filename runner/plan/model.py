@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 
-from runner.inventory.model import Location, Study
+from runner.inventory.model import CSV_CENSUS, Census, Location, Study
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +36,32 @@ class Phase:
 
     @property
     def date_span(self) -> tuple[date, date] | None:
-        """The first and last study dates (studies are sorted by date)."""
-        if not self.studies:
-            return None
-        return self.studies[0].study_date, self.studies[-1].study_date
+        """The first and last study dates (dated studies come first, sorted by date)."""
+        dated = [s.study_date for s in self.studies if s.study_date is not None]
+        return (dated[0], dated[-1]) if dated else None
+
+    @property
+    def undated(self) -> int:
+        """Studies without a usable Study Date (planned after the dated ones)."""
+        return sum(1 for s in self.studies if s.study_date is None)
+
+
+class ExclusionReason(StrEnum):
+    """Why a study the source holds is not planned."""
+
+    OUTSIDE_WINDOW = "outside the inventory window"
+    MODALITY = "modality not selected"
+    UNDATED = "no usable Study Date"
+    LISTED = "on the exclusion list"
+
+
+@dataclass(frozen=True, slots=True)
+class Excluded:
+    """A study of the census that the plan leaves out, and why (`detail`: in words)."""
+
+    study: Study
+    reason: ExclusionReason
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +125,18 @@ class Plan:
     verify: str
     inventory_origin: str
     notes: tuple[str, ...]
+    census: Census = CSV_CENSUS
+    excluded: tuple[Excluded, ...] = ()
+
+    @property
+    def source_studies(self) -> int:
+        """Studies the census found at the source: planned and excluded."""
+        return self.studies + len(self.excluded)
+
+    @property
+    def undated(self) -> int:
+        """Planned studies without a usable Study Date."""
+        return sum(p.undated for p in self.phases)
 
     @property
     def studies(self) -> int:

@@ -7,8 +7,9 @@ field errors, even when other parts of the profile do not validate.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 Loc = tuple[str | int, ...]
 CrossProblem = tuple[Loc, str]
@@ -30,11 +31,26 @@ def concurrency_order(low: Any, high: Any) -> str | None:
     return None
 
 
-def date_order(start: Any, end: Any) -> str | None:
-    """The problem when an inventory window starts after it ends."""
+def date_order(start: Any, end: Any, timezone: Any = None) -> str | None:
+    """The problem when an inventory window starts after it ends; `end` may be "today",
+    resolved in the site's `timezone` (UTC when it is not a known zone)."""
+    if end == "today":
+        today = site_today(timezone)
+        if isinstance(start, date) and start > today:
+            return f"inventory 'from' ({start}) is after 'to' (today, {today})"
+        return None
     if isinstance(start, date) and isinstance(end, date) and start > end:
         return f"inventory 'from' ({start}) is after 'to' ({end})"
     return None
+
+
+def site_today(timezone: Any) -> date:
+    """Today's date in `timezone` (a zone name), UTC when it is not a known zone."""
+    try:
+        zone = ZoneInfo(timezone) if isinstance(timezone, str) and timezone else ZoneInfo("UTC")
+    except (KeyError, ValueError, OSError):  # an unknown zone is reported by its field
+        zone = ZoneInfo("UTC")
+    return datetime.now(zone).date()
 
 
 def _order_problems(data: dict[str, Any]) -> Iterator[CrossProblem]:
@@ -48,7 +64,9 @@ def _order_problems(data: dict[str, Any]) -> Iterator[CrossProblem]:
     source = data.get("source")
     query = source.get("inventory") if isinstance(source, dict) else None
     if isinstance(query, dict):
-        message = date_order(query.get("from"), query.get("to"))
+        site = data.get("site")
+        zone = site.get("timezone") if isinstance(site, dict) else None
+        message = date_order(query.get("from"), query.get("to", "today"), zone)
         if message:
             yield ("source", "inventory", "from"), message
 

@@ -196,6 +196,20 @@ class InventoryQuery(_Model):
     modalities: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")]] = []
     max_results: int = Field(
         1000, ge=1, description="a window answering this many studies or more is split")
+    census: Literal["full", "windows"] = Field(
+        "full", description="full: the date windows, then a sweep with any Study Date "
+                            "(split by Patient ID prefix) that finds undated, malformed-dated "
+                            "and out-of-window studies and detects a source that caps its "
+                            "answers silently; windows: the date windows only")
+    undated: Literal["plan", "exclude"] = Field(
+        "plan", description="studies without a usable Study Date: planned (after the dated "
+                            "ones of their tier), or excluded with that reason")
+    exclude: ExistingFile | None = Field(
+        None, description="CSV of studies excluded on purpose: StudyInstanceUID[,Reason]")
+    instance_counts: Literal["auto", "series", "image"] = Field(
+        "auto", description="where each study's instance count comes from: auto (the "
+                            "study-level answer, else a SERIES-level query), series, or image "
+                            "(an IMAGE-level query per study: exact, slow)")
 
     def end_date(self, today: date) -> date:
         """The last day of the inventory, with "today" resolved."""

@@ -21,8 +21,8 @@ from runner.tiering.timeline import Timeline
 
 NO_DELAY = parse_formula(0)
 _SIZE = attrgetter("estimated_mb")
-_DATE = attrgetter("study_date")
-_PLAN_ORDER = attrgetter("study_date", "study_uid")
+_DATE = attrgetter("sort_date")  # an undated study counts as the oldest
+_PLAN_ORDER = attrgetter("sort_date", "study_uid")
 
 
 @dataclass(frozen=True, slots=True)
