@@ -336,8 +336,6 @@ def _uid_problem(uid: str) -> str:
 
 def _parse_date(value: str) -> date | str:
     """A StudyDate, or why it is not one."""
-    if not value:
-        return "empty StudyDate; expected YYYYMMDD"
     if len(value) != 8 or not (value.isascii() and value.isdigit()):
         return f"StudyDate {_shown(value)} is not 8 digits (YYYYMMDD)"
     try:

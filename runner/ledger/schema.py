@@ -291,12 +291,12 @@ CREATE TABLE census_studies (
     gone_at        TIMESTAMPTZ
 )"""
 
-# The spec's view over the census: one row per study the source holds (or held), planned or
-# not. source_instances = the census's count, else the planned count, else the largest
+# Every study the source holds (or held), planned or not, with the spec's columns and the
+# census's (study date, modality, whether the source still holds it, why it is excluded). source_instances = the census's count, else the planned count, else the largest
 # count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
 # study the census found and the plan leaves out (nothing done with it).
-_RECONCILIATION_VIEW_3 = """
-CREATE OR REPLACE VIEW reconciliation AS
+_RECONCILIATION_DETAIL_VIEW = """
+CREATE OR REPLACE VIEW reconciliation_detail AS
 WITH got AS (
     SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
     FROM receipts GROUP BY study_uid
@@ -350,6 +350,13 @@ SELECT study_uid, tier, source_instances, received_instances, destination_instan
 FROM facts
 """
 
+# The spec's columns, exactly; `reconciliation_detail` has the census's columns besides.
+_RECONCILIATION_VIEW_3 = """
+CREATE OR REPLACE VIEW reconciliation AS
+SELECT study_uid, tier, source_instances, received_instances, destination_instances, status
+FROM reconciliation_detail
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -360,7 +367,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "read models: views instances and reconciliation",
               (_INSTANCES_VIEW, _RECONCILIATION_VIEW)),
     Migration(3, "the census of the source: censuses, census_studies; reconciliation over it",
-              (_CENSUSES, _CENSUS_STUDIES, _RECONCILIATION_VIEW_3)),
+              (_CENSUSES, _CENSUS_STUDIES, _RECONCILIATION_DETAIL_VIEW,
+               _RECONCILIATION_VIEW_3)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

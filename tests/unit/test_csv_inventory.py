@@ -146,7 +146,6 @@ def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
         (".1.2,20200101,CT,1,1,local,wfm1", 1, "empty component"),
         ("1.02,20200101,CT,1,1,local,wfm1", 1, "leading zero"),
         ("01.2,20200101,CT,1,1,local,wfm1", 1, "leading zero"),
-        ("1.2.3,,CT,1,1,local,wfm1", 7, "empty StudyDate; expected YYYYMMDD"),
         ("1.2.3,2020-01-01,CT,1,1,local,wfm1", 7, "'2020-01-01' is not 8 digits (YYYYMMDD)"),
         ("1.2.3,202001011,CT,1,1,local,wfm1", 7, "is not 8 digits"),
         ("1.2.3,20230229,CT,1,1,local,wfm1", 7, "'20230229' is not a real calendar date"),
@@ -315,3 +314,9 @@ def test_csv_level_error_is_reported_and_reading_goes_on(tmp_path: Path) -> None
     first, second = _problems(path)
     assert first.line == 2 and "not valid CSV: field larger than field limit" in first.message
     assert (second.line, second.column) == (3, 7)
+
+
+def test_an_empty_study_date_is_an_undated_study_not_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, HEADER, GOOD, "1.2.9,,CT,1,1,local,wfm1", "1.2.10,  ,MR,2,,local,")
+    studies = {s.study_uid: s for s in read_inventory_csv(path, DEVICES).studies}
+    assert studies["1.2.9"].study_date is None and studies["1.2.10"].study_date is None
