@@ -127,6 +127,29 @@ def run(
 
 
 @app.command()
+def sync(
+    profile: ProfileArg,
+    since: Annotated[datetime | None, typer.Option(
+        "--since", formats=["%Y-%m-%d"], help="census of studies dated from DATE only (no "
+        "sweep: studies added with older dates are found by a full sync)")] = None,
+) -> None:
+    """Catch-up until cutover: census again, migrate what is new or changed; safe to repeat."""
+    from runner.execute.sync import sync_migration
+    from runner.plan.commands import build_plan
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        plan = build_plan(loaded, None, since.date() if since else None)
+        summary = sync_migration(loaded, plan, _progress_writer(), sys.stdout.isatty())
+        for line in summary.run.lines():
+            typer.echo(line)
+        if summary.run.interrupted:
+            raise typer.Exit(130)
+        if not summary.run.complete:
+            raise typer.Exit(1)
+
+
+@app.command()
 def status(profile: ProfileArg) -> None:
     """Where the migration stands, from the ledger."""
     from runner.execute.status import status_lines

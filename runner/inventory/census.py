@@ -38,9 +38,13 @@ from runner.inventory.windows import Window
 
 T = TypeVar("T")
 
-# The first characters a Patient ID prefix is extended by: printable ASCII except the
-# wildcards (* ?) and the value separator (\), which a query key cannot carry literally.
-PREFIX_ALPHABET = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "*?\\")
+# The characters a Patient ID prefix is extended by: the ones a PACS matches literally. Not
+# the wildcards (* ?) nor the separator (\\); not the space (trimmed as padding: " " would
+# ask for every patient); not % or _ (a PACS on SQL may pass them into LIKE as wildcards:
+# Orthanc answers "%*" with every study). IDs with other characters are found by queries
+# of their prefix and, when those answer full, named as a gap.
+PREFIX_ALPHABET = ("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "-./+#:")
 MAX_PREFIX = 16
 REFUSALS_IN_A_ROW = 3
 # A patient whose studies answer full even for one ID: its dated studies by date windows.
@@ -149,12 +153,23 @@ class _Census(Generic[T]):
             self.result.records.setdefault(self.seen(record).uid, record)
         count = len(answer.records)
         largest, self.largest = self.largest, max(self.largest, count)
-        if answer.outcome is Outcome.FULL or count >= self.cap:
+        full = answer.outcome is Outcome.FULL or count >= self.cap
+        if full and not self._honoured(key, answer.records):
+            self.result.gaps.append(f"{key}: the source does not match the Patient ID key as "
+                                    "asked (it answered other patients), so it cannot be split")
+            return []
+        if full:
             return self._split(key, answer.records)
         self.leaves[key] = count
         if count >= 2 and count >= largest:
             return self._probe(key)
         return []
+
+    def _honoured(self, key: Keys, records: tuple[T, ...]) -> bool:
+        """Whether every answer to a Patient ID key has that ID (or prefix)."""
+        if not key.patient:
+            return True
+        return all(_matches(key, self.seen(r).patient_id) for r in records)
 
     def _probe(self, key: Keys) -> list[Keys]:
         """Split an answer as large as any so far: if the source caps silently, this is

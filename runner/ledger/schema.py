@@ -292,7 +292,8 @@ CREATE TABLE census_studies (
 )"""
 
 # Every study the source holds (or held), planned or not, with the spec's columns and the
-# census's (study date, modality, whether the source still holds it, why it is excluded). source_instances = the census's count, else the planned count, else the largest
+# census's (study date, modality, whether the source still holds it, why it is excluded).
+# source_instances = the census's count, else the planned count, else the largest
 # count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
 # study the census found and the plan leaves out (nothing done with it).
 _RECONCILIATION_DETAIL_VIEW = """

@@ -7,7 +7,9 @@ from datetime import datetime
 
 from runner.ledger import EventKind
 from runner.report.model import (
+    CensusRow,
     DeviceStats,
+    ExclusionRow,
     Failure,
     Headline,
     Periods,
@@ -66,6 +68,8 @@ class ReportData:
     exceptions: list[StudyException]
     series: list[SeriesRow]
     series_total: int
+    censuses: list[CensusRow]
+    exclusions: list[ExclusionRow]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -86,7 +90,9 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         down_time=periods(reader, EventKind.DEVICE_DOWN, EventKind.DEVICE_UP, span),
         work=reader.one("work", Work),
         exceptions=reader.rows("exceptions", StudyException, {"pending_shown": PENDING_SHOWN}),
-        series=series, series_total=series_total)
+        series=series, series_total=series_total,
+        censuses=reader.rows("censuses", CensusRow),
+        exclusions=reader.rows("exclusions", ExclusionRow))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

@@ -29,8 +29,15 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Headline:
-    """The executive summary's numbers (GB = 10^9 bytes)."""
+    """The executive summary's numbers (GB = 10^9 bytes): the source's (its census), then the
+    plan's and what became of it."""
 
+    source_studies: int
+    source_instances: int
+    source_unknown_counts: int
+    gone_studies: int
+    uncensused_studies: int
+    excluded_studies: int
     planned_studies: int
     planned_instances: int
     unknown_size_studies: int
@@ -50,6 +57,40 @@ class Headline:
     def outstanding_studies(self) -> int:
         """Planned studies not verified."""
         return self.planned_studies - self.verified_studies
+
+
+@dataclass(frozen=True, slots=True)
+class CensusRow:
+    """One census of the source: how it was taken, what it found, what a sync found new."""
+
+    taken_at: datetime
+    command: str
+    method: str
+    origin: str
+    of_source: bool
+    complete: bool
+    queries: int
+    since: date | None
+    cap: int | None
+    gaps: int
+    studies: int
+    instances: int
+    unknown_counts: int
+    planned: int
+    excluded: int
+    new_studies: int | None
+    changed_studies: int | None
+    gone_studies: int | None
+    received_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExclusionRow:
+    """Studies the census found and the plan leaves out, for one reason."""
+
+    reason: str
+    studies: int
+    instances: int
 
 
 @dataclass(frozen=True, slots=True)

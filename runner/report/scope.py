@@ -34,7 +34,7 @@ class ReportScope:
     def describe(self) -> str:
         """The scope in words, as the report states it."""
         if self.is_everything:
-            return "every study in the migration's plan"
+            return "every study the source holds (its census), planned or excluded"
         parts = []
         if self.phase is not None:
             parts.append(f"phase {self.phase}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from runner import __version__
 from runner.report import fmt
+from runner.report.census import source_sentence
 from runner.report.collect import ReportData
 from runner.report.markup import Col, key_values, para, table, tag, text
 from runner.report.model import Headline, Total
@@ -86,11 +87,16 @@ def summary_section(data: ReportData) -> str:
 
 def _verdict(data: ReportData) -> str:
     head = data.headline
+    return para(source_sentence(head), "headline") + _planned_verdict(data)
+
+
+def _planned_verdict(data: ReportData) -> str:
+    head = data.headline
     if head.planned_studies == 0:
         return para("No studies are planned in this scope: there is nothing to sign off.",
                     "verdict bad")
     if head.outstanding_studies == 0:
-        return para("Every planned study is verified at the destination: "
+        return para("Every planned study of the source is verified at the destination: "
                     f"{fmt.plural(head.verified_studies, 'study', 'studies')}, "
                     f"{fmt.plural(head.verified_instances, 'instance', 'instances')}.",
                     "verdict ok")
@@ -205,6 +211,7 @@ def signoff_section(data: ReportData) -> str:
     declaration = (
         f"We have reviewed this report of the migration of {ident.site_name} from "
         f"{ident.source_name} to {ident.destination_name} ({ident.scope.describe()}). "
+        f"{source_sentence(head)} "
         f"{head.verified_studies:,} of "
         f"{fmt.plural(head.planned_studies, 'planned study', 'planned studies')} "
         f"({fmt.plural(head.verified_instances, 'instance', 'instances')}) verified at the "

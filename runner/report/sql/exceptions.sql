@@ -37,12 +37,15 @@ WITH quar AS (
     LEFT JOIN quar q USING (study_uid)
     LEFT JOIN checks c USING (study_uid)
     LEFT JOIN failed_retrieve f USING (study_uid)
-    WHERE s.status <> 'verified'
+    WHERE s.status NOT IN ('verified', 'excluded')
 )
 SELECT pseudonym, study_uid, status, tier, modality, study_date, device,
        phase_index + 1 AS phase, source_instances, received_instances, destination_instances,
        quarantined_instances, attempts, checks,
-       coalesce(known_reason, CASE status
+       coalesce(CASE WHEN at_source = 'gone' THEN
+                    'no longer at the source (deleted or merged there): a later census did '
+                    'not find it' || coalesce('; ' || known_reason, '') END,
+                known_reason, CASE status
            WHEN 'pending' THEN 'not started yet'
            WHEN 'in_progress' THEN 'started, not yet checked at the destination'
            WHEN 'incomplete' THEN 'the destination holds fewer instances than the source'

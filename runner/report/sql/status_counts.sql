@@ -5,4 +5,5 @@ SELECT status, count(*) AS studies,
        coalesce(sum(planned_mb), 0) / 1e3 AS planned_gb
 FROM report_scope
 GROUP BY status
-ORDER BY list_position(['failed', 'incomplete', 'in_progress', 'pending', 'verified'], status)
+ORDER BY list_position(['failed', 'incomplete', 'in_progress', 'pending', 'verified',
+                        'excluded'], status)

@@ -5,6 +5,7 @@ WITH got AS (
     SELECT s.phase_index + 1 AS phase, s.tier, s.modality, year(s.study_date) AS year,
            s.status, s.source_instances, s.destination_instances, s.planned_mb, g.bytes
     FROM report_scope s LEFT JOIN got g USING (study_uid)
+    WHERE s.status <> 'excluded'
 )
 SELECT CASE WHEN grouping(phase) = 0 THEN 'phase' WHEN grouping(tier) = 0 THEN 'tier'
             WHEN grouping(modality) = 0 THEN 'modality' ELSE 'year' END AS dimension,
