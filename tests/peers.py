@@ -241,6 +241,10 @@ class OrthancProcess:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         return self._request(urllib.request.Request(self._url(path), data=data, method="POST"))
 
+    def rest_delete(self, path: str) -> Any:
+        """DELETE `path` through the REST API (e.g. a study, as a PACS administrator would)."""
+        return self._request(urllib.request.Request(self._url(path), method="DELETE"))
+
     def upload(self, source: Path | bytes) -> str:
         """Store one DICOM file (a path or its bytes) through REST; Orthanc's instance id."""
         data = source.read_bytes() if isinstance(source, Path) else source
