@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runner.execute.run import open_ledger
 from runner.ledger.queries import StatusSummary, status_summary
 from runner.profile.load import LoadedProfile
@@ -21,6 +23,19 @@ SELECT count(*), min(started_at), max(coalesce(ended_at, started_at)) FROM runs
 
 _REDATES = "SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
 
+# The source's side: its latest census, and every study it holds by what became of it.
+_CENSUS = """
+SELECT (SELECT arg_max(struct_pack(taken_at, command, complete, queries), taken_at)
+        FROM censuses) AS latest,
+       count(*) FILTER (WHERE at_source = 'present') AS held,
+       coalesce(sum(source_instances) FILTER (WHERE at_source = 'present'), 0) AS instances,
+       count(*) FILTER (WHERE status = 'excluded') AS excluded,
+       count(*) FILTER (WHERE status <> 'excluded') AS planned,
+       count(*) FILTER (WHERE status = 'verified') AS verified,
+       count(*) FILTER (WHERE at_source = 'gone') AS gone
+FROM reconciliation_detail
+"""
+
 
 def status_lines(loaded: LoadedProfile) -> list[str]:
     """The status summary for a person."""
@@ -30,16 +45,32 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
         dead, stalls, downs, ups = ledger.query(_EVENTS)[0]
         runs, first, last = ledger.query(_RUNS)[0]
         redates = ledger.query(_REDATES)[0][0]
+        census = census_lines(ledger.query(_CENSUS)[0])
     finally:
         ledger.close()
     lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})",
              f"{runs} runs" + (f", from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
-                               if first else ""), ""]
+                               if first else ""), *census, ""]
     lines += _study_lines(summary)
     lines += _device_lines(summary)
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times; re-date retrieves: {redates}"]
+    return lines
+
+
+def census_lines(row: tuple[Any, ...]) -> list[str]:
+    """The source's side of the status: what its census found, what became of it."""
+    latest, held, instances, excluded, planned, verified, gone = row
+    if latest is None:
+        return ["No census of the source is recorded yet (`pacsmig run` takes one)."]
+    when = f"{latest['taken_at']:%Y-%m-%d %H:%M} UTC by {latest['command']}"
+    lines = [f"Source: holds {held:,} studies / {instances:,} instances (census of {when}"
+             f"{'' if latest['complete'] else ', INCOMPLETE'}): planned {planned:,}, excluded "
+             f"{excluded:,}, verified {verified:,}, not yet verified {planned - verified:,}"]
+    if gone:
+        lines.append(f"  {gone:,} studies are no longer at the source (deleted or merged "
+                     "there); kept at the destination")
     return lines
 
 

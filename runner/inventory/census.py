@@ -138,6 +138,8 @@ class _Census(Generic[T]):
     refusals_in_a_row: int = 0
     answered: int = 0
     probed: set[Keys] = field(default_factory=set)
+    prefixes_ignored: bool = False
+    full_by_prefix: bool = False  # a full answer was split by Patient ID keys
 
     def run(self, keys: Iterable[Keys]) -> None:
         pending = list(keys)[::-1]  # a stack: each query's splits are asked right after it
@@ -146,6 +148,8 @@ class _Census(Generic[T]):
             pending.extend(reversed(self._one(key)))
 
     def _one(self, key: Keys) -> list[Keys]:
+        if key.patient and self.prefixes_ignored:
+            return []
         answer = self._ask(key)
         if answer is None:
             return []
@@ -154,15 +158,23 @@ class _Census(Generic[T]):
         count = len(answer.records)
         largest, self.largest = self.largest, max(self.largest, count)
         full = answer.outcome is Outcome.FULL or count >= self.cap
-        if full and not self._honoured(key, answer.records):
-            self.result.gaps.append(f"{key}: the source does not match the Patient ID key as "
-                                    "asked (it answered other patients), so it cannot be split")
-            return []
+        if not self._honoured(key, answer.records):
+            return self._prefixes_ignored(key, full)
         if full:
             return self._split(key, answer.records)
         self.leaves[key] = count
         if count >= 2 and count >= largest:
             return self._probe(key)
+        return []
+
+    def _prefixes_ignored(self, key: Keys, full: bool) -> list[Keys]:
+        """The source answers other patients to a Patient ID key: no such key is asked any
+        more. Only what needed splitting by one is a gap (a probe's parent was answered)."""
+        self.prefixes_ignored = True
+        if full or self.full_by_prefix:
+            self.result.gaps.append(f"{key}: the source does not match Patient ID keys as "
+                                    "asked (it answered other patients), so answers that were "
+                                    "full cannot be split by them")
         return []
 
     def _honoured(self, key: Keys, records: tuple[T, ...]) -> bool:
@@ -196,6 +208,7 @@ class _Census(Generic[T]):
 
     def _split(self, key: Keys, records: tuple[T, ...]) -> list[Keys]:
         children = split_keys(key)
+        self.full_by_prefix |= any(child.patient for child in children)
         if not children:
             self.result.gaps.append(f"{key}: the source answers only part of it (at most "
                                     f"{self.cap} studies) and it cannot be split further")

@@ -9,6 +9,7 @@ tier-modelling PACS on it.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -244,8 +245,20 @@ def _matches(spec: StudySpec, query: Dataset) -> bool:
         return False
     if not _date_in(spec.study_date, str(query.get("StudyDate", "") or "")):
         return False
+    if not _wildcard_match(spec.patient_id, str(query.get("PatientID", "") or "")):
+        return False
     modalities = str(query.get("ModalitiesInStudy", "") or "")
     return not modalities or spec.modality in modalities.split("\\")
+
+
+def _wildcard_match(value: str, criterion: str) -> bool:
+    """DICOM wildcard matching (PS3.4 C.2.2.2.4): `*` any run, `?` any one character; an
+    empty criterion matches everything."""
+    if not criterion or criterion == "*":
+        return True
+    pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                      for c in criterion)
+    return re.fullmatch(pattern, value, re.DOTALL) is not None
 
 
 def _date_in(day: date, criterion: str) -> bool:

@@ -248,3 +248,29 @@ def test_every_study_is_found_whatever_the_cap(rows: list[tuple[int | None, str]
     assert set(result.records) == {s.uid for s in studies}
     assert result.complete
     assert len(asked) == result.queries
+
+
+def test_a_source_ignoring_the_patient_id_key_is_a_gap_not_an_endless_split() -> None:
+    studies = [Held(f"10.{i}", None, f"P{i}") for i in range(8)]
+    query, asked = archive(studies, cap=3, kind="cancel")
+
+    def ignoring(keys: Keys) -> Answer[Held]:  # like Orthanc given "%*": every study matches
+        return query(Keys(keys.window))
+
+    result = take_census(ignoring, _seen, [], True, 1000)
+    assert not result.complete
+    assert any("does not match Patient ID keys" in gap for gap in result.gaps)
+    assert len(asked) < 100
+
+
+def test_a_probe_at_a_source_ignoring_patient_ids_stops_without_a_gap() -> None:
+    studies = [Held(f"11.{i}", None, f"P{i}") for i in range(8)]
+    query, asked = archive(studies)  # no cap: the universal answer is complete
+
+    def ignoring(keys: Keys) -> Answer[Held]:
+        return query(Keys(keys.window))
+
+    result = take_census(ignoring, _seen, [], True, 1000)
+    assert set(result.records) == {s.uid for s in studies}
+    assert result.complete
+    assert len(asked) == 2  # the universal query, and one probe child that gave it away

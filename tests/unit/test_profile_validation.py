@@ -151,6 +151,12 @@ def test_from_after_to_is_a_cross_field_error(tmp_path: Path) -> None:
     assert "'from' (2007-01-01) is after 'to' (2006-01-01)" in p.message
 
 
+def test_from_after_today_is_an_error_at_from_when_to_is_today(tmp_path: Path) -> None:
+    p = only(problems_for(tmp_path, edited("    from: 2007-01-01", "    from: 2999-01-01")))
+    assert (p.line, p.column) == (19, 11)
+    assert "'from' (2999-01-01) is after 'to' (today, " in p.message
+
+
 def test_min_above_max_concurrency_is_reported(tmp_path: Path) -> None:
     p = only(problems_for(tmp_path, edited("min_concurrent_retrieves: 2",
                                            "min_concurrent_retrieves: 5")))
