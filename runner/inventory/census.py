@@ -138,6 +138,7 @@ class _Census(Generic[T]):
     refusals_in_a_row: int = 0
     answered: int = 0
     probed: set[Keys] = field(default_factory=set)
+    asked: set[Keys] = field(default_factory=set)
     prefixes_ignored: bool = False
     full_by_prefix: bool = False  # a full answer was split by Patient ID keys
 
@@ -148,8 +149,9 @@ class _Census(Generic[T]):
             pending.extend(reversed(self._one(key)))
 
     def _one(self, key: Keys) -> list[Keys]:
-        if key.patient and self.prefixes_ignored:
-            return []
+        if (key.patient and self.prefixes_ignored) or key in self.asked:
+            return []  # the two partitions meet at one patient on one day: asked once
+        self.asked.add(key)
         answer = self._ask(key)
         if answer is None:
             return []

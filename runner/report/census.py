@@ -41,6 +41,7 @@ def census_section(data: ReportData) -> str:
     parts.append(para(_latest(latest), "verdict ok" if latest.complete and latest.of_source
                       else "verdict bad"))
     parts += _exclusions(data)
+    parts += _totals(data)
     cols = [Col("Taken"), Col("By"), Col("Studies", "num"), Col("Instances", "num"),
             Col("Planned", "num"), Col("Excluded", "num"), Col("New", "num"),
             Col("Changed", "num"), Col("Gone", "num"), Col("Received after", "num")]
@@ -77,6 +78,22 @@ def _exclusions(data: ReportData) -> list[str]:
     return [tag("h3", "Excluded studies, by reason"), table(cols, rows, "small"),
             para("reconciliation.csv lists each excluded study with its reason in words.",
                  "note")]
+
+
+def _totals(data: ReportData) -> list[str]:
+    parts: list[str] = []
+    cols = [Col("", width="22%"), Col("Studies", "num"), Col("Instances", "num"),
+            Col("Unknown count", "num"), Col("Planned", "num"), Col("Excluded", "num"),
+            Col("Verified", "num")]
+    for dimension, title in (("tier", "tier"), ("modality", "modality"), ("year", "study year")):
+        rows = [[t.key, fmt.count(t.studies), fmt.count(t.instances),
+                 fmt.count(t.unknown_counts), fmt.count(t.planned), fmt.count(t.excluded),
+                 fmt.count(t.verified)]
+                for t in data.census_totals if t.dimension == dimension]
+        if rows:
+            parts += [tag("h3", f"What the source holds, by {title}"),
+                      table(cols, rows, "small")]
+    return parts
 
 
 def _maybe(value: int | None) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime
 from runner.ledger import EventKind
 from runner.report.model import (
     CensusRow,
+    CensusTotal,
     DeviceStats,
     ExclusionRow,
     Failure,
@@ -69,6 +70,7 @@ class ReportData:
     series: list[SeriesRow]
     series_total: int
     censuses: list[CensusRow]
+    census_totals: list[CensusTotal]
     exclusions: list[ExclusionRow]
 
 
@@ -92,6 +94,7 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         exceptions=reader.rows("exceptions", StudyException, {"pending_shown": PENDING_SHOWN}),
         series=series, series_total=series_total,
         censuses=reader.rows("censuses", CensusRow),
+        census_totals=reader.rows("census_totals", CensusTotal),
         exclusions=reader.rows("exclusions", ExclusionRow))
 
 

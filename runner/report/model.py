@@ -85,6 +85,20 @@ class CensusRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CensusTotal:
+    """What the source holds in one tier, modality or study year (`dimension`, `key`)."""
+
+    dimension: str
+    key: str
+    studies: int
+    instances: int
+    unknown_counts: int
+    planned: int
+    excluded: int
+    verified: int
+
+
+@dataclass(frozen=True, slots=True)
 class ExclusionRow:
     """Studies the census found and the plan leaves out, for one reason."""
 

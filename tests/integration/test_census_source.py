@@ -139,6 +139,16 @@ def test_orthanc_source_capping_answers_is_fully_planned_migrated_and_reported(
     assert "The source holds 10 studies (20 instances): 9 planned, 1 excluded" in html
     assert "9 verified at the destination, 0 not yet verified" in html
     assert "Census of the source" in html and "outside the inventory window" in html
+    assert "What the source holds, by study year" in html
+    csv_text = (tmp_path / "reports" / "reconciliation.csv").read_text()
+    assert csv_text.splitlines()[0].endswith("status,study_date,modality,at_source,"
+                                             "excluded_because")
+    assert len(csv_text.splitlines()) == 1 + 10
+
+    status = pacsmig("status", str(profile))
+    assert status.returncode == 0, status.stderr
+    assert "Source: holds 10 studies / 20 instances" in status.stdout
+    assert "planned 9, excluded 1, verified 9, not yet verified 0" in status.stdout
 
 
 def test_dcmqrscp_source_undated_studies_are_found_planned_and_migrated(
@@ -162,6 +172,20 @@ def test_dcmqrscp_source_undated_studies_are_found_planned_and_migrated(
     assert statuses == {label: "excluded" if label == "before-window" else "verified"
                         for label, _ in DATES}
     assert len(destination.instances()) == 18
+
+
+def test_image_level_counts_give_every_study_a_source_count_at_dcmqrscp(
+        tmp_path: Path, dcmqrscp_factory: Callable[..., DcmqrscpProcess]) -> None:
+    archive = make_archive(tmp_path / "files", seed="image-counts")
+    source = dcmqrscp_factory(aet="QRSCP")
+    source.add_files(archive.files)
+    profile = census_profile(tmp_path, source.peer, Peer("NOBODY", "127.0.0.1", free_port()),
+                             free_port(), instance_counts="image")
+    planned = pacsmig("plan", str(profile), "--json", str(tmp_path / "plan.json"))
+    assert planned.returncode == 0, planned.stderr
+    census = json.loads((tmp_path / "plan.json").read_text())["census"]
+    assert (census["studies"], census["instances"], census["unknown_count_studies"]) == \
+        (10, 20, 0)
 
 
 def test_windows_only_census_leaves_the_undated_studies_out_and_says_so(

@@ -14,7 +14,8 @@ from pydicom import Dataset
 from runner.dicom.find import c_find
 from runner.dicom.peer import DicomSettings, Peer
 from runner.errors import DicomError
-from runner.inventory.cfind import Window, inventory_by_cfind, study_query
+from runner.inventory.census import Keys
+from runner.inventory.cfind import CensusRequest, Window, inventory_by_cfind, study_query
 from runner.inventory.model import Inventory, Location
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes, write_study
 from tests.conftest import require_peer_binaries
@@ -78,9 +79,8 @@ def archive_orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthan
 def inventory(
     devices: list[tuple[str, Peer]], max_results: int = 1000, modalities: tuple[str, ...] = ()
 ) -> Inventory:
-    return inventory_by_cfind(
-        devices, "PACSMIG", SETTINGS, FIRST, LAST, 365, list(modalities), max_results
-    )
+    request = CensusRequest(FIRST, LAST, 365, max_results=max_results, modalities=modalities)
+    return inventory_by_cfind(devices, "PACSMIG", SETTINGS, request)
 
 
 def assert_each_study_once(inv: Inventory, specs: list[StudySpec]) -> None:
@@ -99,8 +99,8 @@ def test_window_reaching_result_cap_is_split_until_every_study_is_found_once(
 ) -> None:
     inv = inventory([("main", archive_orthanc.peer)], max_results=3)
     assert_each_study_once(inv, SPECS)
-    assert any("split in halves" in note for note in inv.notes)
-    assert not any("incomplete" in note for note in inv.notes)
+    assert any("split because their answer was full" in note for note in inv.notes)
+    assert inv.census.complete and not any("gap" in note for note in inv.notes)
     for study in inv.studies:
         spec = BY_UID[study.study_uid]
         assert study.study_date == spec.study_date
@@ -115,7 +115,7 @@ def test_window_reaching_result_cap_is_split_until_every_study_is_found_once(
 def test_large_windows_under_the_cap_need_no_split(archive_orthanc: OrthancProcess) -> None:
     inv = inventory([("main", archive_orthanc.peer)], max_results=1000)
     assert_each_study_once(inv, SPECS)
-    assert not any("split" in note for note in inv.notes)
+    assert not any("answer was full" in note for note in inv.notes)
 
 
 @pytest.mark.peers
@@ -130,12 +130,14 @@ def test_studies_without_instance_availability_are_assumed_local_with_a_note(
 
 
 @pytest.mark.peers
-def test_modality_filter_keeps_only_studies_of_those_modalities(
+def test_the_census_holds_every_modality_whatever_the_filter(
     archive_orthanc: OrthancProcess,
 ) -> None:
+    # The profile's modality filter excludes studies in the plan, with that reason: the
+    # census itself counts every study the source holds.
     inv = inventory([("main", archive_orthanc.peer)], max_results=5, modalities=("CT", "CR"))
-    assert_each_study_once(inv, [s for s in SPECS if s.modality in ("CT", "CR")])
-    assert {study.modality for study in inv.studies} == {"CT", "CR"}
+    assert_each_study_once(inv, SPECS)
+    assert {study.modality for study in inv.studies} == {s.modality for s in SPECS}
 
 
 @pytest.mark.peers
@@ -146,24 +148,26 @@ def test_peer_result_limit_forces_splitting_until_complete(
     specs = SPECS[:20]
     load(orthanc, specs)
     capped = c_find(orthanc.peer, "PACSMIG", SETTINGS, "STUDY",
-                    study_query(Window(FIRST, LAST), []))
+                    study_query(Keys(Window(FIRST, LAST))))
     assert not capped.ok and len(capped.identifiers) == 3  # the PACS really truncates
     inv = inventory([("capped", orthanc.peer)], max_results=1000)
     assert_each_study_once(inv, specs)
 
 
 @pytest.mark.peers
-def test_single_day_over_the_cap_is_noted_as_incomplete(
+def test_a_full_single_day_is_split_by_patient_id_and_one_patient_over_the_cap_is_a_gap(
     orthanc_factory: Callable[..., OrthancProcess],
 ) -> None:
     orthanc = orthanc_factory()
     same_day = [replace(spec, study_date=date(2020, 6, 1)) for spec in SPECS[:4]]
-    load(orthanc, same_day)
+    same_patient = [replace(spec, study_date=date(2020, 7, 1), patient_id="ONE")
+                    for spec in SPECS[4:7]]
+    load(orthanc, same_day + same_patient)
     inv = inventory([("main", orthanc.peer)], max_results=2)
-    incomplete = [note for note in inv.notes if "incomplete" in note]
-    assert len(incomplete) == 1 and "2020-06-01" in incomplete[0]
-    assert "max_results=2" in incomplete[0]
-    assert_each_study_once(inv, same_day)  # what the full day answered is kept
+    assert_each_study_once(inv, same_day + same_patient)  # what full answers gave is kept
+    gaps = [note for note in inv.notes if note.startswith("census gap")]
+    assert len(gaps) == 1 and "2020-07-01, one Patient ID" in gaps[0], gaps
+    assert not inv.census.complete
 
 
 @pytest.mark.peers
@@ -231,7 +235,7 @@ def archive_dcmqrscp(
 @pytest.mark.peers
 def test_dcmqrscp_answers_no_counts_tiers_or_modalities(archive_dcmqrscp: DcmqrscpProcess) -> None:
     outcome = c_find(archive_dcmqrscp.peer, "PACSMIG", SETTINGS, "STUDY",
-                     study_query(Window(FIRST, LAST), []))
+                     study_query(Keys(Window(FIRST, LAST))))
     assert outcome.ok and len(outcome.identifiers) == len(SPECS)
     for keyword in ("NumberOfStudyRelatedInstances", "InstanceAvailability", "ModalitiesInStudy"):
         assert all(not ds.get(keyword) for ds in outcome.identifiers), keyword
@@ -242,8 +246,9 @@ def test_inventory_on_dcmqrscp_falls_back_to_series_level_and_notes_it(
     archive_dcmqrscp: DcmqrscpProcess,
 ) -> None:
     inv = inventory([("qr", archive_dcmqrscp.peer)], max_results=8, modalities=("MR",))
-    assert_each_study_once(inv, [spec for spec in SPECS if spec.modality == "MR"])
-    assert {(study.modality, study.location) for study in inv.studies} == {("MR", Location.LOCAL)}
+    assert_each_study_once(inv, SPECS)
+    assert {(s.modality, s.location) for s in inv.studies} == {
+        (spec.modality, Location.LOCAL) for spec in SPECS}
     # dcmqrscp answers no NumberOfSeriesRelatedInstances either: counts stay unknown
     assert all(study.instances is None for study in inv.studies)
     total = len(SPECS)
