@@ -243,10 +243,22 @@ def test_sync_moves_what_the_source_received_since_and_a_second_sync_moves_nothi
     rows = reconciliation(tmp_path)
     assert sum(1 for row in rows.values() if row[0] == "verified") == 10
 
+    # A partial sync: studies dated from 2019 on; the older ones are not taken for gone.
+    later = make_archive(tmp_path / "later", seed="sync-later")
+    recent = next(uid for uid, label in later.studies.items() if label == "dated-6")
+    source.upload_all([p for p in later.files if p.name.startswith("05-")])
+    partial = pacsmig("sync", str(profile), "--since", "2019-01-01")
+    assert partial.returncode == 0, partial.stdout + partial.stderr
+    assert "studies dated from 2019-01-01: 1 new, 0 changed" in partial.stdout
+    assert "0 gone" in partial.stdout
+    assert set(later.sops[recent]) <= set(destination.instances())
+    rows = reconciliation(tmp_path)
+    assert {row[3] for row in rows.values()} == {"present"}
+
     reported = pacsmig("report", str(profile))
     html = (tmp_path / "reports" / "signoff.html").read_text()
     assert reported.returncode == 0, reported.stdout
-    assert html.count("<td>sync</td>") == 2
+    assert html.count("<td>sync</td>") == 3
 
 
 def test_a_study_deleted_at_the_source_is_reported_gone_and_kept_at_the_destination(
