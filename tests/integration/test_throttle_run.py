@@ -97,12 +97,16 @@ def test_below_the_minimum_retrieves_start_at_once(
 def test_schedule_switch_changes_the_throttle_in_force(
         tmp_path: Path, source: QRServer, listener_port: int,
         orthanc_factory: Callable[..., OrthancProcess]) -> None:
-    """Monday 08:00 to 08:01 allows one retrieve; then three. The clock runs 60x fast."""
-    began = datetime.now().timestamp()
+    """Monday 08:00 to 08:01 allows one retrieve; then three. The clock runs 60x fast from
+    its first reading (the run's start, after the census)."""
+    started: list[float] = []
     monday_eight = datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Europe/London"))
 
     def clock(zone: ZoneInfo) -> datetime:
-        return monday_eight + timedelta(seconds=(datetime.now().timestamp() - began) * 60)
+        now = datetime.now().timestamp()
+        if not started:
+            started.append(now)
+        return monday_eight + timedelta(seconds=(now - started[0]) * 60)
 
     throttles = {"one": {"max_concurrent_retrieves": 1, "min_concurrent_retrieves": 1},
                  "three": {"max_concurrent_retrieves": 3, "min_concurrent_retrieves": 3}}
@@ -110,7 +114,7 @@ def test_schedule_switch_changes_the_throttle_in_force(
                 {"throttle": "three"}]
     spans = migrate(tmp_path, source, orthanc_factory(aet="DEST"), listener_port, clock,
                     throttles=throttles, schedule=schedule)
-    switch = began + 1.0  # 60 fast seconds
+    switch = started[0] + 1.0  # 60 fast seconds
     before = [s for s in spans if s[0] < switch - 0.05]
     after = [s for s in spans if s[0] > switch + 0.05]
     assert before and after

@@ -49,7 +49,8 @@ def test_a_fully_verified_migration_says_so_and_has_no_exceptions(
     site.migrate("1.1")
     close(site)
     html = render_signoff(report(ledger_path))
-    assert "Every planned study is verified at the destination: 1 study, 2 instances." in html
+    assert "Every planned study of the source is verified at the destination: 1 study, " \
+           "2 instances." in html
     assert "No exceptions: every planned study was verified." in html
     assert "Exceptions: 0 studies not verified" in html
 
