@@ -27,10 +27,9 @@ A source that refuses the first queries, or several in a row, stops the census.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -296,19 +295,24 @@ def _reachable(key: Keys, seen: Seen) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """The census's records sorted by date and by Patient ID, to count what a query covers."""
+    """The census's records sorted by date, by Patient ID, and by Patient ID within each
+    day, to count what a query covers in a few bisections."""
 
     dates: list[date]
     patients: list[str]
-    by_day_patient: Counter[tuple[date, str]]
+    by_day: dict[date, list[str]]
 
     @classmethod
     def of(cls, seen: Iterable[Seen]) -> _Index:
         records = list(seen)
+        by_day: dict[date, list[str]] = {}
+        for s in records:
+            if s.study_date is not None:
+                by_day.setdefault(s.study_date, []).append(s.patient_id)
+        for patients in by_day.values():
+            patients.sort()
         return cls(sorted(s.study_date for s in records if s.study_date is not None),
-                   sorted(s.patient_id for s in records),
-                   Counter((s.study_date, s.patient_id) for s in records
-                           if s.study_date is not None))
+                   sorted(s.patient_id for s in records), by_day)
 
     def covered(self, key: Keys) -> int:
         """How many of the census's studies `key` should have matched."""
@@ -318,16 +322,21 @@ class _Index:
                 return len(self.patients)
             return bisect_right(self.dates, window.last) - bisect_left(self.dates, window.first)
         if window is None:
-            return self._patients(key)
-        return sum(n for (day, patient), n in self.by_day_patient.items()
-                   if window.first <= day <= window.last and _matches(key, patient))
+            return _with_patient(self.patients, key)
+        if window.days > len(self.by_day):
+            days = [d for d in self.by_day if window.first <= d <= window.last]
+        else:
+            days = [d for d in (window.first + timedelta(days=n) for n in range(window.days))
+                    if d in self.by_day]
+        return sum(_with_patient(self.by_day[d], key) for d in days)
 
-    def _patients(self, key: Keys) -> int:
-        if key.exact:
-            return (bisect_right(self.patients, key.patient)
-                    - bisect_left(self.patients, key.patient))
-        return (bisect_left(self.patients, key.patient + "\U0010ffff")
-                - bisect_left(self.patients, key.patient))
+
+def _with_patient(patients: list[str], key: Keys) -> int:
+    """How many of the sorted `patients` `key`'s Patient ID matches (exactly or as prefix)."""
+    if key.exact:
+        return bisect_right(patients, key.patient) - bisect_left(patients, key.patient)
+    return (bisect_left(patients, key.patient + "\U0010ffff")
+            - bisect_left(patients, key.patient))
 
 
 def _covers(key: Keys, seen: Seen) -> bool:
