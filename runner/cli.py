@@ -184,12 +184,15 @@ def report(
 
 @app.command()
 def demo(studies: Annotated[int, typer.Option(min=12, max=2000, help="studies in the "
-                                              "simulated PACS")] = 60) -> None:
+                                              "simulated PACS")] = 60,
+         reports: Annotated[Path | None, typer.Option(
+             help="write the demo's ledger, reports, spool and archive under DIR/demo "
+                  "instead of the checkout's reports/demo")] = None) -> None:
     """The whole job on an embedded default: simulated PACS and archive on loopback."""
     from runner.sim.demo import run_demo
 
     with _exit_codes():
-        result = run_demo(_progress_writer(), sys.stdout.isatty(), studies)
+        result = run_demo(_progress_writer(), sys.stdout.isatty(), studies, reports)
         if not result.summary.complete:
             raise typer.Exit(1)
 

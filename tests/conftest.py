@@ -8,6 +8,7 @@ when CI=true: in CI a skipped integration test would hide a broken setup.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,22 @@ def require_peer_binaries() -> None:
     pytest.skip(message)
 
 
+def require_openssl() -> None:
+    """Skip the running test when the `openssl` command is missing; fail under CI=true."""
+    if shutil.which("openssl") is not None:
+        return
+    message = "the openssl command is not installed (apt-get install openssl)"
+    if in_ci():
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Apply the peers policy to every test marked `peers`."""
+    """Apply the peers policy to every test marked `peers`, the TLS policy to `tls`."""
     if item.get_closest_marker("peers") is not None:
         require_peer_binaries()
+    if item.get_closest_marker("tls") is not None:
+        require_openssl()
 
 
 @pytest.fixture

@@ -63,9 +63,12 @@ def demo_archive(count: int, today: date, recent_days: int,
     return out[::-1]
 
 
-def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60) -> DemoResult:
-    """Start the simulated PACS and archive, migrate the demo profile, write the reports."""
-    loaded = load_profile(DEMO_PROFILE)
+def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
+             reports_dir: Path | None = None) -> DemoResult:
+    """Start the simulated PACS and archive, migrate the demo profile, write the reports
+    (into the profile's `reports/demo`, or `reports_dir`: the spool and archive go there
+    too)."""
+    loaded = _in_folder(load_profile(DEMO_PROFILE), reports_dir)
     profile = loaded.profile
     _fresh(profile)
     today = date.today()
@@ -87,6 +90,18 @@ def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60) -> D
     for line in _closing(result, destination):
         write(line)
     return result
+
+
+def _in_folder(loaded: LoadedProfile, folder: Path | None) -> LoadedProfile:
+    """The demo profile writing everything under `folder` (None: as the profile says)."""
+    if folder is None:
+        return loaded
+    profile = loaded.profile
+    moved = profile.model_copy(update={
+        "reports": profile.reports.model_copy(update={"dir": folder / "demo"}),
+        "listener": profile.listener.model_copy(update={"spool_dir": folder / "demo" / "spool"}),
+    })
+    return replace(loaded, profile=moved)
 
 
 def _fresh(profile: SiteProfile) -> None:

@@ -14,8 +14,11 @@ ROOT = Path(__file__).parents[2]
 
 
 @pytest.mark.peers  # renders nothing itself, but CI must run it: it is the product's showcase
-def test_demo_migrates_everything_and_shows_the_principles() -> None:
-    result = subprocess.run([sys.executable, "-m", "runner", "demo", "--studies", "40"],
+def test_demo_migrates_everything_and_shows_the_principles(tmp_path: Path) -> None:
+    user_reports = ROOT / "reports" / "demo"
+    before = _listing(user_reports)
+    result = subprocess.run([sys.executable, "-m", "runner", "demo", "--studies", "40",
+                             "--reports", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=400, check=False)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
@@ -28,8 +31,16 @@ def test_demo_migrates_everything_and_shows_the_principles() -> None:
     assert int(measured.group(1)) == int(nearline.group(1))  # each cloud study recalled once
     assert measured.group(2) == "0"  # re-dating kept every recent study local
     assert "oldest-first/no-redate" in out and "fewer recent studies" in out
-    reports = ROOT / "reports" / "demo"
+    assert _listing(user_reports) == before  # the user's own demo folder is left alone
+    reports = tmp_path / "demo"
     with (reports / "reconciliation.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 40 and {r["status"] for r in rows} == {"verified"}
     assert (reports / "signoff.html").stat().st_size > 10_000
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    """Every file under `folder` with its modification time (ns): untouched if equal."""
+    if not folder.exists():
+        return []
+    return sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())

@@ -20,10 +20,10 @@ from runner.profile.peers import (
     device_peers,
     listener_tls,
 )
-from tests.certs import Certificates, make_certificates, openssl_available
+from tests.certs import Certificates, make_certificates
 from tests.profiles import profile_data, write_profile
 
-pytestmark = pytest.mark.skipif(not openssl_available(), reason="needs the openssl command")
+pytestmark = pytest.mark.tls  # fails, not skips, under CI=true without openssl
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Listener limits that go with TLS: association count and PDU size, checked on the wire."""
+"""Listener limits: association count and PDU size, checked on the wire (plain TCP; the
+same limits apply under TLS, where the wrapped socket reaches the same code)."""
 
 from __future__ import annotations
 
