@@ -103,12 +103,16 @@ class EmbeddedArchive:
                          daemon=True, name="commitment-report").start()
         return 0x0000, None
 
+    def _committed(self, refs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The references the archive commits to: those it holds."""
+        with self._lock:
+            return [r for r in refs if r[1] in self.held]
+
     def _report(self, requestor: str, transaction: str, refs: list[tuple[str, str]]) -> None:
         peer = self.peers.get(requestor)
         if peer is None:
             return
-        with self._lock:
-            committed = [r for r in refs if r[1] in self.held]
+        committed = self._committed(refs)
         failed = [r for r in refs if r not in committed]
         ae = make_ae(self.ae_title, self.settings)
         ae.add_requested_context(STORAGE_COMMITMENT_PUSH)
