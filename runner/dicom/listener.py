@@ -367,7 +367,7 @@ class Listener:
         meta = file_meta(sop_class, sop_uid, transfer_syntax, calling_ae)
         incoming = IncomingStore(
             calling_ae=calling_ae,
-            move_originator_ae=dimse.text(command, dimse.MOVE_ORIGINATOR_AE) or None,
+            move_originator_ae=dimse.text(command, dimse.MOVE_ORIGINATOR_AE).strip() or None,
             move_originator_msg_id=dimse.number(command, dimse.MOVE_ORIGINATOR_ID),
             sop_class_uid=header.sop_class_uid,
             sop_instance_uid=header.sop_instance_uid,

@@ -108,6 +108,8 @@ class Engine:
         self.devices = {d.id: DeviceState(d.id, device_peer(profile, d.id),
                                           d.pinned_throttle, profile.source.health)
                         for d in plan.devices}
+        # Who may store a retrieve's instances: the device it went to, nobody else.
+        self.storing_aes = {d.id: d.storing_aes() for d in profile.source.devices}
         self.alerter = Alerter(profile.site.id, profile.alert)
         self.redates = Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0)
         self.dead = DeadTime()
@@ -374,10 +376,23 @@ class Engine:
             return Verdict.STORE
 
     def _retrieve_for(self, incoming: IncomingStore) -> Retrieve | None:
+        """The retrieve in flight an incoming store belongs to: by Move Originator Message
+        ID, else by study; only from the device it was sent to (its calling AE), and only
+        for a move the runner originated (Move Originator AE title, when given: the runner's
+        calling AE, or the storing device's own, as pynetdicom-based archives send)."""
         by_id = self.retrieves.get(incoming.move_originator_msg_id or -1)
-        if by_id is not None and by_id.study_uid == incoming.study_uid:
-            return by_id
-        return self.by_study.get(incoming.study_uid)
+        retrieve = by_id if by_id is not None and by_id.study_uid == incoming.study_uid \
+            else self.by_study.get(incoming.study_uid)
+        if retrieve is None:
+            return None
+        storing = self.storing_aes.get(retrieve.device, frozenset())
+        if incoming.calling_ae not in storing:
+            return None
+        originator = incoming.move_originator_ae
+        if originator and originator != self.profile.source.calling_ae_title \
+                and originator not in storing:
+            return None  # a move someone else asked for (pynetdicom names itself: allowed)
+        return retrieve
 
     def on_stored(self, received: Received) -> None:
         """An instance is safely in the spool: record it and queue it for forwarding."""

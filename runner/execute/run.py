@@ -250,9 +250,11 @@ def _value_tags(loaded: LoadedProfile) -> tuple[int, ...]:
 
 def _listener_config(loaded: LoadedProfile) -> ListenerConfig:
     profile = loaded.profile
-    allowed = {d.ae_title for d in profile.source.devices}
-    allowed |= {profile.destination.ae_title, profile.source.calling_ae_title,
-                profile.listener.ae_title}
+    # Devices store (each from its own AE titles); the destination only reports storage
+    # commitment. Which store belongs to which retrieve is the engine's `decide`.
+    allowed = {ae for d in profile.source.devices for ae in d.storing_aes()}
+    allowed |= {d.ae_title for d in profile.source.devices}
+    allowed.add(profile.destination.ae_title)
     return ListenerConfig(ae_title=profile.listener.ae_title, allowed_aes=frozenset(allowed),
                           host=profile.listener.host, port=profile.listener.port,
                           settings=dicom_settings(profile),

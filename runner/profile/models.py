@@ -185,6 +185,14 @@ class Device(_Model):
     port: Port
     throttle: str | None = Field(None, description="pins this device to one throttle")
     tls: Tls | None = None
+    store_ae_titles: list[AETitle] = Field(
+        default_factory=list,
+        description="the AE titles this device's C-MOVE sub-operations (C-STOREs) come "
+                    "from, when not its own `ae_title` (some archives store from another AE)")
+
+    def storing_aes(self) -> frozenset[str]:
+        """The calling AE titles the listener accepts this device's instances from."""
+        return frozenset(self.store_ae_titles or [self.ae_title])
 
 
 class InventoryQuery(_Model):

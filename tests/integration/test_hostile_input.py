@@ -309,3 +309,45 @@ def test_during_a_run_unsolicited_and_hostile_instances_are_refused_and_recorded
     emptied = tmp_path / "spool" / "tmp"  # files kept, empty, for the next run to overwrite
     assert all(p.parent == tmp_path / "spool" or tmp_path / "reports" in p.parents
                or (p.parent == emptied and p.stat().st_size == 0) for p in new), new
+
+
+def test_during_a_run_a_study_in_flight_takes_instances_only_from_the_device_asked(
+        tmp_path: Path) -> None:
+    specs = synthetic_archive("attribution-run", 2, date(2015, 1, 1), date(2019, 1, 1))
+    victim = str(specs[0].study_uid)
+    destination = FussyArchive(ae_title="NEWVNA").start()
+    site = Site(tmp_path, specs, destination,
+                first_attempt({victim: Fault(FaultKind.SILENT, seconds=3)}))
+    outcome: list[RunSummary] = []
+    runner = threading.Thread(target=lambda: outcome.append(site.run()[0]), daemon=True)
+    statuses: dict[str, int | None] = {}
+    try:
+        runner.start()
+        deadline = time.monotonic() + 20
+        while not site.source.asked("C-MOVE") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the victim's retrieve is in flight (its first try hangs 3 s)
+        # The destination may associate (it reports storage commitment), not store.
+        for name, calling, originator in (("destination", "NEWVNA", None),
+                                          ("other originator", "BADPACS", "INTRUDER")):
+            ae = make_ae(calling, SETTINGS)
+            ae.add_requested_context(CT, [ExplicitVRLittleEndian])
+            assoc = ae.associate("127.0.0.1", site.listener_port, ae_title=LISTENER_AE)
+            assert assoc.is_established, name
+            try:
+                uid = f"1.2.826.0.1.3680043.8.498.9{len(statuses)}"
+                path = tmp_path / "outgoing.dcm"
+                path.write_bytes(part10(uid, header(sop_uid=uid, study=victim)))
+                with files_sent_as_bytes():
+                    answer = assoc.send_c_store(path, originator_aet=originator,
+                                                originator_id=1 if originator else None)
+                statuses[name] = int(answer.Status) if "Status" in answer else None
+            finally:
+                assoc.release()
+        runner.join(timeout=60)
+    finally:
+        site.stop()
+        destination.stop()
+    assert statuses == {"destination": 0x0124, "other originator": 0x0124}
+    [summary] = outcome
+    site.assert_all_verified_exactly_once(summary)  # nothing foreign reached the destination
