@@ -33,6 +33,7 @@ from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
+from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
 from runner.profile.peers import device_peer
@@ -111,7 +112,8 @@ class Engine:
         # Who may store a retrieve's instances: the device it went to, nobody else.
         self.storing_aes = {d.id: d.storing_aes() for d in profile.source.devices}
         self.alerter = Alerter(profile.site.id, profile.alert)
-        self.redates = Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0)
+        self.redates = Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0,
+                               time.monotonic(), last_redates(ledger, plan.redate.study_uids))
         self.dead = DeadTime()
         self.throttles = {t.name: CompiledThrottle.of(t) for t in plan.throttles}
         self.zone = ZoneInfo(plan.timezone)

@@ -9,27 +9,41 @@ retrieves in a device's queue (so they are never starved) and pass the same thro
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 
 class Redates:
-    """The re-date rounds: which study is next, and when the next round is due."""
+    """The re-date rounds: which study is next, and when each study is due again.
 
-    def __init__(self, study_uids: Sequence[str], every_seconds: float) -> None:
+    Each study is due `every_seconds` after its last successful re-date, which comes from
+    the ledger at the start (`last_done`: seconds ago, per study): a restart, a `--limit`
+    pilot or a sync re-dates only what is due, not every recent study at once. A round
+    queues every study due (and not being retrieved); a failed re-date waits for the next.
+    """
+
+    def __init__(self, study_uids: Sequence[str], every_seconds: float, now: float = 0.0,
+                 last_done: Mapping[str, float] | None = None) -> None:
         self.study_uids = tuple(study_uids)
         self.every = every_seconds
-        self.next_round = 0.0  # the first round is due at once
+        ago = last_done or {}
+        # monotonic time each study is next due; never re-dated: due at once
+        self.due = {uid: now + every_seconds - ago[uid] if uid in ago else now
+                    for uid in self.study_uids}
         self.queue: deque[str] = deque()
         self.rounds = 0
         self.done = 0
         self.failed = 0
 
     def refill(self, now: float, busy: Container[str]) -> bool:
-        """Start a round when one is due and the last one is through; True if it started."""
-        if not self.study_uids or self.queue or now < self.next_round:
+        """Start a round of the studies due, once the last one is through; True if it did."""
+        if not self.study_uids or self.queue:
             return False
-        self.queue.extend(uid for uid in self.study_uids if uid not in busy)
-        self.next_round = now + self.every
+        due = [uid for uid in self.study_uids if self.due[uid] <= now and uid not in busy]
+        if not due:
+            return False
+        self.queue.extend(due)
+        for uid in due:
+            self.due[uid] = now + self.every
         self.rounds += 1
         return True
 

@@ -11,7 +11,7 @@ Sizes: GB = 10^9 bytes (planned sizes: MB / 1000).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -181,3 +181,20 @@ def reconciliation(src: QuerySource) -> list[ReconciliationRow]:
     rows = src.query("SELECT study_uid, tier, source_instances, received_instances,"
                      " destination_instances, status FROM reconciliation ORDER BY study_uid")
     return [ReconciliationRow(*row) for row in rows]
+
+
+_LAST_REDATES = """
+SELECT study_uid, epoch(now()) - epoch(max(ended_at))
+FROM retrieves
+WHERE purpose = 'redate' AND category IN ('success', 'warning') AND ended_at IS NOT NULL
+GROUP BY study_uid
+"""
+
+
+def last_redates(src: QuerySource, study_uids: Iterable[str]) -> dict[str, float]:
+    """Seconds since each of `study_uids` was last re-dated successfully (never: absent)."""
+    wanted = set(study_uids)
+    if not wanted:
+        return {}
+    return {uid: max(0.0, float(ago)) for uid, ago in src.query(_LAST_REDATES)
+            if uid in wanted}
