@@ -59,6 +59,27 @@ def validate(profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE..."
 
 
 @app.command()
+def check(profile: ProfileArg) -> None:
+    """Pre-flight against the real peers: echo, query and a one-instance move at the
+    source, query and storage at the destination; each failure with its likely fix."""
+    from runner.execute.preflight import preflight
+    from runner.profile.peers import check_tls
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        check_tls(loaded.profile)
+        failed = 0
+        for finding in preflight(loaded):
+            failed += not finding.ok
+            for line in finding.lines():
+                typer.echo(line)
+        typer.echo("Pre-flight: " + (f"{failed} check(s) failed" if failed else
+                                     "every check passed"))
+        if failed:
+            raise typer.Exit(1)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the site profile."""
     typer.echo(json.dumps(profile_json_schema(), indent=2, sort_keys=False))

@@ -84,7 +84,8 @@ class ClientAssociation:
             return _negotiation_failed(error, peer, settings, started)
         if isinstance(answer, pdu.AssociateReject):
             link.close()
-            return Refusal(StatusCategory.NO_ASSOCIATION, f"{peer} rejected the association")
+            return Refusal(StatusCategory.NO_ASSOCIATION,
+                           f"{peer} rejected the association: {answer.describe()}")
         link.max_send = answer.max_pdu
         proposed = {c.context_id: c for c in contexts}
         accepted = {r.context_id: (proposed[r.context_id].abstract_syntax, r.transfer_syntax)
