@@ -353,7 +353,8 @@ class Engine:
             self.tally.settle(work)
 
     def _give_up(self, work: StudyWork, reason: str) -> None:
-        self._settle(work, Stage.INCOMPLETE if work.forwarded else Stage.FAILED)
+        # failed, as the reconciliation says of a study given up (with its reason)
+        self._settle(work, Stage.FAILED)
         work.reason = reason
         self.ledger.record_study_status(work.uid, StudyStatus.FAILED, reason)
 
@@ -505,7 +506,11 @@ class Engine:
     def _judge(self, work: StudyWork, check: Check) -> None:
         method = METHODS[self.profile.destination.verify]
         if not check.answered:
-            self._verify_again_or_give_up(work, f"destination did not answer: {check.detail}")
+            self._verify_again_or_give_up(
+                work, f"verification error: the destination did not answer the "
+                      f"{self.profile.destination.verify} check ({check.detail}); "
+                      f"{len(work.forwarded)} instances were stored there and cannot be "
+                      "confirmed")
             return
         source_count = max(work.expected or 0, len(work.received))
         values = compare_values(work.values, check.values, work.dest_uids)

@@ -23,6 +23,17 @@ SELECT count(*), min(started_at), max(coalesce(ended_at, started_at)) FROM runs
 
 _REDATES = "SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
 
+# Studies given up or checked short, worst first, with the engine's reason (the report's
+# Exceptions have every detail; this is what an operator reads first).
+_EXCEPTIONS = """
+SELECT r.study_uid, r.status, r.source_instances, r.destination_instances,
+       coalesce(s.reason, 'checked short at the destination') AS reason, count(*) OVER ()
+FROM reconciliation r JOIN studies s USING (study_uid)
+WHERE r.status IN ('failed', 'incomplete')
+ORDER BY list_position(['failed', 'incomplete'], r.status), s.phase_index, s.order_index
+LIMIT 10
+"""
+
 # The source's side: its latest census, and every study it holds by what became of it.
 _CENSUS = """
 SELECT (SELECT arg_max(struct_pack(taken_at, command, complete, queries), taken_at)
@@ -46,12 +57,14 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
         runs, first, last = ledger.query(_RUNS)[0]
         redates = ledger.query(_REDATES)[0][0]
         census = census_lines(ledger.query(_CENSUS)[0])
+        exceptions = exception_lines(ledger.query(_EXCEPTIONS))
     finally:
         ledger.close()
     lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})",
              f"{runs} runs" + (f", from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
                                if first else ""), *census, ""]
     lines += _study_lines(summary)
+    lines += exceptions
     lines += _device_lines(summary)
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
@@ -71,6 +84,20 @@ def census_lines(row: tuple[Any, ...]) -> list[str]:
     if gone:
         lines.append(f"  {gone:,} studies are no longer at the source (deleted or merged "
                      "there); kept at the destination")
+    return lines
+
+
+def exception_lines(rows: list[tuple[Any, ...]]) -> list[str]:
+    """The studies not verified that need attention, each with its status and reason."""
+    if not rows:
+        return []
+    lines = ["", "  study                                                             status      "
+             "source  destination  reason"]
+    for uid, status, source, destination, reason, _ in rows:
+        shown = "?" if source is None else f"{source:,}"
+        lines.append(f"  {uid:<65} {status:<10} {shown:>6}  {destination:>11,}  {reason}")
+    if rows[0][5] > len(rows):
+        lines.append(f"  ... {rows[0][5] - len(rows):,} more: `pacsmig report` lists every one")
     return lines
 
 

@@ -134,3 +134,28 @@ def test_nothing_listening_at_the_source_is_named_with_its_fix(
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"nothing answers at 127.0.0.1:{closed.port}" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_destination_refusing_verification_is_a_failure_with_one_reason_everywhere(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    port = free_port()
+    source = source_with_a_study(orthanc_factory, Peer(LISTENER_AE, "127.0.0.1", port))
+    destination = orthanc_factory(aet="NEWVNA", extra_config={"DicomAlwaysAllowFind": False})
+    profile = profile_for(tmp_path, source.peer, destination.peer, port,
+                          retries={"verify_attempts": 1, "backoff_seconds": 0})
+    run = subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "0 of 1 studies verified, 0 incomplete, 1 failed" in run.stdout
+    assert len(destination.instances()) == 1  # stored: only its verification was refused
+
+    status = subprocess.run([sys.executable, "-m", "runner", "status", str(profile)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert "failed" in status.stdout
+    assert "verification error: the destination did not answer the instances check" \
+        in status.stdout
+    report = subprocess.run([sys.executable, "-m", "runner", "report", str(profile)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert report.returncode == 1
+    html = (tmp_path / "reports" / "signoff.html").read_text()
+    assert "verification error: the destination did not answer the instances check" in html
