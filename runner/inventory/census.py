@@ -162,7 +162,7 @@ class _Census(Generic[T]):
         if not self._honoured(key, answer.records):
             return self._prefixes_ignored(key, full)
         if full:
-            return self._split(key, answer.records)
+            return self._split(key, [self.seen(r).patient_id for r in answer.records])
         self.leaves[key] = count
         if count >= 2 and count >= largest:
             return self._probe(key)
@@ -207,7 +207,9 @@ class _Census(Generic[T]):
         self.result.gaps.append(f"{key}: refused ({answer.detail})")
         return None
 
-    def _split(self, key: Keys, records: tuple[T, ...]) -> list[Keys]:
+    def _split(self, key: Keys, patients: Iterable[str]) -> list[Keys]:
+        """The parts of a full answer; a gap when there are none, or when some of the
+        `patients` it answered cannot be reached by its parts."""
         children = split_keys(key)
         self.full_by_prefix |= any(child.patient for child in children)
         if not children:
@@ -215,7 +217,7 @@ class _Census(Generic[T]):
                                     f"{self.cap} studies) and it cannot be split further")
             return []
         self.result.splits += 1
-        unreachable = sum(1 for r in records if not _reachable(key, self.seen(r)))
+        unreachable = sum(1 for patient in patients if not _reachable(key, patient))
         if unreachable:
             self.result.gaps.append(
                 f"{key}: {unreachable} studies with an empty or unusual Patient ID cannot be "
@@ -240,8 +242,7 @@ class _Census(Generic[T]):
             if key not in self.probed:
                 children.extend(self._split(key, ()))
             else:  # its parts were asked already: only say what they cannot reach
-                self._split(key, tuple(r for r in self.result.records.values()
-                                       if _covers(key, self.seen(r))))
+                self._split(key, index.patients_of(key))
         return children
 
 
@@ -283,11 +284,11 @@ def _prefixes(window: Window | None, prefix: str) -> list[Keys]:
     return [Keys(window, prefix + c) for c in PREFIX_ALPHABET]
 
 
-def _reachable(key: Keys, seen: Seen) -> bool:
-    """Whether a record answered to `key` is matched by one of its prefix children."""
+def _reachable(key: Keys, patient_id: str) -> bool:
+    """Whether a study of `patient_id` answered to `key` is matched by one of its parts."""
     if key.exact or (key.window is not None and key.window.days > 1 and not key.patient):
         return True
-    rest = seen.patient_id[len(key.patient):]
+    rest = patient_id[len(key.patient):]
     if not rest:  # the prefix itself is asked for exactly; an empty Patient ID never is
         return bool(key.patient)
     return rest[0] in PREFIX_ALPHABET
@@ -314,6 +315,16 @@ class _Index:
         return cls(sorted(s.study_date for s in records if s.study_date is not None),
                    sorted(s.patient_id for s in records), by_day)
 
+    def patients_of(self, key: Keys) -> list[str]:
+        """The Patient IDs of the studies `key` covers, where its parts split by Patient ID
+        (a universal or prefix key, any date or one day); [] where they split by date."""
+        if key.exact or (key.window is not None and key.window.days > 1):
+            return []
+        patients = self.patients if key.window is None else self.by_day.get(key.window.first,
+                                                                             [])
+        low = bisect_left(patients, key.patient)
+        return patients[low:bisect_left(patients, key.patient + "\U0010ffff")]
+
     def covered(self, key: Keys) -> int:
         """How many of the census's studies `key` should have matched."""
         window = key.window
@@ -337,15 +348,6 @@ def _with_patient(patients: list[str], key: Keys) -> int:
         return bisect_right(patients, key.patient) - bisect_left(patients, key.patient)
     return (bisect_left(patients, key.patient + "\U0010ffff")
             - bisect_left(patients, key.patient))
-
-
-def _covers(key: Keys, seen: Seen) -> bool:
-    """Whether `key` matches a study (as the census reads its date and Patient ID)."""
-    window = key.window
-    if window is not None and (seen.study_date is None
-                               or not window.first <= seen.study_date <= window.last):
-        return False
-    return _matches(key, seen.patient_id)
 
 
 def _matches(key: Keys, patient: str) -> bool:
