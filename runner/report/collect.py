@@ -46,6 +46,7 @@ class Identity:
     masked: bool
     generated_at: datetime
     scope: ReportScope
+    method: tuple[tuple[str, str], ...] = ()  # the scope and method in words (the profile's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from runner import __version__
 from runner.errors import InputError, problem_at
 from runner.ledger import LEDGER_FILENAME
 from runner.profile.load import LoadedProfile
+from runner.profile.models import SiteProfile
 from runner.report.collect import Identity, ReportData, collect
 from runner.report.files import export_tables, write_text
 from runner.report.render import render_signoff
@@ -77,10 +78,37 @@ def identity(loaded: LoadedProfile, ledger: Path, scope: ReportScope) -> Identit
     return Identity(
         site_id=profile.site.id, site_name=profile.site.name,
         source_name=profile.source.name, destination_name=profile.destination.name,
-        profile_path=str(loaded.path), profile_sha256=loaded.sha256,
+        profile_path=str(loaded.path.resolve()), profile_sha256=loaded.sha256,
         runner_version=__version__, ledger_path=str(ledger), timezone=profile.site.timezone,
         masked=profile.reports.mask_identifiers,
-        generated_at=datetime.now(UTC).astimezone(zone), scope=scope)
+        generated_at=datetime.now(UTC).astimezone(zone), scope=scope,
+        method=method_pairs(profile, datetime.now(zone).date()))
+
+
+def method_pairs(profile: SiteProfile, today: date) -> tuple[tuple[str, str], ...]:
+    """The migration's scope and method in words, from the profile the report is made with."""
+    query = profile.source.inventory
+    devices = "; ".join(f"{d.id} ({d.ae_title} at {d.host}:{d.port})"
+                        for d in profile.source.devices)
+    rules = profile.rules().describe()
+    verify = {"instances": "image-level C-FIND: every SOP Instance UID, and the values the "
+                           "rules set",
+              "counts": "study-level count of instances (NumberOfStudyRelatedInstances)",
+              "commitment": "DICOM Storage Commitment"}[profile.destination.verify]
+    return (
+        ("Inventory range", f"studies dated {query.from_} to {query.end_date(today)}"
+                            f"{' (to: today)' if query.to == 'today' else ''}; undated "
+                            f"studies {'planned' if query.undated == 'plan' else 'excluded'}"),
+        ("Census", "date windows and a sweep with any date (undated and out-of-window "
+                   "studies found)" if query.census == "full" else "date windows only"),
+        ("Modalities", ", ".join(query.modalities) or "all"),
+        ("Source devices", devices),
+        ("Destination", f"{profile.destination.name} ({profile.destination.ae_title} at "
+                        f"{profile.destination.host}:{profile.destination.port})"),
+        ("Verification", verify),
+        ("Morphing rules", " | ".join(f"{i}. {r}" for i, r in enumerate(rules, 1)) or "none: "
+                           "every instance is sent as received"),
+    )
 
 
 def _result(data: ReportData, files: tuple[Path, ...]) -> ReportResult:

@@ -23,7 +23,8 @@ def header_section(data: ReportData) -> str:
              para(f"{ident.site_name}: {ident.source_name} to {ident.destination_name}",
                   "subtitle"),
              tag("div", text(f"Scope: {ident.scope.describe()}"), scope_cls),
-             tag("h2", "Identity"), key_values(_identity_pairs(data)), _runs(data)]
+             tag("h2", "Identity"), key_values(_identity_pairs(data)), _method(data),
+             _runs(data)]
     return tag("section", "".join(parts))
 
 
@@ -46,6 +47,12 @@ def _identity_pairs(data: ReportData) -> list[tuple[str, object]]:
         ("Report generated", f"{fmt.when(ident.generated_at)} ({ident.timezone})"),
         ("Patient identifiers", masking),
     ]
+
+
+def _method(data: ReportData) -> str:
+    if not data.identity.method:
+        return ""
+    return tag("h3", "Scope and method") + key_values(list(data.identity.method))
 
 
 def _runs(data: ReportData) -> str:

@@ -142,6 +142,8 @@ def test_orthanc_source_capping_answers_is_fully_planned_migrated_and_reported(
     assert "9 verified at the destination, 0 not yet verified" in html
     assert "Census of the source" in html and "outside the inventory window" in html
     assert "What the source holds, by study year" in html
+    assert "Scope and method" in html and "studies dated 2000-01-01 to " in html
+    assert str(profile.resolve()) in html  # the profile's absolute path
     csv_text = (tmp_path / "reports" / "reconciliation.csv").read_text()
     assert csv_text.splitlines()[0].endswith("status,study_date,modality,at_source,"
                                              "excluded_because")
