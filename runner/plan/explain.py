@@ -124,24 +124,26 @@ def census_lines(plan: Plan) -> list[str]:
 
 
 def _phase_rows(plan: Plan) -> list[list[str]]:
-    rows = [["#", "tier", "studies", "undated", "instances", "GB", "first date", "last date"]]
+    unit, per = size_unit(plan.megabytes)
+    rows = [["#", "tier", "studies", "undated", "instances", unit, "first date", "last date"]]
     for i, phase in enumerate(plan.phases, 1):
         span = phase.date_span
         rows.append([str(i), phase.name, f"{len(phase.studies):,}", f"{phase.undated:,}",
-                     f"{phase.instances:,}", f"{phase.megabytes / 1000:,.2f}",
+                     f"{phase.instances:,}", f"{phase.megabytes / per:,.2f}",
                      str(span[0]) if span else "-", str(span[1]) if span else "-"])
     rows.append(["", "total", f"{plan.studies:,}", f"{plan.undated:,}",
                  f"{sum(p.instances for p in plan.phases):,}",
-                 f"{plan.megabytes / 1000:,.2f}", "", ""])
+                 f"{plan.megabytes / per:,.2f}", "", ""])
     return rows
 
 
 def _device_rows(plan: Plan) -> list[list[str]]:
-    rows = [["device", "AE title", "address", "throttle", "studies", "GB"]]
+    unit, per = size_unit(max((d.megabytes for d in plan.devices), default=0.0))
+    rows = [["device", "AE title", "address", "throttle", "studies", unit]]
     for d in plan.devices:
         rows.append([d.id, d.ae_title, f"{d.host}:{d.port}",
                      d.pinned_throttle or "by schedule", f"{d.studies:,}",
-                     f"{d.megabytes / 1000:,.2f}"])
+                     f"{d.megabytes / per:,.2f}"])
     return rows
 
 
@@ -166,7 +168,13 @@ def _redate_lines(plan: Plan) -> list[str]:
         return ["Re-dating: off", ""]
     return [f"Re-dating: every {r.every_hours:g} h, studies acquired since {r.since} "
             f"(last {r.recent_days} days) on the local store: {len(r.study_uids):,} studies, "
-            f"{r.megabytes / 1000:,.2f} GB", ""]
+            f"{r.megabytes / size_unit(r.megabytes)[1]:,.2f} {size_unit(r.megabytes)[0]}", ""]
+
+
+def size_unit(largest_mb: float) -> tuple[str, float]:
+    """The unit a table of sizes up to `largest_mb` reads best in, and MB per unit: GB from
+    1 GB on, MB below (where GB would print 0.00)."""
+    return ("GB", 1000.0) if largest_mb >= 1000 else ("MB", 1.0)
 
 
 def _section(title: str, rows: list[list[str]]) -> list[str]:
