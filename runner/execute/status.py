@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from runner.execute.run import open_ledger
 from runner.ledger.queries import StatusSummary, status_summary
@@ -66,6 +68,7 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     lines += _study_lines(summary)
     lines += exceptions
     lines += _device_lines(summary)
+    lines += ["", *_throttles(loaded)]
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times; re-date retrieves: {redates}"]
@@ -98,6 +101,20 @@ def exception_lines(rows: list[tuple[Any, ...]]) -> list[str]:
         lines.append(f"  {uid:<65} {status:<10} {shown:>6}  {destination:>11,}  {reason}")
     if rows[0][5] > len(rows):
         lines.append(f"  ... {rows[0][5] - len(rows):,} more: `pacsmig report` lists every one")
+    return lines
+
+
+def _throttles(loaded: LoadedProfile) -> list[str]:
+    """The throttle in force now and its next change (the profile's schedule)."""
+    from runner.execute.throttle import schedule_now_and_next
+    from runner.plan.compile import schedule_slots
+
+    profile = loaded.profile
+    now = datetime.now(ZoneInfo(profile.site.timezone))
+    slots = schedule_slots(profile)
+    lines = [f"Throttle by schedule: {schedule_now_and_next(slots, None, now)}"]
+    lines += [f"Throttle of {d.id}: {schedule_now_and_next(slots, d.throttle, now)}"
+              for d in profile.source.devices if d.throttle]
     return lines
 
 

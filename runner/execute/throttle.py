@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from runner.plan.model import Slot, ThrottleSetting
 from runner.profile.formula import Formula, parse_formula
@@ -124,3 +124,20 @@ class ThroughputMeter:
     def _trim(self, now: float) -> None:
         while self.samples and self.samples[0][0] < now - self.window:
             self.total -= self.samples.popleft()[1]
+
+
+def schedule_now_and_next(slots: Sequence[Slot], pinned: str | None, now: datetime,
+                          horizon: timedelta = timedelta(days=8)) -> str:
+    """The throttle in force at `now` and when it next changes, in words (site time)."""
+    current = throttle_in_force(slots, pinned, now)
+    shown = current or "paused (no schedule entry matches)"
+    if pinned is not None:
+        return f"{shown} (pinned)"
+    when = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while when - now <= horizon:
+        following = throttle_in_force(slots, pinned, when)
+        if following != current:
+            return (f"{shown} now ({now:%a %H:%M}); from {when:%a %Y-%m-%d %H:%M}: "
+                    f"{following or 'paused'}")
+        when += timedelta(minutes=1)
+    return f"{shown} now ({now:%a %H:%M}), at all times"

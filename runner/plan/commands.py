@@ -52,6 +52,17 @@ def live_inventory(profile: SiteProfile, today: date, since: date | None = None)
                               dicom_settings(profile), request)
 
 
+def throttle_lines(plan: Plan, now: datetime) -> list[str]:
+    """The throttle in force now and its next change, for the schedule and each pinned
+    device (site time)."""
+    from runner.execute.throttle import schedule_now_and_next
+
+    lines = [f"Throttle by schedule: {schedule_now_and_next(plan.schedule, None, now)}"]
+    lines += [f"Throttle of {d.id}: {schedule_now_and_next(plan.schedule, d.pinned_throttle, now)}"
+              for d in plan.devices if d.pinned_throttle]
+    return lines
+
+
 def build_plan(loaded: LoadedProfile, csv_path: Path | None,
                since: date | None = None) -> Plan:
     """Census and compile: the plan as `run` would execute it today."""
@@ -69,6 +80,8 @@ def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path |
     check_tls(loaded.profile)
     plan = build_plan(loaded, csv_path)
     for line in explain(plan):
+        echo(line)
+    for line in throttle_lines(plan, datetime.now(ZoneInfo(plan.timezone))):
         echo(line)
     document = plan_json(plan)
     if forecast:

@@ -53,7 +53,7 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
         phases=phases,
         devices=_device_plans(profile, phases),
         throttles=_throttles(profile),
-        schedule=_slots(profile),
+        schedule=schedule_slots(profile),
         redate=_redate(profile, studies, today),
         rules=tuple(profile.rules().describe()),
         destination=f"{profile.destination.name} ({profile.destination.ae_title}@"
@@ -171,7 +171,8 @@ def _throttles(profile: SiteProfile) -> tuple[ThrottleSetting, ...]:
                  for name, t in profile.throttles.items())
 
 
-def _slots(profile: SiteProfile) -> tuple[Slot, ...]:
+def schedule_slots(profile: SiteProfile) -> tuple[Slot, ...]:
+    """The profile's schedule as slots (no schedule: the first throttle at all times)."""
     if not profile.schedule:
         return (Slot(None, None, next(iter(profile.throttles))),)
     return tuple(Slot(tuple(e.days) if e.days else None, e.minutes, e.throttle)
