@@ -87,7 +87,8 @@ def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path |
     if forecast:
         from runner.tiering.forecast import forecast_json, forecast_lines, forecast_strategies
 
-        result = forecast_strategies(loaded.profile, plan)
+        result = forecast_strategies(loaded.profile, plan,
+                                     datetime.now(ZoneInfo(plan.timezone)).replace(tzinfo=None))
         for line in forecast_lines(result):
             echo(line)
         document["forecast"] = forecast_json(result)
