@@ -2,13 +2,14 @@
 
 The associations are served by the lean upper layer (runner.dicom.ul.acceptor: blocking
 sockets, no polling threads); the data set fragments received are written to the spool
-behind a file meta header (runner.dicom.part10), never decoded as a whole. Every storage
-SOP class pynetdicom knows is accepted in every transfer syntax it names (compressed ones
-too); the bytes are spooled as received, never transcoded. Only the four
-header elements the runner needs are read, and the pixel data is never decoded: the
-element headers of the first 16 KB are walked up to SeriesInstanceUID (0020,000E)
-(`scan_header`: 24 µs per CT); when the walk is unsure (the elements go past the first
-16 KB, or it cannot step over one), pydicom reads the whole data set up to there (98 µs).
+behind a file meta header (runner.dicom.part10), never decoded as a whole. Every SOP class
+proposed is accepted (the storage classes pynetdicom knows, and any other: retired, private)
+in every transfer syntax pynetdicom names (compressed ones too); the bytes are spooled as
+received, never transcoded. Only the four header elements the runner needs are read, and
+the pixel data is never decoded: the element headers of the first 16 KB are walked up to
+SeriesInstanceUID (0020,000E) (`scan_header`: 24 µs per CT); when the walk is unsure (the
+elements go past the first 16 KB, or it cannot step over one), pydicom reads the whole data
+set up to there (98 µs).
 
 For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
 `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
@@ -91,6 +92,12 @@ _CONTEXTS: dict[str, tuple[str, ...]] = {
     str(VERIFICATION): tuple(str(ts) for ts in _UNCOMPRESSED_FIRST),
     str(STORAGE_COMMITMENT_PUSH): tuple(str(ts) for ts in _UNCOMPRESSED_FIRST),
 }
+# Any other abstract syntax a source proposes is taken for a storage SOP class the list
+# above does not name (retired, private: Siemens CSA non-image 1.3.12.2.1107.5.9.1, GE and
+# Philips private classes, or one newer than pynetdicom 3.0): refusing its context would
+# make the source fail the C-MOVE and lose the instance. It is accepted in the same
+# transfer syntaxes and spooled as received.
+_ANY_SOP_CLASS: tuple[str, ...] = tuple(str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES)
 
 
 class Verdict(Enum):
@@ -323,6 +330,7 @@ class Listener:
             ae_title=self.config.ae_title,
             allowed_aes=self.config.allowed_aes,
             contexts=_CONTEXTS,
+            any_abstract=_ANY_SOP_CLASS,
             scp_roles=frozenset({str(STORAGE_COMMITMENT_PUSH)}),
             max_pdu=settings.max_pdu,
             max_associations=self.config.max_associations,

@@ -391,3 +391,37 @@ def test_header_of_explicit_vr_instance_is_parsed_without_pixel_data(
     [received] = recorder.stored
     assert received.header.transfer_syntax == ExplicitVRLittleEndian
     assert received.header.study_uid == instance.StudyInstanceUID
+
+
+SIEMENS_CSA_NON_IMAGE = "1.3.12.2.1107.5.9.1"  # private: not in any standard list
+GE_PRIVATE_3D_MODEL = "1.2.840.113619.4.26"
+
+
+def private_instance(seed: str, sop_class: str) -> Dataset:
+    """A non-image object of a private SOP class, as vendors store beside their images."""
+    [ds] = make_study(spec(seed))
+    for keyword in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                    "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    block = ds.private_block(0x0029, "SIEMENS CSA NON-IMAGE", create=True)
+    block.add_new(0x10, "OB", b"SV10\x04\x03\x02\x01" + bytes(120))
+    return ds
+
+
+@pytest.mark.parametrize("sop_class", [SIEMENS_CSA_NON_IMAGE, GE_PRIVATE_3D_MODEL])
+def test_instance_of_a_private_sop_class_is_accepted_and_spooled_as_received(
+    listener: Listener, recorder: Recorder, sop_class: str
+) -> None:
+    instance = private_instance(f"private-{sop_class}", sop_class)
+
+    assert send_pynetdicom(listener.port, instance) == 0x0000
+
+    [received] = recorder.stored
+    assert received.header.sop_class_uid == sop_class
+    assert received.header.sop_instance_uid == instance.SOPInstanceUID
+    spooled = dcmread(received.entry.path)
+    assert spooled.file_meta.MediaStorageSOPClassUID == sop_class
+    assert spooled[0x0029, 0x1010].value == instance[0x0029, 0x1010].value
+    assert recorder.rejected == []

@@ -4,7 +4,8 @@ Negotiation (PS3.8 9.3.2-9.3.4): the called AE title must be ours and the callin
 allow-list (otherwise A-ASSOCIATE-RJ, permanent, "called/calling AE title not recognized");
 beyond `max_associations` open ones a request is rejected as transient ("local limit
 exceeded"). Each proposed context is accepted with the first transfer syntax of our
-preference list that it proposes; role selection is granted as proposed for the abstract
+preference list that it proposes (an abstract syntax not listed: with `any_abstract`, when
+given, else refused); role selection is granted as proposed for the abstract
 syntaxes in `policy.scp_roles` and declined otherwise.
 
 Messages: C-ECHO is answered here; C-STORE and N-EVENT-REPORT go to the `Handlers`, whose
@@ -42,12 +43,15 @@ class AcceptorPolicy:
     """Who may associate, what they may propose, and how patiently we wait.
 
     `contexts` maps each supported abstract syntax to its acceptable transfer syntaxes,
-    preferred first.
+    preferred first; `any_abstract`, when not empty, are the transfer syntaxes (preferred
+    first) with which every other abstract syntax is accepted: standard, retired and
+    private SOP classes alike.
     """
 
     ae_title: str
     allowed_aes: frozenset[str]
     contexts: Mapping[str, tuple[str, ...]]
+    any_abstract: tuple[str, ...] = ()
     scp_roles: frozenset[str] = frozenset()
     max_pdu: int = 262144
     max_associations: int = 32
@@ -213,7 +217,7 @@ class Acceptor:
         """Send the A-ASSOCIATE-AC; the accepted contexts, id -> (abstract, transfer syntax)."""
         results, accepted = [], {}
         for context in request.contexts:
-            result = _negotiate(context, self.policy.contexts)
+            result = _negotiate(context, self.policy.contexts, self.policy.any_abstract)
             results.append(result)
             if result.result == pdu.ACCEPTANCE:
                 accepted[context.context_id] = (context.abstract_syntax, result.transfer_syntax)
@@ -285,9 +289,9 @@ class Acceptor:
         link.send_message(message.context_id, response)
 
 
-def _negotiate(context: pdu.ProposedContext,
-               supported: Mapping[str, tuple[str, ...]]) -> pdu.ContextResult:
-    syntaxes = supported.get(context.abstract_syntax)
+def _negotiate(context: pdu.ProposedContext, supported: Mapping[str, tuple[str, ...]],
+               any_abstract: tuple[str, ...] = ()) -> pdu.ContextResult:
+    syntaxes = supported.get(context.abstract_syntax) or any_abstract or None
     if syntaxes is None:
         return pdu.ContextResult(context.context_id, pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED)
     for syntax in syntaxes:
