@@ -165,7 +165,7 @@ def prepare(job: Job, item: ForwardItem) -> Prepared:
 
 
 def _prepare_whole(job: Job, item: ForwardItem) -> Prepared:
-    """The instance read and morphed whole (rules about Pixel Data, deflated files)."""
+    """The instance read and morphed whole (rules about Pixel Data, files without it)."""
     try:
         ds = dcmread(item.path)
     except (InvalidDicomError, OSError, ValueError) as exc:
