@@ -22,12 +22,15 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    HEVCMP51,
+    MPEG2MPML,
     MPEG4HP41,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEGBaseline8Bit,
     JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
@@ -102,7 +105,14 @@ KINDS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "rle": (_dcmtk("dcmcrle"), RLELossless),
     "jpeg2000": (_opaque(JPEG2000Lossless), JPEG2000Lossless),
     "mpeg4": (_opaque(MPEG4HP41), MPEG4HP41),
+    "mpeg2": (_opaque(MPEG2MPML), MPEG2MPML),
+    "hevc": (_opaque(HEVCMP51), HEVCMP51),
+    "jpeg-baseline": (_dcmtk("dcmcjpeg", "+eb"), JPEGBaseline8Bit),
 }
+
+
+# HTJ2K is left out: Orthanc 1.10, the source here, cannot send it ("Unsupported transfer
+# syntax"); the listener's own test receives it (tests/integration/test_listener.py).
 
 
 def make_objects(directory: Path, kinds: dict[str, tuple[Callable[[Path, Path], None], str]]

@@ -14,11 +14,20 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    HEVCM10P51,
+    HEVCMP51,
+    HTJ2K,
+    MPEG2MPML,
+    MPEG4HP41,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLosslessSV1,
+    JPEGLSNearLossless,
     RLELossless,
 )
 
@@ -173,13 +182,35 @@ def _deflated(source: Path, target: Path) -> None:
     ds.save_as(target, enforce_file_format=True)
 
 
-def _jpeg2000_without_a_codec(source: Path, target: Path) -> None:
-    """A JPEG 2000 file whose codestream is opaque bytes: the listener never decodes pixels."""
-    ds = dcmread(source)
-    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
-    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51opaque-j2k-codestream"])
-    ds["PixelData"].VR = "OB"
-    ds.save_as(target, enforce_file_format=True)
+def _opaque(syntax: str) -> Callable[[Path, Path], None]:
+    """A file whose codestream is opaque bytes: the listener never decodes pixels."""
+    def convert(source: Path, target: Path) -> None:
+        ds = dcmread(source)
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51opaque-codestream"])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(target, enforce_file_format=True)
+    return convert
+
+
+_jpeg2000_without_a_codec = _opaque(JPEG2000Lossless)
+
+
+@pytest.mark.parametrize("syntax", [HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K, MPEG2MPML,
+                                    MPEG4HP41, HEVCMP51, HEVCM10P51, JPEGLSNearLossless,
+                                    JPEGExtended12Bit])
+def test_instances_in_newer_and_video_syntaxes_are_spooled_as_sent(
+    listener: Listener, recorder: Recorder, tmp_path: Path, syntax: str
+) -> None:
+    [plain] = write_study(tmp_path / "src", spec(f"syntax-{syntax}"))
+    encoded = tmp_path / "encoded.dcm"
+    _opaque(syntax)(plain, encoded)
+
+    assert send_pynetdicom(listener.port, encoded) == 0x0000
+
+    [received] = recorder.stored
+    assert received.header.transfer_syntax == syntax
+    assert dataset_bytes(received.entry.path.read_bytes()) == dataset_bytes(encoded.read_bytes())
 
 
 COMPRESSED = [
