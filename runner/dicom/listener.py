@@ -14,7 +14,8 @@ set up to there (98 µs).
 For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
 `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
 spool answers 0xA700 and sets `spool_full` (back-pressure); an unreadable dataset answers
-0xC000. Every non-success answer is also reported through `on_rejected`. Associations are
+0xC000. Every non-success answer is also reported through `on_rejected`, and every
+association or presentation context refused through `on_turned_away`. Associations are
 accepted only when the called AE title is ours and the calling AE title is in the
 allow-list; Storage Commitment N-EVENT-REPORTs from an allowed AE go to `on_commitment`.
 Callbacks run on the association's thread (one thread per association).
@@ -56,7 +57,7 @@ from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
 from runner.dicom.storage_sops import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
-from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request
+from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request, TurnedAway
 from runner.errors import DicomError
 from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 
@@ -153,6 +154,7 @@ class ListenerCallbacks:
     on_stored: Callable[[Received], None]
     on_rejected: Callable[[Rejection], None] = _ignore
     on_commitment: Callable[[CommitmentReport], None] = _ignore
+    on_turned_away: Callable[[TurnedAway], None] = _ignore  # an association or context refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +300,8 @@ class Listener:
         if self._acceptor is not None:
             raise RuntimeError("the listener is already started")
         tls = server_context(self.config.tls) if self.config.tls is not None else None
-        handlers = Handlers(on_store=self._on_store, on_event_report=self._on_event_report)
+        handlers = Handlers(on_store=self._on_store, on_event_report=self._on_event_report,
+                            on_turned_away=self.callbacks.on_turned_away)
         acceptor = Acceptor(self._policy(), handlers, self.config.host, self.config.port, tls)
         try:
             acceptor.start(name=f"listener-{self.config.ae_title}")

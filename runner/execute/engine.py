@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from runner.dicom.move import MoveHandle, MoveOutcome, MoveProgress
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
+from runner.dicom.ul.acceptor import TurnedAway
 from runner.execute.alerts import Alerter
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
@@ -43,6 +44,7 @@ _IDLE_WAKE = 0.5  # seconds between looks at the schedule when nothing else happ
 # Device trouble (lock-up, lost association) does not use up a study's retrieve attempts,
 # up to this many times its attempts: a study that breaks every device still ends.
 _TROUBLE_BUDGET = 10
+_MAX_NOTES = 3  # listener refusals kept per retrieve (the same few repeat)
 
 
 @dataclass
@@ -59,6 +61,20 @@ class Retrieve:
     received: int = 0
     handle: MoveHandle = field(default_factory=MoveHandle)
     counts: MoveProgress | None = None
+    listener_notes: list[str] = field(default_factory=list)  # what our listener refused
+
+    def note(self, text: str) -> None:
+        """Something the runner's own listener refused while this retrieve was in flight."""
+        if text not in self.listener_notes and len(self.listener_notes) < _MAX_NOTES:
+            self.listener_notes.append(text)
+
+    def explained(self, outcome: MoveOutcome) -> str:
+        """The source's answer, and next to it what the runner's listener refused (when the
+        retrieve did not bring everything): a 0xC000 or failed sub-operations are often
+        the listener's doing, not the source's."""
+        if not self.listener_notes or (outcome.ok and not outcome.failed):
+            return outcome.detail
+        return f"{outcome.detail}; the runner's listener {'; '.join(self.listener_notes)}"
 
     def progressed(self, progress: MoveProgress | None = None) -> None:
         """An instance arrived, or a pending response with new counts: not stalled.
@@ -289,6 +305,8 @@ class Engine:
                          self.profile.listener.ae_title, retrieve.study_uid,
                          msg_id=retrieve.msg_id, on_pending=retrieve.progressed,
                          handle=retrieve.handle)
+        with self.lock:
+            outcome = replace(outcome, detail=retrieve.explained(outcome))
         self.ledger.record_retrieve_finished(
             retrieve.retrieve_id, final_status=outcome.status, category=str(outcome.category),
             completed=outcome.completed, failed=outcome.failed, warning=outcome.warning,
@@ -404,10 +422,30 @@ class Engine:
                                           entry.path, entry.name))
 
     def on_rejected(self, rejection: Rejection) -> None:
-        """A store the listener refused: an event in the ledger (no patient data)."""
+        """A store the listener refused: an event in the ledger (no patient data), and a
+        note on the retrieves it may have failed."""
         self.ledger.record_event(EventKind.STORE_REFUSED, detail={
             "calling_ae": rejection.calling_ae, "status": rejection.status,
             "reason": rejection.reason})
+        self._note_listener(rejection.calling_ae,
+                            f"answered a C-STORE 0x{rejection.status:04X} ({rejection.reason})")
+
+    def on_turned_away(self, turned: TurnedAway) -> None:
+        """An association or presentation context the listener refused: an event, and a
+        note on the retrieves it may have failed."""
+        self.ledger.record_event(EventKind.LISTENER_REFUSED, detail={
+            "calling_ae": turned.calling_ae, "reason": turned.reason})
+        self._note_listener(turned.calling_ae, turned.reason)
+
+    def _note_listener(self, calling_ae: str, text: str) -> None:
+        """Note `text` on the retrieves in flight on devices whose AE title is `calling_ae`
+        (on every retrieve in flight when none is: a source may store under another title)."""
+        with self.lock:
+            retrieves = list(self.retrieves.values())
+            mine = [r for r in retrieves
+                    if self.devices[r.device].peer.ae_title == calling_ae] or retrieves
+            for retrieve in mine:
+                retrieve.note(f"{text} (from {calling_ae})")
 
     # --- forwarding results -----------------------------------------------------------------
 

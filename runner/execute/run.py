@@ -135,7 +135,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
                                value_tags=_value_tags(loaded))
     listener = Listener(_listener_config(loaded), spool, ListenerCallbacks(
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
-        on_commitment=waiter.deliver))
+        on_commitment=waiter.deliver, on_turned_away=engine.on_turned_away))
     printer = ProgressPrinter(write, is_tty)
 
     def show(force: bool = False) -> None:

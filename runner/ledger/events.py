@@ -53,6 +53,7 @@ class EventKind(StrEnum):
     DEAD_TIME_END = "dead_time_end"
     REDATE = "redate"
     STORE_REFUSED = "store_refused"
+    LISTENER_REFUSED = "listener_refused"  # an association or presentation context
 
 
 def utc_now() -> datetime:

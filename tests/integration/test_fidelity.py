@@ -238,3 +238,34 @@ def test_rules_apply_to_every_kind_of_object_and_a_deflated_one_stays_deflated(
     assert any(unpadded_deflate_length(raw) % 2 for raw in deflated)
     assert all((len(raw) - 144 - int.from_bytes(raw[140:144], "little")) % 2 == 0
                for raw in deflated)
+
+
+def test_a_retrieve_failed_by_the_runners_own_listener_says_so_next_to_the_sources_status(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    """A PACS whose Q/R title differs from the title it stores under (OLDPACS): the
+    listener refuses its associations, the source fails the C-MOVE, and the ledger and
+    report name the listener's refusal, not only the source's status."""
+    files = make_objects(tmp_path / "objects", {"plain": KINDS["implicit"]})
+    site = fidelity_site(tmp_path, orthanc_factory, list(files.values()),
+                         source_config={"DicomCheckCalledAet": False},
+                         retries={"retrieve_attempts": 1, "backoff_seconds": 0.1})
+    profile = site.profile.read_text().replace("ae_title: OLDPACS", "ae_title: OLDPACS_QR")
+    site.profile.write_text(profile)
+
+    result = site.pacsmig("run")
+
+    assert result.returncode == 1
+    expected = ("the runner's listener association refused: calling AE title is not in the "
+                "listener's allow-list (from OLDPACS)")
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        [(reason,)] = conn.execute("SELECT reason FROM studies").fetchall()
+        details = [row[0] for row in conn.execute("SELECT detail FROM retrieves").fetchall()]
+        events = conn.execute("SELECT count(*) FROM events WHERE kind = 'listener_refused'"
+                              ).fetchone()
+    assert "OLDPACS_QR" in reason and "answered 0x" in reason, reason  # the source's status
+    assert expected in reason
+    assert details and all(expected in detail for detail in details)
+    assert events is not None and events[0] >= 1
+    report = site.pacsmig("report")
+    assert report.returncode in (0, 1), report.stderr
+    assert "allow-list (from OLDPACS)" in (site.reports / "signoff.html").read_text()

@@ -44,6 +44,7 @@ from runner.dicom.listener import (
 )
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
+from runner.dicom.ul.acceptor import TurnedAway
 from runner.errors import DicomError
 from runner.sim.generate import StudySpec, make_study, write_study
 from tests.peers import HOST, files_sent_as_bytes, peer_env
@@ -64,6 +65,7 @@ class Recorder:
     asked: list[IncomingStore] = field(default_factory=list)
     stored: list[Received] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    turned_away: list[TurnedAway] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def decide(self, header: IncomingStore) -> Verdict:
@@ -72,7 +74,8 @@ class Recorder:
         return self.verdict(header)
 
     def callbacks(self) -> ListenerCallbacks:
-        return ListenerCallbacks(self.decide, self.stored.append, self.rejected.append)
+        return ListenerCallbacks(self.decide, self.stored.append, self.rejected.append,
+                                 on_turned_away=self.turned_away.append)
 
 
 @pytest.fixture
@@ -259,6 +262,8 @@ def test_association_from_a_calling_ae_not_allowed_is_rejected_and_logged_withou
     assert recorder.asked == [] and recorder.stored == []
     assert listener.spool.existing() == []
     assert "refused an association from STRANGER" in caplog.text
+    assert [(t.calling_ae, t.reason) for t in recorder.turned_away] == [
+        ("STRANGER", "association refused: calling AE title is not in the listener's allow-list")]
     assert "Zebedee" not in caplog.text and "PID-123" not in caplog.text
 
 
@@ -456,3 +461,19 @@ def test_instance_of_a_private_sop_class_is_accepted_and_spooled_as_received(
     assert spooled.file_meta.MediaStorageSOPClassUID == sop_class
     assert spooled[0x0029, 0x1010].value == instance[0x0029, 0x1010].value
     assert recorder.rejected == []
+
+
+def test_a_context_in_a_transfer_syntax_the_listener_cannot_read_is_refused_and_reported(
+    listener: Listener, recorder: Recorder
+) -> None:
+    """A private transfer syntax: its encoding is unknown, so no header could be read."""
+    ae = make_ae(SOURCE_AE, SETTINGS)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.826.0.1.3680043.99.1"])
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", [ExplicitVRLittleEndian])
+    assoc = ae.associate(HOST, listener.port, ae_title=LISTENER_AE)
+    assert assoc.is_established
+    assoc.release()
+
+    assert [(t.calling_ae, t.reason) for t in recorder.turned_away] == [
+        (SOURCE_AE, "presentation context refused (none of its transfer syntaxes accepted): "
+                    "1.2.840.10008.5.1.4.1.1.2 in 1.2.826.0.1.3680043.99.1")]
