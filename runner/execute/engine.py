@@ -451,11 +451,13 @@ class Engine:
 
     def on_forwarded(self, result: ForwardResult) -> None:
         """Record a C-STORE attempt; settle the instance when it is final."""
-        item = result.item
+        item, done = result.item, result.transcoded
         self.ledger.record_forwarded(sop_instance_uid=item.sop_instance_uid,
                                      study_uid=item.study_uid, ok=result.ok,
                                      status=result.status, reason=result.reason or None,
-                                     dest_sop_instance_uid=result.dest_sop_instance_uid)
+                                     dest_sop_instance_uid=result.dest_sop_instance_uid,
+                                     transcode=(done.source_syntax, done.sent_syntax,
+                                                done.reason) if done else None)
         if not result.final:
             return
         expected = self._expected_values(result) if result.ok else None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy
 import pytest
 from pydicom import Dataset, dcmread
 from pydicom.encaps import encapsulate
@@ -269,3 +270,74 @@ def test_a_retrieve_failed_by_the_runners_own_listener_says_so_next_to_the_sourc
     report = site.pacsmig("report")
     assert report.returncode in (0, 1), report.stderr
     assert "allow-list (from OLDPACS)" in (site.reports / "signoff.html").read_text()
+
+
+def _j2k_lossless(source: Path, target: Path) -> None:
+    ds = dcmread(source)
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    ds.save_as(target, enforce_file_format=True)
+
+
+UNCOMPRESSED_ONLY = {"AcceptedTransferSyntaxes": [ExplicitVRLittleEndian,
+                                                  ImplicitVRLittleEndian]}
+TRANSCODED = {"deflated", "big-endian", "jpeg-lossless", "jpeg-ls", "rle", "j2k-lossless"}
+NOT_LOSSLESS = {"jpeg-baseline", "mpeg4"}
+
+
+def decoded(ds: Dataset) -> Any:
+    return ds.pixel_array if PIXEL_DATA in ds else None
+
+
+def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_exception(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    kinds = {kind: KINDS[kind] for kind in
+             ("private-csa", "implicit", *sorted(TRANSCODED - {"j2k-lossless"}),
+              *sorted(NOT_LOSSLESS))}
+    kinds["j2k-lossless"] = (_j2k_lossless, JPEG2000Lossless)
+    files = make_objects(tmp_path / "objects", kinds)
+    site = fidelity_site(tmp_path, orthanc_factory, list(files.values()),
+                         destination_config=UNCOMPRESSED_ONLY, morphing=RULE,
+                         retries={"store_attempts": 2, "backoff_seconds": 0.1,
+                                  "retrieve_attempts": 1})
+    source = held(site.source)
+    uid_of = {kind: str(dcmread(path).SOPInstanceUID) for kind, path in files.items()}
+
+    result = site.pacsmig("run")
+
+    assert result.returncode == 1, result.stdout + result.stderr  # the lossy two
+    destination = held(site.destination)
+    assert sorted(destination) == sorted(uid_of[k] for k in kinds if k not in NOT_LOSSLESS)
+    for kind, uid in uid_of.items():
+        if kind in NOT_LOSSLESS:
+            continue
+        original, arrived = source[uid], destination[uid]
+        assert arrived.sop_class == original.sop_class, kind
+        assert arrived.dataset.InstitutionName == "Example Hospital", kind
+        assert arrived.transfer_syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+        if kind in ("private-csa", "implicit"):
+            assert arrived.transfer_syntax == original.transfer_syntax, kind  # as held
+            assert arrived.pixels == original.pixels, kind
+        else:
+            assert numpy.array_equal(decoded(arrived.dataset), decoded(original.dataset)), kind
+        untouched = {e.tag for e in original.dataset} - {PIXEL_DATA, 0x00080080, 0x00080050}
+        for tag in untouched:
+            if tag in arrived.dataset and tag >> 16 != 0x0028:
+                assert arrived.dataset[tag].value == original.dataset[tag].value, (kind, tag)
+        assert not (untouched - {e.tag for e in arrived.dataset}), kind
+
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        transcodes = conn.execute(
+            "SELECT sop_instance_uid, transcoded_from, transcoded_to, transcode_reason "
+            "FROM forwards WHERE ok AND transcoded_to IS NOT NULL").fetchall()
+        quarantined = dict(conn.execute(
+            "SELECT sop_instance_uid, reason FROM quarantines").fetchall())
+    by_uid = {uid: (source_syntax, sent, why) for uid, source_syntax, sent, why in transcodes}
+    assert sorted(by_uid) == sorted(uid_of[k] for k in TRANSCODED)
+    for kind in TRANSCODED:
+        source_syntax, sent, why = by_uid[uid_of[kind]]
+        assert source_syntax == source[uid_of[kind]].transfer_syntax
+        assert sent == destination[uid_of[kind]].transfer_syntax
+        assert "the destination does not accept" in why
+    assert sorted(quarantined) == sorted(uid_of[k] for k in NOT_LOSSLESS)
+    assert all("cannot be sent losslessly" in reason and "cannot be transcoded without loss"
+               in reason for reason in quarantined.values())
