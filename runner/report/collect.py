@@ -10,6 +10,7 @@ from runner.report.model import (
     DeviceStats,
     Failure,
     Headline,
+    ObjectKind,
     Periods,
     RunGroup,
     SeriesRow,
@@ -18,6 +19,7 @@ from runner.report.model import (
     StudyException,
     Throughput,
     Total,
+    TranscodeCount,
     Work,
 )
 from runner.report.scope import ReportScope
@@ -66,6 +68,8 @@ class ReportData:
     exceptions: list[StudyException]
     series: list[SeriesRow]
     series_total: int
+    transcodes: list[TranscodeCount]
+    object_kinds: list[ObjectKind]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -86,7 +90,9 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         down_time=periods(reader, EventKind.DEVICE_DOWN, EventKind.DEVICE_UP, span),
         work=reader.one("work", Work),
         exceptions=reader.rows("exceptions", StudyException, {"pending_shown": PENDING_SHOWN}),
-        series=series, series_total=series_total)
+        series=series, series_total=series_total,
+        transcodes=reader.rows("transcodes", TranscodeCount),
+        object_kinds=reader.rows("object_kinds", ObjectKind))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

@@ -179,3 +179,23 @@ class SeriesRow:
     verified_instances: int
     quarantined_instances: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeCount:
+    """Instances stored in another transfer syntax than received: from, to, how many."""
+
+    transcoded_from: str
+    transcoded_to: str
+    instances: int
+    studies: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKind:
+    """One SOP class in one transfer syntax, as received: instances, and how many stored."""
+
+    sop_class_uid: str
+    transfer_syntax: str
+    instances: int
+    stored_instances: int

@@ -341,3 +341,15 @@ def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_excepti
     assert sorted(quarantined) == sorted(uid_of[k] for k in NOT_LOSSLESS)
     assert all("cannot be sent losslessly" in reason and "cannot be transcoded without loss"
                in reason for reason in quarantined.values())
+
+    report = site.pacsmig("report")
+    assert report.returncode in (0, 1), report.stderr
+    html = (site.reports / "signoff.html").read_text()
+    changes = html[html.index("What changed in the data"):html.index("Exceptions:")]
+    assert "6 instances were stored in another transfer syntax" in changes
+    for name in ("RLE Lossless", "JPEG-LS Lossless Image Compression", "Explicit VR Big Endian",
+                 "Deflated Explicit VR Little Endian", "JPEG 2000 Image Compression (Lossless "
+                 "Only)", "Explicit VR Little Endian"):
+        assert name in changes, name
+    assert f"1 private SOP class carried: {SIEMENS_CSA_NON_IMAGE}" in changes
+    assert f"{SIEMENS_CSA_NON_IMAGE} (private)" in changes

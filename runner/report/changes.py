@@ -1,0 +1,61 @@
+"""The sign-off report's "What changed in the data" section: the transcodes the runner made
+(from, to, how many) and the kinds of object it carried (SOP classes and transfer syntaxes
+by count, private classes named as such), so that a trust signs off knowing what was altered
+and what was carried as it was."""
+
+from __future__ import annotations
+
+from pydicom.uid import UID
+
+from runner.report import fmt
+from runner.report.collect import ReportData
+from runner.report.markup import Col, para, table, tag
+from runner.report.model import ObjectKind, TranscodeCount
+
+
+def changes_section(data: ReportData) -> str:
+    """Transcodes, then the object kinds carried."""
+    parts = [tag("h2", "What changed in the data"), tag("h3", "Transcodes"),
+             _transcodes(data.transcodes), tag("h3", "Kinds of object carried"),
+             _kinds(data.object_kinds)]
+    return tag("section", "".join(parts))
+
+
+def syntax_name(uid: str) -> str:
+    """A transfer syntax or SOP class by name (its UID when it has none), private marked."""
+    known = UID(uid)
+    name = str(known.name)
+    if name == uid:
+        return f"{uid} (private)" if known.is_private else uid
+    return name
+
+
+def _transcodes(rows: list[TranscodeCount]) -> str:
+    if not rows:
+        return para("None: every instance stored went in the transfer syntax the source "
+                    "sent it in.", "empty")
+    total = sum(r.instances for r in rows)
+    note = para(f"{fmt.plural(total, 'instance was', 'instances were')} stored in another "
+                "transfer syntax than received, because the destination refused the one "
+                "received. Every transcode is lossless: the pixel data was decoded and "
+                "stored uncompressed, the SOP Instance UID and every other attribute kept; "
+                "an instance that could not be sent losslessly is an exception instead.",
+                "note")
+    cols = [Col("Received as", width="38%"), Col("Stored as", width="32%"),
+            Col("Instances", "num", "15%"), Col("Studies", "num", "15%")]
+    return note + table(cols, [[syntax_name(r.transcoded_from), syntax_name(r.transcoded_to),
+                                fmt.count(r.instances), fmt.count(r.studies)]
+                               for r in rows], "small")
+
+
+def _kinds(rows: list[ObjectKind]) -> str:
+    if not rows:
+        return para("No instance received yet.", "empty")
+    private = sorted({r.sop_class_uid for r in rows if UID(r.sop_class_uid).is_private})
+    note = para(f"{fmt.plural(len(private), 'private SOP class', 'private SOP classes')} "
+                f"carried{': ' + ', '.join(private) if private else ''}.", "note")
+    cols = [Col("SOP class", width="40%"), Col("Transfer syntax received", width="34%"),
+            Col("Instances", "num", "13%"), Col("Stored", "num", "13%")]
+    return note + table(cols, [[syntax_name(r.sop_class_uid), syntax_name(r.transfer_syntax),
+                                fmt.count(r.instances), fmt.count(r.stored_instances)]
+                               for r in rows], "small")
