@@ -23,7 +23,15 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.dicom.ul.acceptor import TurnedAway
+from runner.dicom.verify import instances_present
 from runner.execute.alerts import Alerter
+from runner.execute.conflicts import (
+    PATIENT_ID,
+    RETURN_KEYS,
+    Conflict,
+    ConflictCheck,
+    find_conflicts,
+)
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
@@ -36,7 +44,7 @@ from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
-from runner.profile.peers import device_peer
+from runner.profile.peers import destination_peer, device_peer
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +151,9 @@ class Engine:
         self.verifier: Verifier | None = None
         self.janitor = Janitor(spool, ledger)
         self.rules = profile.rules()
+        self.conflict_check = ConflictCheck(PATIENT_ID not in self.rules.touched_tags,
+                                            not self.rules.changes_identity)
+        self.skipped: dict[str, dict[str, str]] = {}  # study -> SOP UIDs kept as held, why
         self.threads: list[threading.Thread] = []
         for work in works:
             if not work.final and work.stage is Stage.QUEUED:
@@ -301,6 +312,9 @@ class Engine:
     def _retrieve(self, retrieve: Retrieve, peer: Peer) -> None:
         from runner.dicom.move import c_move
 
+        if retrieve.purpose is RetrievePurpose.MIGRATE and \
+                self._held_back(retrieve, self._conflicts(retrieve.study_uid, peer)):
+            return
         outcome = c_move(peer, self.profile.source.calling_ae_title, self.settings,
                          self.profile.listener.ae_title, retrieve.study_uid,
                          msg_id=retrieve.msg_id, on_pending=retrieve.progressed,
@@ -315,6 +329,55 @@ class Engine:
         with self.lock:
             self._retrieve_finished(retrieve, outcome)
             self.wake.notify_all()
+
+    # --- conflicts at the destination ------------------------------------------------------
+
+    def _conflicts(self, study_uid: str, source: Peer) -> list[Conflict]:
+        """What the destination holds of the study that disagrees with the source (asked of
+        the source only when the destination holds something of it)."""
+        calling = self.profile.source.calling_ae_title
+        held = instances_present(destination_peer(self.profile), calling, self.settings,
+                                 study_uid, RETURN_KEYS)
+        if not held.ok or not held.sop_uids:
+            return []  # nothing held (or no answer: the stores and the check will tell)
+        ours = instances_present(source, calling, self.settings, study_uid, RETURN_KEYS)
+        if not ours.ok:
+            return []
+        return find_conflicts(self.conflict_check, ours.values, held.values)
+
+    def _held_back(self, retrieve: Retrieve, conflicts: list[Conflict]) -> bool:
+        """Record the conflicts and apply the policy; True when nothing is to be retrieved."""
+        if not conflicts:
+            return False
+        policy = self.profile.destination.conflicts
+        resolution = {"quarantine": "quarantined: nothing of the study sent",
+                      "skip": "skipped: the destination's copy kept",
+                      "overwrite": "overwritten: sent anyway"}[policy]
+        for conflict in conflicts:
+            self.ledger.record_event(EventKind.CONFLICT, study_uid=retrieve.study_uid,
+                                     detail={"kind": conflict.kind,
+                                             "sop_instance_uid": conflict.sop_instance_uid,
+                                             "conflict": conflict.describe(),
+                                             "resolution": resolution})
+        if policy == "overwrite":
+            return False
+        if policy == "skip" and all(c.sop_instance_uid for c in conflicts):
+            with self.lock:
+                self.skipped[retrieve.study_uid] = {
+                    c.sop_instance_uid: c.describe() for c in conflicts if c.sop_instance_uid}
+            return False
+        reason = (f"conflict at the destination ({len(conflicts)}): {conflicts[0].describe()}; "
+                  "quarantined, nothing of the study sent (destination.conflicts)")
+        self.ledger.record_retrieve_finished(retrieve.retrieve_id, final_status=None,
+                                             category="conflict", detail=reason)
+        with self.lock:
+            self.retrieves.pop(retrieve.msg_id, None)
+            if self.by_study.get(retrieve.study_uid) is retrieve:
+                del self.by_study[retrieve.study_uid]
+            self.devices[retrieve.device].in_flight -= 1
+            self._give_up(self.works[retrieve.study_uid], reason)
+            self.wake.notify_all()
+        return True
 
     def _retrieve_finished(self, retrieve: Retrieve, outcome: MoveOutcome) -> None:
         self.retrieves.pop(retrieve.msg_id, None)
@@ -386,6 +449,11 @@ class Engine:
                 return Verdict.DISCARD
             work = self.works[incoming.study_uid]
             sop = incoming.sop_instance_uid
+            if sop in self.skipped.get(incoming.study_uid, {}):
+                # a conflict resolved by `skip`: the destination's copy stands for it
+                work.received[sop] = Copy(incoming.series_uid, incoming.sop_class_uid,
+                                          incoming.transfer_syntax, "")
+                work.forwarded.add(sop)
             if sop in work.forwarded or sop in work.received:
                 self.counters.discarded += 1
                 return Verdict.DISCARD

@@ -54,6 +54,7 @@ class EventKind(StrEnum):
     REDATE = "redate"
     STORE_REFUSED = "store_refused"
     LISTENER_REFUSED = "listener_refused"  # an association or presentation context
+    CONFLICT = "conflict"  # the destination holds a study's UIDs otherwise than the source
 
 
 def utc_now() -> datetime:

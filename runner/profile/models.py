@@ -245,6 +245,7 @@ class Alert(_Model):
 
 
 VerifyMethod = Literal["instances", "counts", "commitment"]
+ConflictPolicy = Literal["quarantine", "skip", "overwrite"]
 
 
 class Destination(_Model):
@@ -257,6 +258,13 @@ class Destination(_Model):
     max_associations: int = Field(4, ge=1, le=64)
     verify: VerifyMethod = "instances"
     tls: Tls | None = None
+    conflicts: ConflictPolicy = Field(
+        "quarantine",
+        description="when the destination already holds a SOP Instance UID of a study under "
+                    "another series, or the study under another Patient ID: quarantine "
+                    "(send nothing of the study, list the conflict), skip (keep the "
+                    "destination's copy of those instances, send the rest), overwrite "
+                    "(send anyway)")
 
 
 class Throttle(_Model):

@@ -1,5 +1,6 @@
 """The sign-off report's "What changed in the data" section: the transcodes the runner made
-(from, to, how many) and the kinds of object it carried (SOP classes and transfer syntaxes
+(from, to, how many), the conflicts found at the destination and their resolution, and the
+kinds of object it carried (SOP classes and transfer syntaxes
 by count, private classes named as such), so that a trust signs off knowing what was altered
 and what was carried as it was."""
 
@@ -10,13 +11,16 @@ from pydicom.uid import UID
 from runner.report import fmt
 from runner.report.collect import ReportData
 from runner.report.markup import Col, para, table, tag
-from runner.report.model import ObjectKind, TranscodeCount
+from runner.report.model import ConflictRow, ObjectKind, TranscodeCount
+
+CONFLICTS_SHOWN = 200
 
 
 def changes_section(data: ReportData) -> str:
     """Transcodes, then the object kinds carried."""
     parts = [tag("h2", "What changed in the data"), tag("h3", "Transcodes"),
-             _transcodes(data.transcodes), tag("h3", "Kinds of object carried"),
+             _transcodes(data.transcodes), tag("h3", "Conflicts at the destination"),
+             _conflicts(data.conflicts), tag("h3", "Kinds of object carried"),
              _kinds(data.object_kinds)]
     return tag("section", "".join(parts))
 
@@ -46,6 +50,23 @@ def _transcodes(rows: list[TranscodeCount]) -> str:
     return note + table(cols, [[syntax_name(r.transcoded_from), syntax_name(r.transcoded_to),
                                 fmt.count(r.instances), fmt.count(r.studies)]
                                for r in rows], "small")
+
+
+def _conflicts(rows: list[ConflictRow]) -> str:
+    if not rows:
+        return para("None: the destination held nothing under the studies' UIDs that "
+                    "disagreed with the source.", "empty")
+    note = para(f"{fmt.plural(len(rows), 'conflict', 'conflicts')} found before sending "
+                "(destination.conflicts): the same SOP Instance UID in another series, or "
+                "the study under another Patient ID (the IDs are compared, never shown).",
+                "note")
+    cols = [Col("Pseudonym and study UID", "uid", "30%"), Col("Conflict", width="45%"),
+            Col("Resolution", width="25%")]
+    more = len(rows) - CONFLICTS_SHOWN
+    tail = para(f"{more:,} more conflicts are in the ledger (events of kind 'conflict').",
+                "note") if more > 0 else ""
+    return note + table(cols, [[f"{r.pseudonym}\n{r.study_uid}", r.conflict, r.resolution]
+                               for r in rows[:CONFLICTS_SHOWN]], "small") + tail
 
 
 def _kinds(rows: list[ObjectKind]) -> str:

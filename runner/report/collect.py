@@ -7,6 +7,7 @@ from datetime import datetime
 
 from runner.ledger import EventKind
 from runner.report.model import (
+    ConflictRow,
     DeviceStats,
     Failure,
     Headline,
@@ -70,6 +71,7 @@ class ReportData:
     series_total: int
     transcodes: list[TranscodeCount]
     object_kinds: list[ObjectKind]
+    conflicts: list[ConflictRow]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -92,7 +94,8 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         exceptions=reader.rows("exceptions", StudyException, {"pending_shown": PENDING_SHOWN}),
         series=series, series_total=series_total,
         transcodes=reader.rows("transcodes", TranscodeCount),
-        object_kinds=reader.rows("object_kinds", ObjectKind))
+        object_kinds=reader.rows("object_kinds", ObjectKind),
+        conflicts=reader.rows("conflicts", ConflictRow))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

@@ -199,3 +199,15 @@ class ObjectKind:
     transfer_syntax: str
     instances: int
     stored_instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRow:
+    """A conflict found at the destination: study, instance, what differed, resolution."""
+
+    pseudonym: str
+    study_uid: str
+    sop_instance_uid: str
+    kind: str
+    conflict: str
+    resolution: str
