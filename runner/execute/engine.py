@@ -525,7 +525,8 @@ class Engine:
                                      status=result.status, reason=result.reason or None,
                                      dest_sop_instance_uid=result.dest_sop_instance_uid,
                                      transcode=(done.source_syntax, done.sent_syntax,
-                                                done.reason) if done else None)
+                                                done.reason) if done else None,
+                                     rules_fired=result.fired)
         if not result.final:
             return
         expected = self._expected_values(result) if result.ok else None

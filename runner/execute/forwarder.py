@@ -70,6 +70,7 @@ class ForwardResult:
     dest_sop_instance_uid: str | None = None
     values: Mapping[int, str] | None = None  # with value_tags: what the rules made of them
     transcoded: Transcode | None = None  # sent in another syntax than received: which, why
+    fired: tuple[int, ...] = ()  # the rules (indexes) that changed the instance
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class Attempt:
     retry: bool = True
     values: Mapping[int, str] | None = None
     transcoded: Transcode | None = None
+    fired: tuple[int, ...] = ()
 
 
 INTERNAL_ERROR = Attempt(False, None, "internal error while forwarding", retry=False)
@@ -128,6 +130,7 @@ class Prepared:
     # when the destination refuses the syntax: the instance prepared for one it accepts
     fallback: Callable[[tuple[str, ...]], Prepared] | None = None
     transcoded: Transcode | None = None
+    fired: tuple[int, ...] = ()
 
 
 def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
@@ -147,7 +150,8 @@ def deliver(client: StoreClient, prepared: Prepared) -> Attempt:
     if not outcome.ok:
         return Attempt(False, outcome.status, outcome.detail)
     return Attempt(True, outcome.status, outcome.detail, prepared.dest_sop_instance_uid,
-                   values=prepared.values, transcoded=prepared.transcoded)
+                   values=prepared.values, transcoded=prepared.transcoded,
+                   fired=prepared.fired)
 
 
 def prepare(job: Job, item: ForwardItem) -> Prepared:
@@ -234,7 +238,7 @@ def _morph(job: Job, ds: Dataset, unchanged: Store,
         return Prepared(unchanged, values=values)
     change = result.sop_instance_uid_change
     return Prepared(changed(result.changed_tags), None,
-                    change.destination if change else None, values)
+                    change.destination if change else None, values, fired=result.fired)
 
 
 class Sender(Protocol):
@@ -431,7 +435,7 @@ class Forwarder:
         if attempt.ok:
             self.on_result(ForwardResult(item, True, True, attempt.status, attempt.detail,
                                          attempt.dest_sop_instance_uid, attempt.values,
-                                         attempt.transcoded))
+                                         attempt.transcoded, attempt.fired))
         elif not attempt.retry:
             self._finish(item, attempt.status, attempt.detail)
         elif item.attempt < self.attempts:

@@ -270,6 +270,7 @@ class InstanceForwarded:
     transcoded_from: str | None = None
     transcoded_to: str | None = None
     transcode_reason: str | None = None
+    rules_fired: tuple[int, ...] = ()  # indexes of the morphing rules that changed it
     at: datetime = field(default_factory=utc_now)
 
     def __post_init__(self) -> None:

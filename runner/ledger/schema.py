@@ -254,10 +254,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(2, "read models: views instances and reconciliation",
               (_INSTANCES_VIEW, _RECONCILIATION_VIEW)),
-    Migration(3, "forwards: the transcode of an attempt sent in another syntax (from, to, why)",
+    Migration(3, "forwards: the transcode of an attempt sent in another syntax (from, to, "
+                 "why), the morphing rules that changed the instance",
               ("ALTER TABLE forwards ADD COLUMN transcoded_from VARCHAR",
                "ALTER TABLE forwards ADD COLUMN transcoded_to VARCHAR",
-               "ALTER TABLE forwards ADD COLUMN transcode_reason VARCHAR")),
+               "ALTER TABLE forwards ADD COLUMN transcode_reason VARCHAR",
+               "ALTER TABLE forwards ADD COLUMN rules_fired INTEGER[]")),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,4 +1,5 @@
-"""The sign-off report's "What changed in the data" section: the transcodes the runner made
+"""The sign-off report's "What changed in the data" section: each morphing rule in words with
+the number of instances it changed, the transcodes the runner made
 (from, to, how many), the conflicts found at the destination and their resolution, and the
 kinds of object it carried (SOP classes and transfer syntaxes
 by count, private classes named as such), so that a trust signs off knowing what was altered
@@ -11,14 +12,15 @@ from pydicom.uid import UID
 from runner.report import fmt
 from runner.report.collect import ReportData
 from runner.report.markup import Col, para, table, tag
-from runner.report.model import ConflictRow, ObjectKind, TranscodeCount
+from runner.report.model import ConflictRow, ObjectKind, RuleCount, TranscodeCount
 
 CONFLICTS_SHOWN = 200
 
 
 def changes_section(data: ReportData) -> str:
     """Transcodes, then the object kinds carried."""
-    parts = [tag("h2", "What changed in the data"), tag("h3", "Transcodes"),
+    parts = [tag("h2", "What changed in the data"), tag("h3", "Morphing rules"),
+             _rules(data.identity.rules, data.rule_counts), tag("h3", "Transcodes"),
              _transcodes(data.transcodes), tag("h3", "Conflicts at the destination"),
              _conflicts(data.conflicts), tag("h3", "Kinds of object carried"),
              _kinds(data.object_kinds)]
@@ -32,6 +34,23 @@ def syntax_name(uid: str) -> str:
     if name == uid:
         return f"{uid} (private)" if known.is_private else uid
     return name
+
+
+def _rules(rules: tuple[str, ...], counts: list[RuleCount]) -> str:
+    if not rules and not counts:
+        return para("None: the profile has no morphing rule; every instance was sent with "
+                    "the attributes the source holds.", "empty")
+    changed = {c.rule_index: c.instances for c in counts}
+    note = para("Each rule of the profile in words, and how many of the instances stored at "
+                "the destination it changed (from the ledger; the rules are the profile's "
+                "as it is now).", "note")
+    cols = [Col("#", "num", "6%"), Col("Rule", width="74%"),
+            Col("Instances changed", "num", "20%")]
+    rows = [[str(index + 1), words, fmt.count(changed.get(index, 0))]
+            for index, words in enumerate(rules)]
+    rows += [[str(index + 1), "(a rule no longer in the profile)", fmt.count(count)]
+             for index, count in sorted(changed.items()) if index >= len(rules)]
+    return note + table(cols, rows, "small")
 
 
 def _transcodes(rows: list[TranscodeCount]) -> str:

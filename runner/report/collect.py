@@ -13,6 +13,7 @@ from runner.report.model import (
     Headline,
     ObjectKind,
     Periods,
+    RuleCount,
     RunGroup,
     SeriesRow,
     Span,
@@ -46,6 +47,7 @@ class Identity:
     masked: bool
     generated_at: datetime
     scope: ReportScope
+    rules: tuple[str, ...] = ()  # the profile's morphing rules, in words, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class ReportData:
     transcodes: list[TranscodeCount]
     object_kinds: list[ObjectKind]
     conflicts: list[ConflictRow]
+    rule_counts: list[RuleCount]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -95,7 +98,8 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         series=series, series_total=series_total,
         transcodes=reader.rows("transcodes", TranscodeCount),
         object_kinds=reader.rows("object_kinds", ObjectKind),
-        conflicts=reader.rows("conflicts", ConflictRow))
+        conflicts=reader.rows("conflicts", ConflictRow),
+        rule_counts=reader.rows("rule_counts", RuleCount))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

@@ -211,3 +211,11 @@ class ConflictRow:
     kind: str
     conflict: str
     resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCount:
+    """How many instances one morphing rule (by its index in the profile) changed."""
+
+    rule_index: int
+    instances: int

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from html import escape
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from pydicom.uid import (
 )
 
 from runner.dicom.peer import Peer
+from runner.profile.load import load_profile
 from runner.sim.generate import StudySpec, make_study
 from tests.integration.test_migration import Site
 from tests.peers import OrthancProcess, free_port, peer_env
@@ -239,6 +241,14 @@ def test_rules_apply_to_every_kind_of_object_and_a_deflated_one_stays_deflated(
     assert any(unpadded_deflate_length(raw) % 2 for raw in deflated)
     assert all((len(raw) - 144 - int.from_bytes(raw[140:144], "little")) % 2 == 0
                for raw in deflated)
+
+    report = site.pacsmig("report")
+    assert report.returncode == 0, report.stdout + report.stderr
+    html = (site.reports / "signoff.html").read_text()
+    rules_part = html[html.index("Morphing rules"):html.index("Transcodes")]
+    for words in load_profile(site.profile).profile.rules().describe():
+        row = rules_part[rules_part.index(escape(words)):]
+        assert row[:row.index("</tr>")].endswith(f"<td class=\"num\">{len(files)}</td>"), words
 
 
 def test_a_retrieve_failed_by_the_runners_own_listener_says_so_next_to_the_sources_status(
