@@ -194,7 +194,8 @@ def verify(
         summary = verify_again(loaded, typer.echo)
         for line in summary.lines():
             typer.echo(line)
-        if summary.short or summary.unanswered:
+        if summary.short or summary.unanswered or summary.sample.disagreed \
+                or summary.sample.not_compared:
             raise typer.Exit(1)
 
 

@@ -133,7 +133,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
                                settings, profile.destination.verify, waiter,
                                value_tags=_value_tags(loaded))
-    listener = Listener(_listener_config(loaded), spool, ListenerCallbacks(
+    listener = Listener(listener_config(loaded), spool, ListenerCallbacks(
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
         on_commitment=waiter.deliver, on_turned_away=engine.on_turned_away))
     printer = ProgressPrinter(write, is_tty)
@@ -234,7 +234,9 @@ def _value_tags(loaded: LoadedProfile) -> tuple[int, ...]:
     return tuple(sorted(profile.rules().touched_tags))
 
 
-def _listener_config(loaded: LoadedProfile) -> ListenerConfig:
+def listener_config(loaded: LoadedProfile) -> ListenerConfig:
+    """The listener the profile describes, accepting the devices, the destination and the
+    runner's own AE titles."""
     profile = loaded.profile
     allowed = {d.ae_title for d in profile.source.devices}
     allowed |= {profile.destination.ae_title, profile.source.calling_ae_title,

@@ -55,6 +55,7 @@ class EventKind(StrEnum):
     STORE_REFUSED = "store_refused"
     LISTENER_REFUSED = "listener_refused"  # an association or presentation context
     CONFLICT = "conflict"  # the destination holds a study's UIDs otherwise than the source
+    SAMPLE_CHECK = "sample_check"  # an instance read back from the destination and compared
 
 
 def utc_now() -> datetime:

@@ -12,7 +12,13 @@ from pydicom.uid import UID
 from runner.report import fmt
 from runner.report.collect import ReportData
 from runner.report.markup import Col, para, table, tag
-from runner.report.model import ConflictRow, ObjectKind, RuleCount, TranscodeCount
+from runner.report.model import (
+    ConflictRow,
+    ObjectKind,
+    RuleCount,
+    SampleCheck,
+    TranscodeCount,
+)
 
 CONFLICTS_SHOWN = 200
 
@@ -22,7 +28,8 @@ def changes_section(data: ReportData) -> str:
     parts = [tag("h2", "What changed in the data"), tag("h3", "Morphing rules"),
              _rules(data.identity.rules, data.rule_counts), tag("h3", "Transcodes"),
              _transcodes(data.transcodes), tag("h3", "Conflicts at the destination"),
-             _conflicts(data.conflicts), tag("h3", "Kinds of object carried"),
+             _conflicts(data.conflicts), tag("h3", "Read back from the destination (sample)"),
+             _samples(data.sample_checks), tag("h3", "Kinds of object carried"),
              _kinds(data.object_kinds)]
     return tag("section", "".join(parts))
 
@@ -86,6 +93,28 @@ def _conflicts(rows: list[ConflictRow]) -> str:
                 "note") if more > 0 else ""
     return note + table(cols, [[f"{r.pseudonym}\n{r.study_uid}", r.conflict, r.resolution]
                                for r in rows[:CONFLICTS_SHOWN]], "small") + tail
+
+
+def _samples(rows: list[SampleCheck]) -> str:
+    if not rows:
+        return para("No sample was read back (destination.verify_sample, then pacsmig "
+                    "verify).", "empty")
+    agreed = sum(1 for r in rows if r.ok)
+    different = [r for r in rows if r.ok is False]
+    unknown = len(rows) - agreed - len(different)
+    verdict = "verdict ok" if agreed == len(rows) else "verdict bad"
+    summary = para(f"{fmt.plural(len(rows), 'instance was', 'instances were')} read back "
+                   f"from the destination and from the source and compared (every "
+                   f"attribute, and the pixel data): {agreed:,} as sent, "
+                   f"{len(different):,} different, {unknown:,} could not be compared.",
+                   verdict)
+    shown = [r for r in rows if not r.ok][:CONFLICTS_SHOWN]
+    if not shown:
+        return summary
+    cols = [Col("Pseudonym and SOP Instance UID", "uid", "40%"),
+            Col("What differs", width="60%")]
+    return summary + table(cols, [[f"{r.pseudonym}\n{r.sop_instance_uid}",
+                                   r.differences or "not compared"] for r in shown], "small")
 
 
 def _kinds(rows: list[ObjectKind]) -> str:

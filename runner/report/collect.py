@@ -15,6 +15,7 @@ from runner.report.model import (
     Periods,
     RuleCount,
     RunGroup,
+    SampleCheck,
     SeriesRow,
     Span,
     StatusCount,
@@ -75,6 +76,7 @@ class ReportData:
     object_kinds: list[ObjectKind]
     conflicts: list[ConflictRow]
     rule_counts: list[RuleCount]
+    sample_checks: list[SampleCheck]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -99,7 +101,8 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         transcodes=reader.rows("transcodes", TranscodeCount),
         object_kinds=reader.rows("object_kinds", ObjectKind),
         conflicts=reader.rows("conflicts", ConflictRow),
-        rule_counts=reader.rows("rule_counts", RuleCount))
+        rule_counts=reader.rows("rule_counts", RuleCount),
+        sample_checks=reader.rows("sample_checks", SampleCheck))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

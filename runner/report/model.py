@@ -219,3 +219,14 @@ class RuleCount:
 
     rule_index: int
     instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class SampleCheck:
+    """One instance read back from the destination and compared (None: not compared)."""
+
+    pseudonym: str
+    study_uid: str
+    sop_instance_uid: str
+    ok: bool | None
+    differences: str

@@ -308,7 +308,8 @@ def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_excepti
     site = fidelity_site(tmp_path, orthanc_factory, list(files.values()),
                          destination_config=UNCOMPRESSED_ONLY, morphing=RULE,
                          retries={"store_attempts": 2, "backoff_seconds": 0.1,
-                                  "retrieve_attempts": 1})
+                                  "retrieve_attempts": 1},
+                         destination={"verify_sample": 100})
     source = held(site.source)
     uid_of = {kind: str(dcmread(path).SOPInstanceUID) for kind, path in files.items()}
 
@@ -363,3 +364,8 @@ def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_excepti
         assert name in changes, name
     assert f"1 private SOP class carried: {SIEMENS_CSA_NON_IMAGE}" in changes
     assert f"{SIEMENS_CSA_NON_IMAGE} (private)" in changes
+
+    # read back: the transcoded ones compare by decoded pixels, the others byte for byte
+    sampled = site.pacsmig("verify")
+    assert "Sample of 8 instances read back from the destination: 8 as sent" in \
+        sampled.stdout, sampled.stdout + sampled.stderr
