@@ -73,11 +73,12 @@ def plan(
                                            "estimates per strategy")] = False,
 ) -> None:
     """Dry run: inventory, order the work and explain it; no C-MOVE, no C-STORE."""
+    from runner.execute.capabilities import live_capabilities
     from runner.plan.commands import plan_command
 
     with _exit_codes():
         loaded = load_profile(profile)
-        plan_command(loaded, inventory, json_file, typer.echo, forecast)
+        plan_command(loaded, inventory, json_file, typer.echo, forecast, live_capabilities)
 
 
 @app.command("morph-preview")

@@ -86,8 +86,10 @@ def is_losslessly_decodable(syntax: str) -> bool:
     """Whether an instance in `syntax` can be re-encoded elsewhere without any change of
     its pixels: uncompressed, deflated, or a lossless compression with a decoder here."""
     uid = UID(syntax)
+    if not uid.is_transfer_syntax:
+        return False  # one pydicom does not know (JPEG XL, say): its encoding is unknown
     if not uid.is_compressed:
-        return uid.is_transfer_syntax
+        return True
     if syntax not in LOSSLESS_COMPRESSED:
         return False
     try:

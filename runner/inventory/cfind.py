@@ -185,6 +185,7 @@ def study_query(window: Window, modalities: Sequence[str]) -> Dataset:
     query.NumberOfStudyRelatedInstances = ""
     query.InstanceAvailability = ""
     query.PatientID = ""
+    query.SOPClassesInStudy = ""
     return query
 
 
@@ -224,6 +225,7 @@ class _Found:
     patient_id: str
     device_id: str
     peer: Peer
+    sop_classes: tuple[str, ...] = ()
 
 
 def _values(ds: Dataset, keyword: str) -> tuple[str, ...]:
@@ -257,6 +259,7 @@ def _parse(answer: _Answer) -> _Found | None:
         patient_id=str(ds.get("PatientID", "") or ""),
         device_id=answer.device_id,
         peer=answer.peer,
+        sop_classes=_values(ds, "SOPClassesInStudy"),
     )
 
 
@@ -388,6 +391,7 @@ def _studies(found: list[_Found], modalities: Sequence[str], notes: list[str]) -
             location=_location(s.availability) or Location.LOCAL,
             device=s.device_id,
             patient_id=s.patient_id,
+            sop_classes=s.sop_classes,
         )
         for s in found
     ]

@@ -43,6 +43,7 @@ class Study:
     location: Location
     device: str | None = None
     patient_id: str = ""
+    sop_classes: tuple[str, ...] = ()  # SOP Classes in Study, when the source answers it
 
     @property
     def estimated_mb(self) -> float:

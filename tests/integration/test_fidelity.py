@@ -7,6 +7,7 @@ transfer syntax and pixel bytes, and with the rules applied where rules are give
 
 from __future__ import annotations
 
+import json
 import subprocess
 import urllib.request
 import zlib
@@ -369,3 +370,29 @@ def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_excepti
     sampled = site.pacsmig("verify")
     assert "Sample of 8 instances read back from the destination: 8 as sent" in \
         sampled.stdout, sampled.stdout + sampled.stderr
+
+
+def test_plan_shows_the_capability_matrix_of_the_destination_and_sends_nothing(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    files = make_objects(tmp_path / "objects", {k: KINDS[k] for k in ("private-csa", "rle")})
+    site = fidelity_site(tmp_path, orthanc_factory, list(files.values()),
+                         destination_config={**UNCOMPRESSED_ONLY,
+                                             "UnknownSopClassAccepted": False})
+    out = tmp_path / "plan.json"
+
+    result = site.pacsmig("plan", "--json", str(out))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Capability matrix" in result.stdout
+    assert f"{SIEMENS_CSA_NON_IMAGE} (private): 1 study; REFUSED by the destination" \
+        in result.stdout
+    assert "CT Image Storage: 1 study; accepted in 2 of" in result.stdout
+    assert "RLE Lossless" in result.stdout and "transcoded losslessly" in result.stdout
+    assert "JPEG Baseline (Process 1)" in result.stdout and "exceptions" in result.stdout
+    matrix = json.loads(out.read_text())["capabilities"]
+    by_class = {row["sop_class"]: row for row in matrix["classes"]}
+    assert by_class[SIEMENS_CSA_NON_IMAGE]["verdict"] == "refused"
+    assert by_class[SIEMENS_CSA_NON_IMAGE]["private"] is True
+    assert sorted(by_class["1.2.840.10008.5.1.4.1.1.2"]["accepted_syntaxes"]) == sorted(
+        UNCOMPRESSED_ONLY["AcceptedTransferSyntaxes"])
+    assert site.destination.instances() == []  # a dry run: nothing moved, nothing stored

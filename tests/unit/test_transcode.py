@@ -68,3 +68,8 @@ def test_little_to_big_endian_swaps_the_pixel_words() -> None:
     transcode(ds, target_syntax(ExplicitVRLittleEndian, [ExplicitVRBigEndian]))
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRBigEndian
     assert ds.PixelData[0::2] == before[1::2] and ds.PixelData[1::2] == before[0::2]
+
+
+def test_a_syntax_pydicom_does_not_know_is_not_transcoded() -> None:
+    with pytest.raises(TranscodeError, match="cannot be transcoded without loss"):
+        target_syntax("1.2.840.10008.1.2.4.110", [ExplicitVRLittleEndian])  # JPEG XL lossless
