@@ -107,12 +107,12 @@ def test_migration_with_mutual_tls_on_listener_and_destination(
 
 def _listener_configs_with_tls(monkeypatch: pytest.MonkeyPatch) -> list[ListenerConfig]:
     """Give run.py's listener its profile TLS (a no-op once run.py passes it itself)."""
-    original = run_module._listener_config
+    original = run_module.listener_config
     made: list[ListenerConfig] = []
 
     def with_tls(loaded: LoadedProfile) -> ListenerConfig:
         made.append(dataclasses.replace(original(loaded), tls=listener_tls(loaded.profile)))
         return made[-1]
 
-    monkeypatch.setattr(run_module, "_listener_config", with_tls)
+    monkeypatch.setattr(run_module, "listener_config", with_tls)
     return made
