@@ -94,11 +94,13 @@ def plan(
                                            "estimates per strategy")] = False,
 ) -> None:
     """Dry run: inventory, order the work and explain it; no C-MOVE, no C-STORE."""
+    from runner.execute.capabilities import live_capabilities
     from runner.plan.commands import plan_command
 
     with _exit_codes():
         loaded = load_profile(profile)
-        planned = plan_command(loaded, inventory, json_file, typer.echo, forecast)
+        planned = plan_command(loaded, inventory, json_file, typer.echo, forecast,
+                               live_capabilities)
         if not planned.census.complete:
             raise typer.Exit(1)
 
@@ -243,7 +245,8 @@ def verify(
         summary = verify_again(loaded, typer.echo)
         for line in summary.lines():
             typer.echo(line)
-        if summary.short or summary.unanswered:
+        if summary.short or summary.unanswered or summary.sample.disagreed \
+                or summary.sample.not_compared:
             raise typer.Exit(1)
 
 

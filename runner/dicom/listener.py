@@ -2,18 +2,20 @@
 
 The associations are served by the lean upper layer (runner.dicom.ul.acceptor: blocking
 sockets, no polling threads); the data set fragments received are written to the spool
-behind a file meta header (runner.dicom.part10), never decoded as a whole. Every storage
-SOP class pynetdicom knows is accepted in every transfer syntax it names (compressed ones
-too); the bytes are spooled as received, never transcoded. Only the four
-header elements the runner needs are read, and the pixel data is never decoded: the
-element headers of the first 16 KB are walked up to SeriesInstanceUID (0020,000E)
-(`scan_header`: 24 µs per CT); when the walk is unsure (the elements go past the first
-16 KB, or it cannot step over one), pydicom reads the whole data set up to there (98 µs).
+behind a file meta header (runner.dicom.part10), never decoded as a whole. Every SOP class
+proposed is accepted (the storage classes pynetdicom knows, and any other: retired, private)
+in every transfer syntax pynetdicom names (compressed ones too); the bytes are spooled as
+received, never transcoded. Only the four header elements the runner needs are read, and
+the pixel data is never decoded: the element headers of the first 16 KB are walked up to
+SeriesInstanceUID (0020,000E) (`scan_header`: 24 µs per CT); when the walk is unsure (the
+elements go past the first 16 KB, or it cannot step over one), pydicom reads the whole data
+set up to there (98 µs).
 
 For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
 `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
 spool answers 0xA700 and sets `spool_full` (back-pressure); an unreadable dataset answers
-0xC000. Every non-success answer is also reported through `on_rejected`. Associations are
+0xC000. Every non-success answer is also reported through `on_rejected`, and every
+association or presentation context refused through `on_turned_away`. Associations are
 accepted only when the called AE title is ours and the calling AE title is in the
 allow-list; Storage Commitment N-EVENT-REPORTs from an allowed AE go to `on_commitment`.
 Callbacks run on the association's thread (one thread per association).
@@ -55,7 +57,7 @@ from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
 from runner.dicom.storage_sops import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
-from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request
+from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request, TurnedAway
 from runner.errors import DicomError
 from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 
@@ -91,6 +93,12 @@ _CONTEXTS: dict[str, tuple[str, ...]] = {
     str(VERIFICATION): tuple(str(ts) for ts in _UNCOMPRESSED_FIRST),
     str(STORAGE_COMMITMENT_PUSH): tuple(str(ts) for ts in _UNCOMPRESSED_FIRST),
 }
+# Any other abstract syntax a source proposes is taken for a storage SOP class the list
+# above does not name (retired, private: Siemens CSA non-image 1.3.12.2.1107.5.9.1, GE and
+# Philips private classes, or one newer than pynetdicom 3.0): refusing its context would
+# make the source fail the C-MOVE and lose the instance. It is accepted in the same
+# transfer syntaxes and spooled as received.
+_ANY_SOP_CLASS: tuple[str, ...] = tuple(str(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES)
 
 
 class Verdict(Enum):
@@ -146,6 +154,7 @@ class ListenerCallbacks:
     on_stored: Callable[[Received], None]
     on_rejected: Callable[[Rejection], None] = _ignore
     on_commitment: Callable[[CommitmentReport], None] = _ignore
+    on_turned_away: Callable[[TurnedAway], None] = _ignore  # an association or context refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +300,8 @@ class Listener:
         if self._acceptor is not None:
             raise RuntimeError("the listener is already started")
         tls = server_context(self.config.tls) if self.config.tls is not None else None
-        handlers = Handlers(on_store=self._on_store, on_event_report=self._on_event_report)
+        handlers = Handlers(on_store=self._on_store, on_event_report=self._on_event_report,
+                            on_turned_away=self.callbacks.on_turned_away)
         acceptor = Acceptor(self._policy(), handlers, self.config.host, self.config.port, tls)
         try:
             acceptor.start(name=f"listener-{self.config.ae_title}")
@@ -323,6 +333,7 @@ class Listener:
             ae_title=self.config.ae_title,
             allowed_aes=self.config.allowed_aes,
             contexts=_CONTEXTS,
+            any_abstract=_ANY_SOP_CLASS,
             scp_roles=frozenset({str(STORAGE_COMMITMENT_PUSH)}),
             max_pdu=settings.max_pdu,
             max_associations=self.config.max_associations,

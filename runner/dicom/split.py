@@ -11,8 +11,10 @@ length, which it parses at once); `encode_split` copies the elements no rule cha
 the file as they are, has pydicom encode only the changed ones, and puts the Pixel Data
 element back in its place, all in the file's transfer syntax.
 
-Deflated files, and files without Pixel Data, are not split (`split_instance` gives None):
-the caller reads them whole.
+A deflated file is inflated first (`SplitInstance.raw` then holds the Explicit VR Little
+Endian bytes it stands for), split and morphed as such, and `encode_split` deflates the
+result again (padded to an even length): a morphed deflated instance stays deflated. Files
+without Pixel Data are not split (`split_instance` gives None): the caller reads them whole.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from runner.dicom.part10 import FileMeta, read_meta
+from runner.dicom.ul.datasets import deflate, inflate
 from runner.profile.dicomtags import LONG_VRS
 
 PIXEL_DATA = 0x7FE00010
@@ -55,7 +58,7 @@ class SplitInstance:
 
     meta: FileMeta
     dataset: Dataset  # every element but Pixel Data (no file_meta: `meta` has what it says)
-    raw: bytes  # the whole file
+    raw: bytes  # the whole file (a deflated one inflated: meta, then Explicit VR LE)
     pixel_start: int  # where the encoded Pixel Data element starts in `raw`
     pixel_end: int  # and where it ends
     head_spans: dict[int, tuple[int, int]] | None = None  # the elements before Pixel Data
@@ -67,11 +70,12 @@ class SplitInstance:
 
 
 def split_instance(raw: bytes) -> SplitInstance | None:
-    """Split a Part-10 file's bytes; None when it is deflated or has no Pixel Data."""
+    """Split a Part-10 file's bytes (inflated first when deflated); None when it has no
+    Pixel Data."""
     meta = read_meta(raw)
     syntax = UID(meta.transfer_syntax)
     if syntax.is_deflated:
-        return None
+        raw = raw[:meta.dataset_offset] + inflate(memoryview(raw)[meta.dataset_offset:])
     implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
     head = _head(raw, meta.dataset_offset, implicit, little)
     if head is not None:
@@ -137,7 +141,17 @@ def _raw_dataset(raw: bytes, spans: dict[int, tuple[int, int]], base: int, impli
 
 def encode_split(split: SplitInstance, changed: frozenset[int]) -> list[bytes | memoryview]:
     """The data set bytes of `split` after rules changed the top-level elements `changed`
-    (MorphResult.changed_tags), Pixel Data where it belongs.
+    (MorphResult.changed_tags), Pixel Data where it belongs; deflated again when the file
+    was deflated.
+    """
+    parts = _encode_parts(split, changed)
+    if UID(split.meta.transfer_syntax).is_deflated:
+        return [deflate(b"".join(parts))]
+    return parts
+
+
+def _encode_parts(split: SplitInstance, changed: frozenset[int]) -> list[bytes | memoryview]:
+    """The data set bytes of `split` in its (inflated) encoding, in three parts.
 
     Unchanged elements are copied from the file as they are; only the changed ones are
     encoded by pydicom. Group lengths (gggg,0000) of groups above 0006 are left out, as

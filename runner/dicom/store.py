@@ -7,8 +7,10 @@ destination's maximum length; `store_parts` sends data set bytes the caller has 
 (a morphed header followed by the untouched rest, see runner.execute.forwarder). Both need
 an accepted presentation context with exactly the instance's SOP class and transfer syntax,
 which is why contexts are negotiated per (SOP class, transfer syntax) pair actually seen.
-`store_dataset` encodes an in-memory dataset with pydicom, in its own transfer syntax or an
-uncompressed one of the same byte order that the destination accepted.
+`store_dataset` encodes an in-memory dataset with pydicom, in the transfer syntax its file meta
+names. No store changes the syntax: when the destination refuses it, the outcome says which
+syntaxes it accepts for the SOP class (`accepted_syntaxes`), and the caller decides whether
+a lossless transcode is possible (runner.dicom.transcode) and records it.
 
 The association is opened lazily, on the first store. When an instance needs a pair not
 proposed on the open association, it is re-opened with the extended set (at most
@@ -63,6 +65,14 @@ class StoreOutcome:
     detail: str
     seconds: float
     transient: bool
+    # the destination took the SOP class, but not in the instance's transfer syntax: these
+    # are the syntaxes it accepted for the class (a lossless transcode may use one)
+    accepted_syntaxes: tuple[str, ...] = ()
+
+    @property
+    def syntax_refused(self) -> bool:
+        """The destination refused the instance's transfer syntax (not its SOP class)."""
+        return bool(self.accepted_syntaxes)
 
     @property
     def ok(self) -> bool:
@@ -76,6 +86,7 @@ class _Failure:
     detail: str
     transient: bool
     retry_on_fresh: bool = False  # lost on a re-used association: worth one more try
+    accepted_syntaxes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +96,6 @@ class _Store:
     pair: Pair
     sop_instance_uid: str
     parts: Sequence[Buffer]
-    exact: bool  # the bytes must go in exactly this transfer syntax
 
 
 class StoreClient:
@@ -136,13 +146,12 @@ class StoreClient:
                                 time.monotonic() - started, False)
         dataset = memoryview(raw)[meta.dataset_offset:]
         return self._store(_Store((sop_class_uid, transfer_syntax), meta.sop_instance_uid,
-                                  [dataset], True))
+                                  [dataset]))
 
     def store_parts(self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
                     parts: Sequence[Buffer]) -> StoreOutcome:
         """Send a data set given as consecutive byte parts, encoded in `transfer_syntax`."""
-        return self._store(_Store((sop_class_uid, transfer_syntax), sop_instance_uid, parts,
-                                  True))
+        return self._store(_Store((sop_class_uid, transfer_syntax), sop_instance_uid, parts))
 
     def store_dataset(self, ds: Dataset) -> StoreOutcome:
         """Send an in-memory dataset; its file_meta.TransferSyntaxUID says how it is encoded."""
@@ -150,7 +159,7 @@ class StoreClient:
         if syntax is None or "SOPClassUID" not in ds or "SOPInstanceUID" not in ds:
             raise ValueError("a dataset to store needs SOP Class/Instance UIDs and file meta")
         return self._store(_Store((str(ds.SOPClassUID), str(syntax)), str(ds.SOPInstanceUID),
-                                  [], False), ds)
+                                  []), ds)
 
     def close(self) -> None:
         """Release the association, if one is open."""
@@ -173,7 +182,7 @@ class StoreClient:
         seconds = time.monotonic() - started
         if isinstance(result, _Failure):
             return StoreOutcome(store.sop_instance_uid, result.category, None, result.detail,
-                                seconds, result.transient)
+                                seconds, result.transient, result.accepted_syntaxes)
         return _answered(store.sop_instance_uid, result, self.peer, seconds)
 
     def _attempt(self, store: _Store, ds: Dataset | None) -> int | _Failure:
@@ -181,11 +190,13 @@ class StoreClient:
         assoc = self._association_for(store.pair)
         if isinstance(assoc, _Failure):
             return assoc
-        context = _context(assoc, store.pair, store.exact)
+        context = _context(assoc, store.pair)
         if context is None:
             sop_class, syntax = (UID(uid).name for uid in store.pair)
             detail = f"{self.peer} accepts no presentation context for {sop_class} in {syntax}"
-            return _Failure(StatusCategory.FAILURE, detail, False)
+            accepted = tuple(ts for abstract, ts in assoc.accepted.values()
+                             if abstract == store.pair[0])
+            return _Failure(StatusCategory.FAILURE, detail, False, accepted_syntaxes=accepted)
         parts = store.parts
         if ds is not None:
             try:
@@ -257,24 +268,12 @@ class StoreClient:
         return self._msg_id
 
 
-def _context(assoc: ClientAssociation, pair: Pair, exact: bool) -> int | None:
-    """An accepted context for `pair` (or, unless `exact`, one its dataset converts to)."""
-    sop_class, syntax = UID(pair[0]), UID(pair[1])
-    fallback = None
-    for context_id, (abstract, accepted) in assoc.accepted.items():
-        if abstract != sop_class:
-            continue
-        if accepted == syntax:
+def _context(assoc: ClientAssociation, pair: Pair) -> int | None:
+    """An accepted context for exactly `pair` (SOP class, transfer syntax)."""
+    for context_id, accepted in assoc.accepted.items():
+        if accepted == pair:
             return context_id
-        if not exact and fallback is None and _convertible(syntax, UID(accepted)):
-            fallback = context_id
-    return fallback
-
-
-def _convertible(wanted: UID, accepted: UID) -> bool:
-    if wanted.is_compressed or accepted.is_compressed or accepted.is_deflated:
-        return False
-    return bool(wanted.is_little_endian == accepted.is_little_endian)
+    return None
 
 
 def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutcome:

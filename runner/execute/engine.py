@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,16 @@ from runner.dicom.move import MoveHandle, MoveOutcome, MoveProgress
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
+from runner.dicom.ul.acceptor import TurnedAway
+from runner.dicom.verify import instances_present
 from runner.execute.alerts import Alerter
+from runner.execute.conflicts import (
+    PATIENT_ID,
+    RETURN_KEYS,
+    Conflict,
+    ConflictCheck,
+    find_conflicts,
+)
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
@@ -36,7 +45,7 @@ from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, Verif
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
-from runner.profile.peers import device_peer
+from runner.profile.peers import destination_peer, device_peer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ _IDLE_WAKE = 0.5  # seconds between looks at the schedule when nothing else happ
 # Device trouble (lock-up, lost association) does not use up a study's retrieve attempts,
 # up to this many times its attempts: a study that breaks every device still ends.
 _TROUBLE_BUDGET = 10
+_MAX_NOTES = 3  # listener refusals kept per retrieve (the same few repeat)
 
 
 @dataclass
@@ -60,6 +70,20 @@ class Retrieve:
     received: int = 0
     handle: MoveHandle = field(default_factory=MoveHandle)
     counts: MoveProgress | None = None
+    listener_notes: list[str] = field(default_factory=list)  # what our listener refused
+
+    def note(self, text: str) -> None:
+        """Something the runner's own listener refused while this retrieve was in flight."""
+        if text not in self.listener_notes and len(self.listener_notes) < _MAX_NOTES:
+            self.listener_notes.append(text)
+
+    def explained(self, outcome: MoveOutcome) -> str:
+        """The source's answer, and next to it what the runner's listener refused (when the
+        retrieve did not bring everything): a 0xC000 or failed sub-operations are often
+        the listener's doing, not the source's."""
+        if not self.listener_notes or (outcome.ok and not outcome.failed):
+            return outcome.detail
+        return f"{outcome.detail}; the runner's listener {'; '.join(self.listener_notes)}"
 
     def progressed(self, progress: MoveProgress | None = None) -> None:
         """An instance arrived, or a pending response with new counts: not stalled.
@@ -131,6 +155,9 @@ class Engine:
         self.verifier: Verifier | None = None
         self.janitor = Janitor(spool, ledger)
         self.rules = profile.rules()
+        self.conflict_check = ConflictCheck(PATIENT_ID not in self.rules.touched_tags,
+                                            not self.rules.changes_identity)
+        self.skipped: dict[str, dict[str, str]] = {}  # study -> SOP UIDs kept as held, why
         self.threads: list[threading.Thread] = []
         for work in works:
             if not work.final and work.stage is Stage.QUEUED:
@@ -289,10 +316,15 @@ class Engine:
     def _retrieve(self, retrieve: Retrieve, peer: Peer) -> None:
         from runner.dicom.move import c_move
 
+        if retrieve.purpose is RetrievePurpose.MIGRATE and \
+                self._held_back(retrieve, self._conflicts(retrieve.study_uid, peer)):
+            return
         outcome = c_move(peer, self.profile.source.calling_ae_title, self.settings,
                          self.profile.listener.ae_title, retrieve.study_uid,
                          msg_id=retrieve.msg_id, on_pending=retrieve.progressed,
                          handle=retrieve.handle)
+        with self.lock:
+            outcome = replace(outcome, detail=retrieve.explained(outcome))
         self.ledger.record_retrieve_finished(
             retrieve.retrieve_id, final_status=outcome.status, category=str(outcome.category),
             completed=outcome.completed, failed=outcome.failed, warning=outcome.warning,
@@ -301,6 +333,55 @@ class Engine:
         with self.lock:
             self._retrieve_finished(retrieve, outcome)
             self.wake.notify_all()
+
+    # --- conflicts at the destination ------------------------------------------------------
+
+    def _conflicts(self, study_uid: str, source: Peer) -> list[Conflict]:
+        """What the destination holds of the study that disagrees with the source (asked of
+        the source only when the destination holds something of it)."""
+        calling = self.profile.source.calling_ae_title
+        held = instances_present(destination_peer(self.profile), calling, self.settings,
+                                 study_uid, RETURN_KEYS)
+        if not held.ok or not held.sop_uids:
+            return []  # nothing held (or no answer: the stores and the check will tell)
+        ours = instances_present(source, calling, self.settings, study_uid, RETURN_KEYS)
+        if not ours.ok:
+            return []
+        return find_conflicts(self.conflict_check, ours.values, held.values)
+
+    def _held_back(self, retrieve: Retrieve, conflicts: list[Conflict]) -> bool:
+        """Record the conflicts and apply the policy; True when nothing is to be retrieved."""
+        if not conflicts:
+            return False
+        policy = self.profile.destination.conflicts
+        resolution = {"quarantine": "quarantined: nothing of the study sent",
+                      "skip": "skipped: the destination's copy kept",
+                      "overwrite": "overwritten: sent anyway"}[policy]
+        for conflict in conflicts:
+            self.ledger.record_event(EventKind.CONFLICT, study_uid=retrieve.study_uid,
+                                     detail={"kind": conflict.kind,
+                                             "sop_instance_uid": conflict.sop_instance_uid,
+                                             "conflict": conflict.describe(),
+                                             "resolution": resolution})
+        if policy == "overwrite":
+            return False
+        if policy == "skip" and all(c.sop_instance_uid for c in conflicts):
+            with self.lock:
+                self.skipped[retrieve.study_uid] = {
+                    c.sop_instance_uid: c.describe() for c in conflicts if c.sop_instance_uid}
+            return False
+        reason = (f"conflict at the destination ({len(conflicts)}): {conflicts[0].describe()}; "
+                  "quarantined, nothing of the study sent (destination.conflicts)")
+        self.ledger.record_retrieve_finished(retrieve.retrieve_id, final_status=None,
+                                             category="conflict", detail=reason)
+        with self.lock:
+            self.retrieves.pop(retrieve.msg_id, None)
+            if self.by_study.get(retrieve.study_uid) is retrieve:
+                del self.by_study[retrieve.study_uid]
+            self.devices[retrieve.device].in_flight -= 1
+            self._give_up(self.works[retrieve.study_uid], reason)
+            self.wake.notify_all()
+        return True
 
     def _retrieve_finished(self, retrieve: Retrieve, outcome: MoveOutcome) -> None:
         self.retrieves.pop(retrieve.msg_id, None)
@@ -373,6 +454,11 @@ class Engine:
                 return Verdict.DISCARD
             work = self.works[incoming.study_uid]
             sop = incoming.sop_instance_uid
+            if sop in self.skipped.get(incoming.study_uid, {}):
+                # a conflict resolved by `skip`: the destination's copy stands for it
+                work.received[sop] = Copy(incoming.series_uid, incoming.sop_class_uid,
+                                          incoming.transfer_syntax, "")
+                work.forwarded.add(sop)
             if sop in work.forwarded or sop in work.received:
                 self.counters.discarded += 1
                 return Verdict.DISCARD
@@ -422,20 +508,43 @@ class Engine:
                                           entry.path, entry.name))
 
     def on_rejected(self, rejection: Rejection) -> None:
-        """A store the listener refused: an event in the ledger (no patient data)."""
+        """A store the listener refused: an event in the ledger (no patient data), and a
+        note on the retrieves it may have failed."""
         self.ledger.record_event(EventKind.STORE_REFUSED, detail={
             "calling_ae": rejection.calling_ae, "status": rejection.status,
             "reason": rejection.reason})
+        self._note_listener(rejection.calling_ae,
+                            f"answered a C-STORE 0x{rejection.status:04X} ({rejection.reason})")
+
+    def on_turned_away(self, turned: TurnedAway) -> None:
+        """An association or presentation context the listener refused: an event, and a
+        note on the retrieves it may have failed."""
+        self.ledger.record_event(EventKind.LISTENER_REFUSED, detail={
+            "calling_ae": turned.calling_ae, "reason": turned.reason})
+        self._note_listener(turned.calling_ae, turned.reason)
+
+    def _note_listener(self, calling_ae: str, text: str) -> None:
+        """Note `text` on the retrieves in flight on devices whose AE title is `calling_ae`
+        (on every retrieve in flight when none is: a source may store under another title)."""
+        with self.lock:
+            retrieves = list(self.retrieves.values())
+            mine = [r for r in retrieves
+                    if self.devices[r.device].peer.ae_title == calling_ae] or retrieves
+            for retrieve in mine:
+                retrieve.note(f"{text} (from {calling_ae})")
 
     # --- forwarding results -----------------------------------------------------------------
 
     def on_forwarded(self, result: ForwardResult) -> None:
         """Record a C-STORE attempt; settle the instance when it is final."""
-        item = result.item
+        item, done = result.item, result.transcoded
         self.ledger.record_forwarded(sop_instance_uid=item.sop_instance_uid,
                                      study_uid=item.study_uid, ok=result.ok,
                                      status=result.status, reason=result.reason or None,
-                                     dest_sop_instance_uid=result.dest_sop_instance_uid)
+                                     dest_sop_instance_uid=result.dest_sop_instance_uid,
+                                     transcode=(done.source_syntax, done.sent_syntax,
+                                                done.reason) if done else None,
+                                     rules_fired=result.fired)
         if not result.final:
             return
         expected = self._expected_values(result) if result.ok else None

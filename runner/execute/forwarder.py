@@ -8,7 +8,9 @@ next instance before the answer, so it is read and morphed while the destination
 the current one. A StoreClient is re-opened when broken. An instance no
 rule changes is sent as the bytes received, undecoded; one a rule changes has its attributes
 re-encoded around its Pixel Data, which is sent as received (runner.dicom.split), unless a
-rule concerns Pixel Data itself. A failed
+rule concerns Pixel Data itself. When the destination refuses the instance's transfer
+syntax (negotiation), it is transcoded losslessly into one it accepts (runner.dicom.transcode,
+recorded in the result), or set aside saying why it cannot be. A failed
 store is tried again with exponential backoff; transient failures (out of resources, lost
 association) and permanent ones (refused, cannot understand) both get `store_attempts`
 tries, then the instance is set aside with its reason. Results go to the caller's callbacks;
@@ -32,6 +34,7 @@ from pydicom.errors import InvalidDicomError
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.split import encode_split, split_instance
 from runner.dicom.store import StoreClient, StoreOutcome
+from runner.dicom.transcode import Transcode, TranscodeError, target_syntax, transcode
 from runner.execute.delayqueue import DelayQueue
 from runner.morph import RuleSet
 from runner.morph.text import value_text
@@ -66,6 +69,8 @@ class ForwardResult:
     reason: str
     dest_sop_instance_uid: str | None = None
     values: Mapping[int, str] | None = None  # with value_tags: what the rules made of them
+    transcoded: Transcode | None = None  # sent in another syntax than received: which, why
+    fired: tuple[int, ...] = ()  # the rules (indexes) that changed the instance
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,8 @@ class Attempt:
     dest_sop_instance_uid: str | None = None
     retry: bool = True
     values: Mapping[int, str] | None = None
+    transcoded: Transcode | None = None
+    fired: tuple[int, ...] = ()
 
 
 INTERNAL_ERROR = Attempt(False, None, "internal error while forwarding", retry=False)
@@ -120,6 +127,10 @@ class Prepared:
     refusal: Attempt | None = None
     dest_sop_instance_uid: str | None = None
     values: Mapping[int, str] | None = None
+    # when the destination refuses the syntax: the instance prepared for one it accepts
+    fallback: Callable[[tuple[str, ...]], Prepared] | None = None
+    transcoded: Transcode | None = None
+    fired: tuple[int, ...] = ()
 
 
 def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
@@ -128,19 +139,29 @@ def forward_once(client: StoreClient, job: Job, item: ForwardItem) -> Attempt:
 
 
 def deliver(client: StoreClient, prepared: Prepared) -> Attempt:
-    """Make the store `prepared` holds (or answer its refusal)."""
+    """Make the store `prepared` holds (or answer its refusal); when the destination refuses
+    the instance's transfer syntax, once more transcoded losslessly (`prepared.fallback`)."""
     if prepared.store is None:
         assert prepared.refusal is not None
         return prepared.refusal
     outcome = prepared.store(client)
+    if outcome.syntax_refused and prepared.fallback is not None:
+        return deliver(client, prepared.fallback(outcome.accepted_syntaxes))
     if not outcome.ok:
         return Attempt(False, outcome.status, outcome.detail)
     return Attempt(True, outcome.status, outcome.detail, prepared.dest_sop_instance_uid,
-                   values=prepared.values)
+                   values=prepared.values, transcoded=prepared.transcoded,
+                   fired=prepared.fired)
 
 
 def prepare(job: Job, item: ForwardItem) -> Prepared:
-    """Read and morph one spooled instance: what to store."""
+    """Read and morph one spooled instance: what to store (in the syntax received), and
+    how to transcode it if the destination refuses that syntax."""
+    return replace(_prepare(job, item), fallback=lambda accepted: _transcoded(job, item,
+                                                                              accepted))
+
+
+def _prepare(job: Job, item: ForwardItem) -> Prepared:
     if job.rules.is_empty:
         return Prepared(lambda client: client.store_file(item.path, item.sop_class_uid,
                                                          item.transfer_syntax))
@@ -165,7 +186,7 @@ def prepare(job: Job, item: ForwardItem) -> Prepared:
 
 
 def _prepare_whole(job: Job, item: ForwardItem) -> Prepared:
-    """The instance read and morphed whole (rules about Pixel Data, deflated files)."""
+    """The instance read and morphed whole (rules about Pixel Data, files without it)."""
     try:
         ds = dcmread(item.path)
     except (InvalidDicomError, OSError, ValueError) as exc:
@@ -175,6 +196,23 @@ def _prepare_whole(job: Job, item: ForwardItem) -> Prepared:
         unchanged=lambda client: client.store_file(item.path, item.sop_class_uid,
                                                    item.transfer_syntax),
         changed=lambda _changed_tags: lambda client: client.store_dataset(ds))
+
+
+def _transcoded(job: Job, item: ForwardItem, accepted: tuple[str, ...]) -> Prepared:
+    """The instance read whole, transcoded losslessly into a syntax of `accepted`, then
+    morphed: or why it cannot be sent (not retried: the destination's answer stands)."""
+    try:
+        plan = target_syntax(item.transfer_syntax, accepted)
+        ds = dcmread(item.path)
+        transcode(ds, plan)
+    except TranscodeError as exc:
+        return Prepared(None, Attempt(False, None, f"cannot be sent losslessly: {exc}",
+                                      retry=False))
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        return _unreadable(exc)
+    store: Store = lambda client: client.store_dataset(ds)  # noqa: E731
+    return replace(_morph(job, ds, unchanged=store, changed=lambda _tags: store),
+                   transcoded=plan)
 
 
 def _parts_store(sop_class_uid: str, sop_instance_uid: str, syntax: str,
@@ -200,7 +238,7 @@ def _morph(job: Job, ds: Dataset, unchanged: Store,
         return Prepared(unchanged, values=values)
     change = result.sop_instance_uid_change
     return Prepared(changed(result.changed_tags), None,
-                    change.destination if change else None, values)
+                    change.destination if change else None, values, fired=result.fired)
 
 
 class Sender(Protocol):
@@ -396,7 +434,8 @@ class Forwarder:
     def _settle(self, item: ForwardItem, attempt: Attempt) -> None:
         if attempt.ok:
             self.on_result(ForwardResult(item, True, True, attempt.status, attempt.detail,
-                                         attempt.dest_sop_instance_uid, attempt.values))
+                                         attempt.dest_sop_instance_uid, attempt.values,
+                                         attempt.transcoded, attempt.fired))
         elif not attempt.retry:
             self._finish(item, attempt.status, attempt.detail)
         elif item.attempt < self.attempts:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from runner.execute.run import open_ledger
+from runner.execute.run import listener_config, open_ledger
+from runner.execute.sampling import SampleSummary, sample_check
 from runner.execute.verifier import METHODS, Check, CommitmentWaiter, Verifier, verdict
 from runner.ledger import Ledger, StudyStatus
 from runner.profile.load import LoadedProfile
@@ -33,12 +34,13 @@ class VerifySummary:
     complete: int
     short: int
     unanswered: int
+    sample: SampleSummary = field(default_factory=lambda: SampleSummary(0, 0, 0, 0))
 
     def lines(self) -> list[str]:
         """For a person."""
         return [f"Checked {self.studies:,} studies at the destination: {self.complete:,} "
                 f"complete, {self.short:,} short (queued for the next run), "
-                f"{self.unanswered:,} not answered"]
+                f"{self.unanswered:,} not answered", *self.sample.lines()]
 
 
 def verify_again(loaded: LoadedProfile, write: Callable[[str], None]) -> VerifySummary:
@@ -56,9 +58,10 @@ def verify_again(loaded: LoadedProfile, write: Callable[[str], None]) -> VerifyS
             counts[_record(ledger, profile.destination.verify, study_uid, expected,
                            planned[study_uid], check)] += 1
         write(f"Checked {len(sent):,} studies")
+        sample = sample_check(loaded, ledger, listener_config(loaded), write)
     finally:
         ledger.close()
-    return VerifySummary(len(sent), *counts)
+    return VerifySummary(len(sent), counts[0], counts[1], counts[2], sample)
 
 
 def _sent(ledger: Ledger) -> tuple[dict[str, dict[str, tuple[str, str]]], dict[str, int]]:

@@ -143,9 +143,9 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
                                settings, profile.destination.verify, waiter,
                                value_tags=_value_tags(loaded))
-    listener = Listener(_listener_config(loaded), spool, ListenerCallbacks(
+    listener = Listener(listener_config(loaded), spool, ListenerCallbacks(
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
-        on_commitment=waiter.deliver))
+        on_commitment=waiter.deliver, on_turned_away=engine.on_turned_away))
     printer = ProgressPrinter(write, is_tty)
 
     def show(force: bool = False) -> None:
@@ -248,7 +248,9 @@ def _value_tags(loaded: LoadedProfile) -> tuple[int, ...]:
     return tuple(sorted(profile.rules().touched_tags))
 
 
-def _listener_config(loaded: LoadedProfile) -> ListenerConfig:
+def listener_config(loaded: LoadedProfile) -> ListenerConfig:
+    """The listener the profile describes, accepting associations from the devices (and the
+    AE titles they store from) and the destination."""
     profile = loaded.profile
     # Devices store (each from its own AE titles); the destination only reports storage
     # commitment. Which store belongs to which retrieve is the engine's `decide`.

@@ -104,6 +104,7 @@ def study_query(keys: Keys) -> Dataset:
     query.ModalitiesInStudy = ""
     query.NumberOfStudyRelatedInstances = ""
     query.InstanceAvailability = ""
+    query.SOPClassesInStudy = ""
     return query
 
 
@@ -146,6 +147,7 @@ class _Found:
     patient_id: str
     device_id: str
     peer: Peer
+    sop_classes: tuple[str, ...] = ()
 
 
 def _values(ds: Dataset, keyword: str) -> tuple[str, ...]:
@@ -194,6 +196,7 @@ def _parse(answer: _Answer) -> _Found | None:
         patient_id=_text(ds, "PatientID"),
         device_id=answer.device_id,
         peer=answer.peer,
+        sop_classes=_values(ds, "SOPClassesInStudy"),
     )
 
 
@@ -355,6 +358,7 @@ def _studies(found: list[_Found], modalities: Sequence[str], notes: list[str]) -
             device=s.device_id,
             patient_id=s.patient_id,
             raw_date=s.raw_date if s.study_date is None else "",
+            sop_classes=s.sop_classes,
         )
         for s in found
     ]

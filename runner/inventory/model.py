@@ -48,6 +48,7 @@ class Study:
     device: str | None = None
     patient_id: str = ""
     raw_date: str = ""
+    sop_classes: tuple[str, ...] = ()  # SOP Classes in Study, when the source answers it
 
     @property
     def sort_date(self) -> date:

@@ -145,7 +145,9 @@ _FORWARDS = _Table(
     "forwards",
     (("sop_instance_uid", "VARCHAR"), ("attempted_at", "TIMESTAMPTZ"), ("study_uid", "VARCHAR"),
      ("ok", "BOOLEAN"), ("status", "INTEGER"), ("reason", "VARCHAR"),
-     ("dest_sop_instance_uid", "VARCHAR")),
+     ("dest_sop_instance_uid", "VARCHAR"), ("transcoded_from", "VARCHAR"),
+     ("transcoded_to", "VARCHAR"), ("transcode_reason", "VARCHAR"),
+     ("rules_fired", "INTEGER[]")),
     "ON CONFLICT (sop_instance_uid, attempted_at) DO NOTHING",
 )
 
@@ -212,7 +214,8 @@ def _receipts(conn: Conn, facts: list[InstanceReceived], upsert: bool) -> None:
 
 def _forwards(conn: Conn, facts: list[InstanceForwarded], upsert: bool) -> None:
     rows = [(f.sop_instance_uid, f.at, f.study_uid, f.ok, f.status, f.reason,
-             f.dest_sop_instance_uid)
+             f.dest_sop_instance_uid, f.transcoded_from, f.transcoded_to, f.transcode_reason,
+             list(f.rules_fired))
             for f in _fold(facts, lambda f: (f.sop_instance_uid, f.at), _first)]
     _FORWARDS.insert(conn, rows, upsert)
 

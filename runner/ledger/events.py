@@ -53,6 +53,9 @@ class EventKind(StrEnum):
     DEAD_TIME_END = "dead_time_end"
     REDATE = "redate"
     STORE_REFUSED = "store_refused"
+    LISTENER_REFUSED = "listener_refused"  # an association or presentation context
+    CONFLICT = "conflict"  # the destination holds a study's UIDs otherwise than the source
+    SAMPLE_CHECK = "sample_check"  # an instance read back from the destination and compared
 
 
 def utc_now() -> datetime:
@@ -254,7 +257,9 @@ class InstanceForwarded:
     """One C-STORE attempt to the destination; `ok` when its status was success or warning.
 
     `study_uid` is the *source* Study Instance UID (as received), whatever morphing changed;
-    `dest_sop_instance_uid` is the UID the destination knows when a morph rule changed it.
+    `dest_sop_instance_uid` is the UID the destination knows when a morph rule changed it;
+    `transcoded_from`/`_to`/`transcode_reason` are set when the instance went in another
+    transfer syntax than it was received in (a lossless transcode), with why.
     """
 
     sop_instance_uid: str
@@ -263,6 +268,10 @@ class InstanceForwarded:
     status: int | None
     reason: str | None = None
     dest_sop_instance_uid: str | None = None
+    transcoded_from: str | None = None
+    transcoded_to: str | None = None
+    transcode_reason: str | None = None
+    rules_fired: tuple[int, ...] = ()  # indexes of the morphing rules that changed it
     at: datetime = field(default_factory=utc_now)
 
     def __post_init__(self) -> None:

@@ -370,6 +370,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "the census of the source: censuses, census_studies; reconciliation over it",
               (_CENSUSES, _CENSUS_STUDIES, _RECONCILIATION_DETAIL_VIEW,
                _RECONCILIATION_VIEW_3)),
+    Migration(4, "forwards: the transcode of an attempt sent in another syntax (from, to, "
+                 "why), the morphing rules that changed the instance",
+              ("ALTER TABLE forwards ADD COLUMN transcoded_from VARCHAR",
+               "ALTER TABLE forwards ADD COLUMN transcoded_to VARCHAR",
+               "ALTER TABLE forwards ADD COLUMN transcode_reason VARCHAR",
+               "ALTER TABLE forwards ADD COLUMN rules_fired INTEGER[]")),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

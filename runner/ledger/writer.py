@@ -149,11 +149,17 @@ class Ledger:
     def record_forwarded(
         self, *, sop_instance_uid: str, study_uid: str, ok: bool, status: int | None,
         reason: str | None = None, dest_sop_instance_uid: str | None = None,
+        transcode: tuple[str, str, str] | None = None, rules_fired: Sequence[int] = (),
     ) -> None:
-        """Record one C-STORE attempt; `study_uid` is the source study, as received."""
+        """Record one C-STORE attempt; `study_uid` is the source study, as received;
+        `transcode` (from syntax, to syntax, why) when it went in another syntax; `rules_fired`
+        the indexes of the morphing rules that changed it."""
+        source, sent, why = transcode if transcode is not None else (None, None, None)
         self.record(InstanceForwarded(
             sop_instance_uid=sop_instance_uid, study_uid=study_uid, ok=ok, status=status,
-            reason=reason, dest_sop_instance_uid=dest_sop_instance_uid))
+            reason=reason, dest_sop_instance_uid=dest_sop_instance_uid,
+            transcoded_from=source, transcoded_to=sent, transcode_reason=why,
+            rules_fired=tuple(rules_fired)))
 
     def record_quarantined(self, *, sop_instance_uid: str, study_uid: str, reason: str) -> None:
         """Record that an instance is set aside instead of forwarded."""

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner.inventory.csv_reader import read_inventory_csv
@@ -66,24 +67,39 @@ def throttle_lines(plan: Plan, now: datetime) -> list[str]:
 def build_plan(loaded: LoadedProfile, csv_path: Path | None,
                since: date | None = None) -> Plan:
     """Census and compile: the plan as `run` would execute it today."""
+    return _inventory_and_plan(loaded, csv_path, since)[1]
+
+
+def _inventory_and_plan(loaded: LoadedProfile, csv_path: Path | None,
+                        since: date | None = None) -> tuple[Inventory, Plan]:
     profile = loaded.profile
     today = site_today(profile)
     inventory = take_inventory(profile, csv_path, today, since)
     exclude = profile.source.inventory.exclude
     exclusions = read_exclusions(exclude) if exclude is not None else {}
-    return compile_plan(profile, inventory, today, exclusions)
+    return inventory, compile_plan(profile, inventory, today, exclusions)
+
+
+Capabilities = Callable[[SiteProfile, Inventory], tuple[list[str], dict[str, Any]]]
 
 
 def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path | None,
-                 echo: Callable[[str], object], forecast: bool = False) -> Plan:
-    """The dry run: print the explanation (and forecast), write the JSON if asked."""
+                 echo: Callable[[str], object], forecast: bool = False,
+                 capabilities: Capabilities | None = None) -> Plan:
+    """The dry run: print the explanation (and forecast), write the JSON if asked; with the
+    live source, the capability matrix `capabilities` gives (the caller's: it asks the
+    peers, which this package does not)."""
     check_tls(loaded.profile)
-    plan = build_plan(loaded, csv_path)
+    inventory, plan = _inventory_and_plan(loaded, csv_path)
     for line in explain(plan):
         echo(line)
     for line in throttle_lines(plan, datetime.now(ZoneInfo(plan.timezone))):
         echo(line)
     document = plan_json(plan)
+    if csv_path is None and capabilities is not None:
+        lines, document["capabilities"] = capabilities(loaded.profile, inventory)
+        for line in lines:
+            echo(line)
     if forecast:
         from runner.tiering.forecast import forecast_json, forecast_lines, forecast_strategies
 

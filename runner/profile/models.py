@@ -267,6 +267,7 @@ class Alert(_Model):
 
 
 VerifyMethod = Literal["instances", "counts", "commitment"]
+ConflictPolicy = Literal["quarantine", "skip", "overwrite"]
 
 
 class Destination(_Model):
@@ -279,6 +280,17 @@ class Destination(_Model):
     max_associations: int = Field(4, ge=1, le=64)
     verify: VerifyMethod = "instances"
     tls: Tls | None = None
+    verify_sample: Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, lt=1)] | None = \
+        Field(None, description="pacsmig verify reads this many stored instances (a count, or "
+                                "a fraction below 1) back from the destination and from the "
+                                "source and compares them: every attribute and the pixel data")
+    conflicts: ConflictPolicy = Field(
+        "quarantine",
+        description="when the destination already holds a SOP Instance UID of a study under "
+                    "another series, or the study under another Patient ID: quarantine "
+                    "(send nothing of the study, list the conflict), skip (keep the "
+                    "destination's copy of those instances, send the rest), overwrite "
+                    "(send anyway)")
 
 
 class Throttle(_Model):

@@ -9,18 +9,23 @@ from runner.ledger import EventKind
 from runner.report.model import (
     CensusRow,
     CensusTotal,
+    ConflictRow,
     DeviceStats,
     ExclusionRow,
     Failure,
     Headline,
+    ObjectKind,
     Periods,
+    RuleCount,
     RunGroup,
+    SampleCheck,
     SeriesRow,
     Span,
     StatusCount,
     StudyException,
     Throughput,
     Total,
+    TranscodeCount,
     Work,
 )
 from runner.report.scope import ReportScope
@@ -47,6 +52,7 @@ class Identity:
     generated_at: datetime
     scope: ReportScope
     method: tuple[tuple[str, str], ...] = ()  # the scope and method in words (the profile's)
+    rules: tuple[str, ...] = ()  # the profile's morphing rules, in words, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,11 @@ class ReportData:
     censuses: list[CensusRow]
     census_totals: list[CensusTotal]
     exclusions: list[ExclusionRow]
+    transcodes: list[TranscodeCount]
+    object_kinds: list[ObjectKind]
+    conflicts: list[ConflictRow]
+    rule_counts: list[RuleCount]
+    sample_checks: list[SampleCheck]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -96,7 +107,12 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         series=series, series_total=series_total,
         censuses=reader.rows("censuses", CensusRow),
         census_totals=reader.rows("census_totals", CensusTotal),
-        exclusions=reader.rows("exclusions", ExclusionRow))
+        exclusions=reader.rows("exclusions", ExclusionRow),
+        transcodes=reader.rows("transcodes", TranscodeCount),
+        object_kinds=reader.rows("object_kinds", ObjectKind),
+        conflicts=reader.rows("conflicts", ConflictRow),
+        rule_counts=reader.rows("rule_counts", RuleCount),
+        sample_checks=reader.rows("sample_checks", SampleCheck))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

@@ -80,7 +80,7 @@ def identity(loaded: LoadedProfile, ledger: Path, scope: ReportScope) -> Identit
         source_name=profile.source.name, destination_name=profile.destination.name,
         profile_path=str(loaded.path.resolve()), profile_sha256=loaded.sha256,
         runner_version=__version__, ledger_path=str(ledger), timezone=profile.site.timezone,
-        masked=profile.reports.mask_identifiers,
+        masked=profile.reports.mask_identifiers, rules=tuple(profile.rules().describe()),
         generated_at=datetime.now(UTC).astimezone(zone), scope=scope,
         method=method_pairs(profile, datetime.now(zone).date()))
 

@@ -234,3 +234,54 @@ class SeriesRow:
     verified_instances: int
     quarantined_instances: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeCount:
+    """Instances stored in another transfer syntax than received: from, to, how many."""
+
+    transcoded_from: str
+    transcoded_to: str
+    instances: int
+    studies: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKind:
+    """One SOP class in one transfer syntax, as received: instances, and how many stored."""
+
+    sop_class_uid: str
+    transfer_syntax: str
+    instances: int
+    stored_instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRow:
+    """A conflict found at the destination: study, instance, what differed, resolution."""
+
+    pseudonym: str
+    study_uid: str
+    sop_instance_uid: str
+    kind: str
+    conflict: str
+    resolution: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCount:
+    """How many instances one morphing rule (by its index in the profile) changed."""
+
+    rule_index: int
+    instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class SampleCheck:
+    """One instance read back from the destination and compared (None: not compared)."""
+
+    pseudonym: str
+    study_uid: str
+    sop_instance_uid: str
+    ok: bool | None
+    differences: str

@@ -14,11 +14,20 @@ import pytest
 from pydicom import Dataset, dcmread
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    HEVCM10P51,
+    HEVCMP51,
+    HTJ2K,
+    MPEG2MPML,
+    MPEG4HP41,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLosslessSV1,
+    JPEGLSNearLossless,
     RLELossless,
 )
 
@@ -35,6 +44,7 @@ from runner.dicom.listener import (
 )
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
+from runner.dicom.ul.acceptor import TurnedAway
 from runner.errors import DicomError
 from runner.sim.generate import StudySpec, make_study, write_study
 from tests.peers import HOST, files_sent_as_bytes, peer_env
@@ -55,6 +65,7 @@ class Recorder:
     asked: list[IncomingStore] = field(default_factory=list)
     stored: list[Received] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    turned_away: list[TurnedAway] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def decide(self, header: IncomingStore) -> Verdict:
@@ -63,7 +74,8 @@ class Recorder:
         return self.verdict(header)
 
     def callbacks(self) -> ListenerCallbacks:
-        return ListenerCallbacks(self.decide, self.stored.append, self.rejected.append)
+        return ListenerCallbacks(self.decide, self.stored.append, self.rejected.append,
+                                 on_turned_away=self.turned_away.append)
 
 
 @pytest.fixture
@@ -173,13 +185,35 @@ def _deflated(source: Path, target: Path) -> None:
     ds.save_as(target, enforce_file_format=True)
 
 
-def _jpeg2000_without_a_codec(source: Path, target: Path) -> None:
-    """A JPEG 2000 file whose codestream is opaque bytes: the listener never decodes pixels."""
-    ds = dcmread(source)
-    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
-    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51opaque-j2k-codestream"])
-    ds["PixelData"].VR = "OB"
-    ds.save_as(target, enforce_file_format=True)
+def _opaque(syntax: str) -> Callable[[Path, Path], None]:
+    """A file whose codestream is opaque bytes: the listener never decodes pixels."""
+    def convert(source: Path, target: Path) -> None:
+        ds = dcmread(source)
+        ds.file_meta.TransferSyntaxUID = syntax
+        ds.PixelData = encapsulate([b"\xff\x4f\xff\x51opaque-codestream"])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(target, enforce_file_format=True)
+    return convert
+
+
+_jpeg2000_without_a_codec = _opaque(JPEG2000Lossless)
+
+
+@pytest.mark.parametrize("syntax", [HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K, MPEG2MPML,
+                                    MPEG4HP41, HEVCMP51, HEVCM10P51, JPEGLSNearLossless,
+                                    JPEGExtended12Bit])
+def test_instances_in_newer_and_video_syntaxes_are_spooled_as_sent(
+    listener: Listener, recorder: Recorder, tmp_path: Path, syntax: str
+) -> None:
+    [plain] = write_study(tmp_path / "src", spec(f"syntax-{syntax}"))
+    encoded = tmp_path / "encoded.dcm"
+    _opaque(syntax)(plain, encoded)
+
+    assert send_pynetdicom(listener.port, encoded) == 0x0000
+
+    [received] = recorder.stored
+    assert received.header.transfer_syntax == syntax
+    assert dataset_bytes(received.entry.path.read_bytes()) == dataset_bytes(encoded.read_bytes())
 
 
 COMPRESSED = [
@@ -228,6 +262,8 @@ def test_association_from_a_calling_ae_not_allowed_is_rejected_and_logged_withou
     assert recorder.asked == [] and recorder.stored == []
     assert listener.spool.existing() == []
     assert "refused an association from STRANGER" in caplog.text
+    assert [(t.calling_ae, t.reason) for t in recorder.turned_away] == [
+        ("STRANGER", "association refused: calling AE title is not in the listener's allow-list")]
     assert "Zebedee" not in caplog.text and "PID-123" not in caplog.text
 
 
@@ -391,3 +427,53 @@ def test_header_of_explicit_vr_instance_is_parsed_without_pixel_data(
     [received] = recorder.stored
     assert received.header.transfer_syntax == ExplicitVRLittleEndian
     assert received.header.study_uid == instance.StudyInstanceUID
+
+
+SIEMENS_CSA_NON_IMAGE = "1.3.12.2.1107.5.9.1"  # private: not in any standard list
+GE_PRIVATE_3D_MODEL = "1.2.840.113619.4.26"
+
+
+def private_instance(seed: str, sop_class: str) -> Dataset:
+    """A non-image object of a private SOP class, as vendors store beside their images."""
+    [ds] = make_study(spec(seed))
+    for keyword in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+                    "PixelRepresentation", "SamplesPerPixel", "PhotometricInterpretation"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop_class
+    block = ds.private_block(0x0029, "SIEMENS CSA NON-IMAGE", create=True)
+    block.add_new(0x10, "OB", b"SV10\x04\x03\x02\x01" + bytes(120))
+    return ds
+
+
+@pytest.mark.parametrize("sop_class", [SIEMENS_CSA_NON_IMAGE, GE_PRIVATE_3D_MODEL])
+def test_instance_of_a_private_sop_class_is_accepted_and_spooled_as_received(
+    listener: Listener, recorder: Recorder, sop_class: str
+) -> None:
+    instance = private_instance(f"private-{sop_class}", sop_class)
+
+    assert send_pynetdicom(listener.port, instance) == 0x0000
+
+    [received] = recorder.stored
+    assert received.header.sop_class_uid == sop_class
+    assert received.header.sop_instance_uid == instance.SOPInstanceUID
+    spooled = dcmread(received.entry.path)
+    assert spooled.file_meta.MediaStorageSOPClassUID == sop_class
+    assert spooled[0x0029, 0x1010].value == instance[0x0029, 0x1010].value
+    assert recorder.rejected == []
+
+
+def test_a_context_in_a_transfer_syntax_the_listener_cannot_read_is_refused_and_reported(
+    listener: Listener, recorder: Recorder
+) -> None:
+    """A private transfer syntax: its encoding is unknown, so no header could be read."""
+    ae = make_ae(SOURCE_AE, SETTINGS)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.826.0.1.3680043.99.1"])
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", [ExplicitVRLittleEndian])
+    assoc = ae.associate(HOST, listener.port, ae_title=LISTENER_AE)
+    assert assoc.is_established
+    assoc.release()
+
+    assert [(t.calling_ae, t.reason) for t in recorder.turned_away] == [
+        (SOURCE_AE, "presentation context refused (none of its transfer syntaxes accepted): "
+                    "1.2.840.10008.5.1.4.1.1.2 in 1.2.826.0.1.3680043.99.1")]

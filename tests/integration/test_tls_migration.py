@@ -108,12 +108,12 @@ def test_migration_with_mutual_tls_on_listener_and_destination(
 
 def _recorded_listener_configs(monkeypatch: pytest.MonkeyPatch) -> list[ListenerConfig]:
     """Every listener configuration run.py makes from the profile, recorded, not changed."""
-    original = run_module._listener_config
+    original = run_module.listener_config
     made: list[ListenerConfig] = []
 
     def recorded(loaded: LoadedProfile) -> ListenerConfig:
         made.append(original(loaded))
         return made[-1]
 
-    monkeypatch.setattr(run_module, "_listener_config", recorded)
+    monkeypatch.setattr(run_module, "listener_config", recorded)
     return made

@@ -32,6 +32,7 @@ from runner.dicom.part10 import file_meta
 from runner.dicom.split import SplitInstance, encode_split, split_instance
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient, StoreOutcome
+from runner.dicom.ul import datasets
 from runner.execute.forwarder import ForwardItem, Job, forward_once
 from runner.morph import CharsetFallback, MorphResult, RuleSet, compile_rules
 from runner.profile.models import MorphRule
@@ -556,9 +557,22 @@ def test_a_declared_fallback_character_set(fallback: bool,
 
 # --- what is not split, and rules that read Pixel Data ------------------------------------------
 
-def test_deflated_files_are_not_split() -> None:
-    raw = file_meta(CT_STORAGE, SOP_UID, DEFLATED) + b"\x03\x00" * 16
-    assert split_instance(raw) is None
+@pytest.mark.parametrize("rule", RULES)
+def test_deflated_file_is_inflated_split_morphed_and_deflated_again(
+        rule: str, whole: list[SplitInstance]) -> None:
+    """The data set sent is deflated, of even length, and inflates to pydicom's bytes."""
+    raw = file_meta(CT_STORAGE, SOP_UID, DEFLATED) + \
+        datasets.deflate(encoded(instance(EXPLICIT_LE), EXPLICIT_LE))
+    ruleset = rules(*RULES[rule], allow_uid_changes=True)
+    expected, _ = by_pydicom(raw, ruleset)  # pydicom inflates; written as Explicit VR LE
+    split = split_instance(raw)
+    assert split is not None
+    result = ruleset.apply(split.dataset)
+    assert result.fired
+    [sent] = encode_split(split, result.changed_tags)
+    assert len(sent) % 2 == 0
+    assert datasets.inflate(sent) == expected
+    assert not whole
 
 
 @pytest.mark.parametrize("syntax", NATIVE_SYNTAXES)

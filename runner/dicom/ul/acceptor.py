@@ -4,7 +4,8 @@ Negotiation (PS3.8 9.3.2-9.3.4): the called AE title must be ours and the callin
 allow-list (otherwise A-ASSOCIATE-RJ, permanent, "called/calling AE title not recognized");
 beyond `max_associations` open ones a request is rejected as transient ("local limit
 exceeded"). Each proposed context is accepted with the first transfer syntax of our
-preference list that it proposes; role selection is granted as proposed for the abstract
+preference list that it proposes (an abstract syntax not listed: with `any_abstract`, when
+given, else refused); role selection is granted as proposed for the abstract
 syntaxes in `policy.scp_roles` and declined otherwise.
 
 Messages: C-ECHO is answered here; C-STORE and N-EVENT-REPORT go to the `Handlers`, whose
@@ -42,12 +43,15 @@ class AcceptorPolicy:
     """Who may associate, what they may propose, and how patiently we wait.
 
     `contexts` maps each supported abstract syntax to its acceptable transfer syntaxes,
-    preferred first.
+    preferred first; `any_abstract`, when not empty, are the transfer syntaxes (preferred
+    first) with which every other abstract syntax is accepted: standard, retired and
+    private SOP classes alike.
     """
 
     ae_title: str
     allowed_aes: frozenset[str]
     contexts: Mapping[str, tuple[str, ...]]
+    any_abstract: tuple[str, ...] = ()
     scp_roles: frozenset[str] = frozenset()
     max_pdu: int = 262144
     max_associations: int = 32
@@ -74,11 +78,26 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnedAway:
+    """An association, or one presentation context of it, that the acceptor refused: who
+    asked, and why in words (no patient data: titles, UIDs of SOP classes and syntaxes)."""
+
+    calling_ae: str
+    reason: str
+
+
+def _ignore(_value: object) -> None:
+    """The default for the handler the owner does not need."""
+
+
+@dataclass(frozen=True, slots=True)
 class Handlers:
-    """What the acceptor asks its owner: a (status, error comment) for each request."""
+    """What the acceptor asks its owner: a (status, error comment) for each request; what
+    it tells: each association or context refused (`on_turned_away`)."""
 
     on_store: Callable[[Request], tuple[int, str]]
     on_event_report: Callable[[Request], tuple[int, str]]
+    on_turned_away: Callable[[TurnedAway], None] = _ignore
 
 
 class Acceptor:
@@ -171,6 +190,7 @@ class Acceptor:
         peer = Peer(request.calling_ae, address[0], address[1])
         reject = self._refusal(request, peer)
         if reject is not None:
+            self.handlers.on_turned_away(TurnedAway(peer.ae_title, _rejected_why(reject)))
             with contextlib.suppress(OSError):
                 link.send(pdu.encode_reject(reject))
             return
@@ -213,10 +233,13 @@ class Acceptor:
         """Send the A-ASSOCIATE-AC; the accepted contexts, id -> (abstract, transfer syntax)."""
         results, accepted = [], {}
         for context in request.contexts:
-            result = _negotiate(context, self.policy.contexts)
+            result = _negotiate(context, self.policy.contexts, self.policy.any_abstract)
             results.append(result)
             if result.result == pdu.ACCEPTANCE:
                 accepted[context.context_id] = (context.abstract_syntax, result.transfer_syntax)
+            else:
+                self.handlers.on_turned_away(TurnedAway(request.calling_ae,
+                                                        _context_refused_why(context, result)))
         abstract = {uid for uid, _ in accepted.values()}
         roles = {uid: (scu, scp and uid in self.policy.scp_roles)
                  for uid, (scu, scp) in request.roles.items() if uid in abstract}
@@ -285,15 +308,38 @@ class Acceptor:
         link.send_message(message.context_id, response)
 
 
-def _negotiate(context: pdu.ProposedContext,
-               supported: Mapping[str, tuple[str, ...]]) -> pdu.ContextResult:
-    syntaxes = supported.get(context.abstract_syntax)
+def _negotiate(context: pdu.ProposedContext, supported: Mapping[str, tuple[str, ...]],
+               any_abstract: tuple[str, ...] = ()) -> pdu.ContextResult:
+    syntaxes = supported.get(context.abstract_syntax) or any_abstract or None
     if syntaxes is None:
         return pdu.ContextResult(context.context_id, pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED)
     for syntax in syntaxes:
         if syntax in context.transfer_syntaxes:
             return pdu.ContextResult(context.context_id, pdu.ACCEPTANCE, syntax)
     return pdu.ContextResult(context.context_id, pdu.TRANSFER_SYNTAXES_NOT_SUPPORTED)
+
+
+_REJECT_REASONS = {
+    (pdu.SOURCE_USER, pdu.REASON_CALLED_AE): "called AE title is not the listener's",
+    (pdu.SOURCE_USER, pdu.REASON_CALLING_AE):
+        "calling AE title is not in the listener's allow-list",
+    (pdu.SOURCE_PRESENTATION, pdu.REASON_LOCAL_LIMIT):
+        "the listener had its maximum of associations open",
+    (pdu.SOURCE_ACSE, pdu.REASON_PROTOCOL_VERSION): "protocol version not supported",
+}
+
+
+def _rejected_why(reject: pdu.AssociateReject) -> str:
+    why = _REJECT_REASONS.get((reject.source, reject.reason), f"reason {reject.reason}")
+    return f"association refused: {why}"
+
+
+def _context_refused_why(context: pdu.ProposedContext, result: pdu.ContextResult) -> str:
+    what = "SOP class not supported" if result.result == pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED \
+        else "none of its transfer syntaxes accepted"
+    syntaxes = ", ".join(context.transfer_syntaxes)
+    return (f"presentation context refused ({what}): {context.abstract_syntax} "
+            f"in {syntaxes}")
 
 
 def _abort(link: Link, source: int, reason: int) -> None:
