@@ -501,7 +501,7 @@ class Engine:
             sop_instance_uid=header.sop_instance_uid, study_uid=header.study_uid,
             series_uid=header.series_uid, sop_class_uid=header.sop_class_uid,
             transfer_syntax=header.transfer_syntax, nbytes=entry.size, spool_name=entry.name,
-            retrieve_id=retrieve.retrieve_id if retrieve else None)
+            retrieve_id=retrieve.retrieve_id if retrieve else None, checksum=entry.checksum)
         assert self.forwarder is not None
         self.forwarder.submit(ForwardItem(header.sop_instance_uid, header.study_uid,
                                           header.sop_class_uid, header.transfer_syntax,

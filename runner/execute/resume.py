@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
-from runner.dicom.spool import Spool
+from runner.dicom.spool import Spool, file_checksum
 from runner.execute.work import Copy, Stage, StudyWork
 from runner.inventory.model import Study
-from runner.ledger import Ledger, StudyPlanned
+from runner.ledger import EventKind, Ledger, StudyPlanned
 from runner.plan.model import Plan
 
 _LEFT = """
@@ -22,7 +23,8 @@ FROM verifications GROUP BY study_uid
 
 _INSTANCES_LEFT = """
 SELECT i.study_uid, i.sop_instance_uid, i.series_uid, i.sop_class_uid, i.transfer_syntax,
-       i.spool_name, i.state, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid)
+       i.spool_name, i.state, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid),
+       i.checksum
 FROM instances i JOIN reconciliation r USING (study_uid)
 WHERE r.status <> 'verified'
 """
@@ -60,15 +62,18 @@ def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool) -> l
     """What each study already has from earlier runs; returns the SOP UIDs to forward again.
 
     Forwarded instances are remembered (a new retrieve discards their duplicates); received
-    ones still in the spool are forwarded again; those whose spool file is gone are
-    forgotten (the study is retrieved again). A study whose instances all reached the
-    destination before is checked there first instead of being retrieved.
+    ones still in the spool are forwarded again if their file still holds what was received
+    (its content checksum, recorded at receipt: a power cut may leave a reused spool file
+    stale or mixed); those whose file is gone or damaged are forgotten (the study is
+    retrieved again; a damaged one is recorded as a `spool_file_damaged` event). A study
+    whose instances all reached the destination before is checked there first instead of
+    being retrieved.
     """
     by_uid = {w.uid: w for w in works}
     missing = {uid: set(uids) for uid, uids, ok in ledger.query(_SHORT) if not ok and uids}
     again: list[str] = []
     for row in ledger.query(_INSTANCES_LEFT):
-        study_uid, sop, series, sop_class, syntax, spool_name, state, dest = row
+        study_uid, sop, series, sop_class, syntax, spool_name, state, dest, checksum = row
         work = by_uid.get(study_uid)
         if work is None or sop in missing.get(study_uid, ()):
             continue  # not this run's, or lost at the destination: retrieve it again
@@ -78,7 +83,7 @@ def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool) -> l
             work.forwarded.add(sop)
             if dest != sop:
                 work.dest_uids[sop] = dest
-        elif (spool.root / spool_name).exists():
+        elif _intact(ledger, spool.root / spool_name, checksum, sop, study_uid):
             work.received[sop] = copy
             work.forwarding.add(sop)
             again.append(sop)
@@ -87,6 +92,21 @@ def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool) -> l
                 and len(work.forwarded) >= (work.expected or 1):
             work.stage = Stage.VERIFYING
     return again
+
+
+def _intact(ledger: Ledger, path: Path, checksum: str | None, sop: str, study_uid: str) -> bool:
+    """Whether a spooled file is there and holds what was received (when its checksum is
+    known: receipts of older versions have none)."""
+    if not path.exists():
+        return False
+    if checksum is None:
+        return True
+    found = file_checksum(path)
+    if found == checksum:
+        return True
+    ledger.record_event(EventKind.SPOOL_FILE_DAMAGED, study_uid=study_uid,
+                        detail={"sop_instance_uid": sop, "expected": checksum, "found": found})
+    return False
 
 
 def remove_orphans(ledger: Ledger, spool: Spool) -> int:

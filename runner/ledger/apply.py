@@ -137,7 +137,7 @@ _RECEIPT_COLUMNS = (("sop_instance_uid", "VARCHAR"), ("study_uid", "VARCHAR"),
                     ("series_uid", "VARCHAR"), ("sop_class_uid", "VARCHAR"),
                     ("transfer_syntax", "VARCHAR"), ("retrieve_id", "VARCHAR"),
                     ("received_at", "TIMESTAMPTZ"), ("bytes", "BIGINT"),
-                    ("spool_name", "VARCHAR"))
+                    ("spool_name", "VARCHAR"), ("checksum", "VARCHAR"))
 _RECEIPTS = _Table("receipts", _RECEIPT_COLUMNS,
                    "ON CONFLICT (sop_instance_uid, received_at) DO NOTHING")
 
@@ -207,7 +207,7 @@ def _retrieves_started(conn: Conn, facts: list[RetrieveStarted], upsert: bool) -
 
 def _receipts(conn: Conn, facts: list[InstanceReceived], upsert: bool) -> None:
     rows = [(f.sop_instance_uid, f.study_uid, f.series_uid, f.sop_class_uid,
-             f.transfer_syntax, f.retrieve_id, f.at, f.nbytes, f.spool_name)
+             f.transfer_syntax, f.retrieve_id, f.at, f.nbytes, f.spool_name, f.checksum)
             for f in _fold(facts, lambda f: (f.sop_instance_uid, f.at), _first)]
     _RECEIPTS.insert(conn, rows, upsert)
 

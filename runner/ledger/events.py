@@ -53,6 +53,7 @@ class EventKind(StrEnum):
     DEAD_TIME_END = "dead_time_end"
     REDATE = "redate"
     STORE_REFUSED = "store_refused"
+    SPOOL_FILE_DAMAGED = "spool_file_damaged"
     LISTENER_REFUSED = "listener_refused"  # an association or presentation context
     CONFLICT = "conflict"  # the destination holds a study's UIDs otherwise than the source
     SAMPLE_CHECK = "sample_check"  # an instance read back from the destination and compared
@@ -243,6 +244,7 @@ class InstanceReceived:
     retrieve_id: str | None
     nbytes: int
     spool_name: str
+    checksum: str | None = None  # of the spooled bytes (runner.dicom.spool.content_checksum)
     at: datetime = field(default_factory=utc_now)
 
     def __post_init__(self) -> None:

@@ -139,12 +139,13 @@ class Ledger:
     def record_received(
         self, *, sop_instance_uid: str, study_uid: str, series_uid: str, sop_class_uid: str,
         transfer_syntax: str, nbytes: int, spool_name: str, retrieve_id: str | None = None,
+        checksum: str | None = None,
     ) -> None:
         """Record an instance safely in the spool (after its file was renamed into place)."""
         self.record(InstanceReceived(
             sop_instance_uid=sop_instance_uid, study_uid=study_uid, series_uid=series_uid,
             sop_class_uid=sop_class_uid, transfer_syntax=transfer_syntax,
-            retrieve_id=retrieve_id, nbytes=nbytes, spool_name=spool_name))
+            retrieve_id=retrieve_id, nbytes=nbytes, spool_name=spool_name, checksum=checksum))
 
     def record_forwarded(
         self, *, sop_instance_uid: str, study_uid: str, ok: bool, status: int | None,
