@@ -17,7 +17,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from runner.dicom.echo import c_echo
-from runner.dicom.listener import IncomingStore, Received, Rejection, Verdict
+from runner.dicom.listener import OUT_OF_RESOURCES, IncomingStore, Received, Rejection, Verdict
 from runner.dicom.move import MoveHandle, MoveOutcome, MoveProgress
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
@@ -54,6 +54,9 @@ _IDLE_WAKE = 0.5  # seconds between looks at the schedule when nothing else happ
 # up to this many times its attempts: a study that breaks every device still ends.
 _TROUBLE_BUDGET = 10
 _MAX_NOTES = 3  # listener refusals kept per retrieve (the same few repeat)
+# Retrieves a study may lose to the runner's own full spool without spending an attempt
+# (bounded: a study larger than the whole spool must still end).
+_SPOOL_REFUNDS = 20
 
 
 @dataclass
@@ -71,6 +74,8 @@ class Retrieve:
     handle: MoveHandle = field(default_factory=MoveHandle)
     counts: MoveProgress | None = None
     listener_notes: list[str] = field(default_factory=list)  # what our listener refused
+    reserved: int = 0  # spool bytes still expected from this retrieve (back-pressure)
+    spool_refused: int = 0  # stores our own listener refused for a full spool meanwhile
 
     def note(self, text: str) -> None:
         """Something the runner's own listener refused while this retrieve was in flight."""
@@ -105,6 +110,7 @@ class Counters:
     received: int = 0
     received_bytes: int = 0
     forwarded: int = 0
+    set_aside: int = 0
     refused: int = 0
     discarded: int = 0
     started_at: float = field(default_factory=time.monotonic)
@@ -214,9 +220,36 @@ class Engine:
             if redate is not None:
                 self.redates.pop()
                 self._start_retrieve(redate, device, RetrievePurpose.REDATE, now)
-            else:
-                self.queues.pop(uid)
-                self._start_retrieve(uid, device, RetrievePurpose.MIGRATE, now)
+                continue
+            expected = self._expected_bytes(uid)
+            if not self._spool_has_room(expected):
+                return _IDLE_WAKE  # back-pressure: the spool would overflow; a store frees it
+            self.queues.pop(uid)
+            self._start_retrieve(uid, device, RetrievePurpose.MIGRATE, now, expected)
+
+    def _expected_bytes(self, uid: str) -> int:
+        """The spool bytes a retrieve of `uid` will bring: its instance count times the mean
+        instance received so far, else the plan's estimate."""
+        work = self.works[uid]
+        left = max(0, (work.expected or 0) - len(work.received))
+        if self.counters.received and work.expected:
+            return left * self.counters.received_bytes // self.counters.received
+        return int(work.megabytes * 1e6)
+
+    def _spool_has_room(self, expected: int) -> bool:
+        """Whether the spool holds what it holds now, what the retrieves in flight will
+        bring, and `expected` more. With nothing in flight, a spool that is empty or holds
+        only what was set aside has room: a study larger than the whole spool must still
+        start (its stores are then refused, and cost no attempt: see on_rejected)."""
+        used = self.spool.used_bytes
+        reserved = sum(r.reserved for r in self.retrieves.values()
+                       if r.purpose is RetrievePurpose.MIGRATE)
+        counters = self.counters
+        draining = counters.received > counters.forwarded + counters.set_aside \
+            or self.janitor.pending
+        if reserved == 0 and (used == 0 or not draining):
+            return True  # nothing in flight, nothing to forward: what is left is set aside
+        return used + reserved + expected <= self.spool.max_bytes
 
     def _size_of(self, uid: str) -> tuple[float, int]:
         work = self.works.get(uid)
@@ -277,11 +310,12 @@ class Engine:
     # --- retrieves ------------------------------------------------------------------------
 
     def _start_retrieve(self, uid: str, device: DeviceState, purpose: RetrievePurpose,
-                        now: float) -> None:
+                        now: float, reserved: int = 0) -> None:
         msg_id = self._allocate_msg_id()
         retrieve_id = self.ledger.record_retrieve_started(study_uid=uid, device=device.id,
                                                           purpose=purpose)
-        retrieve = Retrieve(retrieve_id, uid, device.id, purpose, msg_id, now, now)
+        retrieve = Retrieve(retrieve_id, uid, device.id, purpose, msg_id, now, now,
+                            reserved=reserved)
         self.retrieves[msg_id] = retrieve
         self.by_study[uid] = retrieve
         device.started(now)
@@ -388,7 +422,9 @@ class Engine:
         if self.by_study.get(retrieve.study_uid) is retrieve:  # a re-date may overlap a move
             del self.by_study[retrieve.study_uid]
         device = self.devices[retrieve.device]
-        if device.finished(outcome, time.monotonic()):
+        ours = retrieve.spool_refused > 0  # our full spool failed it: not the device's doing
+        if device.finished(replace(outcome, category=StatusCategory.SUCCESS) if ours
+                           else outcome, time.monotonic()):
             detail = {"failures": device.failures, "last": outcome.detail}
             self.ledger.record_event(EventKind.DEVICE_DOWN, device=device.id, detail=detail)
             self.alerter.send("device_down", device.id, detail)
@@ -396,6 +432,9 @@ class Engine:
             self.redates.finished(retrieve.study_uid, outcome.ok)
             return
         work = self.works[retrieve.study_uid]
+        if ours and work.spool_refunds < _SPOOL_REFUNDS:
+            work.spool_refunds += 1
+            work.retrieves -= 1  # the runner's own back-pressure: no attempt spent
         if outcome.category is StatusCategory.MOVE_DESTINATION_UNKNOWN:
             self.fatal = (f"device {device.id} ({device.peer}) does not know the move "
                           f"destination {self.profile.listener.ae_title}: add the runner's "
@@ -496,6 +535,7 @@ class Engine:
             self.counters.received_bytes += entry.size
             if retrieve is not None:
                 retrieve.received += 1
+                retrieve.reserved = max(0, retrieve.reserved - entry.size)
                 self.devices[retrieve.device].meter.add(time.monotonic(), entry.size / 1e6)
         self.ledger.record_received(
             sop_instance_uid=header.sop_instance_uid, study_uid=header.study_uid,
@@ -514,7 +554,8 @@ class Engine:
             "calling_ae": rejection.calling_ae, "status": rejection.status,
             "reason": rejection.reason})
         self._note_listener(rejection.calling_ae,
-                            f"answered a C-STORE 0x{rejection.status:04X} ({rejection.reason})")
+                            f"answered a C-STORE 0x{rejection.status:04X} ({rejection.reason})",
+                            spool_full=rejection.status == OUT_OF_RESOURCES)
 
     def on_turned_away(self, turned: TurnedAway) -> None:
         """An association or presentation context the listener refused: an event, and a
@@ -523,15 +564,18 @@ class Engine:
             "calling_ae": turned.calling_ae, "reason": turned.reason})
         self._note_listener(turned.calling_ae, turned.reason)
 
-    def _note_listener(self, calling_ae: str, text: str) -> None:
+    def _note_listener(self, calling_ae: str, text: str, spool_full: bool = False) -> None:
         """Note `text` on the retrieves in flight on devices whose AE title is `calling_ae`
-        (on every retrieve in flight when none is: a source may store under another title)."""
+        (on every retrieve in flight when none is: a source may store under another title);
+        `spool_full`: the runner's own spool refused it, so the retrieve is not the study's
+        or the device's failure."""
         with self.lock:
             retrieves = list(self.retrieves.values())
             mine = [r for r in retrieves
-                    if self.devices[r.device].peer.ae_title == calling_ae] or retrieves
+                    if calling_ae in self.storing_aes.get(r.device, ())] or retrieves
             for retrieve in mine:
                 retrieve.note(f"{text} (from {calling_ae})")
+                retrieve.spool_refused += spool_full
 
     # --- forwarding results -----------------------------------------------------------------
 
@@ -563,6 +607,7 @@ class Engine:
                 self.counters.forwarded += 1
             else:
                 work.set_aside[item.sop_instance_uid] = result.reason
+                self.counters.set_aside += 1
             if self._maybe_verify(work) or not result.ok:
                 self.wake.notify_all()  # only a change of the study's stage concerns dispatch
         if result.ok:
@@ -678,7 +723,14 @@ class Janitor:
         self.spool = spool
         self.ledger = ledger
         self.names: list[str] = []
+        self.removing = 0  # files taken by a sweep under way, not removed yet
         self.lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        """Whether forwarded files still wait to be removed from the spool."""
+        with self.lock:
+            return bool(self.names or self.removing)
 
     def discard_later(self, name: str) -> None:
         """Queue a spool file for removal after the next ledger flush."""
@@ -689,9 +741,14 @@ class Janitor:
         """Flush the ledger, then remove the files queued before the flush."""
         with self.lock:
             names, self.names = self.names, []
+            self.removing = len(names)
         if not names:
             return 0
-        self.ledger.flush()
-        for name in names:
-            self.spool.remove(name)
+        try:
+            self.ledger.flush()
+            for name in names:
+                self.spool.remove(name)
+        finally:
+            with self.lock:
+                self.removing = 0
         return len(names)

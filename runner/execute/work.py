@@ -62,6 +62,7 @@ class StudyWork:
     stage: Stage = Stage.QUEUED
     retrieves: int = 0
     troubles: int = 0  # retrieves lost to device trouble (not counted in `retrieves`)
+    spool_refunds: int = 0  # retrieves lost to the runner's own full spool (not counted)
     verifications: int = 0
     not_before: float = 0.0
     reason: str = ""
