@@ -339,6 +339,7 @@ class Listener:
             max_associations=self.config.max_associations,
             acse_timeout=settings.acse_timeout,
             network_timeout=settings.network_timeout,
+            max_message=self.spool.max_bytes,  # larger than the whole spool: never kept
         )
 
     def _on_event_report(self, request: Request) -> tuple[int, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,100 @@ def test_oversized_association_request_is_answered_with_an_abort(
         answer = sock.recv(16)
     assert answer[:1] == bytes([A_ABORT])
     assert echo_ok(listener)
+
+
+# ---- a listener that cannot be exhausted: slow, half-open and many clients -----------------
+
+def _a_request() -> bytes:
+    """A real A-ASSOCIATE-RQ for the listener, as the requestor encodes it."""
+    from runner.dicom.ul import pdu
+
+    contexts = (pdu.ProposedContext(1, VERIFICATION, ("1.2.840.10008.1.2",)),)
+    return pdu.encode_request(pdu.AssociateRequest(LISTENER_AE, SOURCE_AE, contexts, MAX_PDU))
+
+
+def _closed_by_peer(sock: socket.socket, seconds: float) -> bool:
+    """Whether the listener closes (or aborts) the connection within `seconds`."""
+    sock.settimeout(seconds)
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data or data[:1] == bytes([A_ABORT]):
+                return True
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_an_association_request_trickled_a_byte_at_a_time_is_cut_at_the_acse_deadline(
+        start_listener: Callable[[int], Listener]) -> None:
+    listener = start_listener(4)
+    request = _a_request()
+    started = time.monotonic()
+    with socket.create_connection((HOST, listener.port), timeout=3) as sock:
+        sock.settimeout(0.3)
+        closed = False
+        for byte in request:  # one byte every 0.25 s: each read is quick, the PDU is not
+            try:
+                sock.sendall(bytes([byte]))
+                if sock.recv(16) in (b"",) or time.monotonic() - started > 8:
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+    assert closed
+    assert time.monotonic() - started < SETTINGS.acse_timeout + 2  # not the whole request
+    assert echo_ok(listener)
+
+
+def test_connections_beyond_the_bound_are_closed_before_any_association(
+        start_listener: Callable[[int], Listener]) -> None:
+    listener = start_listener(2)  # at most 2 * 2 + 4 = 8 connections at once
+    idle = [socket.create_connection((HOST, listener.port), timeout=3) for _ in range(20)]
+    try:
+        closed = sum(_closed_by_peer(sock, 0.3) for sock in idle)
+        assert closed >= 12  # the 12 beyond the bound, at once, unread
+    finally:
+        for sock in idle:
+            sock.close()
+    assert wait_until(lambda: echo_ok(listener), 5.0)
+
+
+def test_half_open_clients_are_dropped_and_the_listener_serves_again(
+        start_listener: Callable[[int], Listener]) -> None:
+    listener = start_listener(1)
+    silent = [socket.create_connection((HOST, listener.port), timeout=3) for _ in range(6)]
+    try:  # connected, never a byte: each is dropped after the ACSE timeout
+        assert all(_closed_by_peer(sock, SETTINGS.acse_timeout + 2) for sock in silent)
+    finally:
+        for sock in silent:
+            sock.close()
+    assert echo_ok(listener)
+
+
+def test_a_message_larger_than_the_spool_is_aborted_before_it_is_held_in_memory(
+        tmp_path: Path) -> None:
+    config = ListenerConfig(LISTENER_AE, frozenset({SOURCE_AE}), settings=SETTINGS)
+    stored: list[object] = []
+    listener = Listener(config, Spool(tmp_path / "spool", 100_000),
+                        ListenerCallbacks(lambda _h: Verdict.STORE, stored.append)).start()
+    try:
+        from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+        from runner.sim.generate import make_instance
+
+        ds = make_instance("1.2.3", "1.2.3.4", "1.2.3.4.5", "P", "Big^Image", date(2020, 1, 1),
+                           "OT", rows=512, cols=512)  # 256 kB of pixels: beyond the spool
+        ae = make_ae(SOURCE_AE, SETTINGS)
+        ae.add_requested_context(SecondaryCaptureImageStorage, [ExplicitVRLittleEndian])
+        assoc = ae.associate(HOST, listener.port, ae_title=LISTENER_AE)
+        assert assoc.is_established
+        assoc.send_c_store(ds)
+        assert wait_until(lambda: assoc.is_aborted, 3.0)
+        assert stored == []
+    finally:
+        listener.stop()

@@ -33,6 +33,9 @@ from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLon
 LOGGER = logging.getLogger(__name__)
 
 UNRECOGNISED_OPERATION = 0x0211
+# An A-ASSOCIATE-RQ with 128 contexts of long UIDs is about 20 kB: a header announcing more
+# before any association is not read (nor its body allocated).
+ASSOCIATE_RQ_MAX = 64 * 1024
 _ACCEPT_RETRY_SECONDS = 0.1
 _RESPONSES = {dimse.C_STORE_RQ: dimse.C_STORE_RSP, dimse.C_ECHO_RQ: dimse.C_ECHO_RSP,
               dimse.N_EVENT_REPORT_RQ: dimse.N_EVENT_REPORT_RSP}
@@ -57,6 +60,13 @@ class AcceptorPolicy:
     max_associations: int = 32
     acse_timeout: float = 30.0
     network_timeout: float = 60.0
+    max_message: int = 0  # bytes one message may hold (the spool's budget); 0: no limit
+
+    @property
+    def max_connections(self) -> int:
+        """Connections served at once, associated or not: the associations and as many
+        again being negotiated or turned away (beyond: closed at once, unread)."""
+        return 2 * self.max_associations + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,7 @@ class Acceptor:
         self._lock = threading.Lock()
         self._links: set[Link] = set()
         self._accepted = 0
+        self._connections = 0
         self._stopped = threading.Event()
 
     @property
@@ -153,9 +164,24 @@ class Acceptor:
                 LOGGER.warning("accepting a connection failed: %s", error)
                 self._stopped.wait(_ACCEPT_RETRY_SECONDS)  # e.g. out of file descriptors
                 continue
+            with self._lock:
+                room = self._connections < self.policy.max_connections
+                self._connections += room
+            if not room:
+                LOGGER.warning("closed a connection from %s:%s at once: %d connections open "
+                               "already", address[0], address[1], self.policy.max_connections)
+                _close(conn)
+                continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._serve, args=(conn, address), daemon=True,
+            threading.Thread(target=self._serve_counted, args=(conn, address), daemon=True,
                              name=f"association-{address[0]}:{address[1]}").start()
+
+    def _serve_counted(self, conn: socket.socket, address: tuple[str, int]) -> None:
+        try:
+            self._serve(conn, address)
+        finally:
+            with self._lock:
+                self._connections -= 1
 
     def _serve(self, conn: socket.socket, address: tuple[str, int]) -> None:
         if self.tls is not None:
@@ -165,7 +191,7 @@ class Acceptor:
                 _close(wrapped)
                 return
             conn = wrapped
-        link = Link(conn, self.policy.max_pdu)
+        link = Link(conn, self.policy.max_pdu, max_message=self.policy.max_message)
         with self._lock:
             self._links.add(link)
         try:
@@ -177,8 +203,9 @@ class Acceptor:
 
     def _associate(self, link: Link, address: tuple[str, int]) -> None:
         link.set_timeout(self.policy.acse_timeout)
+        link.pdu_deadline = self.policy.acse_timeout  # the whole request, however trickled
         try:
-            pdu_type, body = link.read_pdu()
+            pdu_type, body = link.read_pdu(limit=ASSOCIATE_RQ_MAX)
             if pdu_type != pdu.ASSOCIATE_RQ:
                 raise pdu.PduError(f"PDU type 0x{pdu_type:02X} where an A-ASSOCIATE-RQ belongs")
             request = pdu.decode_request(bytes(body))
@@ -194,8 +221,6 @@ class Acceptor:
             with contextlib.suppress(OSError):
                 link.send(pdu.encode_reject(reject))
             return
-        with self._lock:
-            self._accepted += 1
         try:
             try:
                 contexts = self._accept(link, request)
@@ -219,8 +244,9 @@ class Acceptor:
             LOGGER.warning("refused an association from %s at %s:%s (calling or called AE "
                            "title not allowed)", peer.ae_title, peer.address, peer.port)
             return pdu.AssociateReject(pdu.REJECTED_PERMANENT, pdu.SOURCE_USER, reason)
-        with self._lock:
+        with self._lock:  # checked and counted at once: two requests cannot both pass
             busy = self._accepted >= self.policy.max_associations
+            self._accepted += not busy
         if busy:
             LOGGER.warning("refused an association from %s at %s:%s: %d associations open "
                            "already", peer.ae_title, peer.address, peer.port,
@@ -251,6 +277,7 @@ class Acceptor:
     def _serve_messages(self, link: Link, peer: Peer,
                         contexts: dict[int, tuple[str, str]]) -> None:
         link.set_timeout(self.policy.network_timeout)
+        link.pdu_deadline = self.policy.network_timeout  # each PDU, however trickled
         while True:
             try:
                 message = link.read_message()

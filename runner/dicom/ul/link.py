@@ -15,6 +15,7 @@ import contextlib
 import socket
 import ssl
 import struct
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,10 +75,14 @@ class Link:
     OTHER_PDU_MAX); `max_send` is the peer's announced maximum (0: no limit).
     """
 
-    def __init__(self, sock: socket.socket, max_receive: int, max_send: int = 0) -> None:
+    def __init__(self, sock: socket.socket, max_receive: int, max_send: int = 0,
+                 max_message: int = 0) -> None:
         self.sock = sock
         self.max_receive = max_receive
         self.max_send = max_send
+        self.max_message = max_message  # bytes one DIMSE message may hold (0: no limit)
+        self.pdu_deadline = 0.0  # seconds a whole PDU may take to arrive (0: per read only)
+        self._timeout = 0.0
         self._header = bytearray(6)
         self._plain = not isinstance(sock, ssl.SSLSocket)
         self._pending: deque[tuple[int, int, memoryview]] = deque()
@@ -91,6 +96,7 @@ class Link:
         """
         if seconds <= 0:
             raise ValueError(f"a timeout must be > 0 s: {seconds}")
+        self._timeout = seconds
         if not self._plain:
             self.sock.settimeout(seconds)
             return
@@ -100,19 +106,27 @@ class Link:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
-    def read_pdu(self) -> tuple[int, memoryview]:
-        """(type, body) of the next PDU; Closed at end of connection, TimeoutError if silent."""
-        self._fill(memoryview(self._header))
-        pdu_type, length = pdu.read_header(self._header)
-        if pdu_type not in pdu.PDU_TYPES:
-            raise UnexpectedPdu(pdu_type)
-        allowed = self.max_receive if pdu_type == pdu.P_DATA_TF and self.max_receive \
-            else max(self.max_receive, OTHER_PDU_MAX)
-        if length > allowed:
-            raise TooLong(f"PDU type 0x{pdu_type:02X} of {length} bytes, more than the "
-                          f"{allowed} allowed")
-        body = memoryview(bytearray(length))
-        self._fill(body)
+    def read_pdu(self, limit: int = 0) -> tuple[int, memoryview]:
+        """(type, body) of the next PDU (of at most `limit` bytes, when given); Closed at end
+        of connection, TimeoutError if silent, or (with `pdu_deadline`) if the whole PDU
+        takes longer: a peer trickling a byte at a time cannot hold the connection."""
+        deadline = time.monotonic() + self.pdu_deadline if self.pdu_deadline else None
+        try:
+            self._fill(memoryview(self._header), deadline)
+            pdu_type, length = pdu.read_header(self._header)
+            if pdu_type not in pdu.PDU_TYPES:
+                raise UnexpectedPdu(pdu_type)
+            allowed = self.max_receive if pdu_type == pdu.P_DATA_TF and self.max_receive \
+                else max(self.max_receive, OTHER_PDU_MAX)
+            allowed = min(allowed, limit) if limit else allowed
+            if length > allowed:
+                raise TooLong(f"PDU type 0x{pdu_type:02X} of {length} bytes, more than the "
+                              f"{allowed} allowed")
+            body = memoryview(bytearray(length))
+            self._fill(body, deadline)
+        finally:
+            if deadline is not None and self._timeout:
+                self.set_timeout(self._timeout)  # each read's own limit again
         return pdu_type, body
 
     def read_message(self) -> Message:
@@ -130,6 +144,9 @@ class Link:
             if pdu_type != pdu.P_DATA_TF:
                 self._not_data(pdu_type, body, assembly.empty)
             self._pending.extend(pdu.iter_pdvs(body))
+            assembly.size += len(body)
+            if self.max_message and assembly.size > self.max_message:
+                raise TooLong(f"a DIMSE message of more than {self.max_message} bytes")
 
     def send_message(self, context_id: int, command: bytes,
                      dataset: Sequence[Buffer] = ()) -> None:
@@ -191,10 +208,15 @@ class Link:
             raise Aborted("the peer aborted the association")
         raise UnexpectedPdu(pdu_type)
 
-    def _fill(self, view: memoryview) -> None:
+    def _fill(self, view: memoryview, deadline: float | None = None) -> None:
         received, size = 0, len(view)
         flags = socket.MSG_WAITALL if self._plain else 0
         while received < size:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("a PDU took longer than its deadline to arrive")
+                self.set_timeout(min(left, self._timeout or left))
             try:
                 count = self.sock.recv_into(view[received:], 0, flags)
             except BlockingIOError as error:  # SO_RCVTIMEO passed
@@ -212,6 +234,7 @@ class _Assembly:
         self.command_parts: list[memoryview] = []
         self.command: dimse.Command | None = None
         self.data: list[memoryview] = []
+        self.size = 0  # bytes of the PDUs read for it (a bound on its memory)
 
     @property
     def empty(self) -> bool:
