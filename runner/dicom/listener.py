@@ -375,7 +375,9 @@ class Listener:
             reason = "dataset SOP Instance UID differs from the C-STORE request's"
             return self._reject(calling_ae, sop_uid, CANNOT_UNDERSTAND, reason)
         command = request.message.command
-        sop_class = dimse.text(command, dimse.AFFECTED_SOP_CLASS) or header.sop_class_uid
+        # The file meta says what the data set is: its own SOP Class UID, not the command's
+        # (a sloppy source may send a command that disagrees; the data set is what is kept).
+        sop_class = header.sop_class_uid or dimse.text(command, dimse.AFFECTED_SOP_CLASS)
         meta = file_meta(sop_class, sop_uid, transfer_syntax, calling_ae)
         incoming = IncomingStore(
             calling_ae=calling_ae,

@@ -42,7 +42,7 @@ from runner.dicom.refusal import Refusal
 from runner.dicom.status import StatusCategory, categorize, describe_status
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Buffer, Message
-from runner.dicom.ul.requestor import ClientAssociation, Proposal, status_of
+from runner.dicom.ul.requestor import ClientAssociation, Proposal, is_response_to, status_of
 
 # 128 contexts at most: one default context for the SOP class of the instance at hand,
 # so 127 exact (SOP class, transfer syntax) pairs.
@@ -204,10 +204,11 @@ class StoreClient:
             except (ValueError, AttributeError, TypeError) as error:
                 return _Failure(StatusCategory.FAILURE, f"cannot send: {error}", False)
         fresh, self._fresh = self._fresh, False
+        msg_id = self._next_msg_id()
         command = dimse.encode({
             dimse.AFFECTED_SOP_CLASS: store.pair[0],
             dimse.COMMAND_FIELD: dimse.C_STORE_RQ,
-            dimse.MESSAGE_ID: self._next_msg_id(),
+            dimse.MESSAGE_ID: msg_id,
             dimse.PRIORITY: _MEDIUM_PRIORITY,
             dimse.DATASET_TYPE: dimse.HAS_DATASET,
             dimse.AFFECTED_SOP_INSTANCE: store.sop_instance_uid,
@@ -219,10 +220,10 @@ class StoreClient:
             retry = not fresh and answer.category is StatusCategory.ABORTED
             return _Failure(answer.category, f"{self.peer}: {answer.detail}", True, retry)
         status = status_of(answer)
-        field = dimse.number(answer.command, dimse.COMMAND_FIELD)
-        if status is None or field != dimse.C_STORE_RSP:
+        if status is None or not is_response_to(answer, dimse.C_STORE_RSP, msg_id):
             self._drop()
-            detail = f"{self.peer}: answered a C-STORE with something else than its response"
+            detail = (f"{self.peer}: answered a C-STORE with something else than its response "
+                      f"(not a C-STORE-RSP to message {msg_id})")
             return _Failure(StatusCategory.ABORTED, detail, True)
         return status
 

@@ -209,3 +209,62 @@ def test_a_message_larger_than_the_spool_is_aborted_before_it_is_held_in_memory(
         assert stored == []
     finally:
         listener.stop()
+
+
+# ---- the upper layer where it answers PS3.8 ------------------------------------------------
+
+def _associated_socket(listener: Listener) -> socket.socket:
+    """A raw connection with an association accepted (its A-ASSOCIATE-AC read)."""
+    sock = socket.create_connection((HOST, listener.port), timeout=3)
+    sock.sendall(_a_request())
+    header = sock.recv(6)
+    assert header[:1] == b"\x02", header  # A-ASSOCIATE-AC
+    length = int.from_bytes(header[2:6], "big")
+    while length:
+        length -= len(sock.recv(length))
+    return sock
+
+
+def _abort_reason(sock: socket.socket) -> int:
+    answer = sock.recv(10)
+    assert answer[:1] == bytes([A_ABORT]), answer
+    return answer[9]
+
+
+def test_a_request_with_another_application_context_is_rejected_with_that_reason(
+        start_listener: Callable[[int], Listener]) -> None:
+    from runner.dicom.ul import pdu
+
+    listener = start_listener(4)
+    contexts = (pdu.ProposedContext(1, VERIFICATION, ("1.2.840.10008.1.2",)),)
+    request = pdu.AssociateRequest(LISTENER_AE, SOURCE_AE, contexts, MAX_PDU,
+                                   application_context="1.2.3.4")
+    with socket.create_connection((HOST, listener.port), timeout=3) as sock:
+        sock.sendall(pdu.encode_request(request))
+        answer = sock.recv(10)
+    assert answer[:1] == b"\x03"  # A-ASSOCIATE-RJ
+    assert (answer[7], answer[8], answer[9]) == (1, 1, 2)  # permanent, user, app. context
+
+
+def test_an_unknown_pdu_type_is_aborted_as_unrecognized(
+        start_listener: Callable[[int], Listener]) -> None:
+    listener = start_listener(4)
+    with _associated_socket(listener) as sock:
+        sock.sendall(pdu_header(0x55, 4) + bytes(4))
+        assert _abort_reason(sock) == 1  # unrecognized-PDU
+
+
+def test_an_association_request_mid_association_is_aborted_as_unexpected(
+        start_listener: Callable[[int], Listener]) -> None:
+    listener = start_listener(4)
+    with _associated_socket(listener) as sock:
+        sock.sendall(_a_request())
+        assert _abort_reason(sock) == 2  # unexpected-PDU
+
+
+def test_a_p_data_tf_without_a_pdv_is_aborted_as_an_invalid_parameter(
+        start_listener: Callable[[int], Listener]) -> None:
+    listener = start_listener(4)
+    with _associated_socket(listener) as sock:
+        sock.sendall(pdu_header(0x04, 0))
+        assert _abort_reason(sock) == 6  # invalid-PDU-parameter value

@@ -219,9 +219,6 @@ def test_iter_pdvs_yields_each_pdv_of_a_multi_pdv_body() -> None:
     assert got == pdvs
 
 
-def test_iter_pdvs_of_an_empty_body_yields_nothing() -> None:
-    assert list(pdu.iter_pdvs(memoryview(b""))) == []
-
 
 def test_iter_pdvs_yields_views_into_the_body_without_copying() -> None:
     body = bytearray(pdu.pdata_header(1, pdu.PDV_LAST, 4)[6:] + b"abcd")
@@ -495,3 +492,10 @@ def test_random_bytes_to_decode_request_and_decode_accept_raise_only_pdu_error(
 @settings(max_examples=300, deadline=None)
 def test_random_bytes_to_iter_pdvs_raise_only_pdu_error(raw: bytes) -> None:
     _only_pdu_error(lambda: list(pdu.iter_pdvs(memoryview(raw))))
+
+
+def test_a_p_data_tf_without_a_pdv_is_malformed() -> None:
+    from runner.dicom.ul import pdu
+
+    with pytest.raises(pdu.PduError, match="without a PDV"):
+        list(pdu.iter_pdvs(memoryview(b"")))

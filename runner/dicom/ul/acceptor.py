@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from runner.dicom.tls import server_handshake
 from runner.dicom.ul import dimse, pdu
-from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLong
+from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLong, UnexpectedPdu
 
 LOGGER = logging.getLogger(__name__)
 
@@ -236,7 +236,9 @@ class Acceptor:
             return pdu.AssociateReject(pdu.REJECTED_PERMANENT, pdu.SOURCE_ACSE,
                                        pdu.REASON_PROTOCOL_VERSION)
         reason = None
-        if request.called_ae != self.policy.ae_title:
+        if request.application_context != pdu.APPLICATION_CONTEXT:
+            reason = pdu.REASON_APPLICATION_CONTEXT
+        elif request.called_ae != self.policy.ae_title:
             reason = pdu.REASON_CALLED_AE
         elif request.calling_ae not in self.policy.allowed_aes:
             reason = pdu.REASON_CALLING_AE
@@ -297,7 +299,7 @@ class Acceptor:
                     LOGGER.warning("aborted the association with %s at %s:%s: %s",
                                    peer.ae_title, peer.address, peer.port,
                                    error or type(error).__name__)
-                    _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_UNEXPECTED_PDU)
+                    _abort(link, pdu.ABORT_SOURCE_PROVIDER, _abort_reason(error))
                 return
             if message.context_id not in contexts:
                 LOGGER.warning("aborted the association with %s: a message on presentation "
@@ -335,6 +337,18 @@ class Acceptor:
         link.send_message(message.context_id, response)
 
 
+def _abort_reason(error: BaseException) -> int:
+    """The A-ABORT reason for a broken exchange (PS3.8 9.3.8): an unknown PDU type is
+    unrecognized, a known one out of place unexpected, a malformed one an invalid
+    parameter."""
+    if isinstance(error, UnexpectedPdu):
+        known = error.pdu_type in pdu.PDU_TYPES
+        return pdu.ABORT_UNEXPECTED_PDU if known else pdu.ABORT_UNRECOGNIZED_PDU
+    if isinstance(error, pdu.PduError):
+        return pdu.ABORT_INVALID_PARAMETER
+    return pdu.ABORT_UNEXPECTED_PDU
+
+
 def _negotiate(context: pdu.ProposedContext, supported: Mapping[str, tuple[str, ...]],
                any_abstract: tuple[str, ...] = ()) -> pdu.ContextResult:
     syntaxes = supported.get(context.abstract_syntax) or any_abstract or None
@@ -348,6 +362,7 @@ def _negotiate(context: pdu.ProposedContext, supported: Mapping[str, tuple[str, 
 
 _REJECT_REASONS = {
     (pdu.SOURCE_USER, pdu.REASON_CALLED_AE): "called AE title is not the listener's",
+    (pdu.SOURCE_USER, pdu.REASON_APPLICATION_CONTEXT): "application context name not supported",
     (pdu.SOURCE_USER, pdu.REASON_CALLING_AE):
         "calling AE title is not in the listener's allow-list",
     (pdu.SOURCE_PRESENTATION, pdu.REASON_LOCAL_LIMIT):

@@ -42,6 +42,7 @@ REASON_TEMPORARY_CONGESTION = 1  # with SOURCE_PRESENTATION
 # A-ABORT (PS3.8 9.3.8): source and reason
 ABORT_SOURCE_USER, ABORT_SOURCE_PROVIDER = 0, 2
 ABORT_NOT_SPECIFIED, ABORT_UNEXPECTED_PDU, ABORT_INVALID_PARAMETER = 0, 2, 6
+ABORT_UNRECOGNIZED_PDU = 1  # a PDU type PS3.8 does not define (9.3.8)
 
 # The last 2 bits of a PDV's message control header
 PDV_COMMAND, PDV_LAST = 0x01, 0x02
@@ -154,6 +155,8 @@ def pdata_header(context_id: int, control: int, data_length: int) -> bytes:
 def iter_pdvs(body: memoryview) -> Iterator[tuple[int, int, memoryview]]:
     """(context id, message control header, data) of each PDV in a P-DATA-TF body."""
     offset, end = 0, len(body)
+    if end == 0:
+        raise PduError("a P-DATA-TF without a PDV item (PS3.8 9.3.5 requires one or more)")
     while offset < end:
         if end - offset < 6:
             raise PduError("a truncated PDV item")

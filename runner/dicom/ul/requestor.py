@@ -86,11 +86,18 @@ class ClientAssociation:
             link.close()
             return Refusal(StatusCategory.NO_ASSOCIATION,
                            f"{peer} rejected the association: {answer.describe()}")
+        wrong = _accept_problem(answer, request)
+        if wrong is not None:
+            with contextlib.suppress(OSError):
+                link.send(pdu.abort(pdu.ABORT_SOURCE_USER, pdu.ABORT_NOT_SPECIFIED))
+            link.close()
+            return Refusal(StatusCategory.ABORTED, f"{peer} accepted wrongly: {wrong}")
         link.max_send = answer.max_pdu
         proposed = {c.context_id: c for c in contexts}
         accepted = {r.context_id: (proposed[r.context_id].abstract_syntax, r.transfer_syntax)
                     for r in answer.contexts
-                    if r.result == pdu.ACCEPTANCE and r.context_id in proposed}
+                    if r.result == pdu.ACCEPTANCE and r.context_id in proposed
+                    and r.transfer_syntax in proposed[r.context_id].transfer_syntaxes}
         link.set_timeout(settings.dimse_timeout)
         return cls(link, peer, settings, accepted)
 
@@ -160,6 +167,15 @@ class ClientAssociation:
         if isinstance(error, Aborted):
             return Refusal(StatusCategory.ABORTED, "the association was aborted")
         return Refusal(StatusCategory.ABORTED, "the connection closed without a response")
+
+
+def _accept_problem(answer: pdu.AssociateAccept, request: pdu.AssociateRequest) -> str | None:
+    """What is wrong with an A-ASSOCIATE-AC (PS3.8 9.3.3), or None: the application context
+    must be DICOM's; a context accepted in a transfer syntax we did not propose is dropped
+    (by the caller), not used."""
+    if answer.application_context != pdu.APPLICATION_CONTEXT:
+        return f"application context {answer.application_context!r}"
+    return None
 
 
 def is_response_to(message: Message, command_field: int, message_id: int) -> bool:
