@@ -80,6 +80,22 @@ def plan(
         plan_command(loaded, inventory, json_file, typer.echo, forecast)
 
 
+@app.command()
+def check(profile: ProfileArg) -> None:
+    """Pre-flight against the real peers: echo, query and a one-instance move at each source
+    device, a store and query at the destination; each failure with its likely cause."""
+    from runner.execute.preflight import run_checks
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        results = run_checks(loaded, typer.echo)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            _fail(1, [f"{len(failed)} of {len(results)} checks failed: fix them before "
+                      "go-live"])
+        typer.echo(f"All {len(results)} checks passed")
+
+
 @app.command("morph-preview")
 def morph_preview(
     profile: ProfileArg,
@@ -109,11 +125,16 @@ def run(
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
 ) -> None:
     """Migrate, with live progress; safe to interrupt and run again (resumes from the ledger)."""
+    from runner.execute.preflight import cheap_check_failures
     from runner.execute.run import run_migration
     from runner.plan.commands import build_plan
 
     with _exit_codes():
         loaded = load_profile(profile)
+        failures = cheap_check_failures(loaded)
+        if failures:
+            _fail(1, [f"error: {line}" for line in failures]
+                  + ["Nothing migrated: `pacsmig check PROFILE` runs every check"])
         plan = build_plan(loaded, inventory)
         summary = run_migration(loaded, plan, limit, _progress_writer(), sys.stdout.isatty())
         for line in summary.lines():
