@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from runner.dicom.echo import c_echo
@@ -33,6 +33,7 @@ from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
+from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
 from runner.profile.peers import device_peer
@@ -109,7 +110,7 @@ class Engine:
                                           d.pinned_throttle, profile.source.health)
                         for d in plan.devices}
         self.alerter = Alerter(profile.site.id, profile.alert)
-        self.redates = Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0)
+        self.redates = _redates(plan, ledger)
         self.dead = DeadTime()
         self.throttles = {t.name: CompiledThrottle.of(t) for t in plan.throttles}
         self.zone = ZoneInfo(plan.timezone)
@@ -564,3 +565,12 @@ class Janitor:
         for name in names:
             self.spool.remove(name)
         return len(names)
+
+
+def _redates(plan: Plan, ledger: Ledger) -> Redates:
+    """The re-date rounds, each study due `every_hours` after its last re-date in the ledger."""
+    now = datetime.now(UTC)
+    ages = {uid: (now - ended).total_seconds()
+            for uid, ended in last_redates(ledger).items()}
+    return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
+                   time.monotonic())

@@ -4,32 +4,52 @@ Re-dating keeps clinically recent studies on the old PACS's local store: every
 `redate.every_hours` each recent local study is retrieved to the listener, which discards it;
 the retrieve refreshes the study's last access on the source. Re-dates go before migration
 retrieves in a device's queue (so they are never starved) and pass the same throttle.
+
+Each study has its own due time: a study re-dated `age` seconds ago (from the ledger, by an
+earlier run) is due `every_hours` after that re-date, not at the start of this run; so a
+restart, a `--limit` pilot or a later run re-dates only what is due.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 
 class Redates:
-    """The re-date rounds: which study is next, and when the next round is due."""
+    """The re-date rounds: which study is next, and when each study is due again.
 
-    def __init__(self, study_uids: Sequence[str], every_seconds: float) -> None:
+    `ages` (seconds since each study's last re-date, from the ledger) delays a study
+    re-dated recently; `now` is the monotonic clock at which those ages were taken.
+    """
+
+    def __init__(self, study_uids: Sequence[str], every_seconds: float,
+                 ages: Mapping[str, float] | None = None, now: float = 0.0) -> None:
         self.study_uids = tuple(study_uids)
         self.every = every_seconds
-        self.next_round = 0.0  # the first round is due at once
+        ages = ages or {}
+        self.due = {uid: now + every_seconds - ages[uid] if uid in ages else 0.0
+                    for uid in self.study_uids}
         self.queue: deque[str] = deque()
         self.rounds = 0
         self.done = 0
         self.failed = 0
 
+    @property
+    def next_round(self) -> float:
+        """When the next study is due (monotonic seconds); 0.0 with no study to re-date."""
+        return min(self.due.values(), default=0.0)
+
     def refill(self, now: float, busy: Container[str]) -> bool:
-        """Start a round when one is due and the last one is through; True if it started."""
-        if not self.study_uids or self.queue or now < self.next_round:
+        """Queue every study that is due once the last round is through; True if any."""
+        if self.queue:
             return False
-        self.queue.extend(uid for uid in self.study_uids if uid not in busy)
-        self.next_round = now + self.every
+        due = [uid for uid in self.study_uids if self.due[uid] <= now and uid not in busy]
+        if not due:
+            return False
+        self.queue.extend(due)
+        for uid in due:
+            self.due[uid] = now + self.every
         self.rounds += 1
         return True
 

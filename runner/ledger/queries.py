@@ -181,3 +181,11 @@ def reconciliation(src: QuerySource) -> list[ReconciliationRow]:
     rows = src.query("SELECT study_uid, tier, source_instances, received_instances,"
                      " destination_instances, status FROM reconciliation ORDER BY study_uid")
     return [ReconciliationRow(*row) for row in rows]
+
+
+def last_redates(src: QuerySource) -> dict[str, datetime]:
+    """For each study re-dated before, when its last successful re-date retrieve ended."""
+    rows = src.query("SELECT study_uid, max(ended_at) FROM retrieves WHERE purpose = 'redate'"
+                     " AND category IN ('success', 'warning') AND ended_at IS NOT NULL"
+                     " GROUP BY study_uid")
+    return {str(study_uid): ended for study_uid, ended in rows}
