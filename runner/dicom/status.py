@@ -116,3 +116,8 @@ REJECT_REASONS: dict[tuple[int, int], str] = {
 def reject_reason(source: int, reason: int) -> str:
     """Why a peer rejected an association, in words."""
     return REJECT_REASONS.get((source, reason), f"source {source}, reason {reason}")
+
+
+def status_text(status: int) -> str:
+    """A status for a message: bare for success (`0x0000`), else named with its likely cause."""
+    return f"0x{status:04X}" if status == 0 else describe(status)

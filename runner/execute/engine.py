@@ -350,7 +350,8 @@ class Engine:
             self.tally.settle(work)
 
     def _give_up(self, work: StudyWork, reason: str) -> None:
-        self._settle(work, Stage.INCOMPLETE if work.forwarded else Stage.FAILED)
+        # failed, as the reconciliation (and so `status` and the report) calls a study given up
+        self._settle(work, Stage.FAILED)
         work.reason = reason
         self.ledger.record_study_status(work.uid, StudyStatus.FAILED, reason)
 
@@ -489,7 +490,8 @@ class Engine:
     def _judge(self, work: StudyWork, check: Check) -> None:
         method = METHODS[self.profile.destination.verify]
         if not check.answered:
-            self._verify_again_or_give_up(work, f"destination did not answer: {check.detail}")
+            self._verify_again_or_give_up(work, verification_error(
+                check.detail, self.profile.source.calling_ae_title))
             return
         source_count = max(work.expected or 0, len(work.received))
         values = compare_values(work.values, check.values, work.dest_uids)
@@ -574,3 +576,10 @@ def _redates(plan: Plan, ledger: Ledger) -> Redates:
             for uid, ended in last_redates(ledger).items()}
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
                    time.monotonic())
+
+
+def verification_error(detail: str, calling_ae: str) -> str:
+    """Why a study is not verified when the destination could not be asked: an error, not 0."""
+    return (f"verification error: the destination refused or did not answer the check "
+            f"({detail}); what it holds is unknown, not 0: let {calling_ae} query the "
+            f"destination (C-FIND), then `pacsmig verify`")

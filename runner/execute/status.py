@@ -21,6 +21,13 @@ SELECT count(*), min(started_at), max(coalesce(ended_at, started_at)) FROM runs
 
 _REDATES = "SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
 
+_REASONS = """
+SELECT r.status, coalesce(s.reason, ''), count(*)
+FROM reconciliation r JOIN studies s USING (study_uid)
+WHERE r.status NOT IN ('verified', 'pending')
+GROUP BY ALL ORDER BY r.status, count(*) DESC, 2
+"""
+
 
 def status_lines(loaded: LoadedProfile) -> list[str]:
     """The status summary for a person."""
@@ -30,12 +37,14 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
         dead, stalls, downs, ups = ledger.query(_EVENTS)[0]
         runs, first, last = ledger.query(_RUNS)[0]
         redates = ledger.query(_REDATES)[0][0]
+        reasons = ledger.query(_REASONS)
     finally:
         ledger.close()
     lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})",
              f"{runs} runs" + (f", from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
                                if first else ""), ""]
     lines += _study_lines(summary)
+    lines += _reason_lines(reasons)
     lines += _device_lines(summary)
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
@@ -51,6 +60,16 @@ def _study_lines(summary: StatusSummary) -> list[str]:
         lines.append(f"  {row.status:<12} {row.tier:<9} {row.studies:>7,}   "
                      f"{row.planned_gb:>10,.2f}   {row.received_gb:>11,.2f}")
     lines.append(f"  {'total':<22} {total:>7,}")
+    return lines
+
+
+def _reason_lines(rows: list[tuple[str, str, int]]) -> list[str]:
+    """The studies not verified (nor pending), by status and reason."""
+    if not rows:
+        return []
+    lines = ["", "  status       studies   reason"]
+    for status, reason, count in rows:
+        lines.append(f"  {status:<12} {count:>7,}   {reason or '-'}")
     return lines
 
 
