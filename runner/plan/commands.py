@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import date, datetime
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from runner.inventory.csv_reader import read_inventory_csv
 from runner.inventory.locations import apply_location_table
-from runner.inventory.model import Inventory
+from runner.inventory.model import Inventory, Location
 from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
 from runner.plan.model import Plan
@@ -31,8 +32,34 @@ def take_inventory(profile: SiteProfile, csv_path: Path | None, today: date) -> 
     else:
         inventory = live_inventory(profile, today)
     if profile.tiering.location.startswith("csv:"):
-        inventory = apply_location_table(inventory, Path(profile.tiering.location[4:]))
+        table = Path(profile.tiering.location[4:])
+        inventory = _tiers_instead(apply_location_table(inventory, table),
+                                   f"tiers from the location table {table}")
+    elif profile.tiering.by_date is not None:
+        inventory = tiers_by_date(inventory, profile.tiering.by_date)
     return inventory
+
+
+_AVAILABILITY_NOTE = "InstanceAvailability not answered"
+
+
+def _tiers_instead(inventory: Inventory, source: str) -> Inventory:
+    """The inventory without the note that InstanceAvailability was not answered (the tiers
+    come from `source`), unless some study still has its tier from the inventory."""
+    if any("are not in the location table" in note for note in inventory.notes):
+        return inventory
+    notes = tuple(n for n in inventory.notes if not n.startswith(_AVAILABILITY_NOTE))
+    return dataclasses.replace(inventory, notes=(*notes, source))
+
+
+def tiers_by_date(inventory: Inventory, cut_off: date) -> Inventory:
+    """Each study nearline when dated before `cut_off`, else local (tiering.by_date)."""
+    studies = tuple(dataclasses.replace(
+        s, location=Location.NEARLINE if s.study_date < cut_off else Location.LOCAL)
+        for s in inventory.studies)
+    notes = tuple(n for n in inventory.notes if not n.startswith(_AVAILABILITY_NOTE))
+    note = f"tiers by date (tiering.by_date): before {cut_off:%Y-%m-%d} nearline, from it local"
+    return dataclasses.replace(inventory, studies=studies, notes=(*notes, note))
 
 
 def live_inventory(profile: SiteProfile, today: date) -> Inventory:
