@@ -43,6 +43,7 @@ class Identity:
     masked: bool
     generated_at: datetime
     scope: ReportScope
+    method: tuple[tuple[str, str], ...] = ()  # (what, in words): the migration's scope and method
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from runner import __version__
 from runner.errors import InputError, problem_at
 from runner.ledger import LEDGER_FILENAME
 from runner.profile.load import LoadedProfile
+from runner.profile.models import SiteProfile
 from runner.report.collect import Identity, ReportData, collect
 from runner.report.files import export_tables, write_text
 from runner.report.render import render_signoff
@@ -77,10 +78,37 @@ def identity(loaded: LoadedProfile, ledger: Path, scope: ReportScope) -> Identit
     return Identity(
         site_id=profile.site.id, site_name=profile.site.name,
         source_name=profile.source.name, destination_name=profile.destination.name,
-        profile_path=str(loaded.path), profile_sha256=loaded.sha256,
+        profile_path=str(loaded.path.resolve()), profile_sha256=loaded.sha256,
         runner_version=__version__, ledger_path=str(ledger), timezone=profile.site.timezone,
         masked=profile.reports.mask_identifiers,
-        generated_at=datetime.now(UTC).astimezone(zone), scope=scope)
+        generated_at=datetime.now(UTC).astimezone(zone), scope=scope,
+        method=scope_and_method(profile))
+
+
+_VERIFY_WORDS = {
+    "instances": "image-level C-FIND at the destination: every instance by its SOP Instance "
+                 "UID, with the values the morphing rules set",
+    "counts": "study-level C-FIND at the destination: the number of instances of each study",
+    "commitment": "Storage Commitment: the destination commits to every instance by its UID",
+}
+
+
+def scope_and_method(profile: SiteProfile) -> tuple[tuple[str, str], ...]:
+    """What the migration covered and how it was checked, in words, from the profile."""
+    query = profile.source.inventory
+    devices = ", ".join(f"{d.id} ({d.ae_title} at {d.host}:{d.port})"
+                        for d in profile.source.devices)
+    rules = profile.rules().describe()
+    return (
+        ("Inventory range", f"studies dated {query.from_} to {query.to} (C-FIND in windows "
+                            f"of {query.window_days} days)"),
+        ("Source devices", devices),
+        ("Modalities", ", ".join(query.modalities) or "all"),
+        ("Verification", _VERIFY_WORDS.get(profile.destination.verify,
+                                           profile.destination.verify)),
+        ("Morphing rules", "; ".join(f"{i}. {r}" for i, r in enumerate(rules, 1))
+         or "none: instances are stored as received"),
+    )
 
 
 def _result(data: ReportData, files: tuple[Path, ...]) -> ReportResult:

@@ -23,6 +23,8 @@ def header_section(data: ReportData) -> str:
                   "subtitle"),
              tag("div", text(f"Scope: {ident.scope.describe()}"), scope_cls),
              tag("h2", "Identity"), key_values(_identity_pairs(data)), _runs(data)]
+    if ident.method:
+        parts += [tag("h2", "Scope and method"), key_values(list(ident.method))]
     return tag("section", "".join(parts))
 
 
