@@ -40,3 +40,5 @@ def test_signoff_has_a_scope_and_method_section_and_the_absolute_profile_path(
     assert "image-level C-FIND at the destination" in page
     assert "1. Set InstitutionName to 'Royal Example'" in page
     assert str(tmp_path / "site.yaml") in page and os.path.isabs(str(tmp_path))
+    for internal in ("dead_time_start", "dead_time_end", "device_down", "device_up"):
+        assert internal not in page  # the trust's report has no internal event names
