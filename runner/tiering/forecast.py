@@ -79,7 +79,7 @@ def _strategy_json(r: StrategyResult) -> dict[str, Any]:
 
 def forecast_lines(forecast: Forecast) -> list[str]:
     """The forecast for a person: what was assumed, a table of strategies, the verdict."""
-    rows = [["", "strategy", "hours", "recalled GB", "recent evicted", "dead time h",
+    rows = [["", "strategy", "duration", "recalled GB", "recent evicted", "dead time",
              "re-dates"]]
     rows += [_row(r) for r in forecast.strategies]
     return [*_assumption_lines(forecast), *_table(rows),
@@ -98,10 +98,21 @@ def _assumption_lines(f: Forecast) -> list[str]:
 
 
 def _row(r: StrategyResult) -> list[str]:
-    hours = f"{r.hours:,.{2 if r.hours < 10 else 1}f}"
-    hours = hours if r.finished else f">{r.hours:,.0f} (unfinished)"
+    hours = duration_text(r.hours) if r.finished else f">{r.hours:,.0f} h (unfinished)"
     return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
-            f"{r.recent_studies_evicted:,}", f"{r.dead_time_hours:,.1f}", f"{r.redates:,}"]
+            f"{r.recent_studies_evicted:,}", duration_text(r.dead_time_hours), f"{r.redates:,}"]
+
+
+def duration_text(hours: float) -> str:
+    """A duration in the unit that fits: seconds or minutes when short (never "0.00 h")."""
+    seconds = hours * 3600
+    if seconds == 0:
+        return "0"
+    if seconds < 90:
+        return f"{seconds:,.0f} s" if seconds >= 1 else "<1 s"
+    if hours < 2:
+        return f"{seconds / 60:,.0f} min"
+    return f"{hours:,.{1 if hours < 100 else 0}f} h"
 
 
 def _verdict(f: Forecast) -> str:
