@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from runner.execute.run import open_ledger
 from runner.ledger.queries import StatusSummary, status_summary
+from runner.plan.compile import schedule_slots
+from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
 
 _EVENTS = """
@@ -46,6 +51,8 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     lines += _study_lines(summary)
     lines += _reason_lines(reasons)
     lines += _device_lines(summary)
+    zone = ZoneInfo(loaded.profile.site.timezone)
+    lines += ["", schedule_now(schedule_slots(loaded.profile), datetime.now(zone)).line()]
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times; re-date retrieves: {redates}"]

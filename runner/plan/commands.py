@@ -15,6 +15,7 @@ from runner.inventory.model import Inventory, Location
 from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
 from runner.plan.model import Plan
+from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
 from runner.profile.models import SiteProfile
 from runner.profile.peers import check_tls
@@ -88,6 +89,8 @@ def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path |
     plan = build_plan(loaded, csv_path)
     for line in explain(plan):
         echo(line)
+    now = datetime.now(ZoneInfo(loaded.profile.site.timezone))
+    echo(schedule_now(plan.schedule, now).line())
     document = plan_json(plan)
     if forecast:
         from runner.tiering.forecast import forecast_json, forecast_lines, forecast_strategies

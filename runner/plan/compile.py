@@ -32,7 +32,7 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date) -> Pla
         phases=phases,
         devices=_device_plans(profile, phases),
         throttles=_throttles(profile),
-        schedule=_slots(profile),
+        schedule=schedule_slots(profile),
         redate=_redate(profile, studies, today),
         rules=tuple(profile.rules().describe()),
         destination=f"{profile.destination.name} ({profile.destination.ae_title}@"
@@ -116,7 +116,8 @@ def _throttles(profile: SiteProfile) -> tuple[ThrottleSetting, ...]:
                  for name, t in profile.throttles.items())
 
 
-def _slots(profile: SiteProfile) -> tuple[Slot, ...]:
+def schedule_slots(profile: SiteProfile) -> tuple[Slot, ...]:
+    """The profile's schedule resolved (no schedule: the first throttle all the time)."""
     if not profile.schedule:
         return (Slot(None, None, next(iter(profile.throttles))),)
     return tuple(Slot(tuple(e.days) if e.days else None, e.minutes, e.throttle)

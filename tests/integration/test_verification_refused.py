@@ -71,3 +71,4 @@ def test_a_refused_verification_is_a_failure_with_its_reason_in_run_status_and_l
     assert status.returncode == 0, status.stderr
     line = next(x for x in status.stdout.splitlines() if "verification error" in x)
     assert line.split()[:2] == ["failed", "2"], line
+    assert "Throttle in force now" in status.stdout and ": open;" in status.stdout
