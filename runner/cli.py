@@ -104,6 +104,9 @@ def morph_preview(
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND "
                                                    "(the headers still come from the "
                                                    "source)")] = None,
+    show_identifiers: Annotated[bool, typer.Option(
+        "--show-identifiers", help="show patient names, IDs and accession numbers in clear "
+                                   "(a local preview; masked by default)")] = False,
 ) -> None:
     """Try the morphing rules on real headers from the source (C-FIND only, nothing moved)."""
     from runner.execute.morph_preview import morph_preview_command, preview_lines
@@ -111,7 +114,8 @@ def morph_preview(
 
     with _exit_codes():
         loaded = load_profile(profile)
-        result = morph_preview_command(loaded, build_plan(loaded, inventory), sample)
+        result = morph_preview_command(loaded, build_plan(loaded, inventory), sample,
+                                       show_identifiers)
         preview_lines(result, typer.echo)
         if result.failures:
             raise typer.Exit(1)
