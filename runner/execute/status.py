@@ -60,12 +60,14 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
 
 
 def _study_lines(summary: StatusSummary) -> list[str]:
-    lines = ["  status       tier      studies   planned GB   received GB"]
+    largest = max((max(r.planned_gb, r.received_gb) for r in summary.by_status), default=0.0)
+    unit, factor = ("GB", 1.0) if largest >= 1 else ("MB", 1e3)  # one unit for the table
+    lines = [f"  status       tier      studies   planned {unit}   received {unit}"]
     total = 0
     for row in summary.by_status:
         total += row.studies
         lines.append(f"  {row.status:<12} {row.tier:<9} {row.studies:>7,}   "
-                     f"{row.planned_gb:>10,.2f}   {row.received_gb:>11,.2f}")
+                     f"{row.planned_gb * factor:>10,.2f}   {row.received_gb * factor:>11,.2f}")
     lines.append(f"  {'total':<22} {total:>7,}")
     return lines
 

@@ -72,3 +72,4 @@ def test_a_refused_verification_is_a_failure_with_its_reason_in_run_status_and_l
     line = next(x for x in status.stdout.splitlines() if "verification error" in x)
     assert line.split()[:2] == ["failed", "2"], line
     assert "Throttle in force now" in status.stdout and ": open;" in status.stdout
+    assert "planned MB   received MB" in status.stdout  # a small job: MB, not 0.00 GB
