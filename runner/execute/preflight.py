@@ -4,8 +4,9 @@ Per source device: C-ECHO, a one-day C-FIND (the calling AE is accepted), and a 
 one instance to the runner's own listener, started for it (the source knows the
 listener's AE, host and port; the instance is answered with success and discarded). At the
 destination: C-ECHO, a one-day C-FIND, and a C-STORE of one small test object followed by
-an image-level C-FIND for it (see TEST_PATIENT_ID; re-running `check` stores the same
-instance again, so the destination keeps one such object). TLS is used wherever the
+an image-level C-FIND for it, or with `verify: commitment` (no C-FIND then) by a Storage
+Commitment round trip (see TEST_PATIENT_ID; re-running `check` stores the same instance
+again, so the destination keeps one such object). TLS is used wherever the
 profile configures it, so a TLS mismatch shows up as a failed check.
 
 The outcomes are data (CheckResult); `run` runs the cheap checks (echo and C-FIND) first.
@@ -39,6 +40,7 @@ from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory, describe
 from runner.dicom.store import StoreClient
 from runner.errors import DicomError
+from runner.execute.verifier import CommitmentWaiter
 from runner.profile.load import LoadedProfile
 from runner.profile.models import SiteProfile
 from runner.profile.peers import destination_peer, device_peers, dicom_settings, listener_tls
@@ -330,11 +332,64 @@ def _store_check(profile: SiteProfile, peer: Peer, who: _Who, settings: DicomSet
         return CheckResult(name, False, f"{who.side} answered {describe(stored.status)} to "
                                         f"a C-STORE from {who.calling_ae}")
     if not query:
-        return CheckResult(name, True, "stored (verify: commitment: the commitment round "
-                                       "trip is not checked)")
+        return _commitment_check(profile, peer, who, settings, ds, name)
     found = _first_instance(peer, who, settings, str(ds.StudyInstanceUID))
     if found is None or found[2] != ds.SOPInstanceUID:
         return CheckResult(name, False, f"stored, but an image-level C-FIND does not find it: "
                                         f"{who.side} cannot verify by query; use verify: "
                                         f"commitment or counts")
     return CheckResult(name, True, "stored and found again by an image-level C-FIND")
+
+
+_COMMITMENT_WAIT = 30.0  # seconds for the N-EVENT-REPORT of the check's one instance
+
+
+def _commitment_check(profile: SiteProfile, peer: Peer, who: _Who, settings: DicomSettings,
+                      ds: Dataset, name: str) -> CheckResult:
+    """The Storage Commitment round trip for the stored test object (verify: commitment):
+    the report may come on the request's association or to the listener, started for it."""
+    from runner.dicom.commitment import request_commitment  # pynetdicom: only when needed
+
+    listener = profile.listener
+    waiter = CommitmentWaiter()
+    config = ListenerConfig(ae_title=listener.ae_title, allowed_aes=frozenset({peer.ae_title}),
+                            host=listener.host, port=listener.port, settings=settings,
+                            max_associations=2, tls=listener_tls(profile))
+    spool = Spool(listener.spool_dir, int(listener.max_spool_gb * 1e9))
+    refs = [(str(ds.SOPClassUID), str(ds.SOPInstanceUID))]
+    try:
+        with Listener(config, spool, ListenerCallbacks(_refuse_all, _ignore_stored,
+                                                       on_commitment=waiter.deliver)):
+            request = request_commitment(peer, who.calling_ae, settings, refs,
+                                         wait_for_report=0.5)
+            report = None
+            if request.ok:
+                report = request.report or waiter.wait(request.transaction_uid,
+                                                       _COMMITMENT_WAIT)
+    except DicomError as error:
+        return CheckResult(name, False, f"stored; {error}: stop whatever holds the port or "
+                                        f"change listener.port")
+    if not request.ok:
+        why = _refused("Storage Commitment", who, request.status, request.detail,
+                       request.category)
+        return CheckResult(name, False, (
+            f"stored, but the commitment request failed: {why}; it also needs "
+            f"{profile.listener.ae_title} (this host, port {profile.listener.port}) as a "
+            f"known node to send the report to"))
+    if report is None:
+        return CheckResult(name, False, (
+            f"stored, but no commitment report arrived within {_COMMITMENT_WAIT:.0f} s: "
+            f"{who.side} must send it to {listener.ae_title} at this host "
+            f"({socket.gethostname()}), port {listener.port}: check the AE it has for "
+            f"{listener.ae_title}"))
+    if str(ds.SOPInstanceUID) not in report.committed:
+        return CheckResult(name, False, "stored, but the destination did not commit to it")
+    return CheckResult(name, True, "stored and committed (Storage Commitment round trip)")
+
+
+def _refuse_all(_incoming: IncomingStore) -> Verdict:
+    return Verdict.REFUSE
+
+
+def _ignore_stored(_received: Received) -> None:
+    """Never called: every store is refused."""

@@ -43,13 +43,16 @@ def make_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess], *,
               source_modalities: dict[str, Peer] | None = None,
               source_config: dict[str, Any] | None = None,
               destination_config: dict[str, Any] | None = None,
+              destination_knows_listener: bool = False,
               **sections: object) -> Site:
     listener_port = free_port()
     listener = Peer("PACSMIG", "127.0.0.1", listener_port)
     modalities = {"pacsmig": listener} if source_modalities is None else source_modalities
     source = orthanc_factory(aet="OLDPACS", modalities=modalities,
                              extra_config=source_config or {})
-    destination = orthanc_factory(aet="NEWVNA", extra_config=destination_config or {})
+    destination = orthanc_factory(
+        aet="NEWVNA", extra_config=destination_config or {},
+        modalities={"pacsmig": listener} if destination_knows_listener else {})
     for ds in make_study(TODAY_STUDY):
         source.upload(to_bytes(ds))
     data = profile_data(tmp_path, [("old1", source.peer)], destination.peer, listener_port,
@@ -182,3 +185,23 @@ def test_calling_ae_unknown_at_a_dcmtk_source_is_named_with_its_fix(
     assert run.returncode == 1
     assert "rejected calling AE PACSMIG" in run.stderr
     assert "Migrating 0" not in run.stdout
+
+
+def test_storage_commitment_round_trip_is_checked_when_verify_is_commitment(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    site = make_site(tmp_path, orthanc_factory, destination_knows_listener=True,
+                     destination={"verify": "commitment"})
+    result = pacsmig("check", str(site.profile))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stored and committed (Storage Commitment round trip)" in result.stdout
+    assert "C-FIND destination" not in result.stdout  # commitment: no query needed
+
+
+def test_a_destination_that_cannot_report_commitment_to_the_listener_is_named(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    site = make_site(tmp_path, orthanc_factory, destination={"verify": "commitment"})
+    result = pacsmig("check", str(site.profile))
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("FAIL C-STORE"))
+    assert "stored, but the commitment request failed" in line, line
+    assert "PACSMIG (this host, port" in line and "known node" in line
