@@ -59,27 +59,6 @@ def validate(profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE..."
 
 
 @app.command()
-def check(profile: ProfileArg) -> None:
-    """Pre-flight against the real peers: echo, query and a one-instance move at the
-    source, query and storage at the destination; each failure with its likely fix."""
-    from runner.execute.preflight import preflight
-    from runner.profile.peers import check_tls
-
-    with _exit_codes():
-        loaded = load_profile(profile)
-        check_tls(loaded.profile)
-        failed = 0
-        for finding in preflight(loaded):
-            failed += not finding.ok
-            for line in finding.lines():
-                typer.echo(line)
-        typer.echo("Pre-flight: " + (f"{failed} check(s) failed" if failed else
-                                     "every check passed"))
-        if failed:
-            raise typer.Exit(1)
-
-
-@app.command()
 def schema() -> None:
     """Print the JSON Schema of the site profile."""
     typer.echo(json.dumps(profile_json_schema(), indent=2, sort_keys=False))
@@ -105,6 +84,22 @@ def plan(
             raise typer.Exit(1)
 
 
+@app.command()
+def check(profile: ProfileArg) -> None:
+    """Pre-flight against the real peers: echo, query and a one-instance move at each source
+    device, a store and query at the destination; each failure with its likely cause."""
+    from runner.execute.preflight import run_checks
+
+    with _exit_codes():
+        loaded = load_profile(profile)
+        results = run_checks(loaded, typer.echo)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            _fail(1, [f"{len(failed)} of {len(results)} checks failed: fix them before "
+                      "go-live"])
+        typer.echo(f"All {len(results)} checks passed")
+
+
 @app.command("morph-preview")
 def morph_preview(
     profile: ProfileArg,
@@ -113,6 +108,9 @@ def morph_preview(
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND "
                                                    "(the headers still come from the "
                                                    "source)")] = None,
+    show_identifiers: Annotated[bool, typer.Option(
+        "--show-identifiers", help="show patient names, IDs and accession numbers in clear "
+                                   "(a local preview; masked by default)")] = False,
 ) -> None:
     """Try the morphing rules on real headers from the source (C-FIND only, nothing moved)."""
     from runner.execute.morph_preview import morph_preview_command, preview_lines
@@ -120,7 +118,8 @@ def morph_preview(
 
     with _exit_codes():
         loaded = load_profile(profile)
-        result = morph_preview_command(loaded, build_plan(loaded, inventory), sample)
+        result = morph_preview_command(loaded, build_plan(loaded, inventory), sample,
+                                       show_identifiers)
         preview_lines(result, typer.echo)
         if result.failures:
             raise typer.Exit(1)
@@ -134,11 +133,16 @@ def run(
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
 ) -> None:
     """Migrate, with live progress; safe to interrupt and run again (resumes from the ledger)."""
+    from runner.execute.preflight import cheap_check_failures
     from runner.execute.run import run_migration
     from runner.plan.commands import build_plan
 
     with _exit_codes():
         loaded = load_profile(profile)
+        failures = cheap_check_failures(loaded)
+        if failures:
+            _fail(1, [f"error: {line}" for line in failures]
+                  + ["Nothing migrated: `pacsmig check PROFILE` runs every check"])
         plan = build_plan(loaded, inventory)
         summary = run_migration(loaded, plan, limit, _progress_writer(), sys.stdout.isatty())
         for line in summary.lines():

@@ -33,7 +33,7 @@ from runner.dicom.commitment_report import (
 )
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
-from runner.dicom.status import StatusCategory, categorize, describe_status
+from runner.dicom.status import StatusCategory, categorize, status_text
 
 LOGGER = logging.getLogger(__name__)
 
@@ -142,8 +142,7 @@ def _request_on(
     category = categorize(code)
     if category.is_ok and wait_for_report > 0:
         arrived.wait(wait_for_report)
-    detail = (f"{peer} answered the commitment request {describe_status(code)} for "
-              f"{len(refs)} instances")
+    detail = f"{peer} answered the commitment request {status_text(code)} for {len(refs)} instances"
     report = reports[0] if reports else None
     return CommitmentRequest(transaction, category, code, detail, _since(started), report)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
 from runner.dicom.sop import VERIFICATION
-from runner.dicom.status import StatusCategory, categorize, describe_status
+from runner.dicom.status import StatusCategory, categorize, status_text
 from runner.dicom.ul import dimse
 from runner.dicom.ul.requestor import (
     LITTLE_ENDIAN_SYNTAXES,
@@ -62,7 +62,7 @@ def c_echo(peer: Peer, calling_ae: str, settings: DicomSettings) -> EchoOutcome:
             return _outcome(StatusCategory.ABORTED,
                             f"{peer} answered a C-ECHO with something else than its response",
                             started)
-        return _outcome(categorize(code), f"{peer} answered {describe_status(code)}", started)
+        return _outcome(categorize(code), f"{peer} answered {status_text(code)}", started)
     finally:
         assoc.release()
 

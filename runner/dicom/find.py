@@ -14,7 +14,7 @@ from pydicom import Dataset
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
 from runner.dicom.sop import STUDY_ROOT_FIND
-from runner.dicom.status import StatusCategory, categorize, describe_status
+from runner.dicom.status import StatusCategory, categorize, status_text
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.requestor import (
     LITTLE_ENDIAN_SYNTAXES,
@@ -117,7 +117,7 @@ def _collect(
             return FindOutcome(StatusCategory.ABORTED, None, detail, answers, _since(started))
         category = categorize(code)
         if category is not StatusCategory.PENDING:
-            detail = f"{peer} answered {describe_status(code)} after {len(answers)} matches"
+            detail = f"{peer} answered {status_text(code)} after {len(answers)} matches"
             return FindOutcome(category, code, detail, answers, _since(started))
         if message.fragments:
             try:

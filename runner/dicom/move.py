@@ -27,7 +27,7 @@ from pydicom import Dataset
 from runner.dicom.peer import DicomSettings, Peer, check_ae_title
 from runner.dicom.refusal import Refusal
 from runner.dicom.sop import STUDY_ROOT_MOVE
-from runner.dicom.status import StatusCategory, categorize, describe_status
+from runner.dicom.status import StatusCategory, categorize, status_text
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Message
 from runner.dicom.ul.requestor import (
@@ -280,7 +280,7 @@ class _Move:
         self, final: tuple[StatusCategory, int, Message], tally: _Tally, started: float
     ) -> MoveOutcome:
         category, code, message = final
-        detail = f"{self.peer} answered {describe_status(code)}"
+        detail = f"{self.peer} answered {status_text(code)}"
         if category is StatusCategory.MOVE_DESTINATION_UNKNOWN:
             detail += f": it does not know the move destination {self.destination}"
         comment = dimse.text(message.command, dimse.ERROR_COMMENT)

@@ -98,3 +98,60 @@ def describe_status(status: int | None) -> str:
                 StatusCategory.UNABLE_TO_PROCESS: "unable to process",
                 StatusCategory.WARNING: "warning"}.get(categorize(status), "failure")
     return f"0x{status:04X} ({name})"
+# (first, last, name, likely cause), most specific first: how a status reads to a person.
+STATUS_MEANINGS: tuple[tuple[int, int, str, str], ...] = (
+    (0x0000, 0x0000, "Success", "done"),
+    (0xFF00, 0xFF01, "Pending", "more answers follow"),
+    (0xFE00, 0xFE00, "Cancel", "the operation was cancelled"),
+    (0xA700, 0xA7FF, "Out of resources",
+     "the peer is busy or short of memory/disk: try later or lower the throttle"),
+    (0xA801, 0xA801, "Move destination unknown",
+     "the source does not know the move destination AE: register the runner's listener "
+     "(AE, host, port) on the source"),
+    (0xA900, 0xA9FF, "Identifier does not match SOP class",
+     "the peer does not accept this query model or these keys"),
+    (0xB000, 0xB000, "Sub-operations failed",
+     "the source could not store some instances at the move destination"),
+    (0xC000, 0xC0FF, "Unable to process",
+     "the peer failed the request; for a C-MOVE often: it cannot open an association to "
+     "the move destination (host, port or AE wrong at the source)"),
+    (0x0122, 0x0122, "SOP class not supported", "the peer does not accept this SOP class"),
+    (0x0124, 0x0124, "Refused: not authorized", "the peer does not allow this calling AE"),
+    (0x0211, 0x0211, "Unrecognized operation", "the peer does not offer this service"),
+    (0x0001, 0x0001, "Warning", "requested optional attributes not supported"),
+    (0xB001, 0xBFFF, "Warning", "coercion of data elements or elements discarded"),
+    (0xA000, 0xAFFF, "Refused", "the peer refused the request"),
+    (0xC100, 0xCFFF, "Cannot understand", "the peer could not read the request"),
+    (0x0100, 0x02FF, "Failure", "the peer answered a general failure"),
+)
+
+
+def describe(status: int) -> str:
+    """A status as a person reads it: `0xA801 Move destination unknown (likely cause)`."""
+    for first, last, name, cause in STATUS_MEANINGS:
+        if first <= status <= last:
+            return f"0x{status:04X} {name} ({cause})"
+    return f"0x{status:04X} Failure (a status no table names)"
+
+
+# A-ASSOCIATE-RJ (PS3.8 9.3.4): (source, reason) -> what it means.
+REJECT_REASONS: dict[tuple[int, int], str] = {
+    (1, 1): "no reason given (often: the calling AE title is not registered at the peer)",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognized",
+    (1, 7): "called AE title not recognized",
+    (2, 1): "no reason given",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded (too many associations)",
+}
+
+
+def reject_reason(source: int, reason: int) -> str:
+    """Why a peer rejected an association, in words."""
+    return REJECT_REASONS.get((source, reason), f"source {source}, reason {reason}")
+
+
+def status_text(status: int) -> str:
+    """A status for a message: bare for success (`0x0000`), else named with its likely cause."""
+    return f"0x{status:04X}" if status == 0 else describe(status)

@@ -39,7 +39,7 @@ from pydicom.uid import UID
 from runner.dicom.part10 import MetaError, read_meta
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
-from runner.dicom.status import StatusCategory, categorize, describe_status
+from runner.dicom.status import StatusCategory, categorize, status_text
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Buffer, Message
 from runner.dicom.ul.requestor import ClientAssociation, Proposal, is_response_to, status_of
@@ -280,5 +280,5 @@ def _context(assoc: ClientAssociation, pair: Pair) -> int | None:
 def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutcome:
     category = StatusCategory.WARNING if code == _COERCION_WARNING else categorize(code)
     transient = category is StatusCategory.OUT_OF_RESOURCES
-    detail = f"{peer} answered {describe_status(code)}"
+    detail = f"{peer} answered {status_text(code)}"
     return StoreOutcome(sop_uid, category, code, detail, seconds, transient)

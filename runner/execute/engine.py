@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from runner.dicom.echo import c_echo
@@ -142,8 +142,7 @@ class Engine:
         # Who may store a retrieve's instances: the device it went to, nobody else.
         self.storing_aes = {d.id: d.storing_aes() for d in profile.source.devices}
         self.alerter = Alerter(profile.site.id, profile.alert)
-        self.redates = Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0,
-                               time.monotonic(), last_redates(ledger, plan.redate.study_uids))
+        self.redates = _redates(plan, ledger)
         self.dead = DeadTime()
         self.throttles = {t.name: CompiledThrottle.of(t) for t in plan.throttles}
         self.zone = ZoneInfo(plan.timezone)
@@ -473,7 +472,7 @@ class Engine:
             self.tally.settle(work)
 
     def _give_up(self, work: StudyWork, reason: str) -> None:
-        # failed, as the reconciliation says of a study given up (with its reason)
+        # failed, as the reconciliation (and so `status` and the report) calls a study given up
         self._settle(work, Stage.FAILED)
         work.reason = reason
         self.ledger.record_study_status(work.uid, StudyStatus.FAILED, reason)
@@ -660,11 +659,8 @@ class Engine:
     def _judge(self, work: StudyWork, check: Check) -> None:
         method = METHODS[self.profile.destination.verify]
         if not check.answered:
-            self._verify_again_or_give_up(
-                work, f"verification error: the destination did not answer the "
-                      f"{self.profile.destination.verify} check ({check.detail}); "
-                      f"{len(work.forwarded)} instances were stored there and cannot be "
-                      "confirmed")
+            self._verify_again_or_give_up(work, verification_error(
+                check.detail, self.profile.source.calling_ae_title))
             return
         source_count = max(work.expected or 0, len(work.received))
         values = compare_values(work.values, check.values, work.dest_uids)
@@ -752,3 +748,19 @@ class Janitor:
             with self.lock:
                 self.removing = 0
         return len(names)
+
+
+def _redates(plan: Plan, ledger: Ledger) -> Redates:
+    """The re-date rounds, each study due `every_hours` after its last re-date in the ledger."""
+    now = datetime.now(UTC)
+    ages = {uid: (now - ended).total_seconds()
+            for uid, ended in last_redates(ledger).items()}
+    return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
+                   time.monotonic())
+
+
+def verification_error(detail: str, calling_ae: str) -> str:
+    """Why a study is not verified when the destination could not be asked: an error, not 0."""
+    return (f"verification error: the destination refused or did not answer the check "
+            f"({detail}); what it holds is unknown, not 0: let {calling_ae} query the "
+            f"destination (C-FIND), then `pacsmig verify`")

@@ -19,8 +19,10 @@ from runner.profile.peers import device_peers, dicom_settings
 _ALWAYS = (0x00080016, 0x00080018, 0x0020000E)  # SOP Class, SOP Instance, Series Instance
 
 
-def morph_preview_command(loaded: LoadedProfile, plan: Plan, sample: int) -> Preview:
-    """Preview the profile's rules on about `sample` instances from the source."""
+def morph_preview_command(loaded: LoadedProfile, plan: Plan, sample: int,
+                          show_identifiers: bool = False) -> Preview:
+    """Preview the profile's rules on about `sample` instances from the source (identifying
+    values masked when `mask_identifiers`, unless `show_identifiers`)."""
     profile = loaded.profile
     settings = dicom_settings(profile)
     peer = _healthy_device(device_peers(profile), profile.source.calling_ae_title, settings)
@@ -31,7 +33,7 @@ def morph_preview_command(loaded: LoadedProfile, plan: Plan, sample: int) -> Pre
         return list(found.identifiers)
 
     return preview(profile.rules(), spread(plan, sample), fetch, sample,
-                   profile.reports.mask_identifiers)
+                   profile.reports.mask_identifiers and not show_identifiers)
 
 
 def spread(plan: Plan, count: int) -> list[str]:

@@ -4,6 +4,10 @@ Re-dating keeps clinically recent studies on the old PACS's local store: every
 `redate.every_hours` each recent local study is retrieved to the listener, which discards it;
 the retrieve refreshes the study's last access on the source. Re-dates go before migration
 retrieves in a device's queue (so they are never starved) and pass the same throttle.
+
+Each study has its own due time: a study re-dated `age` seconds ago (from the ledger, by an
+earlier run) is due `every_hours` after that re-date, not at the start of this run; so a
+restart, a `--limit` pilot or a later run re-dates only what is due.
 """
 
 from __future__ import annotations
@@ -15,28 +19,30 @@ from collections.abc import Container, Mapping, Sequence
 class Redates:
     """The re-date rounds: which study is next, and when each study is due again.
 
-    Each study is due `every_seconds` after its last successful re-date, which comes from
-    the ledger at the start (`last_done`: seconds ago, per study): a restart, a `--limit`
-    pilot or a sync re-dates only what is due, not every recent study at once. A round
-    queues every study due (and not being retrieved); a failed re-date waits for the next.
+    `ages` (seconds since each study's last re-date, from the ledger) delays a study
+    re-dated recently; `now` is the monotonic clock at which those ages were taken.
     """
 
-    def __init__(self, study_uids: Sequence[str], every_seconds: float, now: float = 0.0,
-                 last_done: Mapping[str, float] | None = None) -> None:
+    def __init__(self, study_uids: Sequence[str], every_seconds: float,
+                 ages: Mapping[str, float] | None = None, now: float = 0.0) -> None:
         self.study_uids = tuple(study_uids)
         self.every = every_seconds
-        ago = last_done or {}
-        # monotonic time each study is next due; never re-dated: due at once
-        self.due = {uid: now + every_seconds - ago[uid] if uid in ago else now
+        ages = ages or {}
+        self.due = {uid: now + every_seconds - ages[uid] if uid in ages else 0.0
                     for uid in self.study_uids}
         self.queue: deque[str] = deque()
         self.rounds = 0
         self.done = 0
         self.failed = 0
 
+    @property
+    def next_round(self) -> float:
+        """When the next study is due (monotonic seconds); 0.0 with no study to re-date."""
+        return min(self.due.values(), default=0.0)
+
     def refill(self, now: float, busy: Container[str]) -> bool:
-        """Start a round of the studies due, once the last one is through; True if it did."""
-        if not self.study_uids or self.queue:
+        """Queue every study that is due once the last round is through; True if any."""
+        if self.queue:
             return False
         due = [uid for uid in self.study_uids if self.due[uid] <= now and uid not in busy]
         if not due:

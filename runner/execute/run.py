@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -48,6 +49,7 @@ class RunSummary:
     stopped: str | None
     interrupted: bool = False
     census_gaps: int = 0
+    reasons: tuple[tuple[str, int], ...] = ()  # (reason, studies) of the studies given up
 
     @property
     def complete(self) -> bool:
@@ -61,6 +63,7 @@ class RunSummary:
                  f"{self.left:,} not finished",
                  f"Instances: {self.received:,} received, {self.forwarded:,} forwarded, "
                  f"{self.refused:,} refused at the listener"]
+        lines += [f"  {count:,} failed: {reason}" for reason, count in self.reasons]
         if self.stopped:
             lines.append(f"Stopped: {self.stopped}")
         if self.census_gaps:
@@ -271,4 +274,6 @@ def _summary(engine: Engine, works: list[StudyWork], stopped: str | None) -> Run
         incomplete=stages.count(Stage.INCOMPLETE), failed=stages.count(Stage.FAILED),
         left=sum(1 for w in works if not w.final), received=engine.counters.received,
         forwarded=engine.counters.forwarded, refused=engine.counters.refused, stopped=stopped,
-        interrupted=stopped == INTERRUPTED)
+        interrupted=stopped == INTERRUPTED,
+        reasons=tuple(Counter(w.reason or "no reason recorded" for w in works
+                              if w.stage is Stage.FAILED).most_common()))

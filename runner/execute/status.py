@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from runner.execute.run import open_ledger
 from runner.ledger.queries import StatusSummary, status_summary
+from runner.plan.compile import schedule_slots
+from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
 
 _EVENTS = """
@@ -25,17 +27,6 @@ SELECT count(*), min(started_at), max(coalesce(ended_at, started_at)) FROM runs
 
 _REDATES = "SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
 
-# Studies given up or checked short, worst first, with the engine's reason (the report's
-# Exceptions have every detail; this is what an operator reads first).
-_EXCEPTIONS = """
-SELECT r.study_uid, r.status, r.source_instances, r.destination_instances,
-       coalesce(s.reason, 'checked short at the destination') AS reason, count(*) OVER ()
-FROM reconciliation r JOIN studies s USING (study_uid)
-WHERE r.status IN ('failed', 'incomplete')
-ORDER BY list_position(['failed', 'incomplete'], r.status), s.phase_index, s.order_index
-LIMIT 10
-"""
-
 # The source's side: its latest census, and every study it holds by what became of it.
 _CENSUS = """
 SELECT (SELECT arg_max(struct_pack(taken_at, command, complete, queries), taken_at)
@@ -49,6 +40,13 @@ SELECT (SELECT arg_max(struct_pack(taken_at, command, complete, queries), taken_
 FROM reconciliation_detail
 """
 
+_REASONS = """
+SELECT r.status, coalesce(s.reason, ''), count(*)
+FROM reconciliation r JOIN studies s USING (study_uid)
+WHERE r.status NOT IN ('verified', 'pending')
+GROUP BY ALL ORDER BY r.status, count(*) DESC, 2
+"""
+
 
 def status_lines(loaded: LoadedProfile) -> list[str]:
     """The status summary for a person."""
@@ -59,16 +57,17 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
         runs, first, last = ledger.query(_RUNS)[0]
         redates = ledger.query(_REDATES)[0][0]
         census = census_lines(ledger.query(_CENSUS)[0])
-        exceptions = exception_lines(ledger.query(_EXCEPTIONS))
+        reasons = ledger.query(_REASONS)
     finally:
         ledger.close()
     lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})",
              f"{runs} runs" + (f", from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
                                if first else ""), *census, ""]
     lines += _study_lines(summary)
-    lines += exceptions
+    lines += _reason_lines(reasons)
     lines += _device_lines(summary)
-    lines += ["", *_throttles(loaded)]
+    zone = ZoneInfo(loaded.profile.site.timezone)
+    lines += ["", schedule_now(schedule_slots(loaded.profile), datetime.now(zone)).line()]
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times; re-date retrieves: {redates}"]
@@ -90,42 +89,26 @@ def census_lines(row: tuple[Any, ...]) -> list[str]:
     return lines
 
 
-def exception_lines(rows: list[tuple[Any, ...]]) -> list[str]:
-    """The studies not verified that need attention, each with its status and reason."""
-    if not rows:
-        return []
-    lines = ["", "  study                                                             status      "
-             "source  destination  reason"]
-    for uid, status, source, destination, reason, _ in rows:
-        shown = "?" if source is None else f"{source:,}"
-        lines.append(f"  {uid:<65} {status:<10} {shown:>6}  {destination:>11,}  {reason}")
-    if rows[0][5] > len(rows):
-        lines.append(f"  ... {rows[0][5] - len(rows):,} more: `pacsmig report` lists every one")
-    return lines
-
-
-def _throttles(loaded: LoadedProfile) -> list[str]:
-    """The throttle in force now and its next change (the profile's schedule)."""
-    from runner.execute.throttle import schedule_now_and_next
-    from runner.plan.compile import schedule_slots
-
-    profile = loaded.profile
-    now = datetime.now(ZoneInfo(profile.site.timezone))
-    slots = schedule_slots(profile)
-    lines = [f"Throttle by schedule: {schedule_now_and_next(slots, None, now)}"]
-    lines += [f"Throttle of {d.id}: {schedule_now_and_next(slots, d.throttle, now)}"
-              for d in profile.source.devices if d.throttle]
-    return lines
-
-
 def _study_lines(summary: StatusSummary) -> list[str]:
-    lines = ["  status       tier      studies   planned GB   received GB"]
+    largest = max((max(r.planned_gb, r.received_gb) for r in summary.by_status), default=0.0)
+    unit, factor = ("GB", 1.0) if largest >= 1 else ("MB", 1e3)  # one unit for the table
+    lines = [f"  status       tier      studies   planned {unit}   received {unit}"]
     total = 0
     for row in summary.by_status:
         total += row.studies
         lines.append(f"  {row.status:<12} {row.tier:<9} {row.studies:>7,}   "
-                     f"{row.planned_gb:>10,.2f}   {row.received_gb:>11,.2f}")
+                     f"{row.planned_gb * factor:>10,.2f}   {row.received_gb * factor:>11,.2f}")
     lines.append(f"  {'total':<22} {total:>7,}")
+    return lines
+
+
+def _reason_lines(rows: list[tuple[str, str, int]]) -> list[str]:
+    """The studies not verified (nor pending), by status and reason."""
+    if not rows:
+        return []
+    lines = ["", "  status       studies   reason"]
+    for status, reason, count in rows:
+        lines.append(f"  {status:<12} {count:>7,}   {reason or '-'}")
     return lines
 
 

@@ -10,47 +10,18 @@ The rule for one device, with the throttle in force:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from runner.plan.model import Slot, ThrottleSetting
+from runner.plan.model import ThrottleSetting
+from runner.plan.schedule import slot_matches, throttle_in_force
 from runner.profile.formula import Formula, parse_formula
 
-_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+__all__ = ["MAX_DELAY_SECONDS", "CompiledThrottle", "Gate", "ThroughputMeter", "next_start",
+           "slot_matches", "throttle_in_force"]
 
 # The longest delay any formula may ask for; undefined results (x / 0) also wait this long.
 MAX_DELAY_SECONDS = 3600.0
-
-
-def slot_matches(slot: Slot, when: datetime) -> bool:
-    """Whether a schedule entry covers `when` (a time in the site's zone).
-
-    Hours that wrap past midnight (20:00-06:00) belong to the day on which they start.
-    """
-    day = _WEEKDAYS[when.weekday()]
-    minute = when.hour * 60 + when.minute
-    if slot.minutes is None:
-        return slot.days is None or day in slot.days
-    start, end = slot.minutes
-    if start < end:
-        return (slot.days is None or day in slot.days) and start <= minute < end
-    if minute >= start:
-        return slot.days is None or day in slot.days
-    if minute < end:
-        yesterday = _WEEKDAYS[(when.weekday() - 1) % 7]
-        return slot.days is None or yesterday in slot.days
-    return False
-
-
-def throttle_in_force(slots: Sequence[Slot], pinned: str | None, when: datetime) -> str | None:
-    """The throttle for a device at `when`: its pinned one, else the first matching slot.
-
-    None means no entry matches: the device is paused (no new retrieve starts).
-    """
-    if pinned is not None:
-        return pinned
-    return next((s.throttle for s in slots if slot_matches(s, when)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +95,3 @@ class ThroughputMeter:
     def _trim(self, now: float) -> None:
         while self.samples and self.samples[0][0] < now - self.window:
             self.total -= self.samples.popleft()[1]
-
-
-def schedule_now_and_next(slots: Sequence[Slot], pinned: str | None, now: datetime,
-                          horizon: timedelta = timedelta(days=8)) -> str:
-    """The throttle in force at `now` and when it next changes, in words (site time)."""
-    current = throttle_in_force(slots, pinned, now)
-    shown = current or "paused (no schedule entry matches)"
-    if pinned is not None:
-        return f"{shown} (pinned)"
-    when = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    while when - now <= horizon:
-        following = throttle_in_force(slots, pinned, when)
-        if following != current:
-            return (f"{shown} now ({now:%a %H:%M}); from {when:%a %Y-%m-%d %H:%M}: "
-                    f"{following or 'paused'}")
-        when += timedelta(minutes=1)
-    return f"{shown} now ({now:%a %H:%M}), at all times"

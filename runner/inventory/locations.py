@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from runner.errors import InventoryError, Problem
-from runner.inventory.model import AVAILABILITY_NOTE, Inventory, Location
+from runner.inventory.model import Inventory, Location
 
 _ALLOWED = ", ".join(loc.value for loc in Location)
 
@@ -48,8 +48,7 @@ def apply_location_table(inventory: Inventory, path: Path) -> Inventory:
     studies = tuple(dataclasses.replace(s, location=table[s.study_uid])
                     if s.study_uid in table else s for s in inventory.studies)
     missing = sum(1 for s in inventory.studies if s.study_uid not in table)
-    # The source's InstanceAvailability does not matter where the table gives the tier.
-    notes = tuple(n for n in inventory.notes if not n.startswith(AVAILABILITY_NOTE))
+    notes = inventory.notes
     if missing:
         notes = (*notes, f"{missing} studies are not in the location table {path}; "
                          "their tier is taken from the inventory")

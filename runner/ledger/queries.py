@@ -11,7 +11,7 @@ Sizes: GB = 10^9 bytes (planned sizes: MB / 1000).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -183,18 +183,9 @@ def reconciliation(src: QuerySource) -> list[ReconciliationRow]:
     return [ReconciliationRow(*row) for row in rows]
 
 
-_LAST_REDATES = """
-SELECT study_uid, epoch(now()) - epoch(max(ended_at))
-FROM retrieves
-WHERE purpose = 'redate' AND category IN ('success', 'warning') AND ended_at IS NOT NULL
-GROUP BY study_uid
-"""
-
-
-def last_redates(src: QuerySource, study_uids: Iterable[str]) -> dict[str, float]:
-    """Seconds since each of `study_uids` was last re-dated successfully (never: absent)."""
-    wanted = set(study_uids)
-    if not wanted:
-        return {}
-    return {uid: max(0.0, float(ago)) for uid, ago in src.query(_LAST_REDATES)
-            if uid in wanted}
+def last_redates(src: QuerySource) -> dict[str, datetime]:
+    """For each study re-dated before, when its last successful re-date retrieve ended."""
+    rows = src.query("SELECT study_uid, max(ended_at) FROM retrieves WHERE purpose = 'redate'"
+                     " AND category IN ('success', 'warning') AND ended_at IS NOT NULL"
+                     " GROUP BY study_uid")
+    return {str(study_uid): ended for study_uid, ended in rows}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
-from runner.morph.actions import Copy
+from runner.morph.actions import Copy, RemoveGroups, RemovePrivate
 from runner.morph.ruleset import RuleSet
 from runner.morph.text import value_text
 from runner.profile.dicomtags import describe_tag
@@ -39,6 +39,8 @@ class Preview:
     diffs: list[tuple[str, list[tuple[str, str, str]]]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     missing_keys: set[int] = field(default_factory=set)
+    unjudged: list[tuple[int, str]] = field(default_factory=list)  # (rule index, why)
+    masked: bool = True
 
     def lines(self) -> list[str]:
         """The preview for a person."""
@@ -53,6 +55,12 @@ class Preview:
             out += [f"    {name}: {before!r} -> {after!r}" for name, before, after in changes]
         out += ["", f"Instances the rules would fail on: {len(self.failures):,}"]
         out += [f"  instance {who}: {reason}" for who, reason in self.failures[:20]]
+        if self.unjudged:
+            out += ["", "Rules this preview cannot judge from C-FIND headers:"]
+            out += [f"  {index + 1}. {why}" for index, why in self.unjudged]
+        if not self.masked:
+            out += ["", "Identifiers are shown in clear (--show-identifiers): keep this "
+                        "output on this machine."]
         if self.missing_keys:
             names = ", ".join(sorted(describe_tag(t) for t in self.missing_keys))
             out += ["", f"Note: the source returned no value for {names} in any sampled "
@@ -70,10 +78,28 @@ def rule_tags(rules: RuleSet) -> list[int]:
     return sorted(tags)
 
 
+_FETCH_INSTEAD = ("C-FIND returns no private attributes and no whole groups: fetch sample "
+                  "instances (C-GET, or C-MOVE to the listener) to preview it")
+
+
+def unjudged_rules(rules: RuleSet) -> list[tuple[int, str]]:
+    """The rules whose effect C-FIND answers cannot show, each with the reason."""
+    found: list[tuple[int, str]] = []
+    for index, rule in enumerate(rules.rules):
+        action = rule.action
+        tags = {c.tag for c in rule.conditions if hasattr(c, "tag")} | set(action.touched)
+        tags |= {getattr(action, "source", 0)} - {0}
+        if isinstance(action, RemovePrivate | RemoveGroups):
+            found.append((index, f"{type(action).__name__}: {_FETCH_INSTEAD}"))
+        elif any(tag >> 16 & 1 for tag in tags):
+            found.append((index, f"a private attribute: {_FETCH_INSTEAD}"))
+    return found
+
+
 def preview(rules: RuleSet, study_uids: Sequence[str], fetch: Fetch, sample: int,
             masked: bool, show: int = 5) -> Preview:
     """Apply the rules to up to `sample` instances fetched from the given studies."""
-    result = Preview(rules.describe())
+    result = Preview(rules.describe(), unjudged=unjudged_rules(rules), masked=masked)
     keys = rule_tags(rules)
     seen_values: set[int] = set()
     for study_uid in study_uids:

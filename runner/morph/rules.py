@@ -4,7 +4,8 @@ tables loaded, values checked against their VR, identity changes refused unless 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from runner.morph.actions import (
@@ -52,6 +53,30 @@ def compile_rules(rules: Sequence[MorphRule], *, allow_uid_changes: bool = False
     compiled = tuple(_RuleCompiler(i, allow_uid_changes).rule(rule)
                      for i, rule in enumerate(rules))
     return RuleSet(compiled, charset_fallback)
+
+
+def rule_errors(rules: Sequence[MorphRule | None], *,
+                allow_uid_changes: bool = False) -> list[MorphConfigError]:
+    """Every problem of every rule (`compile_rules` stops at the first): each condition and
+    each `set` value is compiled on its own, so that one `validate` reports them all.
+    A None rule (invalid already, reported by the model) keeps the others' indexes."""
+    errors: list[MorphConfigError] = []
+    for index, rule in enumerate(rules):
+        if rule is None:
+            continue
+        compiler = _RuleCompiler(index, allow_uid_changes)
+        parts: list[Callable[[], object]] = [
+            partial(compiler.condition, name, c) for name, c in (rule.when or {}).items()]
+        if rule.set_ is not None:
+            parts += [partial(compiler.assignment, n, v) for n, v in rule.set_.items()]
+        else:
+            parts.append(partial(compiler.action, rule))
+        for part in parts:
+            try:
+                part()
+            except MorphConfigError as error:
+                errors.append(error)
+    return errors
 
 
 class _RuleCompiler:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import date, datetime
@@ -12,10 +13,11 @@ from zoneinfo import ZoneInfo
 from runner.inventory.csv_reader import read_inventory_csv
 from runner.inventory.exclusions import read_exclusions
 from runner.inventory.locations import apply_location_table
-from runner.inventory.model import Inventory
+from runner.inventory.model import AVAILABILITY_NOTE, Inventory, Location
 from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
 from runner.plan.model import Plan
+from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
 from runner.profile.models import SiteProfile
 from runner.profile.peers import check_tls
@@ -35,8 +37,31 @@ def take_inventory(profile: SiteProfile, csv_path: Path | None, today: date,
     else:
         inventory = live_inventory(profile, today, since)
     if profile.tiering.location.startswith("csv:"):
-        inventory = apply_location_table(inventory, Path(profile.tiering.location[4:]))
+        table = Path(profile.tiering.location[4:])
+        inventory = _tiers_instead(apply_location_table(inventory, table),
+                                   f"tiers from the location table {table}")
+    elif profile.tiering.by_date is not None:
+        inventory = tiers_by_date(inventory, profile.tiering.by_date)
     return inventory
+
+
+def _tiers_instead(inventory: Inventory, source: str) -> Inventory:
+    """The inventory without the note that InstanceAvailability was not answered (the tiers
+    come from `source`), unless some study still has its tier from the inventory."""
+    if any("are not in the location table" in note for note in inventory.notes):
+        return inventory
+    notes = tuple(n for n in inventory.notes if not n.startswith(AVAILABILITY_NOTE))
+    return dataclasses.replace(inventory, notes=(*notes, source))
+
+
+def tiers_by_date(inventory: Inventory, cut_off: date) -> Inventory:
+    """Each study nearline when dated before `cut_off`, else local (tiering.by_date)."""
+    studies = tuple(dataclasses.replace(
+        s, location=Location.NEARLINE if s.sort_date < cut_off else Location.LOCAL)
+        for s in inventory.studies)
+    notes = tuple(n for n in inventory.notes if not n.startswith(AVAILABILITY_NOTE))
+    note = f"tiers by date (tiering.by_date): before {cut_off:%Y-%m-%d} nearline, from it local"
+    return dataclasses.replace(inventory, studies=studies, notes=(*notes, note))
 
 
 def live_inventory(profile: SiteProfile, today: date, since: date | None = None) -> Inventory:
@@ -51,17 +76,6 @@ def live_inventory(profile: SiteProfile, today: date, since: date | None = None)
         instance_counts=query.instance_counts, modalities=tuple(query.modalities), since=since)
     return inventory_by_cfind(device_peers(profile), profile.source.calling_ae_title,
                               dicom_settings(profile), request)
-
-
-def throttle_lines(plan: Plan, now: datetime) -> list[str]:
-    """The throttle in force now and its next change, for the schedule and each pinned
-    device (site time)."""
-    from runner.execute.throttle import schedule_now_and_next
-
-    lines = [f"Throttle by schedule: {schedule_now_and_next(plan.schedule, None, now)}"]
-    lines += [f"Throttle of {d.id}: {schedule_now_and_next(plan.schedule, d.pinned_throttle, now)}"
-              for d in plan.devices if d.pinned_throttle]
-    return lines
 
 
 def build_plan(loaded: LoadedProfile, csv_path: Path | None,
@@ -93,8 +107,8 @@ def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path |
     inventory, plan = _inventory_and_plan(loaded, csv_path)
     for line in explain(plan):
         echo(line)
-    for line in throttle_lines(plan, datetime.now(ZoneInfo(plan.timezone))):
-        echo(line)
+    now = datetime.now(ZoneInfo(loaded.profile.site.timezone))
+    echo(schedule_now(plan.schedule, now).line())
     document = plan_json(plan)
     if csv_path is None and capabilities is not None:
         lines, document["capabilities"] = capabilities(loaded.profile, inventory)

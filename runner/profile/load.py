@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date
 from difflib import get_close_matches
 from functools import cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic_core import ErrorDetails
 
 from runner.errors import Problem, ProfileError
 from runner.profile.checks import cross_field_problems
-from runner.profile.models import SiteProfile
+from runner.profile.models import MorphRule, SiteProfile
 from runner.profile.yamlsrc import Loc, SourceMap, load_yaml, read_text
 
 # Error types that only say "this branch of a union did not fit".
@@ -64,26 +65,76 @@ def _validate_text(text: str, path: Path) -> tuple[SiteProfile | None, list[Prob
         message = f"a site profile is a mapping of sections; this is {what}"
         return None, [*problems, Problem(str(path), 1, 1, message)]
     profile: SiteProfile | None = None
+    problems += _date_problems(data, source)
     try:
         profile = SiteProfile.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
         problems += _pydantic_problems(exc, data, source)
     problems += [source.problem(loc, f"{_dotted(loc)}: {msg}") for loc, msg in
                  cross_field_problems(data)]
-    if profile is not None:
-        problems += _rule_problems(profile, source)
+    problems += _rule_problems(_usable_rules(profile, data, path), source)
     return profile, sorted(set(problems))
 
 
-def _rule_problems(profile: SiteProfile, source: SourceMap) -> list[Problem]:
-    """What the morph compiler finds that the model cannot: VRs, tables, identity rules."""
-    from runner.morph.errors import MorphConfigError
+def _date_problems(data: dict[str, Any], source: SourceMap) -> list[Problem]:
+    """Morphing values YAML read as dates (unquoted 2020-01-01): each with its key path; the
+    model's own complaint at the same place is then left out."""
+    found: list[Problem] = []
+    rules = data.get("morphing")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        for section in ("set", "when"):
+            values = rule.get(section) if isinstance(rule, dict) else None
+            for key, value in (values.items() if isinstance(values, dict) else ()):
+                if isinstance(value, date):
+                    loc: Loc = ("morphing", index, section, key)
+                    source.refused.add(loc)
+                    found.append(source.problem(loc, (
+                        f"{_dotted(loc)}: {value} is read by YAML as a date: quote it: DA is "
+                        f"YYYYMMDD ('{value:%Y%m%d}')")))
+    return found
 
-    try:
-        profile.rules()
-    except MorphConfigError as exc:
-        return [source.problem(exc.loc, f"{_dotted(exc.loc)}: {exc.message}")]
-    return []
+
+def _usable_rules(profile: SiteProfile | None, data: dict[str, Any],
+                  path: Path) -> tuple[list[MorphRule | None], bool]:
+    """The morphing rules to compile: the profile's, or (the profile invalid elsewhere) each
+    rule that is valid on its own, so that VR problems show with the other problems."""
+    if profile is not None:
+        return list(profile.morphing), profile.morphing_options.allow_uid_changes
+    rules: list[MorphRule | None] = []
+    raw = data.get("morphing")
+    for item in raw if isinstance(raw, list) else []:
+        rules.append(_valid_part(item, path))
+    options = data.get("morphing_options")
+    allow = isinstance(options, dict) and options.get("allow_uid_changes") is True
+    return rules, allow
+
+
+def _valid_part(item: Any, path: Path) -> MorphRule | None:
+    """A rule as the model takes it, else with the `set` entries the model refuses left out
+    (they are reported by the model), else None (keeps the other rules' indexes)."""
+    context = {"base_dir": path.parent}
+
+    def valid(candidate: Any) -> MorphRule | None:
+        try:
+            return MorphRule.model_validate(candidate, context=context)
+        except ValidationError:
+            return None
+
+    rule = valid(item)
+    if rule is not None or not isinstance(item, dict) or not isinstance(item.get("set"), dict):
+        return rule
+    kept = {k: v for k, v in item["set"].items() if valid({**item, "set": {k: v}})}
+    return valid({**item, "set": kept}) if kept else None
+
+
+def _rule_problems(usable: tuple[list[MorphRule | None], bool],
+                   source: SourceMap) -> list[Problem]:
+    """What the morph compiler finds that the model cannot: VRs, tables, identity rules."""
+    from runner.morph.rules import rule_errors
+
+    rules, allow = usable
+    return [source.problem(e.loc, f"{_dotted(e.loc)}: {e.message}")
+            for e in rule_errors(rules, allow_uid_changes=allow)]
 
 
 def _pydantic_problems(exc: ValidationError, data: Any, source: SourceMap) -> list[Problem]:

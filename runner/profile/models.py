@@ -361,6 +361,11 @@ class Tiering(_Model):
     location: str = Field(
         "instance-availability",
         description='"instance-availability" or "csv:PATH" (StudyInstanceUID,Location)')
+    by_date: date | None = Field(
+        None, description="a cut-off date (quote it: 'YYYY-MM-DD'): studies dated before it "
+                          "are nearline, from it on local; for a source that answers no "
+                          "InstanceAvailability and has no location CSV (replaces what "
+                          "InstanceAvailability says; not with location csv:)")
     local_store_gb: float = Field(0, ge=0, description="capacity of the local store (forecasts)")
     order: list[Location] = Field(default_factory=lambda: [Location.LOCAL, Location.NEARLINE,
                                                            Location.OFFLINE], min_length=1)
@@ -394,6 +399,14 @@ class Tiering(_Model):
         path = _relative_path(Path(value[4:]), info)
         _existing_file(path)
         return f"csv:{path}"
+
+    @model_validator(mode="after")
+    def _one_source_of_tiers(self) -> Tiering:
+        if self.by_date is not None and self.location != "instance-availability":
+            raise PydanticCustomError(
+                "by_date", "by_date and a location CSV both say where studies live: keep one",
+                {})
+        return self
 
     @field_validator("order")
     @classmethod

@@ -51,7 +51,7 @@ class Identity:
     masked: bool
     generated_at: datetime
     scope: ReportScope
-    method: tuple[tuple[str, str], ...] = ()  # the scope and method in words (the profile's)
+    method: tuple[tuple[str, str], ...] = ()  # (what, in words): the migration's scope and method
     rules: tuple[str, ...] = ()  # the profile's morphing rules, in words, in order
 
 

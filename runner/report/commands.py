@@ -82,32 +82,36 @@ def identity(loaded: LoadedProfile, ledger: Path, scope: ReportScope) -> Identit
         runner_version=__version__, ledger_path=str(ledger), timezone=profile.site.timezone,
         masked=profile.reports.mask_identifiers, rules=tuple(profile.rules().describe()),
         generated_at=datetime.now(UTC).astimezone(zone), scope=scope,
-        method=method_pairs(profile, datetime.now(zone).date()))
+        method=scope_and_method(profile))
 
 
-def method_pairs(profile: SiteProfile, today: date) -> tuple[tuple[str, str], ...]:
-    """The migration's scope and method in words, from the profile the report is made with."""
+_VERIFY_WORDS = {
+    "instances": "image-level C-FIND at the destination: every instance by its SOP Instance "
+                 "UID, with the values the morphing rules set",
+    "counts": "study-level C-FIND at the destination: the number of instances of each study",
+    "commitment": "Storage Commitment: the destination commits to every instance by its UID",
+}
+
+
+def scope_and_method(profile: SiteProfile) -> tuple[tuple[str, str], ...]:
+    """What the migration covered and how it was checked, in words, from the profile."""
     query = profile.source.inventory
-    devices = "; ".join(f"{d.id} ({d.ae_title} at {d.host}:{d.port})"
+    devices = ", ".join(f"{d.id} ({d.ae_title} at {d.host}:{d.port})"
                         for d in profile.source.devices)
     rules = profile.rules().describe()
-    verify = {"instances": "image-level C-FIND: every SOP Instance UID, and the values the "
-                           "rules set",
-              "counts": "study-level count of instances (NumberOfStudyRelatedInstances)",
-              "commitment": "DICOM Storage Commitment"}[profile.destination.verify]
     return (
-        ("Inventory range", f"studies dated {query.from_} to {query.end_date(today)}"
-                            f"{' (to: today)' if query.to == 'today' else ''}; undated "
-                            f"studies {'planned' if query.undated == 'plan' else 'excluded'}"),
-        ("Census", "date windows and a sweep with any date (undated and out-of-window "
-                   "studies found)" if query.census == "full" else "date windows only"),
-        ("Modalities", ", ".join(query.modalities) or "all"),
+        ("Inventory range", f"studies dated {query.from_} to {query.to} (C-FIND in windows "
+                            f"of {query.window_days} days)"),
+        ("Census", "date windows and a sweep with any Study Date (undated and out-of-window "
+                   "studies found); undated studies "
+                   f"{'planned' if query.undated == 'plan' else 'excluded'}"
+                   if query.census == "full" else "date windows only"),
         ("Source devices", devices),
-        ("Destination", f"{profile.destination.name} ({profile.destination.ae_title} at "
-                        f"{profile.destination.host}:{profile.destination.port})"),
-        ("Verification", verify),
-        ("Morphing rules", " | ".join(f"{i}. {r}" for i, r in enumerate(rules, 1)) or "none: "
-                           "every instance is sent as received"),
+        ("Modalities", ", ".join(query.modalities) or "all"),
+        ("Verification", _VERIFY_WORDS.get(profile.destination.verify,
+                                           profile.destination.verify)),
+        ("Morphing rules", "; ".join(f"{i}. {r}" for i, r in enumerate(rules, 1))
+         or "none: instances are stored as received"),
     )
 
 

@@ -101,9 +101,8 @@ def _device_table(data: ReportData) -> str:
 
 def _dead_time(data: ReportData) -> str:
     if not data.dead_time and not data.down_time:
-        return para("No dead time or down time was recorded: the ledger holds no "
-                    "dead_time_start/dead_time_end nor device_down/device_up events.",
-                    "empty")
+        return para("No dead time or down time was recorded (dead time: studies waiting "
+                    "while no retrieve was in flight).", "empty")
     dead = {p.device: p for p in data.dead_time}
     down = {p.device: p for p in data.down_time}
     cols = [Col("Device"), Col("Dead-time periods", "num"), Col("Dead time", "num"),

@@ -23,8 +23,9 @@ def header_section(data: ReportData) -> str:
              para(f"{ident.site_name}: {ident.source_name} to {ident.destination_name}",
                   "subtitle"),
              tag("div", text(f"Scope: {ident.scope.describe()}"), scope_cls),
-             tag("h2", "Identity"), key_values(_identity_pairs(data)), _method(data),
-             _runs(data)]
+             tag("h2", "Identity"), key_values(_identity_pairs(data)), _runs(data)]
+    if ident.method:
+        parts += [tag("h2", "Scope and method"), key_values(list(ident.method))]
     return tag("section", "".join(parts))
 
 
@@ -47,12 +48,6 @@ def _identity_pairs(data: ReportData) -> list[tuple[str, object]]:
         ("Report generated", f"{fmt.when(ident.generated_at)} ({ident.timezone})"),
         ("Patient identifiers", masking),
     ]
-
-
-def _method(data: ReportData) -> str:
-    if not data.identity.method:
-        return ""
-    return tag("h3", "Scope and method") + key_values(list(data.identity.method))
 
 
 def _runs(data: ReportData) -> str:

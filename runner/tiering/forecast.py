@@ -98,21 +98,21 @@ def _assumption_lines(f: Forecast) -> list[str]:
 
 
 def _row(r: StrategyResult) -> list[str]:
-    took = duration(r.hours) if r.finished else f">{duration(r.hours)} (unfinished)"
-    return ["*" if r.profile_choice else "", r.name, took, f"{r.recalled_gb:,.1f}",
-            f"{r.recent_studies_evicted:,}", duration(r.dead_time_hours), f"{r.redates:,}"]
+    hours = duration_text(r.hours) if r.finished else f">{r.hours:,.0f} h (unfinished)"
+    return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
+            f"{r.recent_studies_evicted:,}", duration_text(r.dead_time_hours), f"{r.redates:,}"]
 
 
-def duration(hours: float) -> str:
-    """A forecast duration in the unit that reads: seconds, minutes, hours or days."""
+def duration_text(hours: float) -> str:
+    """A duration in the unit that fits: seconds or minutes when short (never "0.00 h")."""
     seconds = hours * 3600
+    if seconds == 0:
+        return "0"
     if seconds < 90:
-        return f"{seconds:,.0f} s"
+        return f"{seconds:,.0f} s" if seconds >= 1 else "<1 s"
     if hours < 2:
         return f"{seconds / 60:,.0f} min"
-    if hours < 72:
-        return f"{hours:,.1f} h"
-    return f"{hours / 24:,.1f} days"
+    return f"{hours:,.{1 if hours < 100 else 0}f} h"
 
 
 def _verdict(f: Forecast) -> str:

@@ -33,6 +33,7 @@ def test_plan_of_spec_profile_takes_local_studies_oldest_first_then_nearline(
         ["1.2.826.0.1.3680043.8.498.1001", "1.2.826.0.1.3680043.8.498.1002"]]
     assert "Dry run: no C-MOVE and no C-STORE was issued." in result.stdout
     assert "Map PatientID through" in result.stdout
+    assert "Throttle in force now (" in result.stdout and "next change" in result.stdout
 
 
 def test_plan_is_the_same_when_compiled_twice(tmp_path: Path) -> None:

@@ -60,3 +60,24 @@ def test_only_success_and_warning_are_ok_and_transport_categories_are_marked() -
         StatusCategory.TIMEOUT,
         StatusCategory.NO_ASSOCIATION,
     }
+
+
+def test_describe_names_each_status_with_its_likely_cause() -> None:
+    from runner.dicom.status import describe
+
+    assert describe(0xA801).startswith("0xA801 Move destination unknown (")
+    assert "register the runner's listener" in describe(0xA801)
+    assert describe(0xC000).startswith("0xC000 Unable to process (")
+    assert "cannot open an association to the move destination" in describe(0xC001)
+    assert describe(0xA700).startswith("0xA700 Out of resources")
+    assert describe(0xB000).startswith("0xB000 Sub-operations failed")
+    assert describe(0x0124).startswith("0x0124 Refused: not authorized")
+    assert describe(0xDEAD) == "0xDEAD Failure (a status no table names)"
+
+
+def test_reject_reasons_in_words() -> None:
+    from runner.dicom.status import reject_reason
+
+    assert reject_reason(1, 3) == "calling AE title not recognized"
+    assert reject_reason(1, 7) == "called AE title not recognized"
+    assert reject_reason(9, 9) == "source 9, reason 9"

@@ -279,3 +279,16 @@ def test_new_studies_without_history_take_the_default_size() -> None:
     workload = forecast_strategies(site, plan_of(site, old, date(2026, 11, 27)),
                                    params=params).workload
     assert workload.new_studies_per_day == 10 and workload.new_study_mb == params.new_study_mb
+
+
+def test_durations_read_in_the_unit_that_fits() -> None:
+    from runner.tiering.forecast import duration_text
+
+    assert duration_text(0) == "0"
+    assert duration_text(0.0001) == "<1 s"
+    assert duration_text(30 / 3600) == "30 s"
+    assert duration_text(0.004) == "14 s"
+    assert duration_text(0.25) == "15 min"
+    assert duration_text(1.5) == "90 min"
+    assert duration_text(12.34) == "12.3 h"
+    assert duration_text(1234.5) == "1,234 h"

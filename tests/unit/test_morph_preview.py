@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
+import pytest
 from pydicom.dataset import Dataset
 
+from runner.dicom.peer import Peer
 from runner.execute.morph_preview import image_query, spread
 from runner.inventory.model import Location, Study
 from runner.morph import compile_rules
@@ -75,3 +78,47 @@ def test_image_query_asks_for_each_key_empty_and_skips_private_tags() -> None:
     assert query.StudyInstanceUID == "1.2.3"
     assert 0x00080080 in query and query[0x00080080].value in (None, "")
     assert 0x00091001 not in query
+
+
+def test_rules_on_private_attributes_or_whole_groups_are_named_as_not_judged() -> None:
+    rules = compile_rules([
+        MorphRule.model_validate({"set": {"InstitutionName": "New"}}),
+        MorphRule.model_validate({"remove_private": True}),
+        MorphRule.model_validate({"delete": ["(0009,1001)"]}),
+        MorphRule.model_validate({"remove_groups": ["6000"]}),
+    ])
+    answers = {"s1": [header("1.1", "CR", "P")]}
+    result = preview(rules, ["s1"], fetch_from(answers), sample=10, masked=True)
+    assert [index for index, _ in result.unjudged] == [1, 2, 3]
+    text = "\n".join(result.lines())
+    assert "Rules this preview cannot judge from C-FIND headers:" in text
+    assert "  2. RemovePrivate: C-FIND returns no private attributes" in text
+    assert "  3. a private attribute: C-FIND returns no private attributes" in text
+    assert "C-GET, or C-MOVE to the listener" in text
+
+
+def test_show_identifiers_turns_masking_off_for_a_local_preview(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from runner.dicom.echo import EchoOutcome
+    from runner.dicom.find import FindOutcome
+    from runner.dicom.status import StatusCategory
+    from runner.execute import morph_preview
+    from runner.profile.load import load_profile
+    from tests.profiles import profile_data, write_profile
+
+    data = profile_data(tmp_path, [("old1", Peer("OLDPACS", "127.0.0.1", 11112))],
+                        Peer("NEWVNA", "127.0.0.1", 11113), 11114,
+                        morphing=[{"copy": {"from": "PatientID", "to": "OtherPatientIDs"}}])
+    loaded = load_profile(write_profile(tmp_path, data))
+    monkeypatch.setattr(morph_preview, "c_echo", lambda *_a: EchoOutcome(
+        True, StatusCategory.SUCCESS, "", 0.0))
+    monkeypatch.setattr(morph_preview, "c_find", lambda *_a: FindOutcome(
+        StatusCategory.SUCCESS, 0, "", [header("1.1", "CT", "PAT-SECRET")]))
+    studies = (Study("1.0", date(2010, 1, 1), "CT", 1, 1.0, Location.LOCAL),)
+    plan = Plan("s", "S", date(2026, 1, 1), "UTC",
+                (Phase.of(Location.LOCAL, studies, ("old1",)),), (), (), (),
+                RedatePlan(0, 1, None, (), 0.0), (), "d", "instances", "csv", ())
+    masked = "\n".join(morph_preview.morph_preview_command(loaded, plan, 5).lines())
+    shown = "\n".join(morph_preview.morph_preview_command(loaded, plan, 5, True).lines())
+    assert "PAT-SECRET" not in masked
+    assert "PAT-SECRET" in shown and "--show-identifiers" in shown

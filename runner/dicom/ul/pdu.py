@@ -112,26 +112,6 @@ class AssociateReject:
     source: int
     reason: int
 
-    def describe(self) -> str:
-        """The rejection in words (PS3.8 9.3.4), e.g. "calling AE title not recognized"."""
-        why = _REJECT_REASONS.get((self.source, self.reason),
-                                  f"source {self.source}, reason {self.reason}")
-        return f"{why} ({'transient' if self.result == 2 else 'permanent'})"
-
-
-# (source, reason) of an A-ASSOCIATE-RJ: 1 the service user, 2 the ACSE provider,
-# 3 the presentation provider.
-_REJECT_REASONS: dict[tuple[int, int], str] = {
-    (1, 1): "no reason given",
-    (1, 2): "application context name not supported",
-    (1, 3): "calling AE title not recognized",
-    (1, 7): "called AE title not recognized",
-    (2, 1): "no reason given by the ACSE provider",
-    (2, 2): "protocol version not supported",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded",
-}
-
 
 def header(pdu_type: int, length: int) -> bytes:
     """The 6-byte header of a PDU."""

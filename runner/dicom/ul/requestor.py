@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal, timed_out
-from runner.dicom.status import StatusCategory
+from runner.dicom.status import StatusCategory, reject_reason
 from runner.dicom.tls import client_context, describe_failure
 from runner.dicom.ul import dimse, pdu
 from runner.dicom.ul.link import Aborted, Buffer, Closed, Link, Message
@@ -84,8 +84,9 @@ class ClientAssociation:
             return _negotiation_failed(error, peer, settings, started)
         if isinstance(answer, pdu.AssociateReject):
             link.close()
+            why = reject_reason(answer.source, answer.reason)
             return Refusal(StatusCategory.NO_ASSOCIATION,
-                           f"{peer} rejected the association: {answer.describe()}")
+                           f"{peer} rejected the association ({why})")
         wrong = _accept_problem(answer, request)
         if wrong is not None:
             with contextlib.suppress(OSError):

@@ -1,0 +1,41 @@
+"""Re-dates are due per study, from the last re-date an earlier run recorded."""
+
+from __future__ import annotations
+
+from runner.execute.redate import Redates
+
+HOUR = 3600.0
+
+
+def _drain(redates: Redates) -> list[str]:
+    taken = []
+    while redates.peek() is not None:
+        taken.append(redates.pop())
+    return taken
+
+
+def test_a_study_re_dated_recently_is_not_due_at_the_start() -> None:
+    redates = Redates(["a", "b", "c"], 6 * HOUR, ages={"a": 1 * HOUR, "b": 7 * HOUR}, now=100.0)
+    assert redates.refill(100.0, set())
+    assert _drain(redates) == ["b", "c"]  # a: re-dated an hour ago, due in five
+    assert not redates.refill(100.0 + 4 * HOUR, set())
+    assert redates.refill(100.0 + 5 * HOUR, set())
+    assert _drain(redates) == ["a"]
+    assert redates.refill(100.0 + 6 * HOUR, set())
+    assert _drain(redates) == ["b", "c"]
+
+
+def test_a_restart_within_every_hours_re_dates_nothing() -> None:
+    every = {uid: 0.5 * HOUR for uid in ("a", "b")}
+    redates = Redates(["a", "b"], 6 * HOUR, ages=every, now=0.0)
+    assert not redates.refill(0.0, set())
+    assert redates.rounds == 0
+    assert redates.next_round == 5.5 * HOUR
+
+
+def test_without_a_ledger_history_every_study_is_due_at_once() -> None:
+    redates = Redates(["a", "b"], HOUR)
+    assert redates.refill(0.0, {"b"})  # b is busy: a now, b at the next refill
+    assert _drain(redates) == ["a"]
+    assert redates.refill(1.0, set())
+    assert _drain(redates) == ["b"]
