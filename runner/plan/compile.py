@@ -37,14 +37,11 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
     """
     studies, excluded = _in_scope(profile, inventory.studies, today, exclusions or {})
     device_ids = [d.id for d in profile.source.devices]
-    # A census names the device that answered (every device fronts the same archive): the
-    # plan spreads the work; a CSV's Device column is a consultant's choice and is kept.
-    pinned = not inventory.census.of_source
     if profile.tiering.by_tier:
-        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids, pinned)
+        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
                        if p.tier in profile.tiering.order or p.studies)
     else:
-        phases = _phases((None,), studies, device_ids, pinned)
+        phases = _phases((None,), studies, device_ids)
     return Plan(
         site_id=profile.site.id,
         site_name=profile.site.name,
@@ -116,13 +113,12 @@ def _modalities(study: Study) -> frozenset[str]:
 
 
 def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
-            device_ids: Sequence[str], pinned: bool = True) -> tuple[Phase, ...]:
-    """One phase per tier in order; a single tier None takes every study. `pinned`: a
-    study's own device is kept (else every study goes to the least loaded device)."""
+            device_ids: Sequence[str]) -> tuple[Phase, ...]:
+    """One phase per tier in order; a single tier None takes every study."""
     by_tier: dict[Location | None, list[Study]] = {tier: [] for tier in tiers}
     for study in studies:
         by_tier[study.location if tiers != (None,) else None].append(study)
-    balancer = _Balancer(device_ids, keep_own=pinned)
+    balancer = _Balancer(device_ids)
     phases = []
     for tier in tiers:
         ordered = sorted(by_tier[tier], key=plan_order)
@@ -131,11 +127,10 @@ def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
 
 
 class _Balancer:
-    """Assigns studies without a device (all of them, unless `keep_own`) to the device with
-    the least planned megabytes."""
+    """Assigns studies without a device to the device with the least planned megabytes."""
 
-    def __init__(self, device_ids: Sequence[str], keep_own: bool = True) -> None:
-        self.known = frozenset(device_ids) if keep_own else frozenset()
+    def __init__(self, device_ids: Sequence[str]) -> None:
+        self.known = frozenset(device_ids)
         self.load = dict.fromkeys(device_ids, 0.0)
         self.heap = [(0.0, i, d) for i, d in enumerate(device_ids)]
 
