@@ -352,10 +352,18 @@ class Engine:
         if retrieve.purpose is RetrievePurpose.MIGRATE and \
                 self._held_back(retrieve, self._conflicts(retrieve.study_uid, peer)):
             return
+        with self.lock:
+            work = self.works.get(retrieve.study_uid)
+            only = work.repair if work is not None and \
+                retrieve.purpose is RetrievePurpose.MIGRATE else ()
         outcome = c_move(peer, self.profile.source.calling_ae_title, self.settings,
                          self.profile.listener.ae_title, retrieve.study_uid,
                          msg_id=retrieve.msg_id, on_pending=retrieve.progressed,
-                         handle=retrieve.handle)
+                         handle=retrieve.handle, sop_instances=list(only) or None)
+        if only and not outcome.ok:
+            with self.lock:  # the source may not retrieve single instances: the whole study
+                if work is not None:
+                    work.repair = ()
         with self.lock:
             outcome = replace(outcome, detail=retrieve.explained(outcome))
         self.ledger.record_retrieve_finished(
@@ -694,6 +702,10 @@ class Engine:
             self._give_up(work, f"{len(work.set_aside)} instances refused by the destination: "
                                 f"{next(iter(work.set_aside.values()))}")
             return
+        known = [(work.received[sop].series_uid, sop) for sop in missing if sop in work.received]
+        # only these instances are missing, all known by series: fetch just them next time
+        whole = len(known) < len(missing) or len(work.received) < source_count
+        work.repair = () if whole or not known else tuple(sorted(known))
         for sop in missing:
             work.forwarded.discard(sop)
             work.received.pop(sop, None)

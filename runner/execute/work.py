@@ -63,6 +63,9 @@ class StudyWork:
     retrieves: int = 0
     troubles: int = 0  # retrieves lost to device trouble (not counted in `retrieves`)
     spool_refunds: int = 0  # retrieves lost to the runner's own full spool (not counted)
+    # (series, SOP Instance UID) of the only instances the next retrieve needs: a repair
+    # by image-level C-MOVE (empty: the whole study is retrieved)
+    repair: tuple[tuple[str, str], ...] = ()
     verifications: int = 0
     not_before: float = 0.0
     reason: str = ""

@@ -110,3 +110,37 @@ def test_a_failed_commitment_is_not_taken_for_committed(
     assert statuses.pop(VICTIM.study_uid) in ("incomplete", "failed")
     assert statuses == _expected(VICTIM)
     assert DROPPED in archive.held  # it holds the instance: only its report says no
+
+
+@dataclass
+class DropOnceArchive(EmbeddedArchive):
+    """Acknowledges and drops the instances in `drop` the first time they are sent."""
+
+    drop: set[str] = field(default_factory=set)
+
+    def _on_store(self, event: Event) -> int:
+        sop = str(event.dataset.SOPInstanceUID)
+        if sop in self.drop:
+            self.drop.discard(sop)
+            return 0x0000
+        return super()._on_store(event)
+
+
+def test_an_instance_lost_at_the_destination_is_repaired_alone_by_image_level_move(
+        tmp_path: Path, source: QRServer, listener_port: int) -> None:
+    archive = DropOnceArchive("DEST", tmp_path / "archive", drop={DROPPED})
+    archive.peers = {"PACSMIG": Peer("PACSMIG", HOST, listener_port)}
+    archive.start()
+    try:
+        data = profile_data(tmp_path, [("sim", Peer("SIMSRC", HOST, source.port))],
+                            Peer("DEST", HOST, archive.port), listener_port,
+                            retries={"backoff_seconds": 0})
+        loaded = load_profile(write_profile(tmp_path, data))
+        summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)
+    finally:
+        archive.stop()
+    assert summary.complete, summary.lines()
+    assert DROPPED in archive.held
+    moves = [(r.level, r.study_uid) for r in source.asked("C-MOVE")]
+    assert moves.count(("IMAGE", VICTIM.study_uid)) == 1  # the repair: one instance
+    assert moves.count(("STUDY", VICTIM.study_uid)) == 1  # the study, once
