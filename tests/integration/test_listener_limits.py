@@ -268,3 +268,27 @@ def test_a_p_data_tf_without_a_pdv_is_aborted_as_an_invalid_parameter(
     with _associated_socket(listener) as sock:
         sock.sendall(pdu_header(0x04, 0))
         assert _abort_reason(sock) == 6  # invalid-PDU-parameter value
+
+
+def test_a_c_store_whose_sop_class_is_not_its_contexts_is_refused(
+        start_listener: Callable[[int], Listener]) -> None:
+    from runner.dicom.peer import Peer as LeanPeer
+    from runner.dicom.ul import dimse
+    from runner.dicom.ul.requestor import ClientAssociation, Proposal
+
+    ct, mr = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"
+    listener = start_listener(4)
+    assoc = ClientAssociation.open(LeanPeer(LISTENER_AE, HOST, listener.port), SOURCE_AE,
+                                   SETTINGS, [Proposal(ct, ("1.2.840.10008.1.2.1",))])
+    assert isinstance(assoc, ClientAssociation)
+    context = assoc.context_for(ct, None)
+    assert context is not None
+    command = dimse.encode({dimse.AFFECTED_SOP_CLASS: mr, dimse.COMMAND_FIELD: dimse.C_STORE_RQ,
+                            dimse.MESSAGE_ID: 7, dimse.PRIORITY: 0,
+                            dimse.DATASET_TYPE: dimse.HAS_DATASET,
+                            dimse.AFFECTED_SOP_INSTANCE: "1.2.3.4.5"})
+    assert assoc.send(context, command, [b"\x08\x00\x16\x00UI\x02\x001\x00"]) is None
+    answer = assoc.receive()
+    assoc.release()
+    assert not isinstance(answer, Exception) and dimse.number(answer.command, dimse.STATUS) \
+        == 0x0122

@@ -33,6 +33,7 @@ from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLon
 LOGGER = logging.getLogger(__name__)
 
 UNRECOGNISED_OPERATION = 0x0211
+SOP_CLASS_NOT_SUPPORTED = 0x0122
 # An A-ASSOCIATE-RQ with 128 contexts of long UIDs is about 20 kB: a header announcing more
 # before any association is not read (nor its body allocated).
 ASSOCIATE_RQ_MAX = 64 * 1024
@@ -308,21 +309,29 @@ class Acceptor:
                 _abort(link, pdu.ABORT_SOURCE_PROVIDER, pdu.ABORT_INVALID_PARAMETER)
                 return
             try:
-                self._answer(link, peer, contexts[message.context_id][1], message)
+                self._answer(link, peer, contexts[message.context_id], message)
             except OSError as error:  # the peer went, or stop() closed the connection
                 if not self._stopped.is_set():
                     LOGGER.warning("lost the association with %s at %s:%s while answering: "
                                    "%s", peer.ae_title, peer.address, peer.port, error)
                 return
 
-    def _answer(self, link: Link, peer: Peer, transfer_syntax: str, message: Message) -> None:
+    def _answer(self, link: Link, peer: Peer, context: tuple[str, str],
+                message: Message) -> None:
         field = dimse.number(message.command, dimse.COMMAND_FIELD) or 0
         if field == dimse.C_CANCEL_RQ:
             return  # nothing of ours can be cancelled
+        abstract, transfer_syntax = context
         request = Request(peer, transfer_syntax, message)
         extra: dict[int, int | str | bytes] = {}
+        affected = dimse.text(message.command, dimse.AFFECTED_SOP_CLASS)
         if field == dimse.C_ECHO_RQ:
             status, comment = 0x0000, ""
+        elif field == dimse.C_STORE_RQ and affected != abstract:
+            # PS3.7 9.1.1.1: the request's SOP class is the presentation context's
+            status, comment = SOP_CLASS_NOT_SUPPORTED, "SOP class differs from the context's"
+            self.handlers.on_turned_away(TurnedAway(
+                peer.ae_title, f"a C-STORE of {affected} on a context for {abstract}"))
         elif field == dimse.C_STORE_RQ:
             status, comment = self.handlers.on_store(request)
         elif field == dimse.N_EVENT_REPORT_RQ:

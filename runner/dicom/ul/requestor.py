@@ -146,6 +146,8 @@ class ClientAssociation:
                 pdu_type, _body = self.link.read_pdu()
                 if pdu_type in (pdu.RELEASE_RP, pdu.ABORT):
                     break
+                if pdu_type == pdu.RELEASE_RQ:  # a release collision (PS3.8 AR-8, AR-10):
+                    self.link.send(pdu.release_rp())  # the requestor answers, then waits
         except (OSError, pdu.PduError):
             with contextlib.suppress(OSError):
                 self.link.send(pdu.abort())
