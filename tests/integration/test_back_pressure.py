@@ -85,3 +85,53 @@ def _device_downs(tmp_path: Path) -> int:
     with duckdb.connect(str(tmp_path / "reports" / "ledger.duckdb"), read_only=True) as conn:
         row = conn.execute("SELECT count(*) FROM events WHERE kind = 'device_down'").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_migration_runs_beside_slow_clients_trickling_at_the_listener(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    """Ten clients each send an association request a byte every 0.25 s (the listener
+    cuts each at the ACSE deadline and they come back) while the migration runs."""
+    import socket
+    import threading
+    import time
+
+    from runner.dicom.ul import pdu
+
+    specs = synthetic_archive("beside-slow", 6, date(2015, 1, 1), date(2020, 1, 1),
+                              series_count=2, instances_per_series=4)
+    listener_port = free_port()
+    server = QRServer("SIMPACS", specs, {"PACSMIG": ("127.0.0.1", listener_port)}).start()
+    destination = orthanc_factory(aet="DEST")
+    stop = threading.Event()
+    contexts = (pdu.ProposedContext(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",)),)
+    request = pdu.encode_request(pdu.AssociateRequest("PACSMIG", "SIMPACS", contexts, 16384))
+
+    def trickle() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", listener_port), timeout=1) as sock:
+                    for byte in request:
+                        if stop.wait(0.25):
+                            return
+                        sock.sendall(bytes([byte]))
+            except OSError:
+                stop.wait(0.2)  # not listening yet, or cut by the listener: again
+
+    slow = [threading.Thread(target=trickle, daemon=True) for _ in range(10)]
+    for thread in slow:
+        thread.start()
+    try:
+        data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
+                            destination.peer, listener_port,
+                            dicom={"acse_timeout": 3, "dimse_timeout": 30,
+                                   "network_timeout": 30})
+        loaded = load_profile(write_profile(tmp_path, data))
+        started = time.monotonic()
+        summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)
+        seconds = time.monotonic() - started
+    finally:
+        stop.set()
+        server.stop()
+    assert summary.complete, summary.lines()
+    assert destination.instances() == sorted(u for s in specs for u in s.sop_uids)
+    assert seconds < 60
