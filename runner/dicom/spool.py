@@ -45,7 +45,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import xxhash
@@ -70,7 +70,7 @@ class SpoolEntry:
     name: str
     path: Path
     size: int
-    checksum: str = ""
+    checksum: str = field(default="", compare=False)  # of what was written ("" if unknown)
 
 
 class Spool:

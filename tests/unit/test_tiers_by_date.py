@@ -39,7 +39,7 @@ def test_a_location_csv_that_names_every_study_drops_the_availability_note(
     path = tmp_path / "site.yaml"
     path.write_text(BASE + f"tiering:\n  location: 'csv:{table}'\n")
     profile = load_profile(path).profile
-    monkeypatch.setattr(commands, "live_inventory", lambda _p, _t: _inventory())
+    monkeypatch.setattr(commands, "live_inventory", lambda _p, _t, _since=None: _inventory())
     inventory = take_inventory(profile, None, date(2024, 1, 1))
     assert [s.location for s in inventory.studies] == [Location.NEARLINE, Location.LOCAL]
     assert not any(n.startswith("InstanceAvailability") for n in inventory.notes)

@@ -464,3 +464,17 @@ def test_set_timeout_refuses_zero_which_the_kernel_reads_as_no_limit(
 ) -> None:
     with pytest.raises(ValueError):
         Link(pair[0], 1 << 20).set_timeout(0)
+
+
+def test_a_message_over_max_message_is_read_through_and_none_of_it_is_kept(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    left, right = pair
+    sender = _Background(lambda: Link(left, 0, 4096).send_message(1, COMMAND, [MEGABYTE]))
+    link = Link(right, 4096, max_message=100_000)
+    message = link.read_message()
+    sender.join()
+    assert message.oversized and message.fragments == ()
+    assert message.command == dimse.decode(COMMAND)  # the command is kept: it is answered
+    sender = _Background(lambda: Link(left, 0, 4096).send_message(1, ECHO))
+    assert link.read_message().command == dimse.decode(ECHO)  # the link goes on
+    sender.join()

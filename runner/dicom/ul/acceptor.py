@@ -34,6 +34,7 @@ LOGGER = logging.getLogger(__name__)
 
 UNRECOGNISED_OPERATION = 0x0211
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+OUT_OF_RESOURCES = 0xA700
 # An A-ASSOCIATE-RQ with 128 contexts of long UIDs is about 20 kB: a header announcing more
 # before any association is not read (nor its body allocated).
 ASSOCIATE_RQ_MAX = 64 * 1024
@@ -332,6 +333,11 @@ class Acceptor:
             status, comment = SOP_CLASS_NOT_SUPPORTED, "SOP class differs from the context's"
             self.handlers.on_turned_away(TurnedAway(
                 peer.ae_title, f"a C-STORE of {affected} on a context for {abstract}"))
+        elif field == dimse.C_STORE_RQ and message.oversized:
+            status, comment = OUT_OF_RESOURCES, "larger than the spool can ever hold"
+            self.handlers.on_turned_away(TurnedAway(
+                peer.ae_title, f"a C-STORE larger than the spool ({self.policy.max_message} "
+                               "bytes), read and discarded"))
         elif field == dimse.C_STORE_RQ:
             status, comment = self.handlers.on_store(request)
         elif field == dimse.N_EVENT_REPORT_RQ:

@@ -57,6 +57,7 @@ class Message:
     context_id: int
     command: dimse.Command
     fragments: tuple[memoryview, ...] | None  # None: the command has no data set
+    oversized: bool = False  # its data set was larger than allowed and was not kept
 
     def dataset(self) -> bytes:
         """The data set as one bytes object (b"" when there is none)."""
@@ -146,7 +147,7 @@ class Link:
             self._pending.extend(pdu.iter_pdvs(body))
             assembly.size += len(body)
             if self.max_message and assembly.size > self.max_message:
-                raise TooLong(f"a DIMSE message of more than {self.max_message} bytes")
+                assembly.oversized = True  # read on to its end, keeping none of its data
 
     def send_message(self, context_id: int, command: bytes,
                      dataset: Sequence[Buffer] = ()) -> None:
@@ -235,6 +236,7 @@ class _Assembly:
         self.command: dimse.Command | None = None
         self.data: list[memoryview] = []
         self.size = 0  # bytes of the PDUs read for it (a bound on its memory)
+        self.oversized = False  # more than the link's max_message: its data is not kept
 
     @property
     def empty(self) -> bool:
@@ -261,9 +263,12 @@ class _Assembly:
             return None
         if self.command is None:
             raise pdu.PduError("a data set fragment before its command")
-        self.data.append(fragment)
+        if self.oversized:
+            self.data.clear()  # past the limit: nothing of it is held
+        else:
+            self.data.append(fragment)
         if control & pdu.PDV_LAST:
-            return Message(context_id, self.command, tuple(self.data))
+            return Message(context_id, self.command, tuple(self.data), self.oversized)
         return None
 
 
