@@ -64,40 +64,6 @@ def categorize(status: int) -> StatusCategory:
     return StatusCategory.FAILURE
 
 
-# The statuses a migration meets most, in words: what the peer said and what it likely means.
-STATUS_NAMES: dict[int, str] = {
-    0x0000: "success",
-    0x0001: "warning: optional keys not supported",
-    0x0107: "warning: attribute list error",
-    0x0116: "warning: attribute value out of range",
-    0x0110: "processing failure",
-    0x0122: "SOP class not supported",
-    0x0124: "not authorized (refused)",
-    0x0211: "unrecognized operation",
-    0xA700: "out of resources",
-    0xA701: "out of resources: cannot calculate the number of matches",
-    0xA702: "out of resources: cannot perform sub-operations",
-    0xA801: "move destination unknown: the source does not know the destination's AE title",
-    0xA900: "identifier does not match the SOP class",
-    0xB000: "sub-operations completed with one or more failures",
-    0xB007: "warning: data set does not match the SOP class",
-    0xC000: "unable to process",
-    0xFE00: "cancelled (a PACS answering only part of its matches says so with this)",
-    0xFF00: "pending",
-    0xFF01: "pending: optional keys not supported",
-}
-
-
-def describe_status(status: int | None) -> str:
-    """A status code with its meaning, e.g. "0xA801 (move destination unknown: ...)"."""
-    if status is None:
-        return "no status (the association ended first)"
-    name = STATUS_NAMES.get(status)
-    if name is None:
-        name = {StatusCategory.OUT_OF_RESOURCES: "out of resources",
-                StatusCategory.UNABLE_TO_PROCESS: "unable to process",
-                StatusCategory.WARNING: "warning"}.get(categorize(status), "failure")
-    return f"0x{status:04X} ({name})"
 # (first, last, name, likely cause), most specific first: how a status reads to a person.
 STATUS_MEANINGS: tuple[tuple[int, int, str, str], ...] = (
     (0x0000, 0x0000, "Success", "done"),
