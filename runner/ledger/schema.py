@@ -209,14 +209,9 @@ _INSTANCES_VIEW_5 = _INSTANCES_VIEW.replace(
 ).replace("       r.latest.spool_name AS spool_name,",
           "       r.latest.spool_name AS spool_name, r.latest.checksum AS checksum,")
 
-# The spec's view. source = planned count, else the largest count a (non re-date) retrieve
-# reported; destination = instances confirmed one by one, else the latest check's `found`
-# (count-only checks). Status: verified when the latest check is ok and nothing is short;
-# failed when the engine gave up; incomplete when checked and short; in_progress once any
-# work started; pending otherwise.
-_RECONCILIATION_VIEW = """
-CREATE OR REPLACE VIEW reconciliation AS
-WITH got AS (
+# What each study's instance facts add up to: received, confirmed one by one, reported by
+# its (non re-date) retrieves, and its latest check (both reconciliation views use them).
+_STUDY_COUNTS = """WITH got AS (
     SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
     FROM receipts GROUP BY study_uid
 ), conf AS (
@@ -230,7 +225,16 @@ WITH got AS (
 ), latest AS (
     SELECT study_uid, arg_max(ok, verified_at) AS ok, arg_max(found, verified_at) AS found
     FROM verifications GROUP BY study_uid
-), facts AS (
+)"""
+
+# The spec's view. source = planned count, else the largest count a (non re-date) retrieve
+# reported; destination = instances confirmed one by one, else the latest check's `found`
+# (count-only checks). Status: verified when the latest check is ok and nothing is short;
+# failed when the engine gave up; incomplete when checked and short; in_progress once any
+# work started; pending otherwise.
+_RECONCILIATION_VIEW = f"""
+CREATE OR REPLACE VIEW reconciliation AS
+{_STUDY_COUNTS}, facts AS (
     SELECT s.study_uid, s.tier, s.status AS engine_status,
            coalesce(s.planned_instances, rep.reported) AS source_instances,
            coalesce(g.received, 0) AS received_instances,
@@ -305,23 +309,9 @@ CREATE TABLE census_studies (
 # source_instances = the census's count, else the planned count, else the largest
 # count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
 # study the census found and the plan leaves out (nothing done with it).
-_RECONCILIATION_DETAIL_VIEW = """
+_RECONCILIATION_DETAIL_VIEW = f"""
 CREATE OR REPLACE VIEW reconciliation_detail AS
-WITH got AS (
-    SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
-    FROM receipts GROUP BY study_uid
-), conf AS (
-    SELECT study_uid, count(DISTINCT sop_instance_uid) AS confirmed
-    FROM confirmations GROUP BY study_uid
-), reported AS (
-    SELECT study_uid, count(*) AS retrieves,
-           nullif(max(coalesce(completed, 0) + coalesce(failed, 0) + coalesce(warning, 0)
-                      + coalesce(remaining, 0)), 0) AS reported
-    FROM retrieves WHERE purpose <> 'redate' GROUP BY study_uid
-), latest AS (
-    SELECT study_uid, arg_max(ok, verified_at) AS ok, arg_max(found, verified_at) AS found
-    FROM verifications GROUP BY study_uid
-), every_study AS (
+{_STUDY_COUNTS}, every_study AS (
     SELECT coalesce(c.study_uid, s.study_uid) AS study_uid,
            coalesce(s.tier, c.tier) AS tier,
            coalesce(c.study_date, s.study_date) AS study_date,
