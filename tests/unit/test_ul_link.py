@@ -478,3 +478,41 @@ def test_a_message_over_max_message_is_read_through_and_none_of_it_is_kept(
     sender = _Background(lambda: Link(left, 0, 4096).send_message(1, ECHO))
     assert link.read_message().command == dimse.decode(ECHO)  # the link goes on
     sender.join()
+
+
+def test_idle_waits_between_pdus_do_not_shorten_the_read_limit(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """The PDU deadline starts at a PDU's first byte and leaves the per-read limit as set:
+    a link idle for most of its limit, again and again, keeps the whole limit each time."""
+    left, right = pair
+    right.settimeout(None)
+    link = Link(right, 4096)
+    link.set_timeout(2.0)
+    link.pdu_deadline = 2.0
+    for idle in (1.3, 1.6, 1.6):
+        sender = _Background(lambda idle=idle: (time.sleep(idle),
+                                                left.sendall(pdu.release_rq())))
+        assert link.read_pdu()[0] == pdu.RELEASE_RQ
+        sender.join()
+
+
+def test_a_pdu_trickled_after_its_first_byte_is_cut_at_its_deadline(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    left, right = pair
+    right.settimeout(None)
+    link = Link(right, 4096)
+    link.set_timeout(5.0)
+    link.pdu_deadline = 1.0
+    raw = pdu.release_rq()
+
+    def trickle() -> None:
+        for byte in raw:
+            left.sendall(bytes([byte]))
+            time.sleep(0.3)
+
+    sender = _Background(trickle)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        link.read_pdu()
+    assert time.monotonic() - started < 2.0  # the deadline (1 s and its slack), not 5 s
+    sender.join()

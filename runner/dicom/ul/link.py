@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 from runner.dicom.ul import dimse, pdu
 
+# A PDU may overrun its deadline by this much: the socket's limit is shortened only when
+# the time left is shorter than it by more (a fast PDU costs no extra system call).
+_DEADLINE_SLACK = 0.5
 OTHER_PDU_MAX = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is far below this
 Buffer = bytes | bytearray | memoryview
 
@@ -83,7 +86,8 @@ class Link:
         self.max_send = max_send
         self.max_message = max_message  # bytes one DIMSE message may hold (0: no limit)
         self.pdu_deadline = 0.0  # seconds a whole PDU may take to arrive (0: per read only)
-        self._timeout = 0.0
+        self._timeout = 0.0  # each read's and write's own limit (set_timeout)
+        self._applied = 0.0  # the limit the socket holds now (shorter near a PDU deadline)
         self._header = bytearray(6)
         self._plain = not isinstance(sock, ssl.SSLSocket)
         self._pending: deque[tuple[int, int, memoryview]] = deque()
@@ -98,6 +102,11 @@ class Link:
         if seconds <= 0:
             raise ValueError(f"a timeout must be > 0 s: {seconds}")
         self._timeout = seconds
+        self._apply(seconds)
+
+    def _apply(self, seconds: float) -> None:
+        """Give the socket the limit `seconds` (the configured one stays `_timeout`)."""
+        self._applied = seconds
         if not self._plain:
             self.sock.settimeout(seconds)
             return
@@ -109,11 +118,15 @@ class Link:
 
     def read_pdu(self, limit: int = 0) -> tuple[int, memoryview]:
         """(type, body) of the next PDU (of at most `limit` bytes, when given); Closed at end
-        of connection, TimeoutError if silent, or (with `pdu_deadline`) if the whole PDU
-        takes longer: a peer trickling a byte at a time cannot hold the connection."""
-        deadline = time.monotonic() + self.pdu_deadline if self.pdu_deadline else None
+        of connection, TimeoutError if silent, or (with `pdu_deadline`) if the whole PDU,
+        from its first byte, takes longer: a peer trickling a byte at a time cannot hold the
+        connection. The wait for that first byte is the plain read limit."""
+        deadline = None
         try:
-            self._fill(memoryview(self._header), deadline)
+            self._fill(memoryview(self._header)[:1])
+            if self.pdu_deadline:
+                deadline = time.monotonic() + self.pdu_deadline
+            self._fill(memoryview(self._header)[1:], deadline)
             pdu_type, length = pdu.read_header(self._header)
             if pdu_type not in pdu.PDU_TYPES:
                 raise UnexpectedPdu(pdu_type)
@@ -126,8 +139,8 @@ class Link:
             body = memoryview(bytearray(length))
             self._fill(body, deadline)
         finally:
-            if deadline is not None and self._timeout:
-                self.set_timeout(self._timeout)  # each read's own limit again
+            if self._applied != self._timeout:
+                self._apply(self._timeout)  # each read's own limit again
         return pdu_type, body
 
     def read_message(self) -> Message:
@@ -217,7 +230,8 @@ class Link:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("a PDU took longer than its deadline to arrive")
-                self.set_timeout(min(left, self._timeout or left))
+                if not self._applied or left < self._applied - _DEADLINE_SLACK:
+                    self._apply(left)  # only near the deadline: no system call per PDU
             try:
                 count = self.sock.recv_into(view[received:], 0, flags)
             except BlockingIOError as error:  # SO_RCVTIMEO passed
