@@ -227,10 +227,10 @@ class _Census(Generic[T]):
     def relearn(self) -> list[Keys]:
         """After a pass: the leaves whose answers were capped silently, split; [] if none."""
         index = _Index.of(self.seen(r) for r in self.result.records.values())
-        short = [(key, n) for key, n in self.leaves.items() if index.covered(key) > n]
-        capped = [key for key, n in short if n == self.largest and n > 0]
-        self.result.disagreements = sum(index.covered(k) - n for k, n in short
-                                        if k not in capped)
+        covered = {key: index.covered(key) for key in self.leaves}
+        short = [(key, n) for key, n in self.leaves.items() if covered[key] > n]
+        capped = {key for key, n in short if n == self.largest and n > 0}
+        self.result.disagreements = sum(covered[k] - n for k, n in short if k not in capped)
         if not capped:
             return []
         self.cap = self.largest
