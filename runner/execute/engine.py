@@ -23,13 +23,15 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.dicom.ul.acceptor import TurnedAway
-from runner.dicom.verify import instances_present
+from runner.dicom.verify import instances_anywhere, instances_present
 from runner.execute.alerts import Alerter
 from runner.execute.conflicts import (
+    ANYWHERE_KEYS,
     PATIENT_ID,
     RETURN_KEYS,
     Conflict,
     ConflictCheck,
+    conflicts_elsewhere,
     find_conflicts,
 )
 from runner.execute.delayqueue import DelayQueue
@@ -378,17 +380,24 @@ class Engine:
     # --- conflicts at the destination ------------------------------------------------------
 
     def _conflicts(self, study_uid: str, source: Peer) -> list[Conflict]:
-        """What the destination holds of the study that disagrees with the source (asked of
-        the source only when the destination holds something of it)."""
-        calling = self.profile.source.calling_ae_title
-        held = instances_present(destination_peer(self.profile), calling, self.settings,
-                                 study_uid, RETURN_KEYS)
-        if not held.ok or not held.sop_uids:
-            return []  # nothing held (or no answer: the stores and the check will tell)
+        """What the destination holds of the study, or of its instances in other studies,
+        that disagrees with the source (the source is asked for its instances first, unless
+        the rules give new UIDs and the destination holds nothing of the study)."""
+        calling, destination = self.profile.source.calling_ae_title, destination_peer(self.profile)
+        held = instances_present(destination, calling, self.settings, study_uid, RETURN_KEYS)
+        if not held.ok:
+            return []  # no answer: the stores and the check will tell
+        if not held.sop_uids and not self.conflict_check.compare_series:
+            return []
         ours = instances_present(source, calling, self.settings, study_uid, RETURN_KEYS)
         if not ours.ok:
             return []
-        return find_conflicts(self.conflict_check, ours.values, held.values)
+        found = find_conflicts(self.conflict_check, ours.values, held.values)
+        if self.conflict_check.compare_series and ours.sop_uids - held.sop_uids:
+            elsewhere = instances_anywhere(destination, calling, self.settings,
+                                           sorted(ours.sop_uids - held.sop_uids), ANYWHERE_KEYS)
+            found += conflicts_elsewhere(self.conflict_check, study_uid, elsewhere.values)
+        return found
 
     def _held_back(self, retrieve: Retrieve, conflicts: list[Conflict]) -> bool:
         """Record the conflicts and apply the policy; True when nothing is to be retrieved."""
@@ -406,7 +415,7 @@ class Engine:
                                              "resolution": resolution})
         if policy == "overwrite":
             return False
-        if policy == "skip" and all(c.sop_instance_uid for c in conflicts):
+        if policy == "skip" and all(c.skippable for c in conflicts):
             with self.lock:
                 self.skipped[retrieve.study_uid] = {
                     c.sop_instance_uid: c.describe() for c in conflicts if c.sop_instance_uid}

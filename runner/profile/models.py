@@ -287,9 +287,10 @@ class Destination(_Model):
     conflicts: ConflictPolicy = Field(
         "quarantine",
         description="when the destination already holds a SOP Instance UID of a study under "
-                    "another series, or the study under another Patient ID: quarantine "
-                    "(send nothing of the study, list the conflict), skip (keep the "
-                    "destination's copy of those instances, send the rest), overwrite "
+                    "another series or another study, or the study under another Patient "
+                    "ID: quarantine (send nothing of the study, list the conflict), skip "
+                    "(keep the destination's copy of instances in another series of the "
+                    "study, send the rest), overwrite "
                     "(send anyway)")
 
 
