@@ -28,6 +28,7 @@ from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
 HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
 DCMTK_BINARIES = ("dcmqrscp", "dcmqridx", "storescu", "storescp")
+DATA_MAKERS = ("ojph_compress",)  # OpenJPH (openjph-tools): real HTJ2K codestreams
 STARTUP_TIMEOUT = 20.0
 
 
@@ -64,7 +65,8 @@ def orthanc_binary() -> str | None:
 def missing_peer_binaries() -> list[str]:
     """Names of the peer programs the integration tests need that are not installed."""
     missing = [] if orthanc_binary() else ["Orthanc"]
-    return missing + [name for name in DCMTK_BINARIES if shutil.which(name) is None]
+    return missing + [name for name in (*DCMTK_BINARIES, *DATA_MAKERS)
+                      if shutil.which(name) is None]
 
 
 def peer_env() -> dict[str, str]:

@@ -75,6 +75,14 @@ class Behaviour:
         """The C-ECHO answer (0x0000: healthy)."""
         return 0x0000
 
+    # Transfer syntaxes the PACS holds instances in besides the defaults: each proposed in a
+    # context of its own for the C-STORE sub-operations of a move.
+    store_syntaxes: tuple[str, ...] = ()
+
+    def encoded(self, instance: FileDataset) -> FileDataset:
+        """The instance as this PACS holds it (by default as generated: uncompressed)."""
+        return instance
+
 
 @dataclass
 class QRServer:
@@ -102,6 +110,8 @@ class QRServer:
             ae.add_supported_context(uid)
         for sop_class in {*SOP_CLASS_BY_MODALITY.values(), SECONDARY_CAPTURE}:
             ae.add_requested_context(sop_class)
+            for syntax in self.behaviour.store_syntaxes:
+                ae.add_requested_context(sop_class, [syntax])
         handlers: list[EventHandlerType] = [
             (evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move)]
@@ -207,7 +217,8 @@ class QRServer:
             yield 1  # pynetdicom answers success at once for 0 sub-operations
             yield directive.status, None
             return
-        instances = selected_instances(make_study(spec), query)
+        instances = [self.behaviour.encoded(ds)
+                     for ds in selected_instances(make_study(spec), query)]
         yield len(instances)
         if not _wait(event, directive):
             yield 0xFE00, None

@@ -373,6 +373,36 @@ def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_excepti
         sampled.stdout, sampled.stdout + sampled.stderr
 
 
+@pytest.mark.parametrize("only", [JPEGLSLossless, RLELossless])
+def test_a_destination_taking_only_a_lossless_compression_gets_it_with_the_same_pixels(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess], only: str) -> None:
+    kinds = {kind: KINDS[kind] for kind in ("implicit", "big-endian", "jpeg-lossless", "rle",
+                                             "jpeg-ls", "private-csa")}
+    files = make_objects(tmp_path / "objects", kinds)
+    site = fidelity_site(tmp_path, orthanc_factory, list(files.values()),
+                         destination_config={"AcceptedTransferSyntaxes": [only]},
+                         retries={"store_attempts": 1, "retrieve_attempts": 1})
+    source = held(site.source)
+
+    result = site.pacsmig("run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    destination = held(site.destination)
+    assert sorted(destination) == sorted(source)
+    for uid, original in source.items():
+        arrived = destination[uid]
+        assert arrived.transfer_syntax == only, original.transfer_syntax
+        assert arrived.sop_class == original.sop_class
+        assert numpy.array_equal(decoded(arrived.dataset), decoded(original.dataset))
+        assert arrived.dataset.get("PhotometricInterpretation") == \
+            original.dataset.get("PhotometricInterpretation")
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        sent = dict(conn.execute("SELECT sop_instance_uid, transcoded_to FROM forwards "
+                                 "WHERE ok").fetchall())
+    assert sent == {uid: None if original.transfer_syntax == only else only
+                    for uid, original in source.items()}
+
+
 def test_plan_shows_the_capability_matrix_of_the_destination_and_sends_nothing(
         tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
     files = make_objects(tmp_path / "objects", {k: KINDS[k] for k in ("private-csa", "rle")})
