@@ -115,8 +115,8 @@ KINDS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
 }
 
 
-# HTJ2K is left out: Orthanc 1.10, the source here, cannot send it ("Unsupported transfer
-# syntax"); the listener's own test receives it (tests/integration/test_listener.py).
+# HTJ2K is not among these: Orthanc 1.10, the source here, cannot send it ("Unsupported transfer
+# syntax"); tests/integration/test_htj2k.py carries it end to end from a Q/R SCP that can.
 
 
 def make_objects(directory: Path, kinds: dict[str, tuple[Callable[[Path, Path], None], str]]
