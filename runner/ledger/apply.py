@@ -280,7 +280,7 @@ _CENSUSES = _Table(
 )
 
 _CENSUS_STATE = ("study_date", "raw_date", "modality", "tier", "device", "instances",
-                 "disposition", "reason", "detail")
+                 "disposition", "reason", "detail", "accession", "accession_after")
 # Always written with its conflict clause: a later census finds the same studies again.
 _CENSUS_STUDIES = _Table(
     "census_studies",
@@ -288,7 +288,8 @@ _CENSUS_STUDIES = _Table(
      ("last_census", "VARCHAR"), ("last_seen_at", "TIMESTAMPTZ"), ("study_date", "DATE"),
      ("raw_date", "VARCHAR"), ("modality", "VARCHAR"), ("tier", "VARCHAR"),
      ("device", "VARCHAR"), ("instances", "INTEGER"), ("disposition", "VARCHAR"),
-     ("reason", "VARCHAR"), ("detail", "VARCHAR"), ("gone_at", "TIMESTAMPTZ")),
+     ("reason", "VARCHAR"), ("detail", "VARCHAR"), ("gone_at", "TIMESTAMPTZ"),
+     ("accession", "VARCHAR"), ("accession_after", "VARCHAR")),
     "ON CONFLICT (study_uid) DO UPDATE SET last_census = excluded.last_census, "
     "last_seen_at = excluded.last_seen_at, gone_at = NULL, "
     + ", ".join(f"{c} = excluded.{c}" for c in _CENSUS_STATE)
@@ -312,7 +313,7 @@ def _censuses(conn: Conn, facts: list[CensusTaken], upsert: bool) -> None:
         _CENSUS_STUDIES.insert(conn, [
             (s.study_uid, f.census_id, f.at, f.census_id, f.at, s.study_date, s.raw_date,
              s.modality, s.tier.value, s.device, s.instances, s.disposition, s.reason,
-             s.detail, None) for s in studies], upsert=True)
+             s.detail, None, s.accession, s.accession_after) for s in studies], upsert=True)
         if f.complete and f.of_source:
             conn.execute(_GONE, [f.at, f.at, f.since, f.since])
 

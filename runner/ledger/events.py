@@ -367,6 +367,8 @@ class CensusStudy:
     disposition: str
     reason: str | None = None
     detail: str | None = None
+    accession: str | None = None  # as the source answered it, masked unless told not to
+    accession_after: str | None = None  # as the rules make it, masked alike
 
     def __post_init__(self) -> None:
         _need_text("study_uid", self.study_uid)

@@ -139,7 +139,8 @@ def test_reconciliation_query_has_the_spec_columns_first_one_row_per_study(
     assert [list(row) for row in rows] == [["study_uid", "tier", "source_instances",
                                             "received_instances", "destination_instances",
                                             "status", "study_date", "modality", "at_source",
-                                            "excluded_because"]] * 2
+                                            "excluded_because", "accession_before",
+                                            "accession_after"]] * 2
     assert [tuple(row.values())[:6] for row in rows] == [("1.1", "local", 2, 2, 2, "verified"),
                                                          ("1.2", "local", 2, 0, 0, "pending")]
 
