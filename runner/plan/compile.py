@@ -157,7 +157,9 @@ def _device_plans(profile: SiteProfile, phases: Sequence[Phase]) -> tuple[Device
             counts[device] = counts.get(device, 0) + 1
             sizes[device] = sizes.get(device, 0.0) + study.estimated_mb
     return tuple(DevicePlan(d.id, d.ae_title, d.host, d.port, d.throttle, counts.get(d.id, 0),
-                            round(sizes.get(d.id, 0.0), 3)) for d in profile.source.devices)
+                            round(sizes.get(d.id, 0.0), 3), d.limits.mb_per_s,
+                            d.limits.lockup_backlog_mb, d.limits.lockup_minutes)
+                 for d in profile.source.devices)
 
 
 def _throttles(profile: SiteProfile) -> tuple[ThrottleSetting, ...]:

@@ -94,6 +94,10 @@ class DevicePlan:
     pinned_throttle: str | None
     studies: int
     megabytes: float
+    # what the device bears, for the forecast (None: the tier model's defaults)
+    mb_per_s: float | None = None
+    lockup_backlog_mb: float | None = None
+    lockup_minutes: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,21 @@ class Listener(_Model):
     tls: Tls | None = None
 
 
+class DeviceLimits(_Model):
+    """What one device can bear, for the forecast (tiering.* gives the defaults for all)."""
+
+    mb_per_s: float | None = Field(
+        None, gt=0, description="MB/s the device delivers across all its retrieves at once "
+                                "(they share it; default tiering.device_total_mb_per_s)")
+    lockup_backlog_mb: float | None = Field(
+        None, gt=0, description="the device locks up when the MB it has been asked for and "
+                                "not yet delivered pass this (default "
+                                "tiering.lockup_backlog_mb)")
+    lockup_minutes: float | None = Field(
+        None, ge=0, description="how long a lock-up stops the device, until retrieves flow "
+                                "again (default tiering.lockup_minutes)")
+
+
 class Device(_Model):
     """One DICOM device of the old PACS that answers C-FIND and C-MOVE."""
 
@@ -189,6 +204,8 @@ class Device(_Model):
         default_factory=list,
         description="the AE titles this device's C-MOVE sub-operations (C-STOREs) come "
                     "from, when not its own `ae_title` (some archives store from another AE)")
+    limits: DeviceLimits = Field(default_factory=DeviceLimits,
+                                 description="what the device bears (forecast)")
 
     def storing_aes(self) -> frozenset[str]:
         """The calling AE titles the listener accepts this device's instances from."""
@@ -377,6 +394,14 @@ class Tiering(_Model):
                                             description="forecast: recall speed (default 10)")
     device_mb_per_s: float | None = Field(
         None, gt=0, description="forecast: speed of one retrieve (default 20)")
+    device_total_mb_per_s: float | None = Field(
+        None, gt=0, description="forecast: MB/s a device delivers across all its retrieves "
+                                "(default 40; per device: source.devices[].limits.mb_per_s)")
+    lockup_backlog_mb: float | None = Field(
+        None, gt=0, description="forecast: a device locks up when the MB asked of it and not "
+                                "yet delivered pass this (default 2000)")
+    lockup_minutes: float | None = Field(
+        None, ge=0, description="forecast: how long a lock-up stops a device (default 60)")
     new_studies_per_day: float | None = Field(
         None, ge=0, description="forecast: new clinical studies a day (default: the "
                                 "inventory's last 90 days)")

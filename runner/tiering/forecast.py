@@ -73,18 +73,20 @@ def _strategy_json(r: StrategyResult) -> dict[str, Any]:
     return {"name": r.name, "hours": round(r.hours, 2), "recalled_gb": round(r.recalled_gb, 3),
             "recent_studies_evicted": r.recent_studies_evicted,
             "dead_time_hours": round(r.dead_time_hours, 2), "redates": r.redates,
+            "lockups": r.lockups, "locked_hours": round(r.locked_hours, 2),
             "recalls": r.recalls, "evictions": r.evictions, "studies": r.studies,
             "finished": r.finished, "profile_choice": r.profile_choice}
 
 
 def forecast_lines(forecast: Forecast) -> list[str]:
     """The forecast for a person: what was assumed, a table of strategies, the verdict."""
-    rows = [["", "strategy", "duration", "recalled GB", "recent evicted", "dead time",
-             "re-dates"]]
+    rows = [["", "strategy", "duration", "recalled GB", "recent evicted", "lock-ups",
+             "dead time", "re-dates"]]
     rows += [_row(r) for r in forecast.strategies]
     return [*_assumption_lines(forecast), *_table(rows),
             "  (* the profile's choice; recalls include clinicians' reads of pushed-off "
-            "studies)", _verdict(forecast), ""]
+            "studies; dead time: nothing in flight, lock-ups included)",
+            *_lockup_lines(forecast), _verdict(forecast), ""]
 
 
 def _assumption_lines(f: Forecast) -> list[str]:
@@ -94,13 +96,28 @@ def _assumption_lines(f: Forecast) -> list[str]:
             f"{p.low_water_fraction:.0%}), recall {p.nearline_mb_per_s:g} MB/s, "
             f"retrieve {p.device_mb_per_s:g} MB/s; {w.new_studies_per_day:,.1f} new studies "
             f"a day ({w.new_study_mb:,.0f} MB each), {w.reads_per_day:,.1f} clinical reads "
-            f"a day; recent = last {p.recent_days} days"]
+            f"a day; recent = last {p.recent_days} days",
+            f"  a device delivers {p.device_total_mb_per_s:g} MB/s across its retrieves and "
+            f"locks up for {p.lockup_minutes:g} min when asked for more than "
+            f"{p.lockup_backlog_mb:,.0f} MB it has not delivered (defaults; per device: "
+            "source.devices[].limits)"]
 
 
 def _row(r: StrategyResult) -> list[str]:
     hours = duration_text(r.hours) if r.finished else f">{r.hours:,.0f} h (unfinished)"
     return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
-            f"{r.recent_studies_evicted:,}", duration_text(r.dead_time_hours), f"{r.redates:,}"]
+            f"{r.recent_studies_evicted:,}", f"{r.lockups:,}", duration_text(r.dead_time_hours),
+            f"{r.redates:,}"]
+
+
+def _lockup_lines(f: Forecast) -> list[str]:
+    """A warning when the profile's own strategy locks a device up."""
+    own = f.chosen
+    if not own.lockups:
+        return []
+    return [f"  WARNING: the profile's throttles lock a device up {own.lockups:,} times "
+            f"({duration_text(own.locked_hours)} locked): lower max_concurrent_retrieves or "
+            "lengthen delay_seconds for large studies"]
 
 
 def duration_text(hours: float) -> str:

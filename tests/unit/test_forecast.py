@@ -18,7 +18,7 @@ from runner.profile.models import SiteProfile
 from runner.tiering.forecast import Forecast, forecast_json, forecast_lines, forecast_strategies
 from runner.tiering.params import TierParameters
 from runner.tiering.scenario import build_scenario, start_of
-from runner.tiering.simulate import Simulation
+from runner.tiering.simulate import STUCK_AFTER, Simulation
 from runner.tiering.strategy import Strategy
 
 LONDON = ZoneInfo("Europe/London")
@@ -292,3 +292,77 @@ def test_durations_read_in_the_unit_that_fits() -> None:
     assert duration_text(1.5) == "90 min"
     assert duration_text(12.34) == "12.3 h"
     assert duration_text(1234.5) == "1,234 h"
+
+
+# --- devices that saturate and lock up -----------------------------------------------------
+
+def large_studies(delay: str | float, most: int = 5,
+                  count: int = 120) -> tuple[SiteProfile, Plan]:
+    """`count` local CT studies of 200 to 900 MB on one device, `most` at a time."""
+    site = profile(throttles={"steady": {"max_concurrent_retrieves": most,
+                                         "min_concurrent_retrieves": 1,
+                                         "delay_seconds": delay}})
+    today = date(2026, 11, 27)
+    studies = [study(f"8.{i}", date(2018, 1, 1) + timedelta(days=i), Location.LOCAL,
+                     200.0 + (i * 137) % 700) for i in range(count)]
+    return site, plan_of(site, studies, today)
+
+
+def test_the_devices_rate_is_shared_by_its_retrieves() -> None:
+    site, plan = large_studies(0, most=4)  # four at once, each alone at 20 MB/s
+    alone = by_name(forecast_strategies(site, plan, params=replace(
+        QUIET, device_total_mb_per_s=80.0, lockup_backlog_mb=1e9)))
+    shared = by_name(forecast_strategies(site, plan, params=replace(
+        QUIET, device_total_mb_per_s=40.0, lockup_backlog_mb=1e9)))
+    total_mb = sum(s.estimated_mb for s in plan.phases[0].studies)
+    assert alone["local-first/redate"].hours == pytest.approx(total_mb / 80 / 3600, rel=0.02)
+    assert shared["local-first/redate"].hours == pytest.approx(total_mb / 40 / 3600, rel=0.02)
+
+
+def test_a_device_asked_for_more_than_its_backlog_locks_up_and_its_retrieves_are_lost() -> None:
+    site, plan = large_studies(0)  # five large studies asked at once: overloaded
+    result = by_name(forecast_strategies(site, plan, params=QUIET))["local-first/redate"]
+    assert result.finished and result.studies == 120  # each lost retrieve asked again
+    assert result.lockups > 0
+    assert result.locked_hours == pytest.approx(result.lockups * QUIET.lockup_minutes / 60)
+    assert result.dead_time_hours >= result.locked_hours * 0.99  # one device: all dead
+
+
+def test_a_device_that_locks_up_each_time_it_is_back_never_finishes() -> None:
+    site, plan = large_studies(0, most=8)  # twice the backlog asked at once, again and again
+    forecast = forecast_strategies(site, plan, params=QUIET)
+    result = by_name(forecast)["local-first/redate"]
+    assert not result.finished and result.lockups == STUCK_AFTER
+    assert "(unfinished)" in "\n".join(forecast_lines(forecast))
+
+
+def test_the_hourly_break_pays_for_its_bursts_where_the_size_delay_does_not() -> None:
+    site, plan = large_studies("study_mb / 40", count=600)  # the next when the last drained
+    forecast = forecast_strategies(site, plan, params=QUIET)
+    results = by_name(forecast)
+    formula, hourly = results["local-first/redate"], results["local-first/redate/hourly-break"]
+    assert formula.finished and hourly.finished
+    assert formula.lockups == 0 and formula.dead_time_hours == 0
+    assert hourly.lockups > 0
+    assert hourly.hours > formula.hours + hourly.lockups * QUIET.lockup_minutes / 60 * 0.9
+    lines = "\n".join(forecast_lines(forecast))
+    assert "lock-ups" in lines and "WARNING" not in lines
+    assert forecast_json(forecast)["strategies"][3]["lockups"] == hourly.lockups
+
+
+def test_a_profile_that_locks_its_device_up_is_warned() -> None:
+    site, plan = large_studies(0)
+    lines = "\n".join(forecast_lines(forecast_strategies(site, plan, params=QUIET)))
+    assert "WARNING: the profile's throttles lock a device up" in lines
+
+
+def test_a_device_of_the_profile_may_bear_more_than_the_default() -> None:
+    site, plan = large_studies(0)
+    data = site.model_dump(by_alias=True, mode="json", exclude_none=True)
+    data["source"]["devices"][0]["limits"] = {"lockup_backlog_mb": 10000}
+    sturdy = SiteProfile.model_validate(data)
+    sturdy_plan = plan_of(sturdy, [s for p in plan.phases for s in p.studies], plan.today)
+    assert by_name(forecast_strategies(site, plan, params=QUIET))[
+        "local-first/redate"].lockups > 0
+    assert by_name(forecast_strategies(sturdy, sturdy_plan, params=QUIET))[
+        "local-first/redate"].lockups == 0
