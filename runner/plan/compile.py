@@ -37,11 +37,12 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
     """
     studies, excluded = _in_scope(profile, inventory.studies, today, exclusions or {})
     device_ids = [d.id for d in profile.source.devices]
+    balance = profile.source.balance_devices
     if profile.tiering.by_tier:
-        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
+        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids, balance)
                        if p.tier in profile.tiering.order or p.studies)
     else:
-        phases = _phases((None,), studies, device_ids)
+        phases = _phases((None,), studies, device_ids, balance)
     return Plan(
         site_id=profile.site.id,
         site_name=profile.site.name,
@@ -113,12 +114,13 @@ def _modalities(study: Study) -> frozenset[str]:
 
 
 def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
-            device_ids: Sequence[str]) -> tuple[Phase, ...]:
-    """One phase per tier in order; a single tier None takes every study."""
+            device_ids: Sequence[str], balance: bool) -> tuple[Phase, ...]:
+    """One phase per tier in order; a single tier None takes every study. `balance`:
+    every study goes to the least loaded device, not the one whose census found it."""
     by_tier: dict[Location | None, list[Study]] = {tier: [] for tier in tiers}
     for study in studies:
         by_tier[study.location if tiers != (None,) else None].append(study)
-    balancer = _Balancer(device_ids)
+    balancer = _Balancer(device_ids, keep_found=not balance)
     phases = []
     for tier in tiers:
         ordered = sorted(by_tier[tier], key=plan_order)
@@ -127,10 +129,11 @@ def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
 
 
 class _Balancer:
-    """Assigns studies without a device to the device with the least planned megabytes."""
+    """Assigns studies without a device (every study, unless `keep_found`) to the device
+    with the least planned megabytes."""
 
-    def __init__(self, device_ids: Sequence[str]) -> None:
-        self.known = frozenset(device_ids)
+    def __init__(self, device_ids: Sequence[str], keep_found: bool = True) -> None:
+        self.known = frozenset(device_ids) if keep_found else frozenset()
         self.load = dict.fromkeys(device_ids, 0.0)
         self.heap = [(0.0, i, d) for i, d in enumerate(device_ids)]
 

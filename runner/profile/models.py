@@ -271,6 +271,11 @@ class Source(_Model):
     calling_ae_title: AETitle
     inventory: InventoryQuery
     health: Health = Field(default_factory=Health)
+    balance_devices: bool = Field(
+        False, description="true when the devices front one archive and any of them can "
+                           "retrieve any study: studies are spread over the devices by "
+                           "planned MB (else each is retrieved from the device whose census "
+                           "answer found it)")
 
 
 class Alert(_Model):

@@ -75,6 +75,10 @@ class Behaviour:
         """The C-ECHO answer (0x0000: healthy)."""
         return 0x0000
 
+    def broken(self) -> bool:
+        """Whether a move under way stops now (the device locked up meanwhile)."""
+        return False
+
     # Transfer syntaxes the PACS holds instances in besides the defaults: each proposed in a
     # context of its own for the C-STORE sub-operations of a move.
     store_syntaxes: tuple[str, ...] = ()
@@ -226,6 +230,9 @@ class QRServer:
         for ds in instances:
             if event.is_cancelled:
                 yield 0xFE00, None
+                return
+            if self.behaviour.broken():
+                yield 0xA702, None  # out of resources: sub-operations stopped
                 return
             yield 0xFF00, ds
             sent[0] += 1
