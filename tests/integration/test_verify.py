@@ -13,7 +13,6 @@ from pydicom import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from runner.dicom.ae import make_ae
 from runner.dicom.commitment import request_commitment
 from runner.dicom.commitment_report import (
     STORAGE_COMMITMENT_PUSH,
@@ -27,6 +26,7 @@ from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient
 from runner.dicom.verify import instances_present, study_instance_count
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, to_bytes
 from tests.conftest import require_peer_binaries
 from tests.peers import HOST, OrthancProcess, free_port
