@@ -14,6 +14,7 @@ NOT_AUTHORIZED = 0x0124
 UNRECOGNISED_OPERATION = 0x0211
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
+COERCION_WARNING = 0xB000  # for C-STORE a warning; categorize() reads it as C-MOVE's
 
 
 class StatusCategory(StrEnum):
