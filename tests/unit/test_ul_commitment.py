@@ -23,6 +23,7 @@ from runner.dicom.commitment_report import (
     CommitmentReport,
 )
 from runner.dicom.peer import DicomSettings, Peer
+from runner.dicom.status import StatusCategory
 from runner.dicom.ul import datasets, dimse, pdu
 from runner.dicom.ul.link import Link
 
@@ -33,11 +34,14 @@ EXPLICIT = "1.2.840.10008.1.2.1"
 
 @dataclass
 class EagerScp:
-    """Accepts one association; reports the commitment first, then answers the N-ACTION."""
+    """Accepts one association; reports the commitment first, then answers the N-ACTION
+    (or, `release_instead`, asks to release the association without answering)."""
 
     server: socket.socket
+    release_instead: bool = False
     action: dimse.Command = field(default_factory=dict)
     report_answer: dimse.Command = field(default_factory=dict)
+    release_answer: int = -1
 
     def serve(self) -> None:
         conn, _ = self.server.accept()
@@ -58,6 +62,10 @@ class EagerScp:
             (pdu.ContextResult(context.context_id, pdu.ACCEPTANCE, EXPLICIT),), 0)))
         action = link.read_message()
         self.action = action.command
+        if self.release_instead:
+            link.send(pdu.release_rq())
+            self.release_answer = link.read_pdu()[0]
+            return
         info = datasets.decode(action.dataset(), EXPLICIT)
         result = Dataset()
         result.TransactionUID = info.TransactionUID
@@ -78,10 +86,10 @@ class EagerScp:
             link.send(pdu.release_rp())
 
 
-@pytest.fixture
-def eager_scp() -> Iterator[tuple[Peer, EagerScp]]:
+@pytest.fixture(params=[False], ids=["reports"])
+def eager_scp(request: pytest.FixtureRequest) -> Iterator[tuple[Peer, EagerScp]]:
     server = socket.create_server(("127.0.0.1", 0))
-    scp = EagerScp(server)
+    scp = EagerScp(server, release_instead=request.param)
     thread = threading.Thread(target=scp.serve, daemon=True)
     thread.start()
     yield Peer("EAGER", "127.0.0.1", server.getsockname()[1]), scp
@@ -107,3 +115,17 @@ def test_a_report_sent_before_the_action_response_is_answered_and_kept(
     assert scp.report_answer[dimse.RESPONDED_TO] == 7
     assert scp.report_answer[dimse.STATUS] == 0x0000
     assert scp.report_answer[dimse.EVENT_TYPE] == 1
+
+
+@pytest.mark.parametrize("eager_scp", [True], ids=["releases"], indirect=True)
+def test_a_peer_releasing_instead_of_answering_is_a_refusal_not_an_exception(
+    eager_scp: tuple[Peer, EagerScp],
+) -> None:
+    peer, scp = eager_scp
+
+    request = request_commitment(peer, "MIGRATE", SETTINGS, [(CT, "1.2.3.1")],
+                                 wait_for_report=5)
+
+    assert request.category is StatusCategory.ABORTED and request.status is None
+    assert "released" in request.detail
+    assert scp.release_answer == pdu.RELEASE_RP  # its release was answered

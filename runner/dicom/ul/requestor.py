@@ -127,27 +127,31 @@ class ClientAssociation:
         return None
 
     def receive(self) -> Message | Refusal:
-        """The peer's next message, waiting at most the DIMSE timeout."""
+        """The peer's next message, waiting at most the DIMSE timeout; a Refusal when the
+        association ends instead (a release the peer asks for is answered first)."""
         started = time.monotonic()
         try:
             return self.link.read_message()
+        except Release:
+            self._released()
+            return Refusal(StatusCategory.ABORTED,
+                           "the peer released the association without a response")
         except (OSError, pdu.PduError) as error:
             return self._lost(error, started)
 
     def receive_within(self, seconds: float) -> Message | Refusal | None:
-        """The peer's next message if it begins to arrive within `seconds` (then read within
-        the DIMSE timeout, as `receive`); None when none came, or when the peer asked to
-        release the association meanwhile (answered: the association is over)."""
+        """The peer's next message if it begins to arrive within `seconds` (then read as
+        `receive` reads it), None when nothing came."""
         if not self.link.readable(seconds):
             return None
-        try:
-            return self.receive()
-        except Release:
-            self.is_established = False
-            with contextlib.suppress(OSError):
-                self.link.send(pdu.release_rp())
-            self.link.close()
-            return None
+        return self.receive()
+
+    def _released(self) -> None:
+        """The peer asked to release the association: answer it; the association is over."""
+        self.is_established = False
+        with contextlib.suppress(OSError):
+            self.link.send(pdu.release_rp())
+        self.link.close()
 
     def release(self) -> None:
         """Release the association (abort it when the peer does not answer in time)."""
