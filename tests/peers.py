@@ -21,9 +21,9 @@ from pynetdicom import _config, evt
 from pynetdicom.events import EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
+from runner.sim.ae import make_ae
 
 HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
@@ -350,7 +350,7 @@ FindHandler = Callable[[Dataset], Iterator[tuple[int, Dataset | None]]]
 
 @dataclass
 class PynetdicomScp:
-    """A C-ECHO/C-FIND SCP in this process (pynetdicom, AE from runner.dicom.ae.make_ae).
+    """A C-ECHO/C-FIND SCP in this process (pynetdicom, AE from runner.sim.ae.make_ae).
 
     `on_find(identifier)` yields the (status, identifier) responses of each C-FIND.
     Every accepted socket's TCP_NODELAY value is recorded in `nodelay_seen`; `stop()`

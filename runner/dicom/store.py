@@ -43,17 +43,16 @@ from pydicom.uid import UID
 from runner.dicom.part10 import MetaError, read_meta
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
-from runner.dicom.status import StatusCategory, categorize, status_text
+from runner.dicom.status import COERCION_WARNING, StatusCategory, categorize, status_text
 from runner.dicom.transcode import WRITABLE_ENCODINGS
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Buffer, Message
 from runner.dicom.ul.requestor import ClientAssociation, Proposal, is_response_to, status_of
 
-# 128 contexts at most: one default context for the SOP class of the instance at hand,
-# so 127 exact (SOP class, transfer syntax) pairs.
-MAX_PAIRS = 126  # and two alternative contexts: 128 in all, as many as a PDU can carry
+# 128 contexts at most: two alternative contexts for the SOP class of the instance at hand
+# (uncompressed, lossless compressions), so 126 exact (SOP class, transfer syntax) pairs.
+MAX_PAIRS = 126
 _MAX_MESSAGE_ID = 0xFFFF
-_COERCION_WARNING = 0xB000  # for C-STORE a warning; categorize() reads it as C-MOVE's
 _DEFAULT_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2")
 _MEDIUM_PRIORITY = 0
 
@@ -284,7 +283,7 @@ def _context(assoc: ClientAssociation, pair: Pair) -> int | None:
 
 
 def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutcome:
-    category = StatusCategory.WARNING if code == _COERCION_WARNING else categorize(code)
+    category = StatusCategory.WARNING if code == COERCION_WARNING else categorize(code)
     transient = category is StatusCategory.OUT_OF_RESOURCES
     detail = f"{peer} answered {status_text(code)}"
     return StoreOutcome(sop_uid, category, code, detail, seconds, transient)

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from runner.dicom.echo import c_echo
-from runner.dicom.listener import OUT_OF_RESOURCES, IncomingStore, Received, Rejection, Verdict
+from runner.dicom.listener import IncomingStore, Received, Rejection, Verdict
 from runner.dicom.move import MoveHandle, MoveOutcome, MoveProgress
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
-from runner.dicom.status import StatusCategory
+from runner.dicom.status import OUT_OF_RESOURCES, StatusCategory
 from runner.dicom.ul.acceptor import TurnedAway
 from runner.dicom.verify import instances_anywhere, instances_present
 from runner.execute.alerts import Alerter

@@ -22,7 +22,6 @@ from pynetdicom import evt
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings
 from runner.dicom.sop import (
     PATIENT_ROOT_FIND,
@@ -31,6 +30,7 @@ from runner.dicom.sop import (
     STUDY_ROOT_MOVE,
     VERIFICATION,
 )
+from runner.sim.ae import make_ae
 from runner.sim.generate import SECONDARY_CAPTURE, SOP_CLASS_BY_MODALITY, StudySpec, make_study
 
 

@@ -21,7 +21,6 @@ from pydicom import Dataset
 from pynetdicom import StoragePresentationContexts, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
 from runner.execute.forward_pool import ProcessSender
@@ -35,6 +34,7 @@ from runner.execute.forwarder import (
 )
 from runner.morph import RuleSet, compile_rules
 from runner.profile.models import MorphRule
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, to_bytes
 
 CALLING_AE = "PACSMIG"
