@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from runner.plan.explain import size_unit
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
 from runner.tiering.clinical import Workload
@@ -79,10 +80,12 @@ def _strategy_json(r: StrategyResult) -> dict[str, Any]:
 
 
 def forecast_lines(forecast: Forecast) -> list[str]:
-    """The forecast for a person: what was assumed, a table of strategies, the verdict."""
-    rows = [["", "strategy", "duration", "recalled GB", "recent evicted", "lock-ups",
+    """The forecast for a person: what was assumed, a table of strategies (sizes in one unit
+    that fits them all), the verdict."""
+    unit = size_unit(max(r.recalled_gb * 1000 for r in forecast.strategies))
+    rows = [["", "strategy", "duration", f"recalled {unit[0]}", "recent evicted", "lock-ups",
              "dead time", "re-dates"]]
-    rows += [_row(r) for r in forecast.strategies]
+    rows += [_row(r, unit[1]) for r in forecast.strategies]
     return [*_assumption_lines(forecast), *_table(rows),
             "  (* the profile's choice; recalls include clinicians' reads of pushed-off "
             "studies; dead time: nothing in flight, lock-ups included)",
@@ -91,8 +94,10 @@ def forecast_lines(forecast: Forecast) -> list[str]:
 
 def _assumption_lines(f: Forecast) -> list[str]:
     p, w = f.parameters, f.workload
+    store_unit, per = size_unit(f.local_store_gb * 1000)
     return [f"Forecast from {f.start:%Y-%m-%d %H:%M} ({f.start.tzinfo}), {f.studies:,} studies:",
-            f"  local store {f.local_store_gb:,.0f} GB (pushed off to "
+            f"  local store {f.local_store_gb * 1000 / per:,.{0 if per > 1 else 1}f} "
+            f"{store_unit} (pushed off to "
             f"{p.low_water_fraction:.0%}), recall {p.nearline_mb_per_s:g} MB/s, "
             f"retrieve {p.device_mb_per_s:g} MB/s; {w.new_studies_per_day:,.1f} new studies "
             f"a day ({w.new_study_mb:,.0f} MB each), {w.reads_per_day:,.1f} clinical reads "
@@ -103,9 +108,10 @@ def _assumption_lines(f: Forecast) -> list[str]:
             "source.devices[].limits)"]
 
 
-def _row(r: StrategyResult) -> list[str]:
-    hours = duration_text(r.hours) if r.finished else f">{r.hours:,.0f} h (unfinished)"
-    return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
+def _row(r: StrategyResult, mb_per_unit: float) -> list[str]:
+    hours = duration_text(r.hours) if r.finished else f">{duration_text(r.hours)} (unfinished)"
+    return ["*" if r.profile_choice else "", r.name, hours,
+            f"{r.recalled_gb * 1000 / mb_per_unit:,.1f}",
             f"{r.recent_studies_evicted:,}", f"{r.lockups:,}", duration_text(r.dead_time_hours),
             f"{r.redates:,}"]
 
@@ -136,18 +142,24 @@ def _verdict(f: Forecast) -> str:
     own, base = f.chosen, next((r for r in f.strategies if r.name == BASELINE.name), None)
     if base is None or own is base:
         return f"The profile's strategy is {own.name}: no comparison with {BASELINE.name}."
-    gb = round(base.recalled_gb, 1) - round(own.recalled_gb, 1)
+    gb = base.recalled_gb - own.recalled_gb
     evicted = base.recent_studies_evicted - own.recent_studies_evicted
-    return (f"Against {base.name} ({base.recalled_gb:,.1f} GB recalled, "
+    return (f"Against {base.name} ({_amount(base.recalled_gb)} recalled, "
             f"{_studies(base.recent_studies_evicted)} pushed off), the profile's strategy "
             f"({own.name}) recalls {_less_gb(gb)} from nearline and pushes "
             f"{_fewer_studies(evicted)} off the local store.")
 
 
 def _less_gb(saved: float) -> str:
-    if abs(saved) < 0.05:
+    if _amount(abs(saved)) == _amount(0.0):
         return "the same"
-    return f"{abs(saved):,.1f} GB {'less' if saved > 0 else 'more'}"
+    return f"{_amount(abs(saved))} {'less' if saved > 0 else 'more'}"
+
+
+def _amount(gb: float) -> str:
+    """GB in the unit that fits, one decimal: 4.0 GB, 18.4 MB."""
+    unit, per = size_unit(gb * 1000)
+    return f"{gb * 1000 / per:,.1f} {unit}"
 
 
 def _fewer_studies(saved: int) -> str:

@@ -366,3 +366,16 @@ def test_a_device_of_the_profile_may_bear_more_than_the_default() -> None:
         "local-first/redate"].lockups > 0
     assert by_name(forecast_strategies(sturdy, sturdy_plan, params=QUIET))[
         "local-first/redate"].lockups == 0
+
+
+def test_a_small_store_and_small_recalls_read_in_megabytes() -> None:
+    site = profile(tiering={"order": ["local", "nearline"], "local_store_gb": 0.02})
+    plan = plan_of(site, [study(f"9.{year}", date(year, 6, 1), Location.NEARLINE
+                                if year < 2012 else Location.LOCAL, mb=0.8)
+                          for year in range(2005, 2014)], SEED_TODAY)
+    lines = forecast_lines(forecast_strategies(site, plan, params=replace(
+        QUIET, local_store_gb=0.02)))
+    text = "\n".join(lines)
+    assert "local store 20.0 MB" in text and "recalled MB" in text
+    assert "0 GB" not in text and "0.0 GB" not in text
+    assert "(5.6 MB recalled" in lines[-2]
