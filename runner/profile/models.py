@@ -458,6 +458,12 @@ class Redate(_Model):
 
     recent_days: int = Field(14, ge=0, le=3660, description="0 switches re-dating off")
     every_hours: float = Field(6, gt=0, le=24 * 30)
+    headroom_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="a round also starts when the MB recalled into the local store since the "
+                    "last round reach this fraction of its headroom (the store less the "
+                    "recent studies): recent studies are refreshed before recalls push them "
+                    "off; 0: every_hours alone")
 
 
 # --- morphing ---------------------------------------------------------------------------

@@ -75,6 +75,8 @@ def _strategy_json(r: StrategyResult) -> dict[str, Any]:
             "recent_studies_evicted": r.recent_studies_evicted,
             "dead_time_hours": round(r.dead_time_hours, 2), "redates": r.redates,
             "lockups": r.lockups, "locked_hours": round(r.locked_hours, 2),
+            "turnover_hours": None if r.turnover_hours is None else round(r.turnover_hours, 3),
+            "redate_rounds": r.redate_rounds,
             "recalls": r.recalls, "evictions": r.evictions, "studies": r.studies,
             "finished": r.finished, "profile_choice": r.profile_choice}
 
@@ -89,7 +91,7 @@ def forecast_lines(forecast: Forecast) -> list[str]:
     return [*_assumption_lines(forecast), *_table(rows),
             "  (* the profile's choice; recalls include clinicians' reads of pushed-off "
             "studies; dead time: nothing in flight, lock-ups included)",
-            *_lockup_lines(forecast), _verdict(forecast), ""]
+            *_lockup_lines(forecast), *_turnover_lines(forecast), _verdict(forecast), ""]
 
 
 def _assumption_lines(f: Forecast) -> list[str]:
@@ -114,6 +116,23 @@ def _row(r: StrategyResult, mb_per_unit: float) -> list[str]:
             f"{r.recalled_gb * 1000 / mb_per_unit:,.1f}",
             f"{r.recent_studies_evicted:,}", f"{r.lockups:,}", duration_text(r.dead_time_hours),
             f"{r.redates:,}"]
+
+
+def _turnover_lines(f: Forecast) -> list[str]:
+    """How fast the migration turns the local store over, against the re-date interval."""
+    own, every = f.chosen, f.parameters.redate_every_hours
+    if own.turnover_hours is None:
+        return []
+    line = (f"  The migration recalls a local store's worth in {duration_text(own.turnover_hours)}"
+            f" (re-dating every {duration_text(every)})")
+    if own.turnover_hours >= every:
+        return [line + "."]
+    if f.parameters.redate_headroom_fraction > 0:
+        return [line + ": rounds also start on recalled volume "
+                f"(redate.headroom_fraction {f.parameters.redate_headroom_fraction:g}), "
+                f"{own.redate_rounds:,} rounds in all."]
+    return [line + ": WARNING: every_hours alone cannot protect recent studies; set "
+            "redate.headroom_fraction above 0 or re-date more often."]
 
 
 def _lockup_lines(f: Forecast) -> list[str]:

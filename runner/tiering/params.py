@@ -50,6 +50,11 @@ class TierParameters:
     """A study acquired within this many days of the simulated day is clinically recent."""
     redate_every_hours: float = 6.0
     """Re-dating refreshes the recent local studies this often (strategies with re-dating)."""
+    redate_headroom_fraction: float = 0.5
+    """A re-date round also starts as soon as the MB that entered the local store since the
+    last round (recalls, new studies) reach this fraction of its headroom: the store's
+    low-water mark less the recent studies' MB, the data that may pass before the recent
+    studies reach the end of its push-off order. 0 turns it off (every_hours alone)."""
     history_days: int = 90
     """The window of the inventory's recent history that gives the default arrival rates."""
     break_minute: int = 50
@@ -67,6 +72,7 @@ class TierParameters:
         values = {f.name: _key(tiering, f.name, getattr(defaults, f.name)) for f in fields(cls)}
         values["recent_days"] = profile.redate.recent_days or defaults.recent_days
         values["redate_every_hours"] = profile.redate.every_hours
+        values["redate_headroom_fraction"] = profile.redate.headroom_fraction
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -83,6 +89,7 @@ class TierParameters:
                 self.new_studies_per_day, self.new_mb_per_day, self.clinical_reads_per_day))),
             ("recent_days >= 0", self.recent_days >= 0),
             ("redate_every_hours > 0", self.redate_every_hours > 0),
+            ("0 <= redate_headroom_fraction <= 1", 0 <= self.redate_headroom_fraction <= 1),
             ("history_days >= 1", self.history_days >= 1),
             ("0 < break_minute < 60", 0 < self.break_minute < 60),
             ("horizon_days > 0", self.horizon_days > 0)) if not ok]

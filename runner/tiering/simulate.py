@@ -35,6 +35,8 @@ class StrategyResult:
     studies: int
     lockups: int = 0
     locked_hours: float = 0.0  # device-hours spent locked up
+    turnover_hours: float | None = None  # until the migration recalled a store's worth
+    redate_rounds: int = 0
 
 
 class _Device:
@@ -150,6 +152,8 @@ class Simulation:
         self.finished_at = 0.0
         self.starts: list[tuple[float, int]] | None = [] if record_starts else None
         self.stuck = False
+        self.recalled_mb = 0.0  # by the migration's own retrieves
+        self.turnover: float | None = None
         self.rng = random.Random(params.seed)  # which overloads lock a device up
 
     def _devices(self) -> list[_Device]:
@@ -259,6 +263,11 @@ class Simulation:
         if self.starts is not None:
             self.starts.append((self.now, key))
         if recalled > 0:
+            self.recalled_mb += recalled
+            if self.turnover is None and self.recalled_mb >= self.store.capacity_mb:
+                self.turnover = self.now
+            if self.strategy.redate:
+                self.clinic.entered_store(recalled)
             device.recalling[key] = size
             self._push(self.now + recalled / self.scenario.params.nearline_mb_per_s,
                        _RECALLED, key, device.epoch)
@@ -336,4 +345,6 @@ class Simulation:
             recent_studies_evicted=counts.recent_evictions, evictions=counts.evictions,
             dead_time_hours=self.dead / 3600.0, redates=self.clinic.redates,
             studies=total - self.remaining, lockups=sum(d.lockups for d in self.devices),
-            locked_hours=sum(d.locked_seconds for d in self.devices) / 3600.0)
+            locked_hours=sum(d.locked_seconds for d in self.devices) / 3600.0,
+            turnover_hours=None if self.turnover is None else self.turnover / 3600.0,
+            redate_rounds=self.clinic.rounds)

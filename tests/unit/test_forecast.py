@@ -379,3 +379,35 @@ def test_a_small_store_and_small_recalls_read_in_megabytes() -> None:
     assert "local store 20.0 MB" in text and "recalled MB" in text
     assert "0 GB" not in text and "0.0 GB" not in text
     assert "(5.6 MB recalled" in lines[-2]
+
+
+def fast_turnover() -> tuple[SiteProfile, Plan]:
+    """The slow migration's store and studies, retrieved one after the other without a
+    pause: the 1 GB store turns over in minutes, re-dating comes every 6 hours."""
+    _, plan = slow_migration()
+    fast = profile(throttles={"steady": ONE_AT_A_TIME},
+                   tiering={"order": ["local", "nearline"], "local_store_gb": 1})
+    return fast, plan_of(fast, [s for p in plan.phases for s in p.studies], plan.today)
+
+
+def test_re_dating_on_recalled_volume_keeps_up_where_every_hours_alone_does_not() -> None:
+    site, plan = fast_turnover()
+    params = replace(QUIET, local_store_gb=1, low_water_fraction=0.9)
+    timed = by_name(forecast_strategies(site, plan, params=replace(
+        params, redate_headroom_fraction=0.0)))["local-first/redate"]
+    keeping_up = by_name(forecast_strategies(site, plan, params=params))["local-first/redate"]
+    assert timed.hours < 1  # the store turned over long before the next 6-hourly round
+    assert timed.recent_studies_evicted == 1
+    assert keeping_up.recent_studies_evicted == 0
+    assert keeping_up.redates > timed.redates
+    assert keeping_up.turnover_hours is not None and keeping_up.turnover_hours < 1
+    warned = "\n".join(forecast_lines(forecast_strategies(site, plan, params=replace(
+        params, redate_headroom_fraction=0.0))))
+    assert "WARNING: every_hours alone cannot protect recent studies" in warned
+    kept = "\n".join(forecast_lines(forecast_strategies(site, plan, params=params)))
+    assert "rounds also start on recalled volume" in kept and "WARNING" not in kept
+
+
+def test_the_profile_sets_how_early_re_dating_keeps_up() -> None:
+    site = profile(redate={"recent_days": 14, "every_hours": 6, "headroom_fraction": 0.25})
+    assert TierParameters.from_profile(site).redate_headroom_fraction == 0.25
