@@ -43,6 +43,7 @@ from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_fo
 from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
+from runner.inventory.model import Location
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
@@ -460,6 +461,8 @@ class Engine:
         if reported:
             work.expected = max(work.expected or 0, reported)
         if outcome.ok or outcome.category is StatusCategory.SUB_OPS_FAILED:
+            if work.study.location is not Location.LOCAL:  # recalled into the local store
+                self.redates.recalled(work.megabytes, time.monotonic())
             work.stage = Stage.FORWARDING
             self._maybe_verify(work)
             return
@@ -777,7 +780,7 @@ def _redates(plan: Plan, ledger: Ledger) -> Redates:
     ages = {uid: (now - ended).total_seconds()
             for uid, ended in last_redates(ledger).items()}
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
-                   time.monotonic())
+                   time.monotonic(), plan.redate.volume_mb)
 
 
 def verification_error(detail: str, calling_ae: str) -> str:

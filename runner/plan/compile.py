@@ -186,6 +186,22 @@ def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> Reda
     since = today - timedelta(days=days)
     recent = sorted((s for s in studies if s.study_date is not None and s.study_date >= since
                      and s.location is Location.LOCAL), key=plan_order)
+    recent_mb = round(sum(s.estimated_mb for s in recent), 3)
     return RedatePlan(days, profile.redate.every_hours, since,
-                      tuple(s.study_uid for s in recent),
-                      round(sum(s.estimated_mb for s in recent), 3))
+                      tuple(s.study_uid for s in recent), recent_mb,
+                      _redate_volume(profile, studies, recent_mb))
+
+
+def _redate_volume(profile: SiteProfile, studies: Sequence[Study],
+                   recent_mb: float) -> float | None:
+    """The MB recalled into the local store after which a re-date round starts early: the
+    headroom_fraction of the store's low-water mark less the recent studies (the store is
+    tiering.local_store_gb, else exactly what the local studies fill)."""
+    fraction = profile.redate.headroom_fraction
+    if fraction <= 0:
+        return None
+    local_mb = sum(s.estimated_mb for s in studies if s.location is Location.LOCAL)
+    capacity = max(profile.tiering.local_store_gb * 1000, local_mb)
+    low_water = profile.tiering.low_water_fraction or 0.9
+    headroom = capacity * low_water - recent_mb
+    return round(headroom * fraction, 3) if headroom > 0 else None

@@ -109,6 +109,9 @@ class RedatePlan:
     since: date | None
     study_uids: tuple[str, ...]
     megabytes: float
+    # a round also starts once this many MB were recalled into the local store since the
+    # last one (redate.headroom_fraction of the store's headroom); None: every_hours alone
+    volume_mb: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

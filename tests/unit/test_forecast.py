@@ -411,3 +411,13 @@ def test_re_dating_on_recalled_volume_keeps_up_where_every_hours_alone_does_not(
 def test_the_profile_sets_how_early_re_dating_keeps_up() -> None:
     site = profile(redate={"recent_days": 14, "every_hours": 6, "headroom_fraction": 0.25})
     assert TierParameters.from_profile(site).redate_headroom_fraction == 0.25
+
+
+def test_the_plan_starts_a_re_date_round_after_a_share_of_the_stores_headroom() -> None:
+    _, plan = slow_migration()  # 1 GB store, 0.9 low water, one recent study of 100 MB
+    assert plan.redate.volume_mb == pytest.approx((900 - 100) * 0.5)
+    off = profile(throttles={"slow": SLOW}, redate={"recent_days": 14, "every_hours": 6,
+                                                    "headroom_fraction": 0},
+                  tiering={"order": ["local", "nearline"], "local_store_gb": 1})
+    assert plan_of(off, [s for p in plan.phases for s in p.studies],
+                   plan.today).redate.volume_mb is None
