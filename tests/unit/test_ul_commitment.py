@@ -42,6 +42,7 @@ class EagerScp:
     action: dimse.Command = field(default_factory=dict)
     report_answer: dimse.Command = field(default_factory=dict)
     release_answer: int = -1
+    finished: threading.Event = field(default_factory=threading.Event)
 
     def serve(self) -> None:
         conn, _ = self.server.accept()
@@ -52,6 +53,7 @@ class EagerScp:
             self._serve(link)
         finally:
             link.close()
+            self.finished.set()
 
     def _serve(self, link: Link) -> None:
         _type, body = link.read_pdu()
@@ -128,4 +130,5 @@ def test_a_peer_releasing_instead_of_answering_is_a_refusal_not_an_exception(
 
     assert request.category is StatusCategory.ABORTED and request.status is None
     assert "released" in request.detail
+    assert scp.finished.wait(5)  # it reads our answer after we have sent it
     assert scp.release_answer == pdu.RELEASE_RP  # its release was answered
