@@ -6,7 +6,8 @@ process hold the file read-write and the writer thread owns that connection, so 
 that thread too, after everything recorded before them is committed: a read always sees the
 writes that preceded it, and no second connection competes for the file. Each read scans only
 the columns it needs; per-study reads filter every fact table on `study_uid` first.
-Sizes: GB = 10^9 bytes (planned sizes: MB / 1000).
+Sizes: GB = 10^9 bytes (planned sizes: MB / 1000). `pilot_timings` is the one read made
+outside a run, read-only, for `plan --forecast`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
+
+import duckdb
 
 
 class QuerySource(Protocol):
@@ -218,3 +222,51 @@ def redate_totals(src: QuerySource) -> RedateTotals:
                      f"count(*) FILTER (WHERE {REDATE_FAILED}) "
                      "FROM retrieves WHERE purpose = 'redate'")
     return RedateTotals(*(int(v) for v in rows[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveTiming:
+    """A successful migrate retrieve's timing: tier, MB received, to first and last instance."""
+
+    tier: str
+    megabytes: float
+    latency_seconds: float
+    flow_seconds: float
+
+
+def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
+    """Every successful migrate retrieve that brought instances (for calibration)."""
+    rows = src.query("""
+        SELECT s.tier, sum(c.bytes) / 1e6,
+               epoch(min(c.received_at) - r.started_at),
+               epoch(max(c.received_at) - min(c.received_at))
+        FROM retrieves r
+        JOIN receipts c USING (retrieve_id)
+        JOIN studies s ON s.study_uid = r.study_uid
+        WHERE r.purpose = 'migrate' AND r.category IN ('success', 'warning')
+        GROUP BY r.retrieve_id, s.tier, r.started_at
+        ORDER BY r.started_at""")
+    return [RetrieveTiming(str(tier), float(mb), float(latency), float(flow))
+            for tier, mb, latency, flow in rows]
+
+
+class _ReadOnly:
+    """A read-only connection as a QuerySource."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, list(params)).fetchall()
+
+
+def pilot_timings(path: Path) -> list[RetrieveTiming]:
+    """The retrieve timings of the ledger at `path`, read-only; none when there is no ledger
+    yet or it cannot be read now (a run holds it)."""
+    if not path.exists():
+        return []
+    try:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            return retrieve_timings(_ReadOnly(conn))
+    except duckdb.Error:
+        return []

@@ -10,6 +10,7 @@ from typing import Any
 from runner.plan.explain import size_unit
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
+from runner.tiering.calibrate import Calibration, PilotRetrieve, calibrate
 from runner.tiering.clinical import Workload
 from runner.tiering.params import TierParameters
 from runner.tiering.scenario import build_scenario, start_of
@@ -29,6 +30,7 @@ class Forecast:
     workload: Workload
     parameters: TierParameters
     strategies: tuple[StrategyResult, ...]
+    calibration: Calibration | None = None
 
     def result(self, name: str) -> StrategyResult:
         """The strategy of that name."""
@@ -43,10 +45,13 @@ class Forecast:
 def forecast_strategies(profile: SiteProfile, plan: Plan,
                         start: date | datetime | None = None,
                         params: TierParameters | None = None,
-                        strategies: Sequence[Strategy] = STANDARD_STRATEGIES) -> Forecast:
+                        strategies: Sequence[Strategy] = STANDARD_STRATEGIES,
+                        pilot: Sequence[PilotRetrieve] = ()) -> Forecast:
     """Forecast `plan` under each strategy (and the profile's own), from `start` (default:
-    midnight of the plan's day, site time); `params` default to `from_profile(profile)`."""
-    params = params or TierParameters.from_profile(profile)
+    midnight of the plan's day, site time); `params` default to `from_profile(profile)`,
+    with the speeds a pilot run measured (`pilot`: the ledger's retrieves) in their place."""
+    calibration = calibrate(params or TierParameters.from_profile(profile), pilot)
+    params = calibration.parameters
     own = profile_strategy(profile)
     chosen = tuple(strategies) if own in strategies else (*strategies, own)
     begin = start_of(plan, start)
@@ -54,7 +59,7 @@ def forecast_strategies(profile: SiteProfile, plan: Plan,
     results = tuple(replace(Simulation(scenario, s).run(), profile_choice=s == own)
                     for s in chosen)
     return Forecast(begin, len(scenario.studies), scenario.capacity_gb, scenario.workload,
-                    params, results)
+                    params, results, calibration)
 
 
 def forecast_json(forecast: Forecast) -> dict[str, Any]:
@@ -67,7 +72,8 @@ def forecast_json(forecast: Forecast) -> dict[str, Any]:
     return {"strategies": [_strategy_json(r) for r in forecast.strategies],
             "start": forecast.start.isoformat(), "studies": forecast.studies,
             "assumptions": {**asdict(forecast.parameters),
-                            **{k: round(v, 3) for k, v in used.items()}}}
+                            **{k: round(v, 3) for k, v in used.items()}},
+            "measured": dict(forecast.calibration.measured) if forecast.calibration else {}}
 
 
 def _strategy_json(r: StrategyResult) -> dict[str, Any]:
@@ -107,7 +113,8 @@ def _assumption_lines(f: Forecast) -> list[str]:
             f"  a device delivers {p.device_total_mb_per_s:g} MB/s across its retrieves and "
             f"locks up for {p.lockup_minutes:g} min when asked for more than "
             f"{p.lockup_backlog_mb:,.0f} MB it has not delivered (defaults; per device: "
-            "source.devices[].limits)"]
+            "source.devices[].limits)",
+            *([f"  {f.calibration.describe()}"] if f.calibration else [])]
 
 
 def _row(r: StrategyResult, mb_per_unit: float) -> list[str]:

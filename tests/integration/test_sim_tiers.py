@@ -15,13 +15,16 @@ import pytest
 
 from runner.dicom.peer import Peer
 from runner.execute.run import run_migration
+from runner.ledger.queries import pilot_timings
 from runner.plan.commands import build_plan
 from runner.profile.load import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.pacs import SimArchive, SimDevice, study_mb
 from runner.sim.qrscp import QRServer
+from runner.tiering.calibrate import calibrate
 from runner.tiering.forecast import forecast_strategies
 from runner.tiering.model import StoreCounts
+from runner.tiering.params import TierParameters
 from runner.tiering.simulate import StrategyResult
 from tests.peers import OrthancProcess, free_port
 from tests.profiles import profile_data, write_profile
@@ -91,6 +94,13 @@ def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
         assert abs(forecast.recalls - measured.recalls) <= 0.1 * measured.recalls, (
             forecast, measured)
         assert (forecast.recent_studies_evicted == 0) == (measured.recent_evictions == 0)
+
+    # Calibration from the ledger finds the recall speed the simulator was given (10 %)
+    pilot = pilot_timings(tmp_path / "local" / "reports" / "ledger.duckdb")
+    calibration = calibrate(TierParameters(), pilot)
+    given = study_mb(hospital()[0]) / RECALL_SECONDS
+    assert calibration.measured["nearline_mb_per_s"] == 14
+    assert calibration.parameters.nearline_mb_per_s == pytest.approx(given, rel=0.1)
 
 
 def test_re_dating_on_recalled_volume_keeps_recent_studies_where_a_daily_round_does_not(

@@ -1,0 +1,73 @@
+"""Calibration from a pilot run: the tier model's speeds as the ledger measured them.
+
+After `pacsmig run --limit N`, the ledger holds what the source really did. Each successful
+migrate retrieve gives the time to its first instance (the source's latency; for a study not
+on the local store, its recall) and the MB/s of its instances once they flowed. From them:
+`device_mb_per_s` is the median flow of all retrieves, and `nearline_mb_per_s` the median of
+each nearline study's MB over its recall time (its latency less the median latency of the
+local ones). A figure needs MIN_SAMPLES retrieves to replace the assumption; the forecast
+says which figures are measured (and from how many retrieves) and which assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from statistics import median
+from typing import Protocol
+
+from runner.tiering.params import TierParameters
+
+MIN_SAMPLES = 3
+
+
+class PilotRetrieve(Protocol):
+    """One successful migrate retrieve of the ledger, as calibration reads it
+    (runner.ledger.queries.RetrieveTiming)."""
+
+    @property
+    def tier(self) -> str: ...
+    @property
+    def megabytes(self) -> float: ...
+    @property
+    def latency_seconds(self) -> float:
+        """From the C-MOVE to its first instance."""
+    @property
+    def flow_seconds(self) -> float:
+        """From the first instance to the last."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The parameters with what was measured, and a line saying which figures are which."""
+
+    parameters: TierParameters
+    measured: dict[str, int]  # parameter -> retrieves it was measured from
+
+    def describe(self) -> str:
+        """Measured and assumed figures, for the forecast's assumptions."""
+        if not self.measured:
+            return "every figure assumed (no pilot run in the ledger: `pacsmig run --limit N`)"
+        measured = ", ".join(f"{name} {getattr(self.parameters, name):.3g} (from {n:,} "
+                             "retrieves)" for name, n in sorted(self.measured.items()))
+        return f"measured by the pilot run: {measured}; the rest assumed"
+
+
+def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve]) -> Calibration:
+    """`params` with the speeds the pilot's retrieves measured (each on enough samples)."""
+    flows = [r.megabytes / r.flow_seconds for r in retrieves
+             if r.flow_seconds > 0 and r.megabytes > 0]
+    measured: dict[str, int] = {}
+    device, nearline = params.device_mb_per_s, params.nearline_mb_per_s
+    if len(flows) >= MIN_SAMPLES:
+        device = median(flows)
+        measured["device_mb_per_s"] = len(flows)
+    local = [r.latency_seconds for r in retrieves if r.tier == "local"]
+    base = median(local) if local else 0.0
+    recalls = [r.megabytes / (r.latency_seconds - base) for r in retrieves
+               if r.tier != "local" and r.latency_seconds > base and r.megabytes > 0]
+    if len(recalls) >= MIN_SAMPLES:
+        nearline = median(recalls)
+        measured["nearline_mb_per_s"] = len(recalls)
+    return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline),
+                       measured)
