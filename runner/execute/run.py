@@ -17,6 +17,7 @@ from runner.dicom.verify import instances_present
 from runner.errors import DicomError
 from runner.execute.census import census_fact
 from runner.execute.engine import Engine
+from runner.execute.forecast_record import record_forecast
 from runner.execute.forward_pool import Preforked
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
 from runner.execute.progress import ProgressPrinter
@@ -136,6 +137,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     spool.adopt_temp()
     remove_orphans(ledger, spool)
     works = works_left(ledger, plan, limit)
+    record_forecast(ledger, profile, plan, works)
     again = set(restore_instances(ledger, works, spool))
     engine = Engine(profile, plan, ledger, works, spool, settings, wall_clock)
     waiter = CommitmentWaiter()

@@ -7,10 +7,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner.execute.run import open_ledger
-from runner.ledger.queries import StatusSummary, redate_totals, status_summary
+from runner.ledger.queries import (
+    ForecastActual,
+    StatusSummary,
+    error_text,
+    forecasts_against_actuals,
+    redate_totals,
+    status_summary,
+)
 from runner.plan.compile import schedule_slots
 from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
+from runner.tiering.forecast import figure_text
 
 _EVENTS = """
 SELECT coalesce(sum(CAST(detail->>'seconds' AS DOUBLE))
@@ -54,6 +62,7 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
         dead, stalls, downs, ups = ledger.query(_EVENTS)[0]
         runs, first, last = ledger.query(_RUNS)[0]
         redates = redate_totals(ledger)
+        runs_forecast = forecasts_against_actuals(ledger)
         census = census_lines(ledger.query(_CENSUS)[0])
         reasons = ledger.query(_REASONS)
     finally:
@@ -69,6 +78,18 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times", f"Re-dates: {redates.describe()}"]
+    lines += forecast_lines(runs_forecast[-1]) if runs_forecast else []
+    return lines
+
+
+def forecast_lines(run: ForecastActual) -> list[str]:
+    """The last run's forecast against what it did, with the error."""
+    state = "under way" if run.open else "finished"
+    lines = ["", f"Forecast against actual, last run ({state}, from "
+                 f"{run.started_at:%Y-%m-%d %H:%M} UTC, {run.forecast['strategy']}):"]
+    for name, forecast, actual in run.rows():
+        lines.append(f"  {name:28}{figure_text(name, forecast):>12}"
+                     f"{figure_text(name, actual):>12}   {error_text(forecast, actual)}")
     return lines
 
 

@@ -12,6 +12,7 @@ outside a run, read-only, for `plan --forecast`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -270,3 +271,73 @@ def pilot_timings(path: Path) -> list[RetrieveTiming]:
             return retrieve_timings(_ReadOnly(conn))
     except duckdb.Error:
         return []
+
+
+# Each run that recorded the forecast it started from (an event of kind `forecast`), with
+# what it did: hours, GB received, nearline studies retrieved (the recalls the runner caused,
+# as far as it can see them), dead time and devices that went down during the run.
+FORECAST_ACTUAL_SQL = """
+WITH f AS (SELECT run_id, detail FROM events WHERE kind = 'forecast'),
+w AS (SELECT run_id, started_at, coalesce(ended_at, now()) AS ended_at,
+             ended_at IS NULL AS open FROM runs)
+SELECT w.run_id, w.started_at, w.open, f.detail,
+       epoch(w.ended_at - w.started_at) / 3600.0 AS hours,
+       (SELECT coalesce(sum(c.bytes), 0) / 1e9 FROM receipts c
+        WHERE c.received_at BETWEEN w.started_at AND w.ended_at) AS gb,
+       (SELECT count(DISTINCT t.study_uid) FROM retrieves t JOIN studies s USING (study_uid)
+        WHERE t.purpose = 'migrate' AND t.category IN ('success', 'warning')
+          AND s.tier <> 'local' AND t.started_at BETWEEN w.started_at AND w.ended_at)
+           AS recalls,
+       (SELECT coalesce(sum(CAST(d.detail ->> 'seconds' AS DOUBLE)), 0) / 3600.0 FROM events d
+        WHERE d.kind = 'dead_time_end' AND d.run_id = w.run_id) AS dead_time_hours,
+       (SELECT count(*) FROM events d WHERE d.kind = 'device_down' AND d.run_id = w.run_id)
+           AS lockups
+FROM f JOIN w USING (run_id)
+ORDER BY w.started_at
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastActual:
+    """One run: the forecast it started from, and what it did."""
+
+    run_id: str
+    started_at: datetime
+    open: bool
+    forecast: dict[str, Any]
+    hours: float
+    gb: float
+    recalls: int
+    dead_time_hours: float
+    lockups: int
+
+    def rows(self) -> list[tuple[str, float, float]]:
+        """(measure, forecast, actual) for a table."""
+        f = self.forecast
+        return [("hours", float(f["hours"]), self.hours),
+                ("TB per week", _per_week(float(f["gb"]), float(f["hours"])),
+                 _per_week(self.gb, self.hours)),
+                ("recalls (nearline studies)", float(f["recalls"]), float(self.recalls)),
+                ("dead time, hours", float(f["dead_time_hours"]), self.dead_time_hours),
+                ("lock-ups (devices down)", float(f["lockups"]), float(self.lockups))]
+
+
+def _per_week(gb: float, hours: float) -> float:
+    return gb / 1000 / hours * 168 if hours > 0 else 0.0
+
+
+def error_text(forecast: float, actual: float) -> str:
+    """The forecast's error against the actual, in words a table can hold."""
+    if forecast == actual:
+        return "0 %"
+    if forecast == 0:
+        return "not forecast"
+    return f"{(actual - forecast) / forecast:+.0%}"
+
+
+def forecasts_against_actuals(src: QuerySource) -> list[ForecastActual]:
+    """Every run with the forecast it started from, oldest first."""
+    return [ForecastActual(str(run_id), started, bool(open_), json.loads(detail),
+                           float(hours), float(gb), int(recalls), float(dead), int(lockups))
+            for run_id, started, open_, detail, hours, gb, recalls, dead, lockups
+            in src.query(FORECAST_ACTUAL_SQL)]

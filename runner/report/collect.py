@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from runner.ledger import EventKind
+from runner.ledger.queries import ForecastActual, forecasts_against_actuals
 from runner.report.model import (
     CensusRow,
     CensusTotal,
@@ -84,6 +85,7 @@ class ReportData:
     conflicts: list[ConflictRow]
     rule_counts: list[RuleCount]
     sample_checks: list[SampleCheck]
+    forecasts: list[ForecastActual]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -112,7 +114,8 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         object_kinds=reader.rows("object_kinds", ObjectKind),
         conflicts=reader.rows("conflicts", ConflictRow),
         rule_counts=reader.rows("rule_counts", RuleCount),
-        sample_checks=reader.rows("sample_checks", SampleCheck))
+        sample_checks=reader.rows("sample_checks", SampleCheck),
+        forecasts=forecasts_against_actuals(reader))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

@@ -9,6 +9,7 @@ from runner.report import fmt
 from runner.report.census import census_section
 from runner.report.changes import changes_section
 from runner.report.collect import ReportData
+from runner.report.forecast import forecast_section
 from runner.report.markup import css_string, para, tag, text
 from runner.report.operations import devices_section, throughput_section, work_section
 from runner.report.sections import (
@@ -28,7 +29,8 @@ def render_signoff(data: ReportData) -> str:
     sections = [header_section(data), summary_section(data), census_section(data),
                 totals_section(data),
                 throughput_section(data), devices_section(data), work_section(data),
-                changes_section(data), exceptions_section(data), signoff_section(data)]
+                forecast_section(data), changes_section(data), exceptions_section(data),
+                signoff_section(data)]
     footer = (f"{ident.site_name}: PACS migration sign-off, generated "
               f"{fmt.when(ident.generated_at)} ({ident.timezone})")
     return template.substitute(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -75,6 +75,10 @@ class LedgerReader:
         cursor = self._conn.execute(sql, dict(params or {}))
         names = [column[0] for column in cursor.description or ()]
         return [make(**dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """The rows of `sql` (the ledger's read models take any such source)."""
+        return self._conn.execute(sql, list(params)).fetchall()
 
     def one(self, name: str, make: Callable[..., T]) -> T:
         """The single row of sql/<name>.sql."""

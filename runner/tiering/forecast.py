@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
 from runner.plan.explain import size_unit
-from runner.plan.model import Plan
+from runner.plan.model import Phase, Plan
 from runner.profile.models import SiteProfile
 from runner.tiering.calibrate import Calibration, PilotRetrieve, calibrate
 from runner.tiering.clinical import Workload
@@ -164,6 +164,14 @@ def duration_text(hours: float) -> str:
     return f"{hours:,.{1 if hours < 100 else 0}f} h"
 
 
+def figure_text(measure: str, value: float) -> str:
+    """A forecast or actual figure: durations (a measure in hours) in the unit that fits,
+    counts whole, other figures with three significant digits."""
+    if "hours" in measure:
+        return duration_text(value)
+    return f"{value:,.0f}" if value == int(value) else f"{value:.3g}"
+
+
 def _verdict(f: Forecast) -> str:
     own, base = f.chosen, next((r for r in f.strategies if r.name == BASELINE.name), None)
     if base is None or own is base:
@@ -209,3 +217,28 @@ def _table(rows: list[list[str]]) -> list[str]:
         if n == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
     return lines
+
+
+def run_forecast(profile: SiteProfile, plan: Plan, study_uids: Collection[str],
+                 start: datetime, pilot: Sequence[PilotRetrieve] = ()) -> StrategyResult:
+    """The profile's own strategy forecast for just `study_uids` of the plan (what one run
+    will migrate), from `start`: what the run is later compared with."""
+    phases = tuple(_only(phase, study_uids) for phase in plan.phases)
+    return forecast_strategies(profile, replace(plan, phases=phases), start,
+                               strategies=(profile_strategy(profile),), pilot=pilot).chosen
+
+
+def _only(phase: Phase, study_uids: Collection[str]) -> Phase:
+    kept = [(s, d) for s, d in zip(phase.studies, phase.devices, strict=True)
+            if s.study_uid in study_uids]
+    return Phase.of(phase.tier, tuple(s for s, _ in kept), tuple(d for _, d in kept))
+
+
+def forecast_detail(result: StrategyResult, gigabytes: float) -> dict[str, Any]:
+    """The forecast a run started from, as the ledger keeps it (an event's detail)."""
+    return {"strategy": result.name, "hours": round(result.hours, 4),
+            "finished": result.finished, "studies": result.studies,
+            "gb": round(gigabytes, 3), "recalls": result.recalls,
+            "recalled_gb": round(result.recalled_gb, 3),
+            "recent_studies_evicted": result.recent_studies_evicted,
+            "dead_time_hours": round(result.dead_time_hours, 4), "lockups": result.lockups}

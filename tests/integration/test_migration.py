@@ -84,6 +84,15 @@ def test_full_migration_leaves_exactly_the_source_instances_verified_at_destinat
     assert status.returncode == 0, status.stderr
     assert re.search(r"verified\s+local\s+8", status.stdout)
     assert re.search(r"old1\s+8\s+0\s+0\s+48", status.stdout)
+    # the run kept the forecast it started from; status sets it against what the run did
+    assert "Forecast against actual, last run (finished" in status.stdout
+    hours = re.search(r"\n  hours\s+(<?[\d.]+ s)\s+(<?[\d.]+ s)\s+\S+", status.stdout)
+    assert hours is not None, status.stdout  # seconds, not "0.00" hours
+    assert re.search(r"lock-ups \(devices down\)\s+0\s+0\s+0 %", status.stdout)
+    assert site.pacsmig("report").returncode == 0
+    html = (site.reports / "signoff.html").read_text()
+    section = html[html.index("Forecast against actual"):]
+    assert "TB per week" in section and "recalls (nearline studies)" in section
 
 
 def test_second_run_moves_nothing(tmp_path: Path,
