@@ -58,8 +58,8 @@ from runner.dicom.storage_sops import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request, TurnedAway
+from runner.dicomdict import LONG_VRS as _LONG_VRS
 from runner.errors import DicomError
-from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 
 LOGGER = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from runner.dicomdict import describe_tag
 from runner.morph import RuleSet
 from runner.morph.text import value_text
-from runner.profile.dicomtags import describe_tag
 
 Values = Mapping[int, str]
 

@@ -29,9 +29,9 @@ from pydantic_core import PydanticCustomError
 if TYPE_CHECKING:
     from runner.morph import RuleSet
 
+from runner.dicomdict import resolve_tag
 from runner.inventory.model import Location
 from runner.profile.checks import concurrency_order, cross_field_problems, date_order
-from runner.profile.dicomtags import resolve_tag
 from runner.profile.formula import FormulaError, parse_formula
 
 

@@ -1,4 +1,8 @@
-"""DICOM attribute names in profiles: keywords or tags, checked against pydicom's dictionary."""
+"""The DICOM data dictionary as the runner uses it: keywords or tags, VRs, the identity tags.
+
+A leaf module (pydicom only), shared by the profile (rule keys), morph, the DICOM layer and
+the run: no socket here, so the pure core may import it.
+"""
 
 from __future__ import annotations
 
