@@ -35,6 +35,7 @@ from runner.execute.conflicts import (
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
+from runner.execute.peers import destination_peer, device_peer
 from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
@@ -45,7 +46,6 @@ from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, Verif
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
-from runner.profile.peers import destination_peer, device_peer
 
 log = logging.getLogger(__name__)
 

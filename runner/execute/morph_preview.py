@@ -11,10 +11,10 @@ from runner.dicom.echo import c_echo
 from runner.dicom.find import c_find
 from runner.dicom.peer import DicomSettings, Peer
 from runner.errors import DicomError
+from runner.execute.peers import device_peers, dicom_settings
 from runner.morph.preview import Preview, preview
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
-from runner.profile.peers import device_peers, dicom_settings
 
 _ALWAYS = (0x00080016, 0x00080018, 0x0020000E)  # SOP Class, SOP Instance, Series Instance
 

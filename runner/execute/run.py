@@ -19,6 +19,7 @@ from runner.execute.census import census_fact
 from runner.execute.engine import Engine
 from runner.execute.forward_pool import Preforked
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
+from runner.execute.peers import check_tls, destination_peer, dicom_settings, listener_tls
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.verifier import CommitmentWaiter, Verifier
@@ -26,7 +27,6 @@ from runner.execute.work import Stage, StudyWork
 from runner.ledger import LEDGER_FILENAME, Ledger
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
-from runner.profile.peers import check_tls, destination_peer, dicom_settings, listener_tls
 
 INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
 

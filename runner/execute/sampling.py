@@ -38,9 +38,9 @@ from runner.dicom.listener import (
 from runner.dicom.move import c_move
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
+from runner.execute.peers import destination_peer, device_peer, dicom_settings
 from runner.ledger import EventKind, Ledger
 from runner.profile.load import LoadedProfile
-from runner.profile.peers import destination_peer, device_peer, dicom_settings
 
 PIXEL_DATA = BaseTag(0x7FE00010)
 # What a lossless transcode may change besides Pixel Data (decoded colour, planes).

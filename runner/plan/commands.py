@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from runner.execute.peers import check_tls
 from runner.inventory.csv_reader import read_inventory_csv
 from runner.inventory.exclusions import read_exclusions
 from runner.inventory.locations import apply_location_table
@@ -20,7 +21,6 @@ from runner.plan.model import Plan
 from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
 from runner.profile.models import SiteProfile
-from runner.profile.peers import check_tls
 
 
 def site_today(profile: SiteProfile) -> date:
@@ -66,8 +66,8 @@ def tiers_by_date(inventory: Inventory, cut_off: date) -> Inventory:
 
 def live_inventory(profile: SiteProfile, today: date, since: date | None = None) -> Inventory:
     """The census of the source by C-FIND (see runner.inventory.cfind)."""
+    from runner.execute.peers import device_peers, dicom_settings
     from runner.inventory.cfind import CensusRequest, inventory_by_cfind
-    from runner.profile.peers import device_peers, dicom_settings
 
     query = profile.source.inventory
     request = CensusRequest(

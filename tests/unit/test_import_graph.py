@@ -29,7 +29,7 @@ KNOWN_CYCLES: set[tuple[str, ...]] = {
 }
 # Pure-core modules that still reach a socket layer (empty: none may).
 KNOWN_IMPURE: set[str] = {
-    "runner.plan.commands", "runner.profile.peers", "runner.tiering.forecast",
+    "runner.plan.commands", "runner.tiering.forecast",
     "runner.tiering.scenario", "runner.tiering.simulate", "runner.tiering.timeline",
 }
 
