@@ -38,13 +38,13 @@ from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardRes
 from runner.execute.peers import destination_peer, device_peer
 from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
-from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
+from runner.plan.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.profile.models import SiteProfile
 
 log = logging.getLogger(__name__)

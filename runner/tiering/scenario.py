@@ -10,9 +10,9 @@ from itertools import chain
 from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from runner.execute.throttle import CompiledThrottle
 from runner.inventory.model import Location, Study
 from runner.plan.model import Plan
+from runner.plan.throttle import CompiledThrottle
 from runner.profile.formula import parse_formula
 from runner.tiering.clinical import Workload
 from runner.tiering.model import LocalStore

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runner.execute.throttle import slot_matches
 from runner.inventory.model import Inventory, Location, Study
 from runner.plan.compile import compile_plan
 from runner.plan.model import Plan
+from runner.plan.throttle import slot_matches
 from runner.profile.models import SiteProfile
 from runner.tiering.forecast import Forecast, forecast_json, forecast_lines, forecast_strategies
 from runner.tiering.params import TierParameters
