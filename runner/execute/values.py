@@ -16,9 +16,8 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
-from runner.dicomdict import describe_tag
+from runner.dicomdict import describe_tag, value_text
 from runner.morph import RuleSet
-from runner.morph.text import value_text
 
 Values = Mapping[int, str]
 
