@@ -159,7 +159,7 @@ class Engine:
         self.forwarder: Forwarder | None = None
         self.verifier: Verifier | None = None
         self.janitor = Janitor(spool, ledger)
-        self.rules = profile.rules()
+        self.rules = plan.rules
         self.conflict_check = ConflictCheck(PATIENT_ID not in self.rules.touched_tags,
                                             not self.rules.changes_identity)
         self.skipped: dict[str, dict[str, str]] = {}  # study -> SOP UIDs kept as held, why

@@ -42,7 +42,7 @@ from runner.dicom.store import StoreClient
 from runner.errors import DicomError
 from runner.execute.peers import destination_peer, device_peers, dicom_settings, listener_tls
 from runner.execute.verifier import CommitmentWaiter
-from runner.profile.load import LoadedProfile
+from runner.morph.loaded import LoadedProfile
 from runner.profile.models import SiteProfile
 
 TEST_PATIENT_ID = "PACSMIG-CHECK"

@@ -20,8 +20,8 @@ from runner.execute.resume import planned_facts
 from runner.execute.run import open_ledger
 from runner.inventory.model import Study
 from runner.ledger import Ledger, StudyStatus, VerificationMethod
+from runner.morph.loaded import LoadedProfile
 from runner.plan.model import Plan
-from runner.profile.load import LoadedProfile
 
 _SERIES, _SOP_CLASS = 0x0020000E, 0x00080016
 _FOUND = "found at the destination when the ledger was rebuilt"

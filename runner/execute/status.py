@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from runner.execute.run import open_ledger
 from runner.ledger.queries import StatusSummary, status_summary
+from runner.morph.loaded import LoadedProfile
 from runner.plan.compile import schedule_slots
 from runner.plan.schedule import schedule_now
-from runner.profile.load import LoadedProfile
 
 _EVENTS = """
 SELECT coalesce(sum(CAST(detail->>'seconds' AS DOUBLE))

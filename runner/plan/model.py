@@ -7,6 +7,7 @@ from datetime import date
 from enum import StrEnum
 
 from runner.inventory.model import CSV_CENSUS, Census, Location, Study
+from runner.morph import RuleSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ class Plan:
     throttles: tuple[ThrottleSetting, ...]
     schedule: tuple[Slot, ...]
     redate: RedatePlan
-    rules: tuple[str, ...]
+    rules: RuleSet  # compiled once by the command; the run applies these very rules
     destination: str
     verify: str
     inventory_origin: str

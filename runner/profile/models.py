@@ -12,7 +12,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,9 +25,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-
-if TYPE_CHECKING:
-    from runner.morph import RuleSet
 
 from runner.dicomdict import resolve_tag
 from runner.inventory.model import Location
@@ -552,14 +549,6 @@ class Retries(_Model):
 
 class SiteProfile(_Model):
     """One hospital's migration, as the consultant describes it."""
-
-    def rules(self) -> RuleSet:
-        """The morphing rules compiled with the profile's options (MorphConfigError if bad)."""
-        from runner.morph import compile_rules
-
-        options = self.morphing_options
-        return compile_rules(self.morphing, allow_uid_changes=options.allow_uid_changes,
-                             charset_fallback=options.charset_fallback)
 
     version: Literal[1]
     site: Site

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from pydicom import Dataset, dcmread
 
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
 from tests.integration.test_migration import make_site
 from tests.peers import OrthancProcess
@@ -58,7 +58,7 @@ def test_rules_are_applied_on_the_way_and_every_instance_matches_tag_by_tag(
     result = site.pacsmig("run")
     assert result.returncode == 0, result.stdout + result.stderr
 
-    rules = load_profile(site.profile).profile.rules()
+    rules = load_profile(site.profile).rules
     source, destination = files_by_sop(site.source), files_by_sop(site.destination)
     assert sorted(source) == sorted(destination)
     for sop, original in source.items():

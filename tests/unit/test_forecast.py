@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from runner.inventory.model import Inventory, Location, Study
+from runner.morph.loaded import profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.model import Plan
 from runner.plan.throttle import slot_matches
@@ -52,7 +53,8 @@ def study(uid: str, day: date, location: Location, mb: float = 100.0) -> Study:
 
 
 def plan_of(site: SiteProfile, studies: Sequence[Study], today: date) -> Plan:
-    return compile_plan(site, Inventory(tuple(studies), "test"), today)
+    return compile_plan(site, Inventory(tuple(studies), "test"), today,
+                        rules=profile_rules(site))
 
 
 def by_name(forecast: Forecast) -> Mapping[str, Any]:

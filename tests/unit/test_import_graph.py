@@ -21,14 +21,6 @@ PURE = ("runner.profile", "runner.plan", "runner.tiering", "runner.morph")
 SOCKET_LAYERS = ("runner.dicom", "runner.execute", "runner.ledger", "runner.sim",
                  "runner.inventory.cfind", "runner.commands", "runner.cli",
                  "pynetdicom", "socket", "ssl")
-# Package cycles still to break, each as the sorted packages of one strongly connected
-# component (empty: none is allowed).
-KNOWN_CYCLES: set[tuple[str, ...]] = {
-    ("dicom", "inventory", "morph", "profile"),
-    ("execute", "plan", "tiering"),
-}
-# Pure-core modules that still reach a socket layer (empty: none may).
-KNOWN_IMPURE: set[str] = {"runner.plan.commands"}
 
 
 def _module_name(path: Path) -> str:
@@ -155,7 +147,7 @@ def pure_core_violations(graph: dict[str, set[str]]) -> list[str]:
     """Each pure-core module that reaches a socket layer, with the chain of imports."""
     bad = []
     for module in sorted(graph):
-        if not _is_in(module, PURE) or module in KNOWN_IMPURE:
+        if not _is_in(module, PURE):
             continue
         seen = _reach(graph, module)
         for target in sorted(seen):
@@ -179,23 +171,24 @@ def cycle_report(packages: dict[str, dict[str, set[str]]],
 def test_no_two_packages_import_each_other() -> None:
     packages = package_graph(module_graph())
     edges = {p: set(targets) for p, targets in packages.items()}
-    cycles = [c for c in strongly_connected(edges) if c not in KNOWN_CYCLES]
+    cycles = [c for c in strongly_connected(edges)]
 
     assert not cycles, "\n".join(cycle_report(packages, c) for c in cycles)
-
-
-def test_the_known_cycles_are_still_there() -> None:
-    """An allowed cycle that is gone must leave KNOWN_CYCLES too."""
-    packages = package_graph(module_graph())
-    cycles = set(strongly_connected({p: set(t) for p, t in packages.items()}))
-
-    assert cycles >= KNOWN_CYCLES, KNOWN_CYCLES - cycles
 
 
 def test_the_pure_core_reaches_no_socket_layer() -> None:
     violations = pure_core_violations(module_graph())
 
     assert not violations, "\n".join(violations)
+
+
+def test_only_the_command_line_calls_the_commands() -> None:
+    packages = package_graph(module_graph())
+    callers = {p for p, targets in packages.items() if "commands" in targets}
+    cli_callers = {p for p, targets in packages.items() if "cli" in targets}
+
+    assert callers <= {"cli"}, callers
+    assert cli_callers <= {"__main__"}, cli_callers
 
 
 @pytest.mark.parametrize(("edges", "expected"), [

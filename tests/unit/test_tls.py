@@ -19,7 +19,7 @@ from runner.execute.peers import (
     device_peers,
     listener_tls,
 )
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from tests.certs import Certificates, make_certificates
 from tests.profiles import profile_data, write_profile
 

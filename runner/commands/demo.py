@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.execute.run import RunSummary, run_migration
-from runner.plan.commands import build_plan
+from runner.morph.loaded import LoadedProfile, load_profile
 from runner.plan.explain import explain
 from runner.plan.model import Plan
-from runner.profile.load import LoadedProfile, load_profile
 from runner.profile.models import SiteProfile
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, synthetic_archive
@@ -61,6 +61,12 @@ def demo_archive(count: int, today: date, recent_days: int,
         local_mb -= study_mb(spec)
         out.append(spec if local_mb >= 0 else replace(spec, instance_availability="NEARLINE"))
     return out[::-1]
+
+
+def demo(studies: int, reports_dir: Path | None, write: Callable[[str], None],
+         is_tty: bool) -> int:
+    """The demo; exit code 1 when the migration is not complete."""
+    return 0 if run_demo(write, is_tty, studies, reports_dir).summary.complete else 1
 
 
 def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
@@ -134,7 +140,7 @@ def _migrate(loaded: LoadedProfile, write: Callable[[str], None], is_tty: bool) 
 
 
 def _reports(loaded: LoadedProfile, write: Callable[[str], None]) -> None:
-    from runner.report.commands import report_command
+    from runner.commands.report import report_command
 
     report_command(loaded, date_from=None, date_to=None, phase=None, write=write)
 
