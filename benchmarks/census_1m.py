@@ -26,10 +26,11 @@ if __package__ in (None, ""):  # run as a script: make `runner` importable from 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.inventory.census import Answer, Keys, Outcome, Seen, take_census
-from runner.inventory.model import Census, Inventory, Location, Study
+from runner.inventory.model import Census, Inventory, Study
 from runner.inventory.windows import date_windows
 from runner.morph.loaded import load_profile, profile_rules
 from runner.plan.compile import compile_plan
+from runner.profile.tiers import Location
 
 PROFILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "spec" / "site-profile.v1.yaml"
 TODAY = date(2026, 11, 27)

@@ -35,10 +35,10 @@ from runner.inventory.model import (
     AVAILABILITY_TO_LOCATION,
     Census,
     Inventory,
-    Location,
     Study,
 )
 from runner.inventory.windows import Window, date_windows
+from runner.profile.tiers import Location
 
 __all__ = ["Window", "date_windows", "inventory_by_cfind", "study_query"]
 

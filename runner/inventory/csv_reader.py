@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from runner.errors import InventoryError, Problem
-from runner.inventory.model import Inventory, Location, Study
+from runner.inventory.model import Inventory, Study
+from runner.profile.tiers import Location
 
 HEADER: tuple[str, ...] = (
     "StudyInstanceUID",

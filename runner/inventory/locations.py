@@ -9,7 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from runner.errors import InventoryError, Problem
-from runner.inventory.model import AVAILABILITY_NOTE, Inventory, Location
+from runner.inventory.model import AVAILABILITY_NOTE, Inventory
+from runner.profile.tiers import Location
 
 _ALLOWED = ", ".join(loc.value for loc in Location)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
+from runner.profile.tiers import Location
 
 
 class StudyStatus(StrEnum):

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
-from runner.inventory.model import Inventory, Location, Study
+from runner.inventory.model import Inventory, Study
 from runner.morph import RuleSet
 from runner.plan.model import (
     DevicePlan,
@@ -20,6 +20,7 @@ from runner.plan.model import (
     ThrottleSetting,
 )
 from runner.profile.models import SiteProfile
+from runner.profile.tiers import Location
 
 
 def plan_order(study: Study) -> tuple[bool, date, str]:

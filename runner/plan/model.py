@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from runner.inventory.model import CSV_CENSUS, Census, Location, Study
+from runner.inventory.model import CSV_CENSUS, Census, Study
 from runner.morph import RuleSet
+from runner.profile.tiers import Location
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from runner.dicomdict import resolve_tag
-from runner.inventory.model import Location
 from runner.profile.checks import concurrency_order, cross_field_problems, date_order
 from runner.profile.formula import FormulaError, parse_formula
+from runner.profile.tiers import Location
 
 
 class _Model(BaseModel):

@@ -11,11 +11,12 @@ from pydicom.dataset import Dataset
 
 from runner.dicom.peer import Peer
 from runner.execute.morph_preview import image_query, spread
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
 from runner.morph import compile_rules
 from runner.morph.preview import preview, rule_tags
 from runner.plan.model import Phase, Plan, RedatePlan
 from runner.profile.models import MorphRule
+from runner.profile.tiers import Location
 
 
 def header(sop: str, modality: str, patient_id: str) -> Dataset:

@@ -11,12 +11,13 @@ import pytest
 
 from runner.errors import InventoryError
 from runner.inventory.exclusions import read_exclusions
-from runner.inventory.model import Census, Inventory, Location, Study
+from runner.inventory.model import Census, Inventory, Study
 from runner.morph.loaded import profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
 from runner.plan.model import ExclusionReason, Plan
 from runner.profile.models import SiteProfile
+from runner.profile.tiers import Location
 from tests.unit.test_forecast import profile
 
 TODAY = date(2026, 12, 4)

@@ -14,7 +14,6 @@ import duckdb
 import pytest
 
 from runner.errors import LedgerError
-from runner.inventory.model import Location
 from runner.ledger import (
     EventRecorded,
     InstanceReceived,
@@ -28,6 +27,7 @@ from runner.ledger import (
     StudyStatus,
     VerificationMethod,
 )
+from runner.profile.tiers import Location
 from runner.report.collect import Identity, ReportData, collect
 from runner.report.scope import ReportScope
 from runner.report.source import LedgerReader, sql_text

@@ -11,8 +11,9 @@ import pytest
 from runner.commands import census
 from runner.commands.census import take_inventory
 from runner.inventory.locations import tiers_by_date
-from runner.inventory.model import Inventory, Location, Study
+from runner.inventory.model import Inventory, Study
 from runner.morph.loaded import load_profile, validate_profile
+from runner.profile.tiers import Location
 from tests.unit.test_profile_validation import BASE
 
 NOTE = "InstanceAvailability not answered or not recognised for 2 of 2 studies ((none): 2)"
