@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from runner.dicomdict import resolve_tag
+from runner.profile import defaults
 from runner.profile.checks import concurrency_order, cross_field_problems, date_order
 from runner.profile.formula import FormulaError, parse_formula
 from runner.profile.tiers import Location
@@ -169,7 +170,7 @@ class Listener(_Model):
     port: Port
     spool_dir: ProfilePath
     max_spool_gb: float = Field(20.0, gt=0, description="back-pressure threshold")
-    max_associations: int = Field(16, ge=1, le=256)
+    max_associations: int = Field(defaults.LISTENER_MAX_ASSOCIATIONS, ge=1, le=256)
     tls: Tls | None = None
 
 
@@ -530,11 +531,11 @@ class Reports(_Model):
 class DicomOptions(_Model):
     """Timeouts and PDU size for every association the runner makes or accepts."""
 
-    acse_timeout: float = Field(30, gt=0, le=3600)
-    dimse_timeout: float = Field(120, gt=0, le=86400)
-    network_timeout: float = Field(120, gt=0, le=86400)
-    connection_timeout: float = Field(10, gt=0, le=600)
-    max_pdu: int = Field(262144, ge=4096, le=16 * 1024 * 1024)
+    acse_timeout: float = Field(defaults.ACSE_TIMEOUT, gt=0, le=3600)
+    dimse_timeout: float = Field(defaults.DIMSE_TIMEOUT, gt=0, le=86400)
+    network_timeout: float = Field(defaults.NETWORK_TIMEOUT, gt=0, le=86400)
+    connection_timeout: float = Field(defaults.CONNECTION_TIMEOUT, gt=0, le=600)
+    max_pdu: int = Field(defaults.MAX_PDU, ge=4096, le=16 * 1024 * 1024)
 
 
 class Retries(_Model):

@@ -182,6 +182,18 @@ def test_the_pure_core_reaches_no_socket_layer() -> None:
     assert not violations, "\n".join(violations)
 
 
+def test_the_dicom_layer_takes_plain_defaults_not_the_profile_models() -> None:
+    """runner.dicom may read runner.profile.defaults, never the pydantic models."""
+    graph = module_graph()
+    bad = []
+    for module in sorted(m for m in graph if _is_in(m, ("runner.dicom",))):
+        seen = _reach(graph, module)
+        bad += [_chain(seen, module, t) for t in sorted(seen)
+                if _is_in(t, ("pydantic", "runner.profile.models", "runner.profile.load"))]
+
+    assert not bad, "\n".join(bad)
+
+
 def test_only_the_command_line_calls_the_commands() -> None:
     packages = package_graph(module_graph())
     callers = {p for p, targets in packages.items() if "commands" in targets}
