@@ -34,7 +34,7 @@ from runner.morph.vr import (
     split_values,
     value_problem,
 )
-from runner.profile.models import MatchCondition, MorphRule
+from runner.profile.morphing import MatchCondition, MorphRule
 
 # Groups no rule may remove: command and file meta (not in the dataset), and the groups
 # holding SOP Class/Instance UID, Specific Character Set, Study and Series Instance UID.

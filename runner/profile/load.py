@@ -16,7 +16,8 @@ from pydantic_core import ErrorDetails
 
 from runner.errors import Problem
 from runner.profile.checks import cross_field_problems
-from runner.profile.models import MorphRule, SiteProfile
+from runner.profile.models import SiteProfile
+from runner.profile.morphing import MorphRule
 from runner.profile.yamlsrc import Loc, SourceMap, load_yaml, read_text
 
 # Error types that only say "this branch of a union did not fit".

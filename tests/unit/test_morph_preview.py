@@ -15,7 +15,7 @@ from runner.inventory.model import Study
 from runner.morph import compile_rules
 from runner.morph.preview import preview, rule_tags
 from runner.plan.model import Phase, Plan, RedatePlan
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 from runner.profile.tiers import Location
 
 
