@@ -1,7 +1,7 @@
 """`pacsmig demo`: the whole job on loopback, from a simulated legacy PACS to an embedded archive.
 
 The legacy PACS has two devices in front of one store with a local tier and a nearline tier
-(runner.sim.pacs); the second device locks up when pushed too hard. The demo profile
+(runner.sim.demo_site); the second device locks up when pushed too hard. The demo profile
 (`site_profiles/demo.yaml`) is migrated: plan and forecast, run with live progress,
 verification, reports. Everything is written under the demo's reports folder, which is
 started afresh each time.
@@ -12,26 +12,20 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from runner.commands.census import build_plan
-from runner.dicom.peer import Peer
 from runner.execute.run import RunSummary, run_migration
 from runner.morph.loaded import LoadedProfile, load_profile
 from runner.plan.explain import explain
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
+from runner.sim.demo_site import DemoSite
 from runner.sim.destination import EmbeddedArchive
-from runner.sim.generate import StudySpec, synthetic_archive
-from runner.sim.pacs import Lockup, SimArchive, SimDevice, study_mb
-from runner.sim.qrscp import QRServer
 from runner.tiering.model import StoreCounts
 
 DEMO_PROFILE = Path(__file__).resolve().parents[2] / "site_profiles" / "demo.yaml"
-RECENT_STUDIES = 8
-# A recall takes this long per MB (the demo's stand-in for a cloud archive's hours).
-RECALL_SECONDS_PER_MB = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +36,6 @@ class DemoResult:
     counts: StoreCounts
     lockups: int
     reports_dir: Path
-
-
-def demo_archive(count: int, today: date, recent_days: int,
-                 local_mb: float) -> list[StudySpec]:
-    """`count` studies since 2012, the last few clinically recent; the newest are local, as
-    many as the local store holds (`local_mb`), the others nearline."""
-    older = synthetic_archive("demo", count - RECENT_STUDIES, date(2012, 1, 1),
-                              today - timedelta(days=recent_days + 30),
-                              modalities=("CT", "MR", "CR", "DX", "US", "MG"),
-                              series_count=2, instances_per_series=3)
-    recent = synthetic_archive("demo-recent", RECENT_STUDIES, today - timedelta(days=10), today,
-                               modalities=("CT", "CR", "MR"), series_count=2,
-                               instances_per_series=3)
-    specs = [replace(s, rows=256, cols=256, bits_allocated=16) for s in older + recent]
-    out: list[StudySpec] = []
-    for spec in reversed(specs):
-        local_mb -= study_mb(spec)
-        out.append(spec if local_mb >= 0 else replace(spec, instance_availability="NEARLINE"))
-    return out[::-1]
 
 
 def demo(studies: int, reports_dir: Path | None, write: Callable[[str], None],
@@ -77,23 +52,14 @@ def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
     loaded = _in_folder(load_profile(DEMO_PROFILE), reports_dir)
     profile = loaded.profile
     _fresh(profile)
-    today = date.today()
-    capacity_mb = profile.tiering.local_store_gb * 1000
-    specs = demo_archive(studies, today, profile.redate.recent_days, capacity_mb)
-    archive = SimArchive(specs, capacity_mb, profile.redate.recent_days, today,
-                         RECALL_SECONDS_PER_MB)
-    devices = [SimDevice(archive), SimDevice(archive, Lockup(3, reboot_seconds=4.0))]
-    servers, destination = _start(profile, specs, devices)
+    site = DemoSite.start(profile, studies, date.today())
     try:
         summary = _migrate(loaded, write, is_tty)
     finally:
-        for server in servers:
-            server.stop()
-        destination.stop()
+        site.stop()
     _reports(loaded, write)
-    result = DemoResult(summary, archive.counts(), sum(d.lockups for d in devices),
-                        profile.reports.dir)
-    for line in _closing(result, destination):
+    result = DemoResult(summary, site.archive.counts(), site.lockups, profile.reports.dir)
+    for line in _closing(result, site.destination):
         write(line)
     return result
 
@@ -116,19 +82,6 @@ def _fresh(profile: SiteProfile) -> None:
     if folder.name == "demo" and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-
-
-def _start(profile: SiteProfile, specs: list[StudySpec],
-           devices: list[SimDevice]) -> tuple[list[QRServer], EmbeddedArchive]:
-    listener = (profile.listener.host, profile.listener.port)
-    moves = {profile.listener.ae_title: listener}
-    servers = [QRServer(d.ae_title, specs, moves, behaviour=b, host=d.host, port=d.port).start()
-               for d, b in zip(profile.source.devices, devices, strict=True)]
-    dest = profile.destination
-    archive = EmbeddedArchive(dest.ae_title, profile.reports.dir / "archive", dest.port,
-                              {profile.source.calling_ae_title:
-                               Peer(profile.listener.ae_title, *listener)}).start()
-    return servers, archive
 
 
 def _migrate(loaded: LoadedProfile, write: Callable[[str], None], is_tty: bool) -> RunSummary:
