@@ -26,10 +26,11 @@ if __package__ in (None, ""):  # run as a script: make `runner` importable from 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner.inventory.census import Answer, Keys, Outcome, Seen, take_census
-from runner.inventory.model import Census, Inventory, Location, Study
+from runner.inventory.model import Census, Inventory, Study
 from runner.inventory.windows import date_windows
+from runner.morph.loaded import load_profile, profile_rules
 from runner.plan.compile import compile_plan
-from runner.profile.load import load_profile
+from runner.profile.tiers import Location
 
 PROFILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "spec" / "site-profile.v1.yaml"
 TODAY = date(2026, 11, 27)
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     inventory = Inventory(tuple(map(_as_study, result.records.values())), "benchmark",
                           census=Census("simulated", result.queries))
     started = time.perf_counter()
-    plan = compile_plan(profile, inventory, TODAY)
+    plan = compile_plan(profile, inventory, TODAY, rules=profile_rules(profile))
     compile_s = time.perf_counter() - started
     kind = "silently" if args.silent else "with 0xA700"
     print(f"{args.studies:,} studies, a source capping answers at {args.cap:,} {kind}")

@@ -23,9 +23,9 @@ if __package__ in (None, ""):  # run as a script: make `runner` importable from 
 
 from benchmarks.inventory_csv_1m import write_synthetic_inventory
 from runner.inventory.csv_reader import read_inventory_csv
+from runner.morph.loaded import load_profile, profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.model import Plan
-from runner.profile.load import load_profile
 from runner.profile.models import SiteProfile
 from runner.tiering.forecast import forecast_lines, forecast_strategies
 from runner.tiering.params import TierParameters
@@ -42,7 +42,7 @@ def _plan(profile: SiteProfile, rows: int) -> tuple[Plan, float]:
         csv_path = write_synthetic_inventory(Path(tmp) / "inventory.csv", rows)
         inventory = read_inventory_csv(csv_path, [d.id for d in profile.source.devices])
     started = time.perf_counter()
-    plan = compile_plan(profile, inventory, TODAY)
+    plan = compile_plan(profile, inventory, TODAY, rules=profile_rules(profile))
     return plan, time.perf_counter() - started
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `runner` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner.inventory.csv_reader import HEADER, read_inventory_csv
+from runner.inventory.csv_reader import read_inventory_csv
+from runner.inventory.csv_values import HEADER
 
 UID_ROOT = "1.2.826.0.1.3680043.8.498"
 FIRST_DAY = date(2005, 1, 1)

@@ -30,7 +30,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from runner.morph import RuleSet, compile_rules
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ROOT = "1.2.826.0.1.3680043.8.498"

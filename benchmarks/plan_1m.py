@@ -22,9 +22,9 @@ if __package__ in (None, ""):  # run as a script: make `runner` importable from 
 
 from benchmarks.inventory_csv_1m import write_synthetic_inventory
 from runner.inventory.csv_reader import read_inventory_csv
+from runner.morph.loaded import load_profile, profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
-from runner.profile.load import load_profile
 
 PROFILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "spec" / "site-profile.v1.yaml"
 TODAY = date(2026, 11, 27)
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.rows:,} studies, profile {PROFILE.name}")
         read_s, inventory = _timed("read CSV (baseline)",
                                    lambda: read_inventory_csv(csv_path, devices))
-        compile_s, plan = _timed("compile plan", lambda: compile_plan(profile, inventory, TODAY))
+        compile_s, plan = _timed("compile plan", lambda: compile_plan(
+            profile, inventory, TODAY, rules=profile_rules(profile)))
         explain_s, _ = _timed("explain (text)", lambda: explain(plan))
         out = Path(tmp) / "plan.json"
         json_s, _ = _timed("write plan JSON", lambda: out.write_text(json.dumps(plan_json(plan))))

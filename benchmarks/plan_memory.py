@@ -27,9 +27,9 @@ if __package__ in (None, ""):  # run as a script: make `runner` importable from 
 from benchmarks.inventory_csv_1m import write_synthetic_inventory
 from runner.execute.work import DeviceQueues, StudyWork
 from runner.inventory.csv_reader import read_inventory_csv
+from runner.morph.loaded import load_profile, profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.model import Plan
-from runner.profile.load import load_profile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plan_memory.json"
 PROFILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "spec" / "site-profile.v1.yaml"
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         csv_path = write_synthetic_inventory(Path(tmp) / "inventory.csv", args.rows)
         inventory = read_inventory_csv(csv_path, devices)
     steps["inventory read"] = rss_mb()
-    plan = compile_plan(profile, inventory, TODAY)
+    plan = compile_plan(profile, inventory, TODAY, rules=profile_rules(profile))
     steps["plan compiled"] = rss_mb()
     del inventory
     gc.collect()

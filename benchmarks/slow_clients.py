@@ -23,11 +23,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `runner` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.dicom.ul import pdu
 from runner.execute.run import run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import synthetic_archive
 from runner.sim.qrscp import QRServer

@@ -1,4 +1,4 @@
-"""The `pacsmig` command line: load -> compile -> explain or execute -> exit code.
+"""The `pacsmig` command line: parse, call the command (runner.commands), exit with its code.
 
 Exit codes: 0 success; 1 the work ran but something is not right (or a peer is down);
 2 bad input, one `PATH:LINE:COLUMN: message` line per problem on stderr.
@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 the work ran but something is not right (or a peer is d
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -20,8 +19,6 @@ from typing import Annotated, NoReturn
 import typer
 
 from runner.errors import DicomError, InputError, LedgerError
-from runner.profile.load import load_profile, validate_profile
-from runner.profile.schema import profile_json_schema
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Declarative PACS data migration runner.")
@@ -51,17 +48,17 @@ def _exit_codes() -> Iterator[None]:
 @app.command()
 def validate(profiles: Annotated[list[Path], typer.Argument(metavar="PROFILE...")]) -> None:
     """Check profiles completely (every problem at once); no network."""
-    problems = [p for path in profiles for p in validate_profile(path)]
-    if problems:
-        _fail(2, [str(p) for p in problems])
-    for path in profiles:
-        typer.echo(f"{path}: valid")
+    from runner.commands.validate import validate as command
+
+    _done(command(profiles, typer.echo, _err))
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the site profile."""
-    typer.echo(json.dumps(profile_json_schema(), indent=2, sort_keys=False))
+    from runner.commands.validate import schema as command
+
+    _done(command(typer.echo))
 
 
 @app.command()
@@ -73,31 +70,20 @@ def plan(
                                            "estimates per strategy")] = False,
 ) -> None:
     """Dry run: inventory, order the work and explain it; no C-MOVE, no C-STORE."""
-    from runner.execute.capabilities import live_capabilities
-    from runner.plan.commands import plan_command
+    from runner.commands.plan import plan as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        planned = plan_command(loaded, inventory, json_file, typer.echo, forecast,
-                               live_capabilities)
-        if not planned.census.complete:
-            raise typer.Exit(1)
+        _done(command(profile, inventory, json_file, typer.echo, forecast))
 
 
 @app.command()
 def check(profile: ProfileArg) -> None:
     """Pre-flight against the real peers: echo, query and a one-instance move at each source
     device, a store and query at the destination; each failure with its likely cause."""
-    from runner.execute.preflight import run_checks
+    from runner.commands.check import check as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        results = run_checks(loaded, typer.echo)
-        failed = [r for r in results if not r.ok]
-        if failed:
-            _fail(1, [f"{len(failed)} of {len(results)} checks failed: fix them before "
-                      "go-live"])
-        typer.echo(f"All {len(results)} checks passed")
+        _done(command(profile, typer.echo, _err))
 
 
 @app.command("morph-preview")
@@ -113,16 +99,10 @@ def morph_preview(
                                    "(a local preview; masked by default)")] = False,
 ) -> None:
     """Try the morphing rules on real headers from the source (C-FIND only, nothing moved)."""
-    from runner.execute.morph_preview import morph_preview_command, preview_lines
-    from runner.plan.commands import build_plan
+    from runner.commands.morph_preview import morph_preview as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        result = morph_preview_command(loaded, build_plan(loaded, inventory), sample,
-                                       show_identifiers)
-        preview_lines(result, typer.echo)
-        if result.failures:
-            raise typer.Exit(1)
+        _done(command(profile, sample, inventory, show_identifiers, typer.echo))
 
 
 @app.command()
@@ -133,24 +113,10 @@ def run(
     inventory: Annotated[Path | None, typer.Option(help="inventory CSV instead of C-FIND")] = None,
 ) -> None:
     """Migrate, with live progress; safe to interrupt and run again (resumes from the ledger)."""
-    from runner.execute.preflight import cheap_check_failures
-    from runner.execute.run import run_migration
-    from runner.plan.commands import build_plan
+    from runner.commands.run import run as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        failures = cheap_check_failures(loaded)
-        if failures:
-            _fail(1, [f"error: {line}" for line in failures]
-                  + ["Nothing migrated: `pacsmig check PROFILE` runs every check"])
-        plan = build_plan(loaded, inventory)
-        summary = run_migration(loaded, plan, limit, _progress_writer(), sys.stdout.isatty())
-        for line in summary.lines():
-            typer.echo(line)
-        if summary.interrupted:
-            raise typer.Exit(130)
-        if not summary.complete:
-            raise typer.Exit(1)
+        _done(command(profile, limit, inventory, _progress_writer(), sys.stdout.isatty(), _err))
 
 
 @app.command()
@@ -161,30 +127,20 @@ def sync(
         "sweep: studies added with older dates are found by a full sync)")] = None,
 ) -> None:
     """Catch-up until cutover: census again, migrate what is new or changed; safe to repeat."""
-    from runner.execute.sync import sync_migration
-    from runner.plan.commands import build_plan
+    from runner.commands.sync import sync as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        plan = build_plan(loaded, None, since.date() if since else None)
-        summary = sync_migration(loaded, plan, _progress_writer(), sys.stdout.isatty())
-        for line in summary.run.lines():
-            typer.echo(line)
-        if summary.run.interrupted:
-            raise typer.Exit(130)
-        if not summary.run.complete:
-            raise typer.Exit(1)
+        _done(command(profile, since.date() if since else None, _progress_writer(),
+                      sys.stdout.isatty()))
 
 
 @app.command()
 def status(profile: ProfileArg) -> None:
     """Where the migration stands, from the ledger."""
-    from runner.execute.status import status_lines
+    from runner.commands.status import status as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        for line in status_lines(loaded):
-            typer.echo(line)
+        _done(command(profile, typer.echo))
 
 
 @app.command()
@@ -198,15 +154,11 @@ def report(
         min=1, help="interim report: only phase N (counted from 1)")] = None,
 ) -> None:
     """Reconciliation CSV/Parquet and the sign-off report; exit 1 if a study is not verified."""
-    from runner.report.commands import report_command
+    from runner.commands.report import report as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        result = report_command(loaded, date_from=date_from.date() if date_from else None,
-                                date_to=date_to.date() if date_to else None, phase=phase,
-                                write=typer.echo)
-        if result.discrepancies:
-            raise typer.Exit(1)
+        _done(command(profile, date_from.date() if date_from else None,
+                      date_to.date() if date_to else None, phase, typer.echo))
 
 
 @app.command()
@@ -216,12 +168,10 @@ def demo(studies: Annotated[int, typer.Option(min=12, max=2000, help="studies in
              help="write the demo's ledger, reports, spool and archive under DIR/demo "
                   "instead of the checkout's reports/demo")] = None) -> None:
     """The whole job on an embedded default: simulated PACS and archive on loopback."""
-    from runner.sim.demo import run_demo
+    from runner.commands.demo import demo as command
 
     with _exit_codes():
-        result = run_demo(_progress_writer(), sys.stdout.isatty(), studies, reports)
-        if not result.summary.complete:
-            raise typer.Exit(1)
+        _done(command(studies, reports, _progress_writer(), sys.stdout.isatty()))
 
 
 @app.command()
@@ -234,24 +184,20 @@ def verify(
                                                    "instead of C-FIND")] = None,
 ) -> None:
     """Check the destination again for every study sent; queue what is missing."""
-    from runner.execute.rebuild import rebuild_from_destination
-    from runner.execute.reverify import verify_again
-    from runner.plan.commands import build_plan
+    from runner.commands.verify import verify as command
 
     with _exit_codes():
-        loaded = load_profile(profile)
-        if rebuild:
-            rebuilt = rebuild_from_destination(loaded, build_plan(loaded, inventory),
-                                               typer.echo)
-            for line in rebuilt.lines():
-                typer.echo(line)
-            return
-        summary = verify_again(loaded, typer.echo)
-        for line in summary.lines():
-            typer.echo(line)
-        if summary.short or summary.unanswered or summary.sample.disagreed \
-                or summary.sample.not_compared:
-            raise typer.Exit(1)
+        _done(command(profile, rebuild, inventory, typer.echo))
+
+
+def _err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _done(code: int) -> None:
+    """End the command with its exit code (nothing to do for 0)."""
+    if code:
+        raise typer.Exit(code)
 
 
 def _progress_writer() -> Callable[[str], None]:

@@ -65,8 +65,9 @@ from runner.dicom.storage_sops import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers, Request, TurnedAway
+from runner.dicomdict import LONG_VRS as _LONG_VRS
 from runner.errors import DicomError
-from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
+from runner.profile import defaults
 
 LOGGER = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class ListenerConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port, see Listener.port
     settings: DicomSettings = field(default_factory=DicomSettings)
-    max_associations: int = 32
+    max_associations: int = defaults.LISTENER_MAX_ASSOCIATIONS
     tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from runner.dicom.ul.pdu import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
-from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
+from runner.dicomdict import LONG_VRS as _LONG_VRS
 
 _PREAMBLE = bytes(128) + b"DICM"
 _VERSION = b"\x00\x01"

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.profile import defaults
+
 _AE_TITLE_MAX = 16
 _TIMEOUTS = ("acse_timeout", "dimse_timeout", "network_timeout", "connection_timeout")
 
@@ -65,11 +67,11 @@ class DicomSettings:
     than a hung migration. `max_pdu` may not be 0 (which pynetdicom reads as "unlimited").
     """
 
-    acse_timeout: float = 30.0
-    dimse_timeout: float = 60.0
-    network_timeout: float = 60.0
-    connection_timeout: float = 10.0
-    max_pdu: int = 262144
+    acse_timeout: float = defaults.ACSE_TIMEOUT
+    dimse_timeout: float = defaults.DIMSE_TIMEOUT
+    network_timeout: float = defaults.NETWORK_TIMEOUT
+    connection_timeout: float = defaults.CONNECTION_TIMEOUT
+    max_pdu: int = defaults.MAX_PDU
 
     def __post_init__(self) -> None:
         for name in _TIMEOUTS:

@@ -41,7 +41,7 @@ from pydicom.uid import UID
 
 from runner.dicom.part10 import FileMeta, read_meta
 from runner.dicom.ul.datasets import deflate, inflate
-from runner.profile.dicomtags import LONG_VRS
+from runner.dicomdict import LONG_VRS
 
 PIXEL_DATA = 0x7FE00010
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD

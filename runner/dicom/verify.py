@@ -23,7 +23,7 @@ from pydicom.tag import BaseTag, Tag
 from runner.dicom.find import FindOutcome, c_find
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
-from runner.morph.text import value_text
+from runner.dicomdict import value_text
 
 _SOP_INSTANCE = Tag(0x0008, 0x0018)
 

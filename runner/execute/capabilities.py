@@ -15,10 +15,10 @@ from runner.dicom.find import c_find
 from runner.dicom.listener import ACCEPTED_TRANSFER_SYNTAXES
 from runner.dicom.probe import accepted_syntaxes
 from runner.dicom.transcode import can_write, is_losslessly_decodable
+from runner.execute.peers import destination_peer, device_peer, dicom_settings
 from runner.inventory.model import Inventory, Study
 from runner.plan.capabilities import capability_matrix, matrix_json
 from runner.profile.models import SiteProfile
-from runner.profile.peers import destination_peer, device_peer, dicom_settings
 
 SAMPLED_STUDIES = 20  # studies asked instance by instance when the source gave no classes
 

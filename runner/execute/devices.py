@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from runner.dicom.move import MoveOutcome
 from runner.dicom.peer import Peer
 from runner.dicom.status import StatusCategory
-from runner.execute.throttle import ThroughputMeter
+from runner.plan.throttle import ThroughputMeter
 from runner.profile.models import Health
 
 # Outcomes that say something about the device itself, not about one study.

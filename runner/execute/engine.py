@@ -37,18 +37,18 @@ from runner.execute.conflicts import (
 from runner.execute.delayqueue import DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
+from runner.execute.peers import destination_peer, device_peer
 from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
-from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
-from runner.inventory.model import Location
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
+from runner.plan.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.profile.models import SiteProfile
-from runner.profile.peers import destination_peer, device_peer
+from runner.profile.tiers import Location
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Engine:
         self.forwarder: Forwarder | None = None
         self.verifier: Verifier | None = None
         self.janitor = Janitor(spool, ledger)
-        self.rules = profile.rules()
+        self.rules = plan.rules
         self.conflict_check = ConflictCheck(PATIENT_ID not in self.rules.touched_tags,
                                             not self.rules.changes_identity)
         self.skipped: dict[str, dict[str, str]] = {}  # study -> SOP UIDs kept as held, why

@@ -35,9 +35,9 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.split import encode_split, split_instance
 from runner.dicom.store import StoreClient, StoreOutcome
 from runner.dicom.transcode import Transcode, TranscodeError, target_syntax, transcode
+from runner.dicomdict import value_text
 from runner.execute.delayqueue import DelayQueue
 from runner.morph import RuleSet
-from runner.morph.text import value_text
 
 if TYPE_CHECKING:
     from runner.execute.forward_pool import Preforked

@@ -11,10 +11,10 @@ from runner.dicom.echo import c_echo
 from runner.dicom.find import c_find
 from runner.dicom.peer import DicomSettings, Peer
 from runner.errors import DicomError
+from runner.execute.peers import device_peers, dicom_settings
+from runner.morph.loaded import LoadedProfile
 from runner.morph.preview import Preview, preview
 from runner.plan.model import Plan
-from runner.profile.load import LoadedProfile
-from runner.profile.peers import device_peers, dicom_settings
 
 _ALWAYS = (0x00080016, 0x00080018, 0x0020000E)  # SOP Class, SOP Instance, Series Instance
 
@@ -32,7 +32,7 @@ def morph_preview_command(loaded: LoadedProfile, plan: Plan, sample: int,
                        image_query(study_uid, keys))
         return list(found.identifiers)
 
-    return preview(profile.rules(), spread(plan, sample), fetch, sample,
+    return preview(loaded.rules, spread(plan, sample), fetch, sample,
                    profile.reports.mask_identifiers and not show_identifiers)
 
 

@@ -40,10 +40,10 @@ from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory, describe
 from runner.dicom.store import StoreClient
 from runner.errors import DicomError
+from runner.execute.peers import destination_peer, device_peers, dicom_settings, listener_tls
 from runner.execute.verifier import CommitmentWaiter
-from runner.profile.load import LoadedProfile
+from runner.morph.loaded import LoadedProfile
 from runner.profile.models import SiteProfile
-from runner.profile.peers import destination_peer, device_peers, dicom_settings, listener_tls
 
 TEST_PATIENT_ID = "PACSMIG-CHECK"
 TEST_PATIENT_NAME = "PACSMIG^PREFLIGHT"

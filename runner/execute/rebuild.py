@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.verify import instances_present
+from runner.execute.peers import destination_peer, dicom_settings
 from runner.execute.resume import planned_facts
 from runner.execute.run import open_ledger
 from runner.inventory.model import Study
 from runner.ledger import Ledger, StudyStatus, VerificationMethod
+from runner.morph.loaded import LoadedProfile
 from runner.plan.model import Plan
-from runner.profile.load import LoadedProfile
-from runner.profile.peers import destination_peer, dicom_settings
 
 _SERIES, _SOP_CLASS = 0x0020000E, 0x00080016
 _FOUND = "found at the destination when the ledger was rebuilt"

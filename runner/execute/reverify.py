@@ -10,12 +10,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from runner.execute.peers import destination_peer, dicom_settings
 from runner.execute.run import listener_config, open_ledger
 from runner.execute.sampling import SampleSummary, sample_check
 from runner.execute.verifier import METHODS, Check, CommitmentWaiter, Verifier, verdict
 from runner.ledger import Ledger, StudyStatus
-from runner.profile.load import LoadedProfile
-from runner.profile.peers import destination_peer, dicom_settings
+from runner.morph.loaded import LoadedProfile
 
 _SENT = """
 SELECT i.study_uid, i.sop_instance_uid, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid),

@@ -20,15 +20,15 @@ from runner.execute.engine import Engine
 from runner.execute.forecast_record import record_forecast
 from runner.execute.forward_pool import Preforked
 from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
+from runner.execute.peers import check_tls, destination_peer, dicom_settings, listener_tls
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.verifier import CommitmentWaiter, Verifier
 from runner.execute.work import Stage, StudyWork
 from runner.ledger import LEDGER_FILENAME, Ledger
 from runner.morph.accession import Accessions
+from runner.morph.loaded import LoadedProfile
 from runner.plan.model import Plan
-from runner.profile.load import LoadedProfile
-from runner.profile.peers import check_tls, destination_peer, dicom_settings, listener_tls
 
 INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
 
@@ -88,7 +88,7 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
 
     The plan's census is recorded first (with `delta`, what `sync` found changed)."""
     check_tls(loaded.profile)
-    preforked = _prefork(loaded)  # before any thread starts: see forward_pool.Preforked
+    preforked = _prefork(loaded, plan)  # before any thread starts: see forward_pool.Preforked
     try:
         _check_destination(loaded)
         ledger = open_ledger(loaded)
@@ -98,7 +98,7 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
     try:
         run_id = ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
                                   runner_version=__version__, command=command)
-        accessions = Accessions(loaded.profile.rules(), loaded.profile.reports.mask_identifiers)
+        accessions = Accessions(plan.rules, loaded.profile.reports.mask_identifiers)
         ledger.record(census_fact(plan, command, run_id, accessions, delta))
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
@@ -120,10 +120,10 @@ def _check_destination(loaded: LoadedProfile) -> None:
                          f"C-ECHO: {echo.detail}")
 
 
-def _prefork(loaded: LoadedProfile) -> Preforked:
+def _prefork(loaded: LoadedProfile, plan: Plan) -> Preforked:
     """The forwarding workers, forked now, while the runner has no other thread."""
     profile = loaded.profile
-    job = Job(profile.rules(), _value_tags(loaded))
+    job = Job(plan.rules, _value_tags(loaded, plan))
     return Preforked.fork(profile.destination.max_associations, destination_peer(profile),
                           profile.source.calling_ae_title, dicom_settings(profile), job)
 
@@ -143,13 +143,13 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     waiter = CommitmentWaiter()
     engine.forwarder = Forwarder(
         destination_peer(profile), profile.source.calling_ae_title, settings,
-        profile.rules(), profile.destination.max_associations,
+        plan.rules, profile.destination.max_associations,
         profile.retries.store_attempts,
         Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
-        engine.on_forwarded, value_tags=_value_tags(loaded), preforked=preforked)
+        engine.on_forwarded, value_tags=_value_tags(loaded, plan), preforked=preforked)
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
                                settings, profile.destination.verify, waiter,
-                               value_tags=_value_tags(loaded))
+                               value_tags=_value_tags(loaded, plan))
     listener = Listener(listener_config(loaded), spool, ListenerCallbacks(
         decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
         on_commitment=waiter.deliver, on_turned_away=engine.on_turned_away))
@@ -247,12 +247,12 @@ class _Sweeper(threading.Thread):
         self.join(timeout=10)
 
 
-def _value_tags(loaded: LoadedProfile) -> tuple[int, ...]:
+def _value_tags(loaded: LoadedProfile, plan: Plan) -> tuple[int, ...]:
     """The tags whose morphed values the verification checks (verify: instances only)."""
     profile = loaded.profile
     if profile.destination.verify != "instances":
         return ()
-    return tuple(sorted(profile.rules().touched_tags))
+    return tuple(sorted(plan.rules.touched_tags))
 
 
 def listener_config(loaded: LoadedProfile) -> ListenerConfig:

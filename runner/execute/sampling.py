@@ -38,9 +38,9 @@ from runner.dicom.listener import (
 from runner.dicom.move import c_move
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
+from runner.execute.peers import destination_peer, device_peer, dicom_settings
 from runner.ledger import EventKind, Ledger
-from runner.profile.load import LoadedProfile
-from runner.profile.peers import destination_peer, device_peer, dicom_settings
+from runner.morph.loaded import LoadedProfile
 
 PIXEL_DATA = BaseTag(0x7FE00010)
 # What a lossless transcode may change besides Pixel Data (decoded colour, planes).
@@ -213,7 +213,7 @@ def _judge(loaded: LoadedProfile, item: Sampled, ours: Dataset | None,
     if ours is None or theirs is None:
         side = "source" if ours is None else "destination"
         return 2, {**detail, "ok": None, "differences": [f"not read back from the {side}"]}
-    result = loaded.profile.rules().apply(ours)
+    result = loaded.rules.apply(ours)
     if not result.ok:
         return 2, {**detail, "ok": None, "differences": [f"rules failed: {result.failed}"]}
     differences = compare(ours, theirs, transcoded)

@@ -15,9 +15,9 @@ from runner.ledger.queries import (
     redate_totals,
     status_summary,
 )
+from runner.morph.loaded import LoadedProfile
 from runner.plan.compile import schedule_slots
 from runner.plan.schedule import schedule_now
-from runner.profile.load import LoadedProfile
 from runner.tiering.forecast import figure_text
 
 _EVENTS = """

@@ -13,8 +13,8 @@ from datetime import date
 
 from runner.execute.run import RunSummary, open_ledger, run_migration
 from runner.inventory.model import Study
+from runner.morph.loaded import LoadedProfile
 from runner.plan.model import Plan
-from runner.profile.load import LoadedProfile
 
 # What the ledger knew of the source before this census: every study still held by it.
 _KNOWN = """

@@ -16,9 +16,8 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from runner.dicomdict import describe_tag, value_text
 from runner.morph import RuleSet
-from runner.morph.text import value_text
-from runner.profile.dicomtags import describe_tag
 
 Values = Mapping[int, str]
 

@@ -1,13 +1,16 @@
-"""Storage tiers from a CSV table (`tiering.location: csv:PATH`) instead of C-FIND answers."""
+"""Storage tiers from a CSV table (`tiering.location: csv:PATH`) or a cut-off date
+(`tiering.by_date`) instead of C-FIND answers."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+from datetime import date
 from pathlib import Path
 
 from runner.errors import InventoryError, Problem
-from runner.inventory.model import Inventory, Location
+from runner.inventory.model import AVAILABILITY_NOTE, Inventory
+from runner.profile.tiers import Location
 
 _ALLOWED = ", ".join(loc.value for loc in Location)
 
@@ -53,3 +56,24 @@ def apply_location_table(inventory: Inventory, path: Path) -> Inventory:
         notes = (*notes, f"{missing} studies are not in the location table {path}; "
                          "their tier is taken from the inventory")
     return dataclasses.replace(inventory, studies=studies, notes=notes)
+
+
+def tiers_from_table(inventory: Inventory, path: Path) -> Inventory:
+    """The inventory with its tiers from the location table at `path` (tiering.location
+    `csv:`); the note that InstanceAvailability was not answered is dropped unless some
+    study still has its tier from the inventory."""
+    tiered = apply_location_table(inventory, path)
+    if any("are not in the location table" in note for note in tiered.notes):
+        return tiered
+    notes = tuple(n for n in tiered.notes if not n.startswith(AVAILABILITY_NOTE))
+    return dataclasses.replace(tiered, notes=(*notes, f"tiers from the location table {path}"))
+
+
+def tiers_by_date(inventory: Inventory, cut_off: date) -> Inventory:
+    """Each study nearline when dated before `cut_off`, else local (tiering.by_date)."""
+    studies = tuple(dataclasses.replace(
+        s, location=Location.NEARLINE if s.sort_date < cut_off else Location.LOCAL)
+        for s in inventory.studies)
+    notes = tuple(n for n in inventory.notes if not n.startswith(AVAILABILITY_NOTE))
+    note = f"tiers by date (tiering.by_date): before {cut_off:%Y-%m-%d} nearline, from it local"
+    return dataclasses.replace(inventory, studies=studies, notes=(*notes, note))

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 
-
-class Location(StrEnum):
-    """Where a study lives on the source PACS (from InstanceAvailability or a CSV)."""
-
-    LOCAL = "local"
-    NEARLINE = "nearline"
-    OFFLINE = "offline"
-
+from runner.profile.tiers import Location
 
 # DICOM InstanceAvailability (0008,0056) values, mapped to storage tiers.
 AVAILABILITY_TO_LOCATION: dict[str, Location] = {

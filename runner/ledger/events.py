@@ -24,8 +24,9 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Self
 
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
 from runner.ledger.tables import Table, first, fold, last, update_each
+from runner.profile.tiers import Location
 
 if TYPE_CHECKING:
     from runner.ledger.tables import Conn

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from runner.dicomdict import describe_tag
 from runner.morph.errors import InstanceFailure
 from runner.morph.private import strip_private
 from runner.morph.tables import LookupTable
 from runner.morph.view import InstanceView
 from runner.morph.vr import VALUE_VRS
-from runner.profile.dicomtags import describe_tag
 
 Missing = Literal["keep", "fail", "blank"]
 _WHEN_MISSING = {"keep": "keep the value", "fail": "fail the instance",

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from runner.dicomdict import describe_tag
 from runner.morph.view import InstanceView
-from runner.profile.dicomtags import describe_tag
 
 
 class Condition(Protocol):

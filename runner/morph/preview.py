@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
+from runner.dicomdict import describe_tag, value_text
 from runner.morph.actions import Copy, RemoveGroups, RemovePrivate
 from runner.morph.ruleset import RuleSet
-from runner.morph.text import value_text
-from runner.profile.dicomtags import describe_tag
 
 # Values never shown in clear when identifiers are masked.
 IDENTIFYING = frozenset({0x00100010, 0x00100020, 0x00100030, 0x00101000, 0x00101001,

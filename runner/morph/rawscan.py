@@ -13,8 +13,8 @@ import struct
 
 from pydicom.dataelem import RawDataElement
 
-from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
-from runner.profile.dicomtags import vr_of
+from runner.dicomdict import LONG_VRS as _LONG_VRS
+from runner.dicomdict import vr_of
 
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from runner.dicomdict import IDENTITY_TAGS, describe_tag, resolve_tag, vr_of
 from runner.morph.actions import (
     Action,
     Assignment,
@@ -33,8 +34,7 @@ from runner.morph.vr import (
     split_values,
     value_problem,
 )
-from runner.profile.dicomtags import IDENTITY_TAGS, describe_tag, resolve_tag, vr_of
-from runner.profile.models import MatchCondition, MorphRule
+from runner.profile.morphing import MatchCondition, MorphRule
 
 # Groups no rule may remove: command and file meta (not in the dataset), and the groups
 # holding SOP Class/Instance UID, Specific Character Set, Study and Series Instance UID.

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from pydicom.dataset import Dataset
 
+from runner.dicomdict import IDENTITY_TAGS
 from runner.morph.actions import (
     Action,
     Copy,
@@ -21,7 +22,6 @@ from runner.morph.charset import CharsetFallback
 from runner.morph.conditions import Condition
 from runner.morph.errors import InstanceFailure
 from runner.morph.view import CHARSET_TAG, InstanceView
-from runner.profile.dicomtags import IDENTITY_TAGS
 
 SOP_INSTANCE_UID = 0x00080018
 PIXEL_DATA = 0x7FE00010

@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 
+from runner.dicomdict import describe_tag, vr_of
 from runner.morph.charset import (
     FALLBACK_TERMS,
     CharsetFallback,
@@ -39,7 +40,6 @@ from runner.morph.vr import (
     split_values,
     value_problem,
 )
-from runner.profile.dicomtags import describe_tag, vr_of
 
 CHARSET_TAG = 0x00080005
 Element = DataElement | RawDataElement

@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
-from runner.inventory.model import Inventory, Location, Study
+from runner.inventory.model import Inventory, Study
+from runner.morph import RuleSet
 from runner.plan.model import (
     DevicePlan,
     Excluded,
@@ -19,6 +20,7 @@ from runner.plan.model import (
     ThrottleSetting,
 )
 from runner.profile.models import SiteProfile
+from runner.profile.tiers import Location
 
 
 def plan_order(study: Study) -> tuple[bool, date, str]:
@@ -28,8 +30,9 @@ def plan_order(study: Study) -> tuple[bool, date, str]:
 
 
 def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
-                 exclusions: Mapping[str, str] | None = None) -> Plan:
-    """The plan for `profile` over `inventory`, as of `today` (in the site's time zone).
+                 exclusions: Mapping[str, str] | None = None, *, rules: RuleSet) -> Plan:
+    """The plan for `profile` over `inventory`, as of `today` (in the site's time zone),
+    with the profile's `rules` as the command compiled them (runner.morph.loaded).
 
     Every study of the inventory is planned or excluded with its reason: the profile's
     window and modality filter, `undated: exclude`, and `exclusions` (Study Instance UID to
@@ -53,7 +56,7 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
         throttles=_throttles(profile),
         schedule=schedule_slots(profile),
         redate=_redate(profile, studies, today),
-        rules=tuple(profile.rules().describe()),
+        rules=rules,
         destination=f"{profile.destination.name} ({profile.destination.ae_title}@"
                     f"{profile.destination.host}:{profile.destination.port})",
         verify=profile.destination.verify,

@@ -33,7 +33,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                    "studies": len(plan.redate.study_uids),
                    "gb": round(plan.redate.megabytes / 1000, 3),
                    "order": list(plan.redate.study_uids)},
-        "morphing": list(plan.rules),
+        "morphing": plan.rules.describe(),
         "destination": {"name": plan.destination, "verify": plan.verify},
         "census": _census_json(plan),
         "excluded": [{"study_uid": e.study.study_uid, "reason": e.reason.value,
@@ -97,7 +97,8 @@ def explain(plan: Plan) -> list[str]:
     lines += _section("Schedule (first match wins)", _schedule_rows(plan.schedule))
     lines += _redate_lines(plan)
     lines += ["Morphing rules, in order:"]
-    lines += [f"  {i}. {text}" for i, text in enumerate(plan.rules, 1)] or ["  (none)"]
+    rules = plan.rules.describe()
+    lines += [f"  {i}. {text}" for i, text in enumerate(rules, 1)] or ["  (none)"]
     lines += ["", *[f"Note: {n}" for n in plan.notes]]
     lines.append("Dry run: no C-MOVE and no C-STORE was issued.")
     return lines

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from runner.inventory.model import CSV_CENSUS, Census, Location, Study
+from runner.inventory.model import CSV_CENSUS, Census, Study
+from runner.morph import RuleSet
+from runner.profile.tiers import Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,7 @@ class Plan:
     throttles: tuple[ThrottleSetting, ...]
     schedule: tuple[Slot, ...]
     redate: RedatePlan
-    rules: tuple[str, ...]
+    rules: RuleSet  # compiled once by the command; the run applies these very rules
     destination: str
     verify: str
     inventory_origin: str

@@ -1,4 +1,5 @@
-"""Loading a site profile: YAML -> SiteProfile, with every problem located in the file."""
+"""Reading a site profile: YAML -> SiteProfile, with every problem located in the file
+(the morphing rules are compiled, and their problems found, by runner.morph.loaded)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from runner.errors import Problem, ProfileError
+from runner.errors import Problem
 from runner.profile.checks import cross_field_problems
-from runner.profile.models import MorphRule, SiteProfile
+from runner.profile.models import SiteProfile
+from runner.profile.morphing import MorphRule
 from runner.profile.yamlsrc import Loc, SourceMap, load_yaml, read_text
 
 # Error types that only say "this branch of a union did not fit".
@@ -28,42 +30,44 @@ _TYPE_MISMATCH = frozenset({
 
 
 @dataclass(frozen=True)
-class LoadedProfile:
-    """A validated profile with the identity of the file it came from."""
+class ProfileReading:
+    """A profile file read and checked as far as the profile itself goes: YAML, the model,
+    the cross-field checks. Its morphing rules are compiled (and their problems found) by
+    runner.morph.loaded, which locates them in the file with `problem`."""
 
-    profile: SiteProfile
     path: Path
-    sha256: str
+    text: str | None  # None: the file could not be read
+    profile: SiteProfile | None  # None: not valid
+    problems: list[Problem]
+    source: SourceMap | None = None
+    rules: tuple[MorphRule | None, ...] = ()  # the rules to compile (see _usable_rules)
+    allow_uid_changes: bool = False
+
+    @property
+    def sha256(self) -> str:
+        """The file's identity: the SHA-256 of its text."""
+        return hashlib.sha256((self.text or "").encode("utf-8")).hexdigest()
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        """A problem at `loc` of the document, as `PATH:LINE:COLUMN: key.path: message`."""
+        if self.source is None:
+            return Problem(str(self.path), 1, 1, message)
+        return self.source.problem(loc, f"{_dotted(loc)}: {message}")
 
 
-def load_profile(path: Path) -> LoadedProfile:
-    """Load and validate a profile; raises ProfileError listing every problem."""
+def read_profile(path: Path) -> ProfileReading:
+    """Read and validate a profile file; every problem found is in `problems`."""
     text, problems = read_text(path)
     if text is None:
-        raise ProfileError(problems)
-    profile, problems = _validate_text(text, path)
-    if profile is None or problems:
-        raise ProfileError(problems or [Problem(str(path), 1, 1, "profile is not valid")])
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return LoadedProfile(profile, path, digest)
-
-
-def validate_profile(path: Path) -> list[Problem]:
-    """Every problem in a profile file (an empty list when it is valid)."""
-    text, problems = read_text(path)
-    if text is None:
-        return problems
-    return _validate_text(text, path)[1]
-
-
-def _validate_text(text: str, path: Path) -> tuple[SiteProfile | None, list[Problem]]:
+        return ProfileReading(path, None, None, problems)
     data, source, problems = load_yaml(text, str(path))
     if problems and data is None:
-        return None, problems
+        return ProfileReading(path, text, None, problems, source)
     if not isinstance(data, dict):
         what = "empty" if data is None else f"a {type(data).__name__}"
         message = f"a site profile is a mapping of sections; this is {what}"
-        return None, [*problems, Problem(str(path), 1, 1, message)]
+        return ProfileReading(path, text, None, [*problems, Problem(str(path), 1, 1, message)],
+                              source)
     profile: SiteProfile | None = None
     problems += _date_problems(data, source)
     try:
@@ -72,8 +76,9 @@ def _validate_text(text: str, path: Path) -> tuple[SiteProfile | None, list[Prob
         problems += _pydantic_problems(exc, data, source)
     problems += [source.problem(loc, f"{_dotted(loc)}: {msg}") for loc, msg in
                  cross_field_problems(data)]
-    problems += _rule_problems(_usable_rules(profile, data, path), source)
-    return profile, sorted(set(problems))
+    rules, allow = _usable_rules(profile, data, path)
+    return ProfileReading(path, text, profile, sorted(set(problems)), source, tuple(rules),
+                          allow)
 
 
 def _date_problems(data: dict[str, Any], source: SourceMap) -> list[Problem]:
@@ -125,16 +130,6 @@ def _valid_part(item: Any, path: Path) -> MorphRule | None:
         return rule
     kept = {k: v for k, v in item["set"].items() if valid({**item, "set": {k: v}})}
     return valid({**item, "set": kept}) if kept else None
-
-
-def _rule_problems(usable: tuple[list[MorphRule | None], bool],
-                   source: SourceMap) -> list[Problem]:
-    """What the morph compiler finds that the model cannot: VRs, tables, identity rules."""
-    from runner.morph.rules import rule_errors
-
-    rules, allow = usable
-    return [source.problem(e.loc, f"{_dotted(e.loc)}: {e.message}")
-            for e in rule_errors(rules, allow_uid_changes=allow)]
 
 
 def _pydantic_problems(exc: ValidationError, data: Any, source: SourceMap) -> list[Problem]:

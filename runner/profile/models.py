@@ -1,161 +1,51 @@
 """The site profile as typed, frozen pydantic models: every key, its meaning and its limits.
 
-Relative paths are resolved against the profile's folder, passed as validation context
-`{"base_dir": Path}` by `runner.profile.load`; without it they are taken from the working
-directory.
+The small validated types are in runner.profile.fields, the `morphing` section in
+runner.profile.morphing; every default shared with the DICOM layer in runner.profile.defaults.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-if TYPE_CHECKING:
-    from runner.morph import RuleSet
-
-from runner.inventory.model import Location
+from runner.profile import defaults
 from runner.profile.checks import concurrency_order, cross_field_problems, date_order
-from runner.profile.dicomtags import resolve_tag
-from runner.profile.formula import FormulaError, parse_formula
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# --- small validated types -------------------------------------------------------------
-
-_AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-
-
-def _ae_title(value: str) -> str:
-    if not _AE_RE.match(value) or not value.strip():
-        raise PydanticCustomError(
-            "ae_title",
-            "AE title '{value}' is not valid: 1 to 16 characters, printable ASCII without '\\'",
-            {"value": value},
-        )
-    return value.strip()
-
-
-def _host(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-        return value
-    except ValueError:
-        pass
-    if not _HOST_RE.match(value):
-        raise PydanticCustomError("host", "'{value}' is not an IP address or host name",
-                                  {"value": value})
-    return value
-
-
-def _formula(value: Any) -> str:
-    if isinstance(value, bool):
-        raise PydanticCustomError("formula", "a formula must be a number or an expression", {})
-    try:
-        return parse_formula(value).source
-    except FormulaError as exc:
-        raise PydanticCustomError("formula", "{message}",
-                                  {"message": exc.message, "offset": exc.column}) from None
-
-
-def _relative_path(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    if value.is_absolute() or base is None:
-        return value
-    return Path(os.path.normpath(Path(base) / value))
-
-
-def _existing_file(value: Path) -> Path:
-    if not value.is_file():
-        raise PydanticCustomError("file_missing", "file not found: {path}", {"path": str(value)})
-    return value
-
-
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PydanticCustomError(
-            "timezone", "unknown time zone '{value}' (an IANA name such as Europe/London)",
-            {"value": value}) from None
-    return value
-
-
-def _dicom_name(value: str) -> str:
-    try:
-        resolve_tag(value)
-    except ValueError as exc:
-        raise PydanticCustomError("dicom_keyword", "{message}", {"message": str(exc)}) from None
-    return value
-
-
-def _regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise PydanticCustomError(
-            "regex", "invalid regular expression: {message} at position {pos}",
-            {"message": exc.msg, "pos": exc.pos, "offset": exc.pos}) from None
-    return value
-
-
-AETitle = Annotated[str, AfterValidator(_ae_title)]
-Host = Annotated[str, Field(min_length=1), AfterValidator(_host)]
-Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def _slug(value: str) -> str:
-    if not _SLUG_RE.match(value):
-        raise PydanticCustomError(
-            "slug", "'{value}' must be lowercase letters, digits and '-' (at most 63)",
-            {"value": value})
-    return value
-
-
-Slug = Annotated[str, AfterValidator(_slug)]
-FormulaText = Annotated[str | int | float, AfterValidator(_formula)]
-ProfilePath = Annotated[Path, AfterValidator(_relative_path)]
-ExistingFile = Annotated[Path, AfterValidator(_relative_path), AfterValidator(_existing_file)]
-DicomName = Annotated[str, AfterValidator(_dicom_name)]
-Regex = Annotated[str, AfterValidator(_regex)]
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
+from runner.profile.fields import (
+    AETitle,
+    Day,
+    ExistingFile,
+    FormulaText,
+    Host,
+    Port,
+    ProfilePath,
+    Section,
+    Slug,
+    existing_file,
+    known_timezone,
+    relative_path,
+)
+from runner.profile.morphing import MorphOptions, MorphRule
+from runner.profile.tiers import Location
 
 # --- sections ---------------------------------------------------------------------------
 
 
-class Site(_Model):
+class Site(Section):
     """Who the migration is for; `id` names the reports folder and the ledger."""
 
     id: Slug = Field(description="slug [a-z0-9-]; names reports/<id>/ and the ledger")
     name: str = Field(min_length=1)
-    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
+    timezone: Annotated[str, AfterValidator(known_timezone)] = Field(
         "UTC", description="IANA time zone the schedule is read in")
 
 
-class Tls(_Model):
+class Tls(Section):
     """DICOM TLS for one side of a connection (PEM files)."""
 
     certificate: ExistingFile
@@ -164,7 +54,7 @@ class Tls(_Model):
     require_client_certificate: bool = Field(False, description="mutual TLS (listener only)")
 
 
-class Listener(_Model):
+class Listener(Section):
     """The runner's own C-STORE SCP that source devices C-MOVE into."""
 
     ae_title: AETitle
@@ -172,11 +62,11 @@ class Listener(_Model):
     port: Port
     spool_dir: ProfilePath
     max_spool_gb: float = Field(20.0, gt=0, description="back-pressure threshold")
-    max_associations: int = Field(16, ge=1, le=256)
+    max_associations: int = Field(defaults.LISTENER_MAX_ASSOCIATIONS, ge=1, le=256)
     tls: Tls | None = None
 
 
-class DeviceLimits(_Model):
+class DeviceLimits(Section):
     """What one device can bear, for the forecast (tiering.* gives the defaults for all)."""
 
     mb_per_s: float | None = Field(
@@ -191,7 +81,7 @@ class DeviceLimits(_Model):
                                 "again (default tiering.lockup_minutes)")
 
 
-class Device(_Model):
+class Device(Section):
     """One DICOM device of the old PACS that answers C-FIND and C-MOVE."""
 
     id: Slug
@@ -212,13 +102,13 @@ class Device(_Model):
         return frozenset(self.store_ae_titles or [self.ae_title])
 
 
-class InventoryQuery(_Model):
+class InventoryQuery(Section):
     """How the live inventory is taken by C-FIND."""
 
     from_: date = Field(alias="from")
     to: date | Literal["today"] = "today"
     window_days: int = Field(30, ge=1, le=3660)
-    modalities: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")]] = []
+    modalities: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")]] = []  # noqa: RUF012
     max_results: int = Field(
         1000, ge=1, description="a window answering this many studies or more is split")
     census: Literal["full", "windows"] = Field(
@@ -249,7 +139,7 @@ class InventoryQuery(_Model):
         return self
 
 
-class Health(_Model):
+class Health(Section):
     """How a stalled retrieve and a failing device are noticed, and when a device is retried."""
 
     stall_timeout: float = Field(
@@ -263,7 +153,7 @@ class Health(_Model):
     probe_max_seconds: float = Field(600, gt=0, le=86400)
 
 
-class Source(_Model):
+class Source(Section):
     """The old PACS: its devices and how it is inventoried."""
 
     name: str = Field(min_length=1)
@@ -278,7 +168,7 @@ class Source(_Model):
                            "answer found it)")
 
 
-class Alert(_Model):
+class Alert(Section):
     """Who is told at once when a device goes down or comes back (no patient data is sent)."""
 
     command: list[str] | None = Field(
@@ -292,7 +182,7 @@ VerifyMethod = Literal["instances", "counts", "commitment"]
 ConflictPolicy = Literal["quarantine", "skip", "overwrite"]
 
 
-class Destination(_Model):
+class Destination(Section):
     """The new archive (VNA or PACS) that receives the migrated instances."""
 
     name: str = Field(min_length=1)
@@ -316,7 +206,7 @@ class Destination(_Model):
                     "(send anyway)")
 
 
-class Throttle(_Model):
+class Throttle(Section):
     """How hard one device may be pushed while this throttle is in force."""
 
     max_concurrent_retrieves: int = Field(ge=1, le=64)
@@ -365,7 +255,7 @@ def _hours(value: str) -> str:
     return value.strip()
 
 
-class ScheduleEntry(_Model):
+class ScheduleEntry(Section):
     """One slot of the weekly schedule; an entry without days/hours matches any time."""
 
     days: list[Day] | None = None
@@ -378,7 +268,7 @@ class ScheduleEntry(_Model):
         return parse_hours(self.hours) if self.hours else None
 
 
-class Tiering(_Model):
+class Tiering(Section):
     """Where studies live on the source and the order of phases that keeps total work down."""
 
     location: str = Field(
@@ -427,8 +317,8 @@ class Tiering(_Model):
         if not value.startswith("csv:") or len(value) == 4:
             raise PydanticCustomError(
                 "location", "location must be 'instance-availability' or 'csv:PATH'", {})
-        path = _relative_path(Path(value[4:]), info)
-        _existing_file(path)
+        path = relative_path(Path(value[4:]), info)
+        existing_file(path)
         return f"csv:{path}"
 
     @model_validator(mode="after")
@@ -453,7 +343,7 @@ class Tiering(_Model):
         return (*self.order, *rest)
 
 
-class Redate(_Model):
+class Redate(Section):
     """Keeping clinically recent studies on the local store while the migration runs."""
 
     recent_days: int = Field(14, ge=0, le=3660, description="0 switches re-dating off")
@@ -466,118 +356,27 @@ class Redate(_Model):
                     "off; 0: every_hours alone")
 
 
-# --- morphing ---------------------------------------------------------------------------
-
-ConditionValue = str | int | float | list[str | int | float]
-
-
-class MatchCondition(_Model):
-    """A condition other than equality: a regular expression, or presence."""
-
-    matches: Regex | None = None
-    exists: bool | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> MatchCondition:
-        if (self.matches is None) == (self.exists is None):
-            raise PydanticCustomError(
-                "condition", "a condition needs exactly one of 'matches' or 'exists'", {})
-        return self
-
-
-Condition = Annotated[ConditionValue | MatchCondition, Field(union_mode="left_to_right")]
-
-
-class ReplaceSpec(_Model):
-    """Rewrite a value by regular expression (groups as \\1)."""
-
-    tag: DicomName
-    pattern: Regex
-    with_: str = Field(alias="with")
-
-
-class MapSpec(_Model):
-    """Map a value through a CSV lookup table with columns `from,to`."""
-
-    tag: DicomName
-    table: ExistingFile
-    missing: Literal["keep", "fail", "blank"] = "keep"
-
-
-class CopySpec(_Model):
-    """Copy one attribute's value into another."""
-
-    from_: DicomName = Field(alias="from")
-    to: DicomName
-
-
-_ACTIONS = ("set", "delete", "replace", "map", "copy", "remove_private", "remove_groups")
-
-
-class MorphRule(_Model):
-    """One rule: an optional condition (`when`) and exactly one action."""
-
-    when: dict[DicomName, Condition] | None = None
-    set_: dict[DicomName, str | int | float | list[str | int | float] | None] | None = Field(
-        None, alias="set")
-    delete: list[DicomName] | None = None
-    replace: ReplaceSpec | None = None
-    map: MapSpec | None = None
-    copy_: CopySpec | None = Field(None, alias="copy")
-    remove_private: Literal[True] | None = None
-    remove_groups: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{4}$")]] | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one_action(self) -> MorphRule:
-        given = [a for a in _ACTIONS if getattr(self, _field_name(a)) is not None]
-        if len(given) != 1:
-            raise PydanticCustomError(
-                "rule_action", "a morphing rule needs exactly one action of {actions}; found {n}",
-                {"actions": ", ".join(_ACTIONS), "n": ", ".join(given) or "none"})
-        return self
-
-    @property
-    def action(self) -> str:
-        """The name of this rule's action."""
-        return next(a for a in _ACTIONS if getattr(self, _field_name(a)) is not None)
-
-
-def _field_name(action: str) -> str:
-    return {"set": "set_", "copy": "copy_"}.get(action, action)
-
-
-class MorphOptions(_Model):
-    """How the rules treat identities and character sets (see runner.morph)."""
-
-    allow_uid_changes: bool = Field(
-        False, description="let rules change Study/Series/SOP Instance UIDs; the ledger then "
-                           "maps each source UID to its destination UID for verification")
-    charset_fallback: Literal["keep", "latin1", "utf8"] = Field(
-        "keep", description="instances with a missing or wrong character set: keep the bytes "
-                            "(default), or read them as Latin-1 / UTF-8")
-
-
 # --- the rest ---------------------------------------------------------------------------
 
 
-class Reports(_Model):
+class Reports(Section):
     """Where the ledger and reports are written."""
 
     dir: ProfilePath
     mask_identifiers: bool = True
 
 
-class DicomOptions(_Model):
+class DicomOptions(Section):
     """Timeouts and PDU size for every association the runner makes or accepts."""
 
-    acse_timeout: float = Field(30, gt=0, le=3600)
-    dimse_timeout: float = Field(120, gt=0, le=86400)
-    network_timeout: float = Field(120, gt=0, le=86400)
-    connection_timeout: float = Field(10, gt=0, le=600)
-    max_pdu: int = Field(262144, ge=4096, le=16 * 1024 * 1024)
+    acse_timeout: float = Field(defaults.ACSE_TIMEOUT, gt=0, le=3600)
+    dimse_timeout: float = Field(defaults.DIMSE_TIMEOUT, gt=0, le=86400)
+    network_timeout: float = Field(defaults.NETWORK_TIMEOUT, gt=0, le=86400)
+    connection_timeout: float = Field(defaults.CONNECTION_TIMEOUT, gt=0, le=600)
+    max_pdu: int = Field(defaults.MAX_PDU, ge=4096, le=16 * 1024 * 1024)
 
 
-class Retries(_Model):
+class Retries(Section):
     """How often each step is tried again before the study is given up, and how long to wait."""
 
     retrieve_attempts: int = Field(3, ge=1, le=100, description="C-MOVEs of one study")
@@ -587,16 +386,8 @@ class Retries(_Model):
     backoff_max_seconds: float = Field(300, ge=0, le=86400)
 
 
-class SiteProfile(_Model):
+class SiteProfile(Section):
     """One hospital's migration, as the consultant describes it."""
-
-    def rules(self) -> RuleSet:
-        """The morphing rules compiled with the profile's options (MorphConfigError if bad)."""
-        from runner.morph import compile_rules
-
-        options = self.morphing_options
-        return compile_rules(self.morphing, allow_uid_changes=options.allow_uid_changes,
-                             charset_fallback=options.charset_fallback)
 
     version: Literal[1]
     site: Site

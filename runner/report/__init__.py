@@ -1,7 +1,7 @@
 """Reconciliation and sign-off reports, computed by SQL (sql/*.sql) from the closed ledger.
 
-`report_command` (commands.py) writes into `reports.dir`: `reconciliation.csv` (the spec's
-columns), `reconciliation.parquet` (the same first, then analyst columns),
+`report_command` (runner.commands.report) writes into `reports.dir`: `reconciliation.csv`
+(the spec's columns), `reconciliation.parquet` (the same first, then analyst columns),
 `reconciliation_series.csv` (per series received) and `signoff.html` (one self-contained
 page for A4). An interim report (`--from/--to` study dates, `--phase` counted from 1) writes
 the same files with its scope in their names, e.g. `signoff-phase2-from2019-01-01.html`.

@@ -10,10 +10,11 @@ from itertools import chain
 from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from runner.execute.throttle import CompiledThrottle
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
 from runner.plan.model import DevicePlan, Plan
+from runner.plan.throttle import CompiledThrottle
 from runner.profile.formula import parse_formula
+from runner.profile.tiers import Location
 from runner.tiering.clinical import Workload
 from runner.tiering.model import LocalStore
 from runner.tiering.params import TierParameters

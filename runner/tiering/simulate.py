@@ -7,7 +7,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from runner.execute.throttle import CompiledThrottle, ThroughputMeter, next_start
+from runner.plan.throttle import CompiledThrottle, ThroughputMeter, next_start
 from runner.tiering.clinical import DAY_SECONDS, Clinic
 from runner.tiering.scenario import DeviceLimits, Scenario
 from runner.tiering.strategy import Strategy, ordered_keys

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runner.inventory.model import Location
 from runner.profile.models import SiteProfile
+from runner.profile.tiers import Location
 
 OLDEST_FIRST = "oldest-first"
 _TIER_RANK = {tier: rank for rank, tier in enumerate(Location)}

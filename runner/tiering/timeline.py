@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from runner.execute.throttle import throttle_in_force
 from runner.plan.model import Slot
+from runner.plan.throttle import throttle_in_force
 
 # A weekly schedule that has not changed for this long never changes.
 _STEADY_MINUTES = 8 * 24 * 60

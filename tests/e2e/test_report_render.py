@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from runner.commands.report import report_command
 from runner.dicom.peer import Peer
-from runner.inventory.model import Location
 from runner.ledger import LEDGER_FILENAME, EventRecorded, StudyStatus
-from runner.profile.load import load_profile
-from runner.report.commands import report_command
+from runner.morph.loaded import load_profile
+from runner.profile.tiers import Location
 from tests.profiles import profile_data, write_profile
 from tests.unit.test_report_sql import Builder, building
 

@@ -16,7 +16,8 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.errors import DicomError
 from runner.inventory.census import Keys
 from runner.inventory.cfind import CensusRequest, Window, inventory_by_cfind, study_query
-from runner.inventory.model import Inventory, Location
+from runner.inventory.model import Inventory
+from runner.profile.tiers import Location
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes, write_study
 from tests.conftest import require_peer_binaries
 from tests.peers import (

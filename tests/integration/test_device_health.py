@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.execute.run import run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.pacs import Lockup, SimArchive, SimDevice
 from runner.sim.qrscp import Behaviour, MoveDirective, QRServer

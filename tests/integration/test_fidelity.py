@@ -40,7 +40,7 @@ from pydicom.uid import (
 )
 
 from runner.dicom.peer import Peer
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, make_study
 from tests.integration.test_migration import Site
 from tests.peers import OrthancProcess, free_port, peer_env
@@ -248,7 +248,7 @@ def test_rules_apply_to_every_kind_of_object_and_a_deflated_one_stays_deflated(
     html = (site.reports / "signoff.html").read_text()
     changes = html[html.index("What changed in the data"):]
     rules_part = changes[changes.index("Morphing rules"):changes.index("Transcodes")]
-    for words in load_profile(site.profile).profile.rules().describe():
+    for words in load_profile(site.profile).rules.describe():
         row = rules_part[rules_part.index(escape(words)):]
         assert row[:row.index("</tr>")].endswith(f"<td class=\"num\">{len(files)}</td>"), words
 

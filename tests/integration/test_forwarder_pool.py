@@ -33,7 +33,7 @@ from runner.execute.forwarder import (
     Sender,
 )
 from runner.morph import RuleSet, compile_rules
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, to_bytes
 
@@ -304,7 +304,7 @@ from runner.dicom.store import StoreClient
 from runner.execute.forward_pool import Preforked, ProcessSender
 from runner.execute.forwarder import ForwardItem, Job
 from runner.morph import compile_rules
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 
 
 def report(**facts):

@@ -20,10 +20,10 @@ from pydicom.dataset import FileDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import ExplicitVRLittleEndian, HTJ2KLossless
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.execute.run import run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, make_study
 from runner.sim.qrscp import Behaviour, QRServer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import Callable
 from datetime import date
@@ -12,7 +13,10 @@ import duckdb
 import pytest
 from pydicom import Dataset, dcmread
 
-from runner.profile.load import load_profile
+from runner.commands.run import run as run_command
+from runner.morph import rules as rules_module
+from runner.morph.loaded import load_profile
+from runner.morph.tables import LookupTable
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
 from tests.integration.test_migration import make_site
 from tests.peers import OrthancProcess
@@ -58,7 +62,7 @@ def test_rules_are_applied_on_the_way_and_every_instance_matches_tag_by_tag(
     result = site.pacsmig("run")
     assert result.returncode == 0, result.stdout + result.stderr
 
-    rules = load_profile(site.profile).profile.rules()
+    rules = load_profile(site.profile).rules
     source, destination = files_by_sop(site.source), files_by_sop(site.destination)
     assert sorted(source) == sorted(destination)
     for sop, original in source.items():
@@ -104,3 +108,32 @@ def test_destination_keeping_an_older_copy_under_the_same_uid_is_caught(
     # Orthanc answers AccessionNumber from its study record, kept from the older copy: it
     # reports the old value for every instance of the study, and both are flagged.
     assert len(details) == 2 and all("instances hold other values" in d[0] for d in details)
+
+
+def test_a_run_reads_each_lookup_table_once(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command compiles the rules once; the plan, the engine, the verification and the
+    forwarding workers (forked or started later) all use that RuleSet, read once."""
+    specs = synthetic_archive("tables", 2, date(2015, 1, 1), date(2020, 1, 1),
+                              instances_per_series=2)
+    table = tmp_path / "patient-ids.csv"
+    table.write_text(f"from,to\n{specs[0].patient_id},9990001234\n")
+    site = make_site(tmp_path, orthanc_factory, specs, morphing=[
+        {"map": {"tag": "PatientID", "table": "patient-ids.csv", "missing": "keep"}}])
+    reads = tmp_path / "table-reads.log"
+    real_load_table = rules_module.load_table
+
+    def counting_load_table(path: Path) -> LookupTable:
+        with reads.open("a", encoding="utf-8") as log:  # seen from forked workers too
+            log.write(f"{os.getpid()} {path}\n")
+        return real_load_table(path)
+
+    monkeypatch.setattr(rules_module, "load_table", counting_load_table)
+    lines: list[str] = []
+    code = run_command(site.profile, None, None, lines.append, False, lines.append)
+
+    assert code == 0, lines
+    assert reads.read_text(encoding="utf-8").splitlines() == [f"{os.getpid()} {table}"]
+    assert {str(d.PatientID) for d in files_by_sop(site.destination).values()
+            if d.StudyInstanceUID == specs[0].study_uid} == {"9990001234"}

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from runner.commands.report import ReportResult, report_command
 from runner.dicom.peer import Peer
-from runner.profile.load import load_profile
-from runner.report.commands import ReportResult, report_command
+from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
 from tests.conftest import require_peer_binaries
 from tests.peers import OrthancProcess, free_port

@@ -13,11 +13,11 @@ from typing import Any
 import duckdb
 import pytest
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.execute.run import run_migration
 from runner.ledger.queries import pilot_timings
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.pacs import SimArchive, SimDevice, study_mb
 from runner.sim.qrscp import QRServer

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
+from runner.commands.census import build_plan
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -31,8 +32,7 @@ from runner.dicom.listener import (
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool
 from runner.execute.run import RunSummary, run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.ae import make_ae
 from runner.sim.generate import SOP_CLASS_BY_MODALITY, StudySpec, make_study, synthetic_archive
 from runner.sim.qrscp import QRServer

@@ -17,10 +17,10 @@ from typing import Any
 import duckdb
 import pytest
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.execute.run import RunSummary, run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from tests.fakes import FussyArchive
 from tests.misbehaving import Fault, FaultKind, MisbehavingSource, Script, behave, first_attempt

@@ -18,12 +18,12 @@ import pytest
 from pynetdicom.events import Event
 
 import runner.execute.run as run_module
+from runner.commands.census import build_plan
 from runner.dicom.listener import ListenerConfig
 from runner.dicom.peer import Peer
 from runner.dicom.tls import client_context, server_context
 from runner.execute.run import run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import LoadedProfile, load_profile
+from runner.morph.loaded import LoadedProfile, load_profile
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import synthetic_archive
 from runner.sim.qrscp import QRServer

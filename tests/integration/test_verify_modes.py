@@ -18,10 +18,10 @@ import duckdb
 import pytest
 from pynetdicom.events import Event
 
+from runner.commands.census import build_plan
 from runner.dicom.peer import Peer
 from runner.execute.run import run_migration
-from runner.plan.commands import build_plan
-from runner.profile.load import load_profile
+from runner.morph.loaded import load_profile
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.qrscp import QRServer

@@ -12,7 +12,8 @@ import pytest
 from benchmarks.inventory_csv_1m import write_synthetic_inventory
 from runner.errors import InventoryError, Problem
 from runner.inventory.csv_reader import MAX_REPORTED_PROBLEMS, read_inventory_csv
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
+from runner.profile.tiers import Location
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "inventory.example.csv"
 HEADER = "StudyInstanceUID,StudyDate,Modality,Instances,SizeMB,Location,Device"

@@ -10,9 +10,9 @@ from runner.dicom.peer import DicomSettings, Peer, check_ae_title
 
 
 def test_defaults_are_the_documented_timeouts_and_pdu() -> None:
-    settings = DicomSettings()
-    assert (settings.acse_timeout, settings.dimse_timeout) == (30.0, 60.0)
-    assert (settings.network_timeout, settings.connection_timeout) == (60.0, 10.0)
+    settings = DicomSettings()  # the profile's `dicom` defaults (README, runner.profile.defaults)
+    assert (settings.acse_timeout, settings.dimse_timeout) == (30.0, 120.0)
+    assert (settings.network_timeout, settings.connection_timeout) == (120.0, 10.0)
     assert settings.max_pdu == 262144
 
 

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runner.execute.throttle import slot_matches
-from runner.inventory.model import Inventory, Location, Study
+from runner.inventory.model import Inventory, Study
+from runner.morph.loaded import profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.model import Plan
+from runner.plan.throttle import slot_matches
 from runner.profile.models import SiteProfile
+from runner.profile.tiers import Location
 from runner.tiering.forecast import Forecast, forecast_json, forecast_lines, forecast_strategies
 from runner.tiering.params import TierParameters
 from runner.tiering.scenario import build_scenario, start_of
@@ -52,7 +54,8 @@ def study(uid: str, day: date, location: Location, mb: float = 100.0) -> Study:
 
 
 def plan_of(site: SiteProfile, studies: Sequence[Study], today: date) -> Plan:
-    return compile_plan(site, Inventory(tuple(studies), "test"), today)
+    return compile_plan(site, Inventory(tuple(studies), "test"), today,
+                        rules=profile_rules(site))
 
 
 def by_name(forecast: Forecast) -> Mapping[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from runner.execute.forward_pool import _Lookahead
 from runner.execute.forwarder import ForwardItem, Job
 from runner.morph import compile_rules
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 
 # with a rule, preparing reads the file: a missing one is a refusal that names it
 JOB = Job(compile_rules([MorphRule.model_validate({"set": {"InstitutionName": "X"}})]))

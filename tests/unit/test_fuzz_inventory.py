@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.errors import InventoryError
-from runner.inventory.csv_reader import HEADER, read_inventory_csv
+from runner.inventory.csv_reader import read_inventory_csv
+from runner.inventory.csv_values import HEADER
 from runner.inventory.model import Inventory
 
 FUZZ = settings(max_examples=200, deadline=None,

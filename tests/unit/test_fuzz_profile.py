@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.errors import Problem
-from runner.profile.load import validate_profile
+from runner.morph.loaded import validate_profile
 
 SPEC_DIR = Path(__file__).parents[1] / "data" / "spec"
 SPEC = SPEC_DIR / "site-profile.v1.yaml"

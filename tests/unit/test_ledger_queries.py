@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
 from runner.ledger import Ledger, RetrievePurpose, StudyPlanned, StudyStatus, VerificationMethod
 from runner.ledger import queries as q
+from runner.profile.tiers import Location
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from runner.inventory.model import Location
 from runner.ledger import (
     Ledger,
     RetrievePurpose,
@@ -17,6 +16,7 @@ from runner.ledger import (
     VerificationMethod,
 )
 from runner.ledger.queries import ReconciliationRow, reconciliation
+from runner.profile.tiers import Location
 
 
 @pytest.fixture

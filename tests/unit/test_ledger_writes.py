@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.errors import LedgerError
-from runner.inventory.model import Location
 from runner.ledger import (
     EventRecorded,
     Fact,
@@ -31,6 +30,7 @@ from runner.ledger import (
     VerificationMethod,
     VerificationRecorded,
 )
+from runner.profile.tiers import Location
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -311,7 +311,7 @@ def test_delete_removes_a_sequence_attribute() -> None:
     from pydicom.sequence import Sequence as _Sequence
 
     from runner.morph import compile_rules as _compile
-    from runner.profile.models import MorphRule as _Rule
+    from runner.profile.morphing import MorphRule as _Rule
 
     ds = _Dataset()
     ds.PatientID = "P1"

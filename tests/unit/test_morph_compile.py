@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runner.morph import MorphConfigError, compile_rules
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 from tests.data.morph.datasets import PATIENT_IDS, SPEC_RULES, rules
 
 

@@ -11,11 +11,12 @@ from pydicom.dataset import Dataset
 
 from runner.dicom.peer import Peer
 from runner.execute.morph_preview import image_query, spread
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
 from runner.morph import compile_rules
 from runner.morph.preview import preview, rule_tags
 from runner.plan.model import Phase, Plan, RedatePlan
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
+from runner.profile.tiers import Location
 
 
 def header(sop: str, modality: str, patient_id: str) -> Dataset:
@@ -69,7 +70,7 @@ def test_spread_takes_studies_evenly_across_the_plan() -> None:
                     for i in range(100))
     phase = Phase.of(Location.LOCAL, studies, ("d",) * 100)
     plan = Plan("s", "S", date(2026, 1, 1), "UTC", (phase,), (), (), (),
-                RedatePlan(0, 1, None, (), 0.0), (), "d", "instances", "csv", ())
+                RedatePlan(0, 1, None, (), 0.0), RULES, "d", "instances", "csv", ())
     assert spread(plan, 4) == ["1.0", "1.25", "1.50", "1.75"]
 
 
@@ -103,7 +104,7 @@ def test_show_identifiers_turns_masking_off_for_a_local_preview(
     from runner.dicom.find import FindOutcome
     from runner.dicom.status import StatusCategory
     from runner.execute import morph_preview
-    from runner.profile.load import load_profile
+    from runner.morph.loaded import load_profile
     from tests.profiles import profile_data, write_profile
 
     data = profile_data(tmp_path, [("old1", Peer("OLDPACS", "127.0.0.1", 11112))],
@@ -117,7 +118,7 @@ def test_show_identifiers_turns_masking_off_for_a_local_preview(
     studies = (Study("1.0", date(2010, 1, 1), "CT", 1, 1.0, Location.LOCAL),)
     plan = Plan("s", "S", date(2026, 1, 1), "UTC",
                 (Phase.of(Location.LOCAL, studies, ("old1",)),), (), (), (),
-                RedatePlan(0, 1, None, (), 0.0), (), "d", "instances", "csv", ())
+                RedatePlan(0, 1, None, (), 0.0), loaded.rules, "d", "instances", "csv", ())
     masked = "\n".join(morph_preview.morph_preview_command(loaded, plan, 5).lines())
     shown = "\n".join(morph_preview.morph_preview_command(loaded, plan, 5, True).lines())
     assert "PAT-SECRET" not in masked

@@ -11,11 +11,13 @@ import pytest
 
 from runner.errors import InventoryError
 from runner.inventory.exclusions import read_exclusions
-from runner.inventory.model import Census, Inventory, Location, Study
+from runner.inventory.model import Census, Inventory, Study
+from runner.morph.loaded import profile_rules
 from runner.plan.compile import compile_plan
 from runner.plan.explain import explain, plan_json
 from runner.plan.model import ExclusionReason, Plan
 from runner.profile.models import SiteProfile
+from runner.profile.tiers import Location
 from tests.unit.test_forecast import profile
 
 TODAY = date(2026, 12, 4)
@@ -36,7 +38,8 @@ SOURCE = (
 
 def plan_of(site: SiteProfile, exclusions: dict[str, str] | None = None) -> Plan:
     census = Census("C-FIND test", queries=7)
-    return compile_plan(site, Inventory(SOURCE, "test", census=census), TODAY, exclusions)
+    return compile_plan(site, Inventory(SOURCE, "test", census=census), TODAY, exclusions,
+                        rules=profile_rules(site))
 
 
 def inventory_profile(**inventory: Any) -> SiteProfile:
@@ -93,7 +96,9 @@ def test_the_plan_says_what_the_source_holds_in_text_and_json() -> None:
 
 def test_an_incomplete_census_is_said_in_the_plan() -> None:
     census = Census("C-FIND", queries=3, complete=False, gaps=("2010-01-01: refused",))
-    plan = compile_plan(inventory_profile(), Inventory(SOURCE, "t", census=census), TODAY)
+    site = inventory_profile()
+    plan = compile_plan(site, Inventory(SOURCE, "t", census=census), TODAY,
+                        rules=profile_rules(site))
     assert any("INCOMPLETE" in line for line in explain(plan))
     assert plan_json(plan)["census"]["gaps"] == ["2010-01-01: refused"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.profile.load import validate_profile
+from runner.morph.loaded import validate_profile
 from tests.unit.test_profile_validation import BASE
 
 RULES = """morphing:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import Problem, ProfileError
-from runner.profile.load import load_profile, validate_profile
+from runner.morph.loaded import load_profile, validate_profile
 
 SPEC = Path(__file__).parents[1] / "data" / "spec" / "site-profile.v1.yaml"
 

@@ -9,7 +9,8 @@ import pytest
 from runner.execute import progress
 from runner.execute.progress import Tally
 from runner.execute.work import Stage, StudyWork
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
+from runner.profile.tiers import Location
 
 
 def _works(count: int, megabytes: float) -> list[StudyWork]:

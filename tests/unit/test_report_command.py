@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from runner.commands.report import ReportResult, report_command
 from runner.dicom.peer import Peer
 from runner.errors import InputError, LedgerError
 from runner.ledger import LEDGER_FILENAME
-from runner.profile.load import LoadedProfile, load_profile
-from runner.report.commands import ReportResult, report_command
+from runner.morph.loaded import LoadedProfile, load_profile
 from tests.profiles import profile_data, write_profile
 from tests.unit.test_report_sql import building
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from runner.commands.report import report_command
 from runner.dicom.peer import Peer
 from runner.ledger import LEDGER_FILENAME
-from runner.profile.load import load_profile
-from runner.report.commands import report_command
+from runner.morph.loaded import load_profile
 from tests.profiles import profile_data, write_profile
 from tests.unit.test_report_sql import building
 

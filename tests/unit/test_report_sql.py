@@ -14,7 +14,6 @@ import duckdb
 import pytest
 
 from runner.errors import LedgerError
-from runner.inventory.model import Location
 from runner.ledger import (
     EventRecorded,
     InstanceReceived,
@@ -29,6 +28,7 @@ from runner.ledger import (
     VerificationMethod,
 )
 from runner.ledger.queries import RedateTotals, redate_totals
+from runner.profile.tiers import Location
 from runner.report.collect import Identity, ReportData, collect
 from runner.report.scope import ReportScope
 from runner.report.source import LedgerReader, sql_text

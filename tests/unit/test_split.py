@@ -35,7 +35,7 @@ from runner.dicom.store import StoreClient, StoreOutcome
 from runner.dicom.ul import datasets
 from runner.execute.forwarder import ForwardItem, Job, forward_once
 from runner.morph import CharsetFallback, MorphResult, RuleSet, compile_rules
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 
 pytestmark = pytest.mark.filterwarnings("error")
 

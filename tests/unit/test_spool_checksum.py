@@ -9,8 +9,9 @@ from pathlib import Path
 from runner.dicom.spool import Spool, content_checksum, file_checksum
 from runner.execute.resume import restore_instances
 from runner.execute.work import StudyWork
-from runner.inventory.model import Location, Study
+from runner.inventory.model import Study
 from runner.ledger import Ledger, StudyPlanned
+from runner.profile.tiers import Location
 
 STUDY = Study("1.2.3", date(2020, 1, 1), "CT", 2, None, Location.LOCAL)
 

@@ -26,7 +26,8 @@ def test_the_transfer_syntaxes_are_pynetdicoms_in_its_order() -> None:
 
 
 def test_a_run_imports_no_pynetdicom() -> None:
-    code = ("import sys, runner.cli, runner.execute.run, runner.plan.commands; "
+    code = ("import sys, runner.cli, runner.commands.run, runner.commands.plan, "
+            "runner.commands.census, runner.execute.run; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pynetdicom'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, timeout=60)

@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runner.execute.throttle import (
+from runner.plan.model import Slot, ThrottleSetting
+from runner.plan.throttle import (
     MAX_DELAY_SECONDS,
     CompiledThrottle,
     ThroughputMeter,
     next_start,
     throttle_in_force,
 )
-from runner.plan.model import Slot, ThrottleSetting
 
 LONDON = ZoneInfo("Europe/London")
 WEEKDAY_DAYTIME = Slot(("mon", "tue", "wed", "thu", "fri"), (8 * 60, 18 * 60), "standard")

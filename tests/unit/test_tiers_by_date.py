@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.inventory.model import Inventory, Location, Study
-from runner.plan import commands
-from runner.plan.commands import take_inventory, tiers_by_date
-from runner.profile.load import load_profile, validate_profile
+from runner.commands import census
+from runner.commands.census import take_inventory
+from runner.inventory.locations import tiers_by_date
+from runner.inventory.model import Inventory, Study
+from runner.morph.loaded import load_profile, validate_profile
+from runner.profile.tiers import Location
 from tests.unit.test_profile_validation import BASE
 
 NOTE = "InstanceAvailability not answered or not recognised for 2 of 2 studies ((none): 2)"
@@ -39,7 +41,7 @@ def test_a_location_csv_that_names_every_study_drops_the_availability_note(
     path = tmp_path / "site.yaml"
     path.write_text(BASE + f"tiering:\n  location: 'csv:{table}'\n")
     profile = load_profile(path).profile
-    monkeypatch.setattr(commands, "live_inventory", lambda _p, _t, _since=None: _inventory())
+    monkeypatch.setattr(census, "live_inventory", lambda _p, _t, _since=None: _inventory())
     inventory = take_inventory(profile, None, date(2024, 1, 1))
     assert [s.location for s in inventory.studies] == [Location.NEARLINE, Location.LOCAL]
     assert not any(n.startswith("InstanceAvailability") for n in inventory.notes)

@@ -12,14 +12,14 @@ import pytest
 from runner.dicom.peer import Peer, TlsFiles
 from runner.dicom.tls import client_context, server_context
 from runner.errors import InputError
-from runner.profile.load import load_profile
-from runner.profile.peers import (
+from runner.execute.peers import (
     check_tls,
     destination_peer,
     device_peer,
     device_peers,
     listener_tls,
 )
+from runner.morph.loaded import load_profile
 from tests.certs import Certificates, make_certificates
 from tests.profiles import profile_data, write_profile
 

@@ -35,6 +35,7 @@ from runner.dicom.status import (
 from runner.dicom.tls import server_handshake
 from runner.dicom.ul import dimse, pdu
 from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLong, UnexpectedPdu
+from runner.profile import defaults
 
 LOGGER = logging.getLogger(__name__)
 
@@ -61,10 +62,10 @@ class AcceptorPolicy:
     contexts: Mapping[str, tuple[str, ...]]
     any_abstract: tuple[str, ...] = ()
     scp_roles: frozenset[str] = frozenset()
-    max_pdu: int = 262144
-    max_associations: int = 32
-    acse_timeout: float = 30.0
-    network_timeout: float = 60.0
+    max_pdu: int = defaults.MAX_PDU
+    max_associations: int = defaults.LISTENER_MAX_ASSOCIATIONS
+    acse_timeout: float = defaults.ACSE_TIMEOUT
+    network_timeout: float = defaults.NETWORK_TIMEOUT
     max_message: int = 0  # bytes one message may hold (the spool's budget); 0: no limit
 
     @property

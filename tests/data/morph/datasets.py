@@ -14,7 +14,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from runner.morph import RuleSet, compile_rules
 from runner.morph.charset import CharsetFallback
-from runner.profile.models import MorphRule
+from runner.profile.morphing import MorphRule
 
 HERE = Path(__file__).resolve().parent
 PATIENT_IDS = HERE / "patient-ids.csv"

@@ -1,4 +1,5 @@
-"""`pacsmig report`: the reconciliation files and the sign-off report, from the ledger."""
+"""`pacsmig report`: the reconciliation files and the sign-off report, from the ledger
+(runner.report computes and renders them)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from zoneinfo import ZoneInfo
 from runner import __version__
 from runner.errors import InputError, problem_at
 from runner.ledger import LEDGER_FILENAME
-from runner.profile.load import LoadedProfile
+from runner.morph.loaded import LoadedProfile, load_profile
+from runner.morph.ruleset import RuleSet
 from runner.profile.models import SiteProfile
 from runner.report.collect import Identity, ReportData, collect
 from runner.report.files import export_tables, write_text
@@ -51,6 +53,14 @@ class ReportResult:
                 f"{self.destination_instances:,} of {self.planned_instances:,} planned"]
 
 
+def report(profile: Path, date_from: date | None, date_to: date | None, phase: int | None,
+           echo: Callable[[str], None]) -> int:
+    """Write the reports; exit code 1 when a study in scope is not verified."""
+    result = report_command(load_profile(profile), date_from=date_from, date_to=date_to,
+                            phase=phase, write=echo)
+    return 1 if result.discrepancies else 0
+
+
 def report_command(loaded: LoadedProfile, *, date_from: date | None, date_to: date | None,
                    phase: int | None, write: Callable[[str], None]) -> ReportResult:
     """Write the reports for the whole migration or one wave (study dates, 1-based phase)
@@ -80,9 +90,9 @@ def identity(loaded: LoadedProfile, ledger: Path, scope: ReportScope) -> Identit
         source_name=profile.source.name, destination_name=profile.destination.name,
         profile_path=str(loaded.path.resolve()), profile_sha256=loaded.sha256,
         runner_version=__version__, ledger_path=str(ledger), timezone=profile.site.timezone,
-        masked=profile.reports.mask_identifiers, rules=tuple(profile.rules().describe()),
+        masked=profile.reports.mask_identifiers, rules=tuple(loaded.rules.describe()),
         generated_at=datetime.now(UTC).astimezone(zone), scope=scope,
-        method=scope_and_method(profile))
+        method=scope_and_method(profile, loaded.rules))
 
 
 _VERIFY_WORDS = {
@@ -93,12 +103,12 @@ _VERIFY_WORDS = {
 }
 
 
-def scope_and_method(profile: SiteProfile) -> tuple[tuple[str, str], ...]:
+def scope_and_method(profile: SiteProfile, rules: RuleSet) -> tuple[tuple[str, str], ...]:
     """What the migration covered and how it was checked, in words, from the profile."""
     query = profile.source.inventory
     devices = ", ".join(f"{d.id} ({d.ae_title} at {d.host}:{d.port})"
                         for d in profile.source.devices)
-    rules = profile.rules().describe()
+    described = rules.describe()
     return (
         ("Inventory range", f"studies dated {query.from_} to {query.to} (C-FIND in windows "
                             f"of {query.window_days} days)"),
@@ -110,7 +120,7 @@ def scope_and_method(profile: SiteProfile) -> tuple[tuple[str, str], ...]:
         ("Modalities", ", ".join(query.modalities) or "all"),
         ("Verification", _VERIFY_WORDS.get(profile.destination.verify,
                                            profile.destination.verify)),
-        ("Morphing rules", "; ".join(f"{i}. {r}" for i, r in enumerate(rules, 1))
+        ("Morphing rules", "; ".join(f"{i}. {r}" for i, r in enumerate(described, 1))
          or "none: instances are stored as received"),
     )
 

@@ -1,4 +1,10 @@
-"""DICOM attribute names in profiles: keywords or tags, checked against pydicom's dictionary."""
+"""The DICOM data dictionary as the runner uses it: keywords or tags, VRs, the identity tags;
+and attribute values as DICOM strings, for comparisons across datasets and peers.
+
+A leaf module (pydicom only), shared by the profile (rule keys), morph, the DICOM layer and
+the run: no socket here, so the pure core may import it, and no package has to import
+another for it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ import re
 from functools import lru_cache
 
 from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 
 _TAG_FORMS = (
     re.compile(r"^\(\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*\)$"),
@@ -65,6 +74,17 @@ def vr_of(tag: int) -> str | None:
         return str(dictionary_VR(tag))
     except KeyError:
         return None
+
+
+def value_text(ds: Dataset, key: BaseTag | int) -> str:
+    """A value in DICOM string form: "" when absent or empty, multi-values joined by "\\"."""
+    element = ds.get(key)
+    if element is None or element.value is None or element.value == "":
+        return ""
+    value = element.value
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(item) for item in value)
+    return str(value)
 
 
 def _suggestion(name: str) -> str:

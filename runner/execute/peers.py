@@ -1,4 +1,5 @@
-"""The profile's DICOM addresses, timeouts and TLS files as the plain values runner.dicom uses."""
+"""The profile's DICOM addresses, timeouts and TLS files as the plain values runner.dicom uses
+(where the profile meets the DICOM layer: neither imports the other)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,16 @@
+"""Every default the DICOM layer shares with the site profile, declared once.
+
+The profile's models (runner.profile.models) take their defaults from here, and so do the
+plain values of runner.dicom (DicomSettings, ListenerConfig, AcceptorPolicy) for callers
+that give none: the DICOM layer imports this module, never the pydantic models. The README
+and schemas/site-profile.schema.json show the same values (tests/unit/test_defaults.py).
+"""
+
+from __future__ import annotations
+
+ACSE_TIMEOUT: float = 30  # seconds to associate and to release
+DIMSE_TIMEOUT: float = 120  # seconds for one DIMSE answer (a C-MOVE's next pending status)
+NETWORK_TIMEOUT: float = 120  # seconds of silence on an association before it is aborted
+CONNECTION_TIMEOUT: float = 10  # seconds to open a TCP connection
+MAX_PDU = 262144  # bytes: the largest PDU received (never 0, which means unlimited)
+LISTENER_MAX_ASSOCIATIONS = 16  # associations the listener serves at once
