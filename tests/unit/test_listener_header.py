@@ -12,7 +12,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-import runner.dicom.listener as listener
+import runner.dicom.header as header
 from runner.dicom.part10 import read_meta
 from runner.sim.generate import ct_512, make_study, synthetic_archive, to_bytes
 
@@ -31,21 +31,21 @@ def test_header_from_the_first_fragment_equals_the_whole_parse_wherever_it_is_cu
     dataset_and_syntax: tuple[bytes, str], prefix: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset, syntax = dataset_and_syntax
-    whole = listener.parse_dataset_header(dataset, syntax)
-    monkeypatch.setattr(listener, "_HEADER_PREFIX", prefix)
+    whole = header.parse_dataset_header(dataset, syntax)
+    monkeypatch.setattr(header, "_HEADER_PREFIX", prefix)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a cut SpecificCharacterSet warns before the retry
         for cut in range(1, 2000, 3):
             fragments = [memoryview(dataset[:cut]), memoryview(dataset[cut:])]
-            assert listener._header_of(fragments, syntax) == whole, cut
+            assert header.header_of(fragments, syntax) == whole, cut
 
 
 def test_a_dataset_without_the_identifying_uids_is_still_refused(
     dataset_and_syntax: tuple[bytes, str],
 ) -> None:
     _dataset, syntax = dataset_and_syntax
-    with pytest.raises(listener.HeaderError):
-        listener._header_of([memoryview(b"\x08\x00\x16\x00UI\x02\x00")], syntax)
+    with pytest.raises(header.HeaderError):
+        header.header_of([memoryview(b"\x08\x00\x16\x00UI\x02\x00")], syntax)
 
 
 def _encoded(ds: Dataset, implicit: bool, little: bool) -> bytes:
@@ -85,9 +85,9 @@ def test_the_header_scan_reads_what_pydicom_reads_in_every_encoding(
     ds["ReferencedImageSequence"].is_undefined_length = undefined
     ds.SeriesInstanceUID = "1.2.3"  # odd length: a NUL to strip
     data = _encoded(ds, implicit, little)
-    whole = listener.parse_dataset_header(data, syntax)
+    whole = header.parse_dataset_header(data, syntax)
 
-    scanned = listener.scan_header(data, implicit, little)
+    scanned = header.scan_header(data, implicit, little)
 
     assert scanned == whole
     assert whole.series_uid == "1.2.3"
@@ -98,7 +98,7 @@ def test_the_header_scan_of_data_cut_short_is_unsure_or_right(
     instance: Dataset, syntax: str, implicit: bool, little: bool
 ) -> None:
     data = _encoded(instance, implicit, little)
-    whole = listener.parse_dataset_header(data, syntax)
-    answers = {listener.scan_header(data[:cut], implicit, little) for cut in range(0, 1500)}
+    whole = header.parse_dataset_header(data, syntax)
+    answers = {header.scan_header(data[:cut], implicit, little) for cut in range(0, 1500)}
     assert answers <= {None, whole}
     assert whole in answers

@@ -35,6 +35,7 @@ from runner.dicom.status import (
 from runner.dicom.tls import server_handshake
 from runner.dicom.ul import dimse, pdu
 from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLong, UnexpectedPdu
+from runner.dicom.ul.negotiation import context_refused_why, negotiate, rejected_why
 from runner.profile import defaults
 
 LOGGER = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class Acceptor:
         peer = Peer(request.calling_ae, address[0], address[1])
         reject = self._refusal(request, peer)
         if reject is not None:
-            self.handlers.on_turned_away(TurnedAway(peer.ae_title, _rejected_why(reject)))
+            self.handlers.on_turned_away(TurnedAway(peer.ae_title, rejected_why(reject)))
             with contextlib.suppress(OSError):
                 link.send(pdu.encode_reject(reject))
             return
@@ -267,13 +268,13 @@ class Acceptor:
         """Send the A-ASSOCIATE-AC; the accepted contexts, id -> (abstract, transfer syntax)."""
         results, accepted = [], {}
         for context in request.contexts:
-            result = _negotiate(context, self.policy.contexts, self.policy.any_abstract)
+            result = negotiate(context, self.policy.contexts, self.policy.any_abstract)
             results.append(result)
             if result.result == pdu.ACCEPTANCE:
                 accepted[context.context_id] = (context.abstract_syntax, result.transfer_syntax)
             else:
                 self.handlers.on_turned_away(TurnedAway(request.calling_ae,
-                                                        _context_refused_why(context, result)))
+                                                        context_refused_why(context, result)))
         abstract = {uid for uid, _ in accepted.values()}
         roles = {uid: (scu, scp and uid in self.policy.scp_roles)
                  for uid, (scu, scp) in request.roles.items() if uid in abstract}
@@ -366,41 +367,6 @@ def _abort_reason(error: BaseException) -> int:
     if isinstance(error, pdu.PduError):
         return pdu.ABORT_INVALID_PARAMETER
     return pdu.ABORT_UNEXPECTED_PDU
-
-
-def _negotiate(context: pdu.ProposedContext, supported: Mapping[str, tuple[str, ...]],
-               any_abstract: tuple[str, ...] = ()) -> pdu.ContextResult:
-    syntaxes = supported.get(context.abstract_syntax) or any_abstract or None
-    if syntaxes is None:
-        return pdu.ContextResult(context.context_id, pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED)
-    for syntax in syntaxes:
-        if syntax in context.transfer_syntaxes:
-            return pdu.ContextResult(context.context_id, pdu.ACCEPTANCE, syntax)
-    return pdu.ContextResult(context.context_id, pdu.TRANSFER_SYNTAXES_NOT_SUPPORTED)
-
-
-_REJECT_REASONS = {
-    (pdu.SOURCE_USER, pdu.REASON_CALLED_AE): "called AE title is not the listener's",
-    (pdu.SOURCE_USER, pdu.REASON_APPLICATION_CONTEXT): "application context name not supported",
-    (pdu.SOURCE_USER, pdu.REASON_CALLING_AE):
-        "calling AE title is not in the listener's allow-list",
-    (pdu.SOURCE_PRESENTATION, pdu.REASON_LOCAL_LIMIT):
-        "the listener had its maximum of associations open",
-    (pdu.SOURCE_ACSE, pdu.REASON_PROTOCOL_VERSION): "protocol version not supported",
-}
-
-
-def _rejected_why(reject: pdu.AssociateReject) -> str:
-    why = _REJECT_REASONS.get((reject.source, reject.reason), f"reason {reject.reason}")
-    return f"association refused: {why}"
-
-
-def _context_refused_why(context: pdu.ProposedContext, result: pdu.ContextResult) -> str:
-    what = "SOP class not supported" if result.result == pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED \
-        else "none of its transfer syntaxes accepted"
-    syntaxes = ", ".join(context.transfer_syntaxes)
-    return (f"presentation context refused ({what}): {context.abstract_syntax} "
-            f"in {syntaxes}")
 
 
 def _abort(link: Link, source: int, reason: int) -> None:
