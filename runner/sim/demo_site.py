@@ -59,7 +59,8 @@ def _lockup(device: Device) -> Lockup | None:
     if limits.lockup_backlog_mb is None:
         return None
     minutes = limits.lockup_minutes if limits.lockup_minutes is not None else 1.0
-    return Lockup(reboot_seconds=minutes * 60.0, backlog_mb=limits.lockup_backlog_mb)
+    return Lockup(reboot_seconds=minutes * 60.0, backlog_mb=limits.lockup_backlog_mb,
+                  loses_moves=True)
 
 
 def demo_archive(count: int, today: date, recent_days: int,

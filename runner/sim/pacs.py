@@ -85,6 +85,7 @@ class Lockup:
     backlog_mb: float | None = None
     mode: Literal["refuse", "stall"] = "refuse"
     seed: int = 0
+    loses_moves: bool = False  # the moves under way fail too (as the forecast's model has it)
 
     def overload(self, in_flight: int, backlog_mb: float, asked_mb: float) -> float:
         """The chance that one more retrieve (of `asked_mb`) locks the device up."""
@@ -140,8 +141,8 @@ class SimDevice(Behaviour):
         return 0x0110 if self.locked() else 0x0000  # processing failure while locked up
 
     def broken(self) -> bool:
-        # a lock-up loses the moves under way too (refusing: they fail; stalling: they stall)
-        return self.lockup is not None and self.lockup.mode == "refuse" and self.locked()
+        # a lock-up that loses the moves under way: they fail with it
+        return self.lockup is not None and self.lockup.loses_moves and self.locked()
 
     def _trouble(self, asked_mb: float) -> MoveDirective | None:
         """Lock up when pushed too hard; while locked, refuse or stall (called locked)."""
