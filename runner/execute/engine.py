@@ -32,11 +32,12 @@ from runner.execute.conflicts import (
     ConflictCheck,
     find_conflicts,
 )
-from runner.execute.delayqueue import DelayQueue
+from runner.execute.delayqueue import Backoff, DelayQueue
 from runner.execute.devices import DeviceState, is_device_trouble
-from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult
 from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
+from runner.execute.sending.forwarder import Forwarder
+from runner.execute.sending.seam import ForwardItem, ForwardResult
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
 from runner.execute.values import compare_values, expected_values
 from runner.execute.verifier import METHODS, Check, Verifier, verdict

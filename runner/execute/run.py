@@ -16,11 +16,15 @@ from runner.dicom.spool import Spool
 from runner.dicom.verify import instances_present
 from runner.errors import DicomError
 from runner.execute.census import census_fact
+from runner.execute.delayqueue import Backoff
 from runner.execute.engine import Engine
-from runner.execute.forward_pool import Preforked
-from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
+from runner.execute.sending.dimse import DimseSenders
+from runner.execute.sending.forwarder import Forwarder
+from runner.execute.sending.pool import Preforked
+from runner.execute.sending.prepare import Job
+from runner.execute.sending.seam import ForwardItem, ForwardResult
 from runner.execute.verifier import CommitmentWaiter, Verifier
 from runner.execute.work import Stage, StudyWork
 from runner.ledger import LEDGER_FILENAME, Ledger
@@ -86,7 +90,7 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
 
     The plan's census is recorded first (with `delta`, what `sync` found changed)."""
     check_tls(loaded.profile)
-    preforked = _prefork(loaded)  # before any thread starts: see forward_pool.Preforked
+    preforked = _prefork(loaded)  # before any thread starts: see sending.pool.Preforked
     try:
         _check_destination(loaded)
         ledger = open_ledger(loaded)
@@ -137,12 +141,12 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     again = set(restore_instances(ledger, works, spool))
     engine = Engine(profile, plan, ledger, works, spool, settings, wall_clock)
     waiter = CommitmentWaiter()
+    senders = DimseSenders(destination_peer(profile), profile.source.calling_ae_title, settings,
+                           Job(profile.rules(), _value_tags(loaded)), preforked=preforked)
     engine.forwarder = Forwarder(
-        destination_peer(profile), profile.source.calling_ae_title, settings,
-        profile.rules(), profile.destination.max_associations,
-        profile.retries.store_attempts,
+        senders, profile.destination.max_associations, profile.retries.store_attempts,
         Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
-        engine.on_forwarded, value_tags=_value_tags(loaded), preforked=preforked)
+        engine.on_forwarded, stop_within=max(settings.dimse_timeout, 5.0))
     engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
                                settings, profile.destination.verify, waiter,
                                value_tags=_value_tags(loaded))
