@@ -235,7 +235,7 @@ def verify(
 ) -> None:
     """Check the destination again for every study sent; queue what is missing."""
     from runner.execute.rebuild import rebuild_from_destination
-    from runner.execute.reverify import verify_again
+    from runner.execute.settlement.reverify import verify_again
     from runner.plan.commands import build_plan
 
     with _exit_codes():

@@ -38,9 +38,10 @@ from runner.execute.progress import Tally
 from runner.execute.redate import DeadTime, Redates
 from runner.execute.sending.forwarder import Forwarder
 from runner.execute.sending.seam import ForwardItem, ForwardResult
+from runner.execute.settlement.values import compare_values, expected_values
+from runner.execute.settlement.verdict import verdict, verification_error
+from runner.execute.settlement.verifier import METHODS, Check, Verifier
 from runner.execute.throttle import CompiledThrottle, next_start, throttle_in_force
-from runner.execute.values import compare_values, expected_values
-from runner.execute.verifier import METHODS, Check, Verifier, verdict
 from runner.execute.work import Copy, DeviceQueues, Stage, StudyWork
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus, VerificationMethod
 from runner.ledger.queries import last_redates
@@ -770,10 +771,3 @@ def _redates(plan: Plan, ledger: Ledger) -> Redates:
             for uid, ended in last_redates(ledger).items()}
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
                    time.monotonic())
-
-
-def verification_error(detail: str, calling_ae: str) -> str:
-    """Why a study is not verified when the destination could not be asked: an error, not 0."""
-    return (f"verification error: the destination refused or did not answer the check "
-            f"({detail}); what it holds is unknown, not 0: let {calling_ae} query the "
-            f"destination (C-FIND), then `pacsmig verify`")

@@ -40,7 +40,7 @@ from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory, describe
 from runner.dicom.store import StoreClient
 from runner.errors import DicomError
-from runner.execute.verifier import CommitmentWaiter
+from runner.execute.settlement.verifier import CommitmentWaiter
 from runner.profile.load import LoadedProfile
 from runner.profile.models import SiteProfile
 from runner.profile.peers import destination_peer, device_peers, dicom_settings, listener_tls

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from runner import __version__
 from runner.dicom.echo import c_echo
-from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig
+from runner.dicom.listener import Listener, ListenerCallbacks
 from runner.dicom.spool import Spool
 from runner.dicom.verify import instances_present
 from runner.errors import DicomError
@@ -25,12 +25,14 @@ from runner.execute.sending.forwarder import Forwarder
 from runner.execute.sending.pool import Preforked
 from runner.execute.sending.prepare import Job
 from runner.execute.sending.seam import ForwardItem, ForwardResult
-from runner.execute.verifier import CommitmentWaiter, Verifier
+from runner.execute.settlement.verifier import CommitmentWaiter, Verifier
+from runner.execute.site import listener_config as listener_config
+from runner.execute.site import open_ledger as open_ledger
 from runner.execute.work import Stage, StudyWork
-from runner.ledger import LEDGER_FILENAME, Ledger
+from runner.ledger import Ledger
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
-from runner.profile.peers import check_tls, destination_peer, dicom_settings, listener_tls
+from runner.profile.peers import check_tls, destination_peer, dicom_settings
 
 INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
 
@@ -75,11 +77,6 @@ class RunSummary:
                          "fully; the source may hold studies this run did not see "
                          "(`pacsmig plan` lists them)")
         return lines
-
-
-def open_ledger(loaded: LoadedProfile) -> Ledger:
-    """The site's ledger in `reports.dir`."""
-    return Ledger.open(loaded.profile.reports.dir / LEDGER_FILENAME)
 
 
 def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
@@ -253,22 +250,6 @@ def _value_tags(loaded: LoadedProfile) -> tuple[int, ...]:
     if profile.destination.verify != "instances":
         return ()
     return tuple(sorted(profile.rules().touched_tags))
-
-
-def listener_config(loaded: LoadedProfile) -> ListenerConfig:
-    """The listener the profile describes, accepting associations from the devices (and the
-    AE titles they store from) and the destination."""
-    profile = loaded.profile
-    # Devices store (each from its own AE titles); the destination only reports storage
-    # commitment. Which store belongs to which retrieve is the engine's `decide`.
-    allowed = {ae for d in profile.source.devices for ae in d.storing_aes()}
-    allowed |= {d.ae_title for d in profile.source.devices}
-    allowed.add(profile.destination.ae_title)
-    return ListenerConfig(ae_title=profile.listener.ae_title, allowed_aes=frozenset(allowed),
-                          host=profile.listener.host, port=profile.listener.port,
-                          settings=dicom_settings(profile),
-                          max_associations=profile.listener.max_associations,
-                          tls=listener_tls(profile))
 
 
 def _summary(engine: Engine, works: list[StudyWork], stopped: str | None) -> RunSummary:
