@@ -21,11 +21,12 @@ $(VENV)/.installed: pyproject.toml
 
 # What the tests talk to or look with, from Debian: the DICOM peers (Orthanc, DCMTK) and
 # headless Chromium with poppler to render the sign-off report.
-PEER_PACKAGES := orthanc dcmtk chromium poppler-utils fonts-dejavu-core
+PEER_PACKAGES := orthanc dcmtk openjph-tools chromium poppler-utils fonts-dejavu-core
 peers:
 	@missing=""; \
 	[ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
 	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	command -v ojph_compress >/dev/null 2>&1 || missing="$$missing openjph-tools"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \

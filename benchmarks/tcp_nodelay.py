@@ -4,7 +4,7 @@
 
 storescp runs with TCP_NODELAY=1 (DCMTK reads it from the environment), so only the
 runner's side differs between the two runs: a plain pynetdicom AE against one from
-runner.dicom.ae.make_ae. Loopback only.
+runner.sim.ae.make_ae. Loopback only.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from datetime import date
 from pydicom.dataset import FileDataset
 from pynetdicom import AE
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study
 
 HOST = "127.0.0.1"

@@ -18,9 +18,9 @@ from pynetdicom import AllStoragePresentationContexts, evt
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
+from runner.sim.ae import make_ae
 
 Policy = Callable[[str, int], int | str]
 

@@ -21,13 +21,14 @@ from pynetdicom import _config, evt
 from pynetdicom.events import EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
+from runner.sim.ae import make_ae
 
 HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
 DCMTK_BINARIES = ("dcmqrscp", "dcmqridx", "storescu", "storescp")
+DATA_MAKERS = ("ojph_compress",)  # OpenJPH (openjph-tools): real HTJ2K codestreams
 STARTUP_TIMEOUT = 20.0
 
 
@@ -64,7 +65,8 @@ def orthanc_binary() -> str | None:
 def missing_peer_binaries() -> list[str]:
     """Names of the peer programs the integration tests need that are not installed."""
     missing = [] if orthanc_binary() else ["Orthanc"]
-    return missing + [name for name in DCMTK_BINARIES if shutil.which(name) is None]
+    return missing + [name for name in (*DCMTK_BINARIES, *DATA_MAKERS)
+                      if shutil.which(name) is None]
 
 
 def peer_env() -> dict[str, str]:
@@ -348,7 +350,7 @@ FindHandler = Callable[[Dataset], Iterator[tuple[int, Dataset | None]]]
 
 @dataclass
 class PynetdicomScp:
-    """A C-ECHO/C-FIND SCP in this process (pynetdicom, AE from runner.dicom.ae.make_ae).
+    """A C-ECHO/C-FIND SCP in this process (pynetdicom, AE from runner.sim.ae.make_ae).
 
     `on_find(identifier)` yields the (status, identifier) responses of each C-FIND.
     Every accepted socket's TCP_NODELAY value is recorded in `nodelay_seen`; `stop()`

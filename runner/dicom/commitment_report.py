@@ -1,6 +1,7 @@
 """Storage Commitment results: the N-EVENT-REPORT an SCP sends back, read into a
-CommitmentReport. Without pynetdicom: the listener (runner.dicom.listener) takes reports on
-the lean upper layer; runner.dicom.commitment, which requests commitment, reads them too.
+CommitmentReport. The listener (runner.dicom.listener) takes reports on associations the
+destination opens; runner.dicom.commitment, which requests commitment, reads those sent on
+its own association. Both on the lean upper layer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from pydicom import Dataset
 from pydicom.uid import UID
 
+from runner.dicom.status import NO_SUCH_SOP_INSTANCE, PROCESSING_FAILURE, SUCCESS
+
 LOGGER = logging.getLogger(__name__)
 
 STORAGE_COMMITMENT_PUSH = UID("1.2.840.10008.1.20.1")
@@ -19,7 +22,6 @@ STORAGE_COMMITMENT_INSTANCE = UID("1.2.840.10008.1.20.1.1")  # the well-known SO
 REQUEST_COMMITMENT_ACTION = 1
 EVENT_ALL_COMMITTED = 1
 EVENT_SOME_FAILED = 2
-PROCESSING_FAILURE = 0x0110
 _REPORT_EVENTS = frozenset({EVENT_ALL_COMMITTED, EVENT_SOME_FAILED})
 
 
@@ -63,11 +65,11 @@ def handle_report(sop_class_uid: str, event_type: int, info: Dataset | None,
     """Parse an N-EVENT-REPORT, pass a storage commitment result to `deliver`; the status
     to answer (0x0112 when it is no commitment report, 0x0110 when it is unusable)."""
     if sop_class_uid != STORAGE_COMMITMENT_PUSH:
-        return 0x0112  # no such SOP instance (not a commitment report)
+        return NO_SUCH_SOP_INSTANCE  # not a commitment report
     try:
         report = parse_report(event_type, info)
     except ReportError as error:
         LOGGER.warning("unusable storage commitment report: %s", error)
         return PROCESSING_FAILURE
     deliver(report)
-    return 0x0000
+    return SUCCESS

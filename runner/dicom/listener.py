@@ -54,6 +54,13 @@ from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.split import Walk as _Walk
 from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
+from runner.dicom.status import (
+    CANNOT_UNDERSTAND,
+    NOT_AUTHORIZED,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SUCCESS,
+)
 from runner.dicom.storage_sops import STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from runner.dicom.tls import server_context
 from runner.dicom.ul import datasets, dimse
@@ -63,11 +70,6 @@ from runner.profile.dicomtags import LONG_VRS as _LONG_VRS
 
 LOGGER = logging.getLogger(__name__)
 
-SUCCESS = 0x0000
-NOT_AUTHORIZED = 0x0124
-OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
 _ERROR_COMMENT_MAX = 64  # (0000,0902) Error Comment is LO
 
 _SOP_CLASS, _SOP_INSTANCE = Tag(0x0008, 0x0016), Tag(0x0008, 0x0018)

@@ -1,8 +1,7 @@
 """Why no usable association came about (a Refusal), and when a wait counts as a timeout.
 
-Plain values shared by the pynetdicom paths (runner.dicom.association) and the lean upper
-layer (runner.dicom.ul), which must not import pynetdicom: forwarding worker processes
-start faster without it.
+Plain values shared by the lean upper layer (runner.dicom.ul) and the services on it
+(echo, find, move, store, commitment).
 """
 
 from __future__ import annotations

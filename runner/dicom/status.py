@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The status codes the runner answers or names itself (PS3.7 Annex C); every other module
+# takes them from here.
+SUCCESS = 0x0000
+PROCESSING_FAILURE = 0x0110
+NO_SUCH_SOP_INSTANCE = 0x0112
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+NOT_AUTHORIZED = 0x0124
+UNRECOGNISED_OPERATION = 0x0211
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+COERCION_WARNING = 0xB000  # for C-STORE a warning; categorize() reads it as C-MOVE's
+
 
 class StatusCategory(StrEnum):
     """What an outcome means to the runner; specific failures get their own category."""

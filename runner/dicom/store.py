@@ -14,9 +14,13 @@ a lossless transcode is possible (runner.dicom.transcode) and records it.
 
 The association is opened lazily, on the first store. When an instance needs a pair not
 proposed on the open association, it is re-opened with the extended set (at most
-MAX_PAIRS pairs, the least recently used dropped first). A store that fails at transport
-level on a re-used association (the peer closed it meanwhile, e.g. a restart) is retried
-once on a fresh association: C-STORE of the same SOP Instance UID is idempotent.
+MAX_PAIRS pairs, the least recently used dropped first), plus two contexts for the SOP
+class that say what the destination would take instead: one proposing the uncompressed
+syntaxes, one the lossless compressions the runner can write (a destination that takes
+only JPEG-LS, say, still accepts the association, and the refusal names what it takes).
+A store that fails at transport level on a re-used association (the peer closed it
+meanwhile, e.g. a restart) is retried once on a fresh association: C-STORE of the same SOP
+Instance UID is idempotent.
 
 transient: 0xA7xx (out of resources) and transport failures (no association, abort,
 timeout), worth retrying later; every other failure (0xA9xx, 0xC0xx, 0x01xx, a context
@@ -39,16 +43,16 @@ from pydicom.uid import UID
 from runner.dicom.part10 import MetaError, read_meta
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.refusal import Refusal
-from runner.dicom.status import StatusCategory, categorize, status_text
+from runner.dicom.status import COERCION_WARNING, StatusCategory, categorize, status_text
+from runner.dicom.transcode import WRITABLE_ENCODINGS
 from runner.dicom.ul import datasets, dimse
 from runner.dicom.ul.link import Buffer, Message
 from runner.dicom.ul.requestor import ClientAssociation, Proposal, is_response_to, status_of
 
-# 128 contexts at most: one default context for the SOP class of the instance at hand,
-# so 127 exact (SOP class, transfer syntax) pairs.
-MAX_PAIRS = 127
+# 128 contexts at most: two alternative contexts for the SOP class of the instance at hand
+# (uncompressed, lossless compressions), so 126 exact (SOP class, transfer syntax) pairs.
+MAX_PAIRS = 126
 _MAX_MESSAGE_ID = 0xFFFF
-_COERCION_WARNING = 0xB000  # for C-STORE a warning; categorize() reads it as C-MOVE's
 _DEFAULT_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2")
 _MEDIUM_PRIORITY = 0
 
@@ -241,6 +245,7 @@ class StoreClient:
         self._drop()
         proposals = [Proposal(sop_class, (syntax,)) for sop_class, syntax in self._pairs]
         proposals.append(Proposal(pair[0], _DEFAULT_SYNTAXES))
+        proposals.append(Proposal(pair[0], WRITABLE_ENCODINGS))
         opened = ClientAssociation.open(self.peer, self.calling_ae, self.settings, proposals)
         if isinstance(opened, Refusal):
             return _Failure(opened.category, opened.detail, True)
@@ -278,7 +283,7 @@ def _context(assoc: ClientAssociation, pair: Pair) -> int | None:
 
 
 def _answered(sop_uid: str, code: int, peer: Peer, seconds: float) -> StoreOutcome:
-    category = StatusCategory.WARNING if code == _COERCION_WARNING else categorize(code)
+    category = StatusCategory.WARNING if code == COERCION_WARNING else categorize(code)
     transient = category is StatusCategory.OUT_OF_RESOURCES
     detail = f"{peer} answered {status_text(code)}"
     return StoreOutcome(sop_uid, category, code, detail, seconds, transient)

@@ -7,8 +7,9 @@ usually dialled by IP address and their certificates name the device). A server 
 its certificate and, with `require_client_certificate`, refuses clients without a
 certificate issued by `ca`. Contexts are cached per file set and rebuilt when a file changes.
 
-Bad PEM files raise InputError naming the file. Handshake failures are data: a client
-`TlsAttempt` keeps the reason for `open_association`; `server_handshake` logs and says no.
+Bad PEM files raise InputError naming the file. Handshake failures are data: a client's
+come back as the lean requestor's Refusal (`describe_failure` says why); `server_handshake`
+logs and says no.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from runner.dicom.peer import TlsFiles
 from runner.errors import InputError, problem_at
 
-__all__ = ["TlsAttempt", "TlsFiles", "client_context", "describe_failure", "server_context",
+__all__ = ["TlsFiles", "client_context", "describe_failure", "server_context",
            "server_handshake"]
 
 LOGGER = logging.getLogger(__name__)
@@ -78,7 +79,6 @@ def _build_client(files: TlsFiles) -> ssl.SSLContext:
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     _load_chain(context, files)
-    context.sslsocket_class = _ClientSocket
     return context
 
 
@@ -153,59 +153,6 @@ def describe_failure(error: BaseException) -> str:
     if isinstance(error, ssl.SSLError) and error.reason:
         return f"{error.reason.replace('_', ' ').lower()} ({error.library or 'ssl'})"
     return str(error) or type(error).__name__
-
-
-class TlsAttempt:
-    """One requested association's TLS: wraps its socket and keeps why TLS failed, if it did.
-
-    pynetdicom only calls `wrap_socket` on what it gets as `tls_args[0]`; this object stands in
-    for the shared context so that a failure is known to the association that had it.
-    """
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.context = context
-        self.failure: str | None = None
-
-    def wrap_socket(self, sock: socket.socket, server_side: bool = False,
-                    server_hostname: str | None = None) -> ssl.SSLSocket:
-        """Wrap a client socket with the context; its handshake failures come back here."""
-        wrapped = self.context.wrap_socket(sock, server_side=server_side,
-                                           server_hostname=server_hostname)
-        if isinstance(wrapped, _ClientSocket):
-            wrapped.attempt = self
-        return wrapped
-
-    def failed(self, error: BaseException) -> None:
-        """Record the first TLS error of this association."""
-        if self.failure is None:
-            self.failure = describe_failure(error)
-
-
-class _ClientSocket(ssl.SSLSocket):
-    """An SSLSocket that reports handshake errors (and TLS alerts after it) to its attempt.
-
-    With TLS 1.3 a server refuses a client certificate after the client's handshake has
-    completed: the alert arrives on the first read, hence `recv` too.
-    """
-
-    attempt: TlsAttempt | None = None
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except (OSError, ValueError) as error:
-            if self.attempt is not None:
-                self.attempt.failed(error)
-            raise
-
-    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
-        try:
-            return super().recv(buflen, flags)
-        except ssl.SSLError as error:
-            if self.attempt is not None and not isinstance(
-                    error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-                self.attempt.failed(error)
-            raise
 
 
 def server_handshake(sock: ssl.SSLSocket, address: object, timeout: float) -> bool:

@@ -3,13 +3,18 @@
 An instance is forwarded in the transfer syntax it was received in whenever the destination
 accepts it. When the destination accepts the SOP class only in other syntaxes (association
 negotiation says which), `target_syntax` picks one that carries the same data set without
-loss: an uncompressed one (Explicit VR Little Endian first), or deflated. `transcode`
-re-encodes a data set read by pydicom for it: an uncompressed or deflated source needs only
-new element encoding; a compressed one is decoded by pydicom's pixel data plugins (RLE by
-pydicom, JPEG lossless / JPEG-LS / JPEG 2000 / HTJ2K by pylibjpeg and pyjpegls), keeping
-the SOP Instance UID (pydicom's `decompress` makes a new one unless told not to) and every
-other attribute. Between big and little endian, the values pydicom keeps as bytes but which
-are words (Pixel Data in OW, overlays, OF/OL/OD/OV) have their bytes swapped.
+loss: an uncompressed one (Explicit VR Little Endian first), or deflated, else a lossless
+compression this runner can write (RLE Lossless, JPEG-LS lossless, JPEG 2000 lossless, for
+a destination that takes only compressed data). `transcode` re-encodes a data set read by
+pydicom for it: an uncompressed or deflated source needs only new element encoding; a
+compressed one is decoded by pydicom's pixel data plugins (RLE by pydicom, JPEG lossless /
+JPEG-LS / JPEG 2000 / HTJ2K by pylibjpeg and pyjpegls), keeping the SOP Instance UID
+(pydicom's `decompress` and `compress` make a new one unless told not to) and every other
+attribute. Between big and little endian, the values pydicom keeps as bytes but which are
+words (Pixel Data in OW, overlays, OF/OL/OD/OV) have their bytes swapped. A compressed
+target is encoded from the decoded pixels (the Photometric Interpretation stays), then
+decoded again and compared with them: any difference, or an image the encoder cannot
+take, is a `TranscodeError`.
 
 Never lossy: a source encoded lossily (JPEG baseline/extended, JPEG-LS near-lossless,
 JPEG 2000 and HTJ2K lossy, video, JPEG XL) is not decoded, because decoders do not agree to
@@ -22,15 +27,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
 from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.encoders.base import get_encoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
 )
 
 # Targets, preferred first: each carries any data set unchanged (in native pixel data).
@@ -40,6 +50,12 @@ LOSSLESS_TARGETS: tuple[str, ...] = (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
 )
+
+# Lossless compressions this runner can write, preferred after those: RLE (pydicom's own
+# encoder, fast), JPEG-LS lossless (pyjpegls), JPEG 2000 lossless (pylibjpeg-openjpeg).
+LOSSLESS_ENCODINGS: tuple[str, ...] = (RLELossless, JPEGLSLossless, JPEG2000Lossless)
+WRITABLE_ENCODINGS: tuple[str, ...] = tuple(
+    s for s in LOSSLESS_ENCODINGS if get_encoder(UID(s)).is_available)
 
 # Compressed syntaxes whose codestream is lossless: decoding them gives exactly the pixels
 # that were encoded (RLE, JPEG process 14, JPEG-LS lossless, JPEG 2000 and HTJ2K lossless).
@@ -75,11 +91,17 @@ def target_syntax(source: str, accepted: Sequence[str]) -> Transcode:
     if not is_losslessly_decodable(source):
         raise TranscodeError(f"{refused}, and {_name(source)} cannot be transcoded without "
                              f"loss (accepted: {_names(accepted)})")
-    for syntax in LOSSLESS_TARGETS:
-        if syntax in accepted:
+    for syntax in (*LOSSLESS_TARGETS, *LOSSLESS_ENCODINGS):
+        if syntax in accepted and syntax != source and can_write(syntax):
             return Transcode(source, syntax, f"{refused} (accepted: {_names(accepted)})")
-    raise TranscodeError(f"{refused}, nor any uncompressed syntax (accepted: "
-                         f"{_names(accepted)})")
+    raise TranscodeError(f"{refused}, nor any uncompressed syntax or lossless compression "
+                         f"this runner can write (accepted: {_names(accepted)})")
+
+
+def can_write(syntax: str) -> bool:
+    """Whether an instance can be written in `syntax` here: uncompressed, or a lossless
+    compression whose encoder is installed."""
+    return syntax in LOSSLESS_TARGETS or syntax in WRITABLE_ENCODINGS
 
 
 def is_losslessly_decodable(syntax: str) -> bool:
@@ -101,16 +123,39 @@ def is_losslessly_decodable(syntax: str) -> bool:
 def transcode(ds: Dataset, plan: Transcode) -> Dataset:
     """`ds` (read with its file meta) re-encoded for `plan.sent_syntax`, in place: pixel
     data decoded when compressed, the SOP Instance UID and every other attribute kept."""
-    source = UID(plan.source_syntax)
+    source, target = UID(plan.source_syntax), UID(plan.sent_syntax)
     if source.is_compressed:
         try:
             ds.decompress(generate_instance_uid=False, as_rgb=False)
         except Exception as error:  # the plugins raise many kinds on a broken codestream
             raise TranscodeError(f"cannot decode {_name(source)} pixel data: {error}") \
                 from error
-    if source.is_little_endian != UID(plan.sent_syntax).is_little_endian:
+        source = UID(ds.file_meta.TransferSyntaxUID)
+    if target.is_compressed:
+        return _encode(ds, source, target)
+    if source.is_little_endian != target.is_little_endian:
         ds.walk(_swap_words)
-    ds.file_meta.TransferSyntaxUID = UID(plan.sent_syntax)
+    ds.file_meta.TransferSyntaxUID = target
+    return ds
+
+
+def _encode(ds: Dataset, source: UID, target: UID) -> Dataset:
+    """`ds` (native pixel data in `source`) compressed losslessly into `target`, proven by
+    decoding the result again: the same pixels, or TranscodeError."""
+    if "PixelData" not in ds:  # the other elements of a compressed syntax are Explicit VR LE
+        if not source.is_little_endian:
+            ds.walk(_swap_words)
+        ds.file_meta.TransferSyntaxUID = target
+        return ds
+    try:
+        pixels = ds.pixel_array
+        ds.compress(target, pixels, generate_instance_uid=False)
+        same = numpy.array_equal(ds.pixel_array, pixels)
+    except Exception as error:  # the encoders raise many kinds on what they cannot take
+        raise TranscodeError(f"cannot encode the pixel data in {_name(target)}: {error}") \
+            from error
+    if not same:
+        raise TranscodeError(f"{_name(target)} did not give back the same pixels: not sent")
     return ds
 
 

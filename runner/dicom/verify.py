@@ -4,13 +4,17 @@
 lists its SOP Instance UIDs, with optional return keys whose values can be compared with
 the morphed values sent. A PACS that refuses an IMAGE-level query without a series (a
 strictly hierarchical one) is asked series by series instead.
+
+`instances_anywhere` asks where given SOP Instance UIDs are held, whatever their study: an
+IMAGE-level query by a list of UIDs (PS3.4 C.2.2.2.2) with the study and series as return
+keys, the relational form a strictly hierarchical PACS may refuse (its answer says so).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydicom import Dataset
 from pydicom.datadict import dictionary_VR
@@ -74,6 +78,34 @@ def instances_present(
     if found.category in (StatusCategory.FAILURE, StatusCategory.UNABLE_TO_PROCESS):
         found = _series_by_series(peer, calling_ae, settings, study_uid, keys) or found
     return _presence(found, keys, started)
+
+
+# UIDs per list query: at most 64 characters and a separator each, the list stays under the
+# 64 KiB a value of Explicit VR Little Endian may hold, with room to spare.
+_UIDS_PER_QUERY = 500
+
+
+def instances_anywhere(
+    peer: Peer,
+    calling_ae: str,
+    settings: DicomSettings,
+    sop_uids: Sequence[str],
+    return_keys: Sequence[int] = (),
+) -> PresenceOutcome:
+    """Which of `sop_uids` `peer` holds, in any study (and `return_keys` values of each)."""
+    keys = [Tag(key) for key in return_keys]
+    started = time.monotonic()
+    answers: list[Dataset] = []
+    found = FindOutcome(StatusCategory.SUCCESS, 0, "nothing asked", [])
+    uids = sorted(set(sop_uids))
+    for first in range(0, len(uids), _UIDS_PER_QUERY):
+        query = _image_query("", None, keys)
+        query.SOPInstanceUID = list(uids[first:first + _UIDS_PER_QUERY])
+        found = c_find(peer, calling_ae, settings, "IMAGE", query)
+        answers.extend(found.identifiers)
+        if not found.ok:
+            break
+    return _presence(replace(found, identifiers=answers), keys, started)
 
 
 def study_instance_count(

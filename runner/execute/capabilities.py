@@ -14,7 +14,7 @@ from pydicom import Dataset
 from runner.dicom.find import c_find
 from runner.dicom.listener import ACCEPTED_TRANSFER_SYNTAXES
 from runner.dicom.probe import accepted_syntaxes
-from runner.dicom.transcode import is_losslessly_decodable
+from runner.dicom.transcode import can_write, is_losslessly_decodable
 from runner.inventory.model import Inventory, Study
 from runner.plan.capabilities import capability_matrix, matrix_json
 from runner.profile.models import SiteProfile
@@ -45,8 +45,9 @@ def live_capabilities(profile: SiteProfile,
         return [*lines, f"  {outcome.problem}"], document
     rows = capability_matrix(studies_by_class, outcome.accepted, probed)
     lossless = frozenset(s for s in probed if is_losslessly_decodable(s))
+    writable = frozenset(s for s in probed if can_write(s))
     document["classes"] = matrix_json(rows)
-    return [*lines, *(f"  {row.describe(lossless)}" for row in rows)], document
+    return [*lines, *(f"  {row.describe(lossless, writable)}" for row in rows)], document
 
 
 def _classes(profile: SiteProfile, studies: Sequence[Study]) -> tuple[Counter[str], int]:

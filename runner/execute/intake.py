@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from runner.dicom.commitment_report import CommitmentReport
 from runner.dicom.listener import (
-    OUT_OF_RESOURCES,
     IncomingStore,
     Listener,
     ListenerCallbacks,
@@ -23,6 +22,7 @@ from runner.dicom.listener import (
     Verdict,
 )
 from runner.dicom.spool import Spool
+from runner.dicom.status import OUT_OF_RESOURCES
 from runner.dicom.ul.acceptor import TurnedAway
 from runner.execute.inflight import InFlight
 from runner.execute.sending.seam import ForwardItem

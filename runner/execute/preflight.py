@@ -348,7 +348,7 @@ def _commitment_check(profile: SiteProfile, peer: Peer, who: _Who, settings: Dic
                       ds: Dataset, name: str) -> CheckResult:
     """The Storage Commitment round trip for the stored test object (verify: commitment):
     the report may come on the request's association or to the listener, started for it."""
-    from runner.dicom.commitment import request_commitment  # pynetdicom: only when needed
+    from runner.dicom.commitment import request_commitment  # only when needed
 
     listener = profile.listener
     waiter = CommitmentWaiter()

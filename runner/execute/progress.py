@@ -1,8 +1,14 @@
-"""Live progress of a run: one status line on a terminal, plain log lines otherwise."""
+"""Live progress of a run: one status line on a terminal, plain log lines otherwise.
+
+The rate is what the listener received over the last RATE_WINDOW seconds, and the ETA is
+shown only once it has settled: measured over at least SETTLE_SECONDS, with at least one
+study settled (before that, the first retrieves' recalls and association set-up would
+make any ETA a guess)."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,22 +24,26 @@ class Snapshot:
     done_mb: float
     total_mb: float
     phases: tuple[tuple[str, int, int], ...]  # tier, settled, studies
-    received_mb: float
-    seconds: float
+    rate: float  # MB/s received over the last RATE_WINDOW seconds
+    settled: bool  # whether the rate is steady enough to forecast from
     in_flight: dict[str, int]
     failed: int
 
     def line(self) -> str:
         """The progress as one line of text."""
-        rate = self.received_mb / self.seconds if self.seconds > 0 else 0.0
+        rate = self.rate
         left_mb = max(self.total_mb - self.done_mb, 0.0)
-        eta = _duration(left_mb / rate) if rate > 0 else "?"
+        eta = _duration(left_mb / rate) if rate > 0 and self.settled else "when the rate settles"
         phases = " ".join(f"{tier} {d}/{n}" for tier, d, n in self.phases)
         flight = " ".join(f"{dev}:{n}" for dev, n in sorted(self.in_flight.items()))
         failed = f", {self.failed} given up" if self.failed else ""
         return (f"studies {self.done:,}/{self.total:,} ({phases}){failed}; "
                 f"{self.done_mb / 1000:,.2f}/{self.total_mb / 1000:,.2f} GB; "
                 f"{rate:,.1f} MB/s; ETA {eta}; in flight {flight or '-'}")
+
+
+RATE_WINDOW = 600.0
+SETTLE_SECONDS = 60.0
 
 
 class Tally:
@@ -50,6 +60,7 @@ class Tally:
         self.done = 0
         self.done_mb = 0.0
         self.failed = 0
+        self._received: deque[tuple[float, float]] = deque()  # (monotonic time, MB received)
 
     @property
     def open(self) -> int:
@@ -69,9 +80,22 @@ class Tally:
         """The numbers for a progress line."""
         phases = tuple((tier, self.phase_done[i], self.phase_total[i])
                        for i, tier in enumerate(self.tiers) if self.phase_total[i])
-        return Snapshot(self.done, self.total, self.done_mb, self.total_mb, phases,
-                        received_bytes / 1e6, time.monotonic() - started, in_flight,
-                        self.failed)
+        now = time.monotonic()
+        rate = self._rate(now, received_bytes / 1e6, started)
+        settled = now - started >= SETTLE_SECONDS and self.done > 0
+        return Snapshot(self.done, self.total, self.done_mb, self.total_mb, phases, rate,
+                        settled, in_flight, self.failed)
+
+    def _rate(self, now: float, received_mb: float, started: float) -> float:
+        """MB/s over the last RATE_WINDOW seconds (since `started` while the run is young)."""
+        samples = self._received
+        if not samples:
+            samples.append((started, 0.0))
+        samples.append((now, received_mb))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW:
+            samples.popleft()
+        then, then_mb = samples[0]
+        return (received_mb - then_mb) / (now - then) if now > then else 0.0
 
 
 def _duration(seconds: float) -> str:

@@ -7,7 +7,10 @@ retrieves in a device's queue (so they are never starved) and pass the same thro
 
 Each study has its own due time: a study re-dated `age` seconds ago (from the ledger, by an
 earlier run) is due `every_hours` after that re-date, not at the start of this run; so a
-restart, a `--limit` pilot or a later run re-dates only what is due.
+restart, a `--limit` pilot or a later run re-dates only what is due. A round also starts
+early, every study due at once, when the migration has recalled `volume_mb` into the local
+store since the last round began (`recalled`: the MB of each nearline study retrieved), so
+that recent studies are refreshed before recalls push them off.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ class Redates:
     """
 
     def __init__(self, study_uids: Sequence[str], every_seconds: float,
-                 ages: Mapping[str, float] | None = None, now: float = 0.0) -> None:
+                 ages: Mapping[str, float] | None = None, now: float = 0.0,
+                 volume_mb: float | None = None) -> None:
         self.study_uids = tuple(study_uids)
         self.every = every_seconds
+        self.volume_mb = volume_mb
+        self.recalled_mb = 0.0  # since the last round began
+        self.early = 0  # rounds started by recalled volume
         ages = ages or {}
         self.due = {uid: now + every_seconds - ages[uid] if uid in ages else 0.0
                     for uid in self.study_uids}
@@ -51,7 +58,20 @@ class Redates:
         for uid in due:
             self.due[uid] = now + self.every
         self.rounds += 1
+        self.recalled_mb = 0.0
         return True
+
+    def recalled(self, megabytes: float, now: float) -> None:
+        """A nearline study of `megabytes` was retrieved (recalled into the local store): past
+        `volume_mb` since the last round, every study is due now."""
+        if self.volume_mb is None or not self.study_uids:
+            return
+        self.recalled_mb += megabytes
+        if self.recalled_mb >= self.volume_mb:
+            self.recalled_mb = 0.0
+            self.early += 1
+            for uid in self.study_uids:
+                self.due[uid] = min(self.due[uid], now)
 
     def peek(self) -> str | None:
         """The next study to re-date, if a round is under way."""

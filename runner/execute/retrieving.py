@@ -18,14 +18,22 @@ from runner.dicom.echo import c_echo
 from runner.dicom.move import MoveOutcome, c_move
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
-from runner.dicom.verify import instances_present
+from runner.dicom.verify import instances_anywhere, instances_present
 from runner.execute.alerts import Alerter
-from runner.execute.conflicts import RETURN_KEYS, Conflict, ConflictCheck, find_conflicts
+from runner.execute.conflicts import (
+    ANYWHERE_KEYS,
+    RETURN_KEYS,
+    Conflict,
+    ConflictCheck,
+    conflicts_elsewhere,
+    find_conflicts,
+)
 from runner.execute.devices import DeviceState, is_device_trouble
 from runner.execute.inflight import InFlight, Retrieve
 from runner.execute.redate import Redates
 from runner.execute.state import RunState
 from runner.execute.work import Stage, StudyWork
+from runner.inventory.model import Location
 from runner.ledger import EventKind, Ledger, RetrievePurpose, StudyStatus
 
 # Device trouble (lock-up, lost association) does not use up a study's retrieve attempts,
@@ -140,18 +148,27 @@ class Retriever:
             state.wake.notify_all()
 
     def _conflicts(self, study_uid: str, source: Peer) -> list[Conflict]:
-        """What the destination holds of the study that disagrees with the source (asked of
-        the source only when the destination holds something of it)."""
-        moves = self.moves
+        """What the destination holds of the study, or of its instances in other studies,
+        that disagrees with the source (the source is asked for its instances first, unless
+        the rules give new UIDs and the destination holds nothing of the study)."""
+        moves, check = self.moves, self.moves.conflict_check
         held = instances_present(moves.destination, moves.calling_ae, moves.settings,
                                  study_uid, RETURN_KEYS)
-        if not held.ok or not held.sop_uids:
-            return []  # nothing held (or no answer: the stores and the check will tell)
+        if not held.ok:
+            return []  # no answer: the stores and the check will tell
+        if not held.sop_uids and not check.compare_series:
+            return []
         ours = instances_present(source, moves.calling_ae, moves.settings, study_uid,
                                  RETURN_KEYS)
         if not ours.ok:
             return []
-        return find_conflicts(moves.conflict_check, ours.values, held.values)
+        found = find_conflicts(check, ours.values, held.values)
+        if check.compare_series and ours.sop_uids - held.sop_uids:
+            elsewhere = instances_anywhere(moves.destination, moves.calling_ae,
+                                           moves.settings, sorted(ours.sop_uids - held.sop_uids),
+                                           ANYWHERE_KEYS)
+            found += conflicts_elsewhere(check, study_uid, elsewhere.values)
+        return found
 
     def _held_back(self, retrieve: Retrieve, conflicts: list[Conflict]) -> bool:
         """Record the conflicts and apply the policy; True when nothing is to be retrieved."""
@@ -166,7 +183,7 @@ class Retriever:
                                              "resolution": _RESOLUTIONS[policy]})
         if policy == "overwrite":
             return False
-        if policy == "skip" and all(c.sop_instance_uid for c in conflicts):
+        if policy == "skip" and all(c.skippable for c in conflicts):
             with self.state.lock:
                 self.inflight.skipped[retrieve.study_uid] = {
                     c.sop_instance_uid: c.describe() for c in conflicts if c.sop_instance_uid}
@@ -212,6 +229,8 @@ class Retriever:
         if reported:
             work.expected = max(work.expected or 0, reported)
         if outcome.ok or outcome.category is StatusCategory.SUB_OPS_FAILED:
+            if work.study.location is not Location.LOCAL:  # recalled into the local store
+                self.redates.recalled(work.megabytes, time.monotonic())
             work.stage = Stage.FORWARDING
             self.offer(work)
             return

@@ -24,6 +24,7 @@ from runner.execute.state import RunState
 from runner.execute.wiring import INTERRUPTED as INTERRUPTED
 from runner.execute.work import Stage, StudyWork
 from runner.ledger import Ledger
+from runner.morph.accession import Accessions
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile
 from runner.profile.peers import check_tls, destination_peer, dicom_settings
@@ -86,7 +87,8 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
     try:
         run_id = ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
                                   runner_version=__version__, command=command)
-        ledger.record(census_fact(plan, command, run_id, delta))
+        accessions = Accessions(loaded.profile.rules(), loaded.profile.reports.mask_identifiers)
+        ledger.record(census_fact(plan, command, run_id, accessions, delta))
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
         summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock, preforked)

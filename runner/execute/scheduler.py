@@ -187,5 +187,5 @@ def redates_due(plan: Plan, ledger: Ledger) -> Redates:
     ages = {uid: (now - ended).total_seconds()
             for uid, ended in last_redates(ledger).items()}
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
-                   time.monotonic())
+                   time.monotonic(), plan.redate.volume_mb)
 

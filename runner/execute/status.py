@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner.execute.run import open_ledger
-from runner.ledger.queries import StatusSummary, status_summary
+from runner.ledger.queries import StatusSummary, redate_totals, status_summary
 from runner.plan.compile import schedule_slots
 from runner.plan.schedule import schedule_now
 from runner.profile.load import LoadedProfile
@@ -24,8 +24,6 @@ FROM events
 _RUNS = """
 SELECT count(*), min(started_at), max(coalesce(ended_at, started_at)) FROM runs
 """
-
-_REDATES = "SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
 
 # The source's side: its latest census, and every study it holds by what became of it.
 _CENSUS = """
@@ -55,7 +53,7 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
         summary = status_summary(ledger)
         dead, stalls, downs, ups = ledger.query(_EVENTS)[0]
         runs, first, last = ledger.query(_RUNS)[0]
-        redates = ledger.query(_REDATES)[0][0]
+        redates = redate_totals(ledger)
         census = census_lines(ledger.query(_CENSUS)[0])
         reasons = ledger.query(_REASONS)
     finally:
@@ -70,7 +68,7 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     lines += ["", schedule_now(schedule_slots(loaded.profile), datetime.now(zone)).line()]
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
-                  f"{ups} times; re-date retrieves: {redates}"]
+                  f"{ups} times", f"Re-dates: {redates.describe()}"]
     return lines
 
 

@@ -101,6 +101,7 @@ def study_query(keys: Keys) -> Dataset:
     query.StudyInstanceUID = ""
     query.StudyDate = keys.date_key
     query.PatientID = keys.patient_key
+    query.AccessionNumber = ""
     query.ModalitiesInStudy = ""
     query.NumberOfStudyRelatedInstances = ""
     query.InstanceAvailability = ""
@@ -148,6 +149,7 @@ class _Found:
     device_id: str
     peer: Peer
     sop_classes: tuple[str, ...] = ()
+    accession: str = ""
 
 
 def _values(ds: Dataset, keyword: str) -> tuple[str, ...]:
@@ -197,6 +199,7 @@ def _parse(answer: _Answer) -> _Found | None:
         device_id=answer.device_id,
         peer=answer.peer,
         sop_classes=_values(ds, "SOPClassesInStudy"),
+        accession=_text(ds, "AccessionNumber"),
     )
 
 
@@ -359,6 +362,7 @@ def _studies(found: list[_Found], modalities: Sequence[str], notes: list[str]) -
             patient_id=s.patient_id,
             raw_date=s.raw_date if s.study_date is None else "",
             sop_classes=s.sop_classes,
+            accession=s.accession,
         )
         for s in found
     ]

@@ -49,6 +49,7 @@ class Study:
     patient_id: str = ""
     raw_date: str = ""
     sop_classes: tuple[str, ...] = ()  # SOP Classes in Study, when the source answers it
+    accession: str = ""  # Accession Number as the source answered it (never written out)
 
     @property
     def sort_date(self) -> date:

@@ -1,9 +1,10 @@
 """The migration's ledger: DuckDB schema and migrations, the one writer, the read models.
 
 File: `<reports.dir>/ledger.duckdb` (and its write-ahead log `ledger.duckdb.wal`).
-Modules: `events` (the facts, one frozen dataclass each), `schema` (DDL, versions, views),
-`apply` (how a batch of facts is written), `batching` (the writer thread), `writer`
-(`Ledger`, the public face), `queries` (read models), `connection` (opening the file).
+Modules: `events` (the facts, each declared once: a frozen dataclass with how it is
+written), `tables` (the tools they write with), `schema` (DDL, versions, views), `apply`
+(a batch of facts written kind by kind), `batching` (the writer thread), `writer` (`Ledger`,
+the public face), `queries` (read models), `connection` (opening the file).
 
 Time: every timestamp is TIMESTAMPTZ, stored and read back in UTC (aware datetimes).
 Privacy: no patient name, ID or birth date is ever stored; studies are keyed by UID.
@@ -34,53 +35,10 @@ served by the running process.
 
 from __future__ import annotations
 
-from runner.ledger.batching import WriterStats
-from runner.ledger.events import (
-    CensusStudy,
-    CensusTaken,
-    EventKind,
-    EventRecorded,
-    Fact,
-    InstanceForwarded,
-    InstanceQuarantined,
-    InstanceReceived,
-    RetrieveFinished,
-    RetrievePurpose,
-    RetrieveStarted,
-    RunEnded,
-    RunStarted,
-    StudiesPlanned,
-    StudyPlanned,
-    StudyStatus,
-    StudyStatusChanged,
-    VerificationMethod,
-    VerificationRecorded,
-)
-from runner.ledger.schema import SCHEMA_VERSION
-from runner.ledger.writer import LEDGER_FILENAME, Ledger
+from runner.ledger.batching import WriterStats as WriterStats
 
-__all__ = [
-    "LEDGER_FILENAME",
-    "SCHEMA_VERSION",
-    "CensusStudy",
-    "CensusTaken",
-    "EventKind",
-    "EventRecorded",
-    "Fact",
-    "InstanceForwarded",
-    "InstanceQuarantined",
-    "InstanceReceived",
-    "Ledger",
-    "RetrieveFinished",
-    "RetrievePurpose",
-    "RetrieveStarted",
-    "RunEnded",
-    "RunStarted",
-    "StudiesPlanned",
-    "StudyPlanned",
-    "StudyStatus",
-    "StudyStatusChanged",
-    "VerificationMethod",
-    "VerificationRecorded",
-    "WriterStats",
-]
+# every fact, value and word of runner.ledger.events (the facts are declared there, once)
+from runner.ledger.events import *  # noqa: F403
+from runner.ledger.schema import SCHEMA_VERSION as SCHEMA_VERSION
+from runner.ledger.writer import LEDGER_FILENAME as LEDGER_FILENAME
+from runner.ledger.writer import Ledger as Ledger

@@ -189,3 +189,32 @@ def last_redates(src: QuerySource) -> dict[str, datetime]:
                      " AND category IN ('success', 'warning') AND ended_at IS NOT NULL"
                      " GROUP BY study_uid")
     return {str(study_uid): ended for study_uid, ended in rows}
+
+
+# A re-date that ended without success (a retrieve still open is neither).
+REDATE_FAILED = ("ended_at IS NOT NULL AND category NOT IN ('success', 'warning')")
+
+
+@dataclass(frozen=True, slots=True)
+class RedateTotals:
+    """Re-dates as every output counts them: retrieves, distinct studies, failed retrieves."""
+
+    retrieves: int
+    studies: int
+    failed: int
+
+    def describe(self) -> str:
+        """The same words in the console, `status` and the report."""
+        if not self.retrieves:
+            return "none"
+        failed = f", {self.failed:,} failed" if self.failed else ""
+        return (f"{self.retrieves:,} retrieves of {self.studies:,} recent "
+                f"{'study' if self.studies == 1 else 'studies'}{failed}")
+
+
+def redate_totals(src: QuerySource) -> RedateTotals:
+    """The ledger's re-dates, all runs."""
+    rows = src.query("SELECT count(*), count(DISTINCT study_uid), "
+                     f"count(*) FILTER (WHERE {REDATE_FAILED}) "
+                     "FROM retrieves WHERE purpose = 'redate'")
+    return RedateTotals(*(int(v) for v in rows[0]))

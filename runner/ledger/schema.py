@@ -309,10 +309,13 @@ CREATE TABLE census_studies (
 # source_instances = the census's count, else the planned count, else the largest
 # count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
 # study the census found and the plan leaves out (nothing done with it).
-_RECONCILIATION_DETAIL_VIEW = f"""
+def _reconciliation_detail(census_columns: str = "", columns: str = "") -> str:
+    """The view, with `census_columns` of census_studies (`c.`) carried through as
+    `columns` (added by later versions)."""
+    return f"""
 CREATE OR REPLACE VIEW reconciliation_detail AS
 {_STUDY_COUNTS}, every_study AS (
-    SELECT coalesce(c.study_uid, s.study_uid) AS study_uid,
+    SELECT coalesce(c.study_uid, s.study_uid) AS study_uid,{census_columns}
            coalesce(s.tier, c.tier) AS tier,
            coalesce(c.study_date, s.study_date) AS study_date,
            coalesce(c.modality, s.modality) AS modality,
@@ -346,9 +349,16 @@ SELECT study_uid, tier, source_instances, received_instances, destination_instan
        study_date, modality,
        CASE WHEN gone_at IS NOT NULL THEN 'gone' WHEN in_census THEN 'present'
             ELSE 'not in a census' END AS at_source,
-       CASE WHEN disposition = 'excluded' THEN excluded_because END AS excluded_because
+       CASE WHEN disposition = 'excluded' THEN excluded_because END AS excluded_because{columns}
 FROM facts
 """
+
+
+_RECONCILIATION_DETAIL_VIEW = _reconciliation_detail()
+# Version 6: the study's Accession Number before and after the rules (masked unless the
+# profile said otherwise when the census was recorded).
+_RECONCILIATION_DETAIL_VIEW_6 = _reconciliation_detail(
+    "\n           c.accession, c.accession_after,", ",\n       accession, accession_after")
 
 # The spec's columns, exactly; `reconciliation_detail` has the census's columns besides.
 _RECONCILIATION_VIEW_3 = """
@@ -378,6 +388,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "receipts: the content checksum of each spooled instance, checked before a "
                  "file that survived a restart is forwarded",
               ("ALTER TABLE receipts ADD COLUMN checksum VARCHAR", _INSTANCES_VIEW_5)),
+    Migration(6, "census_studies: the Accession Number as the source answered it and as the "
+                 "rules make it, masked unless mask_identifiers is false; in "
+                 "reconciliation_detail",
+              ("ALTER TABLE census_studies ADD COLUMN accession VARCHAR",
+               "ALTER TABLE census_studies ADD COLUMN accession_after VARCHAR",
+               _RECONCILIATION_DETAIL_VIEW_6)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,9 +1,10 @@
 """`Ledger`: the migration's record, opened once per process; every method is thread-safe.
 
-`record_*` methods build a fact stamped with the current UTC time and queue it for the one
-writer thread (see batching.py); they return at once. `flush()` waits until what was
-recorded is committed; `query()` reads on the writer thread after committing what was queued
-before it, so reads always see earlier writes. Use it as a context manager or call `close()`.
+`record(fact)` queues any fact declared in runner.ledger.events for the one writer thread
+(see batching.py), and returns at once; `record_*` methods build some facts, stamped with the
+current UTC time, and record them. `flush()` waits until what was recorded is committed;
+`query()` reads on the writer thread after committing what was queued before it, so reads
+always see earlier writes. Use it as a context manager or call `close()`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from runner.errors import LedgerError
 from runner.ledger import connection
 from runner.ledger.batching import BatchWriter, WriterStats
 from runner.ledger.events import (
-    FACT_TYPES,
     EventKind,
     EventRecorded,
     Fact,
@@ -38,6 +38,7 @@ from runner.ledger.events import (
     StudyStatusChanged,
     VerificationMethod,
     VerificationRecorded,
+    declared,
 )
 from runner.ledger.schema import migrate
 
@@ -87,8 +88,10 @@ class Ledger:
     # --- recording ------------------------------------------------------------------------
 
     def record(self, fact: Fact) -> None:
-        """Queue any fact (the typed `record_*` methods below build them for you)."""
-        if not isinstance(fact, FACT_TYPES):
+        """Queue any declared fact (runner.ledger.events); the `record_*` methods below build
+        some for you, where they add something (an id returned, the run stamped, a count
+        worked out), and are not needed to record a fact."""
+        if not isinstance(fact, declared()):
             raise TypeError(f"not a ledger fact: {type(fact).__name__}")
         self._writer.put(fact)
 

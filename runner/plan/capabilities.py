@@ -3,7 +3,8 @@ transfer syntaxes the destination accepts for each (from a negotiation probe).
 
 A class the destination accepts in every syntax probed goes as is; one it accepts only in
 some goes as is when held in those, and otherwise is transcoded if the instance is encoded
-losslessly (decoded and sent uncompressed) or becomes an exception if lossy; one it accepts
+losslessly and the destination accepts a syntax the runner can write (decoded, sent
+uncompressed or compressed losslessly), or becomes an exception; one it accepts
 in none is refused: each of its instances will be an exception. The source's C-FIND says
 nothing of the syntaxes instances are held in, so the matrix names what will happen to each
 syntax, not how many instances are in each.
@@ -41,19 +42,21 @@ class ClassCapability:
             return "partly, no uncompressed syntax accepted"
         return "partly"
 
-    def describe(self, lossless: frozenset[str]) -> str:
-        """One line for a person."""
+    def describe(self, lossless: frozenset[str], writable: frozenset[str]) -> str:
+        """One line for a person: `lossless` are the syntaxes that can be decoded without
+        loss, `writable` those the runner can write (uncompressed, lossless encodings)."""
         name = _name(self.sop_class)
         head = f"{name}: {self.studies:,} stud{'y' if self.studies == 1 else 'ies'}"
         if self.verdict == "refused":
             return f"{head}; REFUSED by the destination: each instance will be an exception"
         if self.verdict == "as is":
             return f"{head}; accepted in every transfer syntax probed: goes as is"
-        transcoded = [s for s in self.refused if s in lossless]
-        lost = [s for s in self.refused if s not in lossless]
+        target = any(s in writable for s in self.accepted)
+        transcoded = [s for s in self.refused if s in lossless and target]
+        lost = [s for s in self.refused if s not in transcoded]
         parts = [f"{head}; accepted in {len(self.accepted)} of "
                  f"{len(self.accepted) + len(self.refused)} syntaxes"]
-        if transcoded and any(s in self.accepted for s in UNCOMPRESSED):
+        if transcoded:
             parts.append(f"held in {_names(transcoded)}: transcoded losslessly")
         if lost:
             parts.append(f"held in {_names(lost)}: exceptions (cannot be sent losslessly)")

@@ -37,11 +37,12 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
     """
     studies, excluded = _in_scope(profile, inventory.studies, today, exclusions or {})
     device_ids = [d.id for d in profile.source.devices]
+    balance = profile.source.balance_devices
     if profile.tiering.by_tier:
-        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids)
+        phases = tuple(p for p in _phases(profile.tiering.phases, studies, device_ids, balance)
                        if p.tier in profile.tiering.order or p.studies)
     else:
-        phases = _phases((None,), studies, device_ids)
+        phases = _phases((None,), studies, device_ids, balance)
     return Plan(
         site_id=profile.site.id,
         site_name=profile.site.name,
@@ -113,12 +114,13 @@ def _modalities(study: Study) -> frozenset[str]:
 
 
 def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
-            device_ids: Sequence[str]) -> tuple[Phase, ...]:
-    """One phase per tier in order; a single tier None takes every study."""
+            device_ids: Sequence[str], balance: bool) -> tuple[Phase, ...]:
+    """One phase per tier in order; a single tier None takes every study. `balance`:
+    every study goes to the least loaded device, not the one whose census found it."""
     by_tier: dict[Location | None, list[Study]] = {tier: [] for tier in tiers}
     for study in studies:
         by_tier[study.location if tiers != (None,) else None].append(study)
-    balancer = _Balancer(device_ids)
+    balancer = _Balancer(device_ids, keep_found=not balance)
     phases = []
     for tier in tiers:
         ordered = sorted(by_tier[tier], key=plan_order)
@@ -127,10 +129,11 @@ def _phases(tiers: Sequence[Location | None], studies: Iterable[Study],
 
 
 class _Balancer:
-    """Assigns studies without a device to the device with the least planned megabytes."""
+    """Assigns studies without a device (every study, unless `keep_found`) to the device
+    with the least planned megabytes."""
 
-    def __init__(self, device_ids: Sequence[str]) -> None:
-        self.known = frozenset(device_ids)
+    def __init__(self, device_ids: Sequence[str], keep_found: bool = True) -> None:
+        self.known = frozenset(device_ids) if keep_found else frozenset()
         self.load = dict.fromkeys(device_ids, 0.0)
         self.heap = [(0.0, i, d) for i, d in enumerate(device_ids)]
 
@@ -157,7 +160,9 @@ def _device_plans(profile: SiteProfile, phases: Sequence[Phase]) -> tuple[Device
             counts[device] = counts.get(device, 0) + 1
             sizes[device] = sizes.get(device, 0.0) + study.estimated_mb
     return tuple(DevicePlan(d.id, d.ae_title, d.host, d.port, d.throttle, counts.get(d.id, 0),
-                            round(sizes.get(d.id, 0.0), 3)) for d in profile.source.devices)
+                            round(sizes.get(d.id, 0.0), 3), d.limits.mb_per_s,
+                            d.limits.lockup_backlog_mb, d.limits.lockup_minutes)
+                 for d in profile.source.devices)
 
 
 def _throttles(profile: SiteProfile) -> tuple[ThrottleSetting, ...]:
@@ -181,6 +186,22 @@ def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> Reda
     since = today - timedelta(days=days)
     recent = sorted((s for s in studies if s.study_date is not None and s.study_date >= since
                      and s.location is Location.LOCAL), key=plan_order)
+    recent_mb = round(sum(s.estimated_mb for s in recent), 3)
     return RedatePlan(days, profile.redate.every_hours, since,
-                      tuple(s.study_uid for s in recent),
-                      round(sum(s.estimated_mb for s in recent), 3))
+                      tuple(s.study_uid for s in recent), recent_mb,
+                      _redate_volume(profile, studies, recent_mb))
+
+
+def _redate_volume(profile: SiteProfile, studies: Sequence[Study],
+                   recent_mb: float) -> float | None:
+    """The MB recalled into the local store after which a re-date round starts early: the
+    headroom_fraction of the store's low-water mark less the recent studies (the store is
+    tiering.local_store_gb, else exactly what the local studies fill)."""
+    fraction = profile.redate.headroom_fraction
+    if fraction <= 0:
+        return None
+    local_mb = sum(s.estimated_mb for s in studies if s.location is Location.LOCAL)
+    capacity = max(profile.tiering.local_store_gb * 1000, local_mb)
+    low_water = profile.tiering.low_water_fraction or 0.9
+    headroom = capacity * low_water - recent_mb
+    return round(headroom * fraction, 3) if headroom > 0 else None

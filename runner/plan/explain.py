@@ -28,6 +28,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "schedule": [{"days": list(s.days) if s.days else None,
                       "hours": _hours(s.minutes), "throttle": s.throttle} for s in plan.schedule],
         "redate": {"recent_days": plan.redate.recent_days, "every_hours": plan.redate.every_hours,
+                   "volume_mb": plan.redate.volume_mb,
                    "since": plan.redate.since.isoformat() if plan.redate.since else None,
                    "studies": len(plan.redate.study_uids),
                    "gb": round(plan.redate.megabytes / 1000, 3),
@@ -166,9 +167,19 @@ def _redate_lines(plan: Plan) -> list[str]:
     r = plan.redate
     if r.recent_days == 0:
         return ["Re-dating: off", ""]
-    return [f"Re-dating: every {r.every_hours:g} h, studies acquired since {r.since} "
-            f"(last {r.recent_days} days) on the local store: {len(r.study_uids):,} studies, "
-            f"{r.megabytes / size_unit(r.megabytes)[1]:,.2f} {size_unit(r.megabytes)[0]}", ""]
+    lines = [f"Re-dating: every {r.every_hours:g} h, studies acquired since {r.since} "
+             f"(last {r.recent_days} days) on the local store: {len(r.study_uids):,} "
+             f"studies, {_mb(r.megabytes)}"]
+    if r.volume_mb is not None:
+        lines.append(f"  and a round as soon as nearline studies worth {_mb(r.volume_mb)} "
+                     "have been recalled into the local store since the last "
+                     "(redate.headroom_fraction)")
+    return [*lines, ""]
+
+
+def _mb(megabytes: float) -> str:
+    unit, per = size_unit(megabytes)
+    return f"{megabytes / per:,.2f} {unit}"
 
 
 def size_unit(largest_mb: float) -> tuple[str, float]:

@@ -94,6 +94,10 @@ class DevicePlan:
     pinned_throttle: str | None
     studies: int
     megabytes: float
+    # what the device bears, for the forecast (None: the tier model's defaults)
+    mb_per_s: float | None = None
+    lockup_backlog_mb: float | None = None
+    lockup_minutes: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,9 @@ class RedatePlan:
     since: date | None
     study_uids: tuple[str, ...]
     megabytes: float
+    # a round also starts once this many MB were recalled into the local store since the
+    # last one (redate.headroom_fraction of the store's headroom); None: every_hours alone
+    volume_mb: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,21 @@ class Listener(_Model):
     tls: Tls | None = None
 
 
+class DeviceLimits(_Model):
+    """What one device can bear, for the forecast (tiering.* gives the defaults for all)."""
+
+    mb_per_s: float | None = Field(
+        None, gt=0, description="MB/s the device delivers across all its retrieves at once "
+                                "(they share it; default tiering.device_total_mb_per_s)")
+    lockup_backlog_mb: float | None = Field(
+        None, gt=0, description="the device locks up when the MB it has been asked for and "
+                                "not yet delivered pass this (default "
+                                "tiering.lockup_backlog_mb)")
+    lockup_minutes: float | None = Field(
+        None, ge=0, description="how long a lock-up stops the device, until retrieves flow "
+                                "again (default tiering.lockup_minutes)")
+
+
 class Device(_Model):
     """One DICOM device of the old PACS that answers C-FIND and C-MOVE."""
 
@@ -189,6 +204,8 @@ class Device(_Model):
         default_factory=list,
         description="the AE titles this device's C-MOVE sub-operations (C-STOREs) come "
                     "from, when not its own `ae_title` (some archives store from another AE)")
+    limits: DeviceLimits = Field(default_factory=DeviceLimits,
+                                 description="what the device bears (forecast)")
 
     def storing_aes(self) -> frozenset[str]:
         """The calling AE titles the listener accepts this device's instances from."""
@@ -254,6 +271,11 @@ class Source(_Model):
     calling_ae_title: AETitle
     inventory: InventoryQuery
     health: Health = Field(default_factory=Health)
+    balance_devices: bool = Field(
+        False, description="true when the devices front one archive and any of them can "
+                           "retrieve any study: studies are spread over the devices by "
+                           "planned MB (else each is retrieved from the device whose census "
+                           "answer found it)")
 
 
 class Alert(_Model):
@@ -287,9 +309,10 @@ class Destination(_Model):
     conflicts: ConflictPolicy = Field(
         "quarantine",
         description="when the destination already holds a SOP Instance UID of a study under "
-                    "another series, or the study under another Patient ID: quarantine "
-                    "(send nothing of the study, list the conflict), skip (keep the "
-                    "destination's copy of those instances, send the rest), overwrite "
+                    "another series or another study, or the study under another Patient "
+                    "ID: quarantine (send nothing of the study, list the conflict), skip "
+                    "(keep the destination's copy of instances in another series of the "
+                    "study, send the rest), overwrite "
                     "(send anyway)")
 
 
@@ -376,6 +399,14 @@ class Tiering(_Model):
                                             description="forecast: recall speed (default 10)")
     device_mb_per_s: float | None = Field(
         None, gt=0, description="forecast: speed of one retrieve (default 20)")
+    device_total_mb_per_s: float | None = Field(
+        None, gt=0, description="forecast: MB/s a device delivers across all its retrieves "
+                                "(default 40; per device: source.devices[].limits.mb_per_s)")
+    lockup_backlog_mb: float | None = Field(
+        None, gt=0, description="forecast: a device locks up when the MB asked of it and not "
+                                "yet delivered pass this (default 2000)")
+    lockup_minutes: float | None = Field(
+        None, ge=0, description="forecast: how long a lock-up stops a device (default 60)")
     new_studies_per_day: float | None = Field(
         None, ge=0, description="forecast: new clinical studies a day (default: the "
                                 "inventory's last 90 days)")
@@ -427,6 +458,12 @@ class Redate(_Model):
 
     recent_days: int = Field(14, ge=0, le=3660, description="0 switches re-dating off")
     every_hours: float = Field(6, gt=0, le=24 * 30)
+    headroom_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="a round also starts when the MB recalled into the local store since the "
+                    "last round reach this fraction of its headroom (the store less the "
+                    "recent studies): recent studies are refreshed before recalls push them "
+                    "off; 0: every_hours alone")
 
 
 # --- morphing ---------------------------------------------------------------------------

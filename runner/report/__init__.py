@@ -13,7 +13,9 @@ Modules: `scope` (the filter), `source` (read-only connection, SQL files, scope 
 HTML sections), `render` (the page), `files` (atomic CSV/Parquet/HTML writes).
 
 Privacy: studies are named by UID and a pseudonym (first 10 hex digits of SHA-256 of
-"<site id>:<study UID>", stable per site). The ledger stores no patient name, ID, birth date
-or accession number, so no report can show one: with `mask_identifiers: false` the reports
-are the same, since the ledger has no patient ID column to reveal.
+"<site id>:<study UID>", stable per site). The ledger stores no patient name, ID or birth
+date, so no report can show one. It stores each study's Accession Number before and after
+the rules (for matching against the RIS), masked to its last four characters unless the
+profile said `mask_identifiers: false` when the census was recorded; a report with
+`mask_identifiers` masks them again (a masked number stays as it is).
 """

@@ -83,8 +83,9 @@ def _conflicts(rows: list[ConflictRow]) -> str:
         return para("None: the destination held nothing under the studies' UIDs that "
                     "disagreed with the source.", "empty")
     note = para(f"{fmt.plural(len(rows), 'conflict', 'conflicts')} found before sending "
-                "(destination.conflicts): the same SOP Instance UID in another series, or "
-                "the study under another Patient ID (the IDs are compared, never shown).",
+                "(destination.conflicts): the same SOP Instance UID in another series or "
+                "another study, or the study under another Patient ID (the IDs are "
+                "compared, never shown).",
                 "note")
     cols = [Col("Pseudonym and study UID", "uid", "30%"), Col("Conflict", width="45%"),
             Col("Resolution", width="25%")]

@@ -88,7 +88,7 @@ class ReportData:
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
     """Run every report query in `identity.scope` (salted with the site id)."""
-    reader.set_scope(identity.scope, identity.site_id)
+    reader.set_scope(identity.scope, identity.site_id, identity.masked)
     span = reader.one("span", Span)
     series_sql = f"SELECT * FROM ({sql_text('series')}) WHERE study_status <> 'verified'"
     series = reader.rows_of(f"{series_sql} LIMIT {SERIES_SHOWN}", SeriesRow)

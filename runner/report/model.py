@@ -190,6 +190,7 @@ class Work:
     repair_retrieves: int
     redate_retrieves: int
     redated_studies: int
+    failed_redates: int
     repeat_retrieves: int
     receipts: int
     repeat_receipts: int

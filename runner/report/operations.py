@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import groupby
 
+from runner.ledger.queries import RedateTotals
 from runner.report import fmt
 from runner.report.chart import bars_by_week, tiers_of, weekly_chart
 from runner.report.collect import ReportData
 from runner.report.markup import Col, key_values, para, table, tag
-from runner.report.model import Failure, Periods, Throughput
+from runner.report.model import Failure, Periods, Throughput, Work
 
 FAILURES_SHOWN = 25
 STEP_TITLES = {"retrieve": "Retrieves (C-MOVE) that did not succeed",
@@ -130,8 +131,8 @@ def work_section(data: ReportData) -> str:
          f"migrate, {work.repair_retrieves:,} to repair, {work.redate_retrieves:,} re-dates"),
         ("Repeat retrieves", f"{work.repeat_retrieves:,} (retrieves of a study after its "
          "first, re-dates not counted)"),
-        ("Studies re-dated", f"{work.redated_studies:,} (fetched once to bring them into "
-         "the source's local tier, then discarded)"),
+        ("Re-dates", f"{_redates(work).describe()} (each retrieves a recent study to "
+         "refresh its last access on the source's local store; the copy is discarded)"),
         ("Instances received", f"{work.receipts:,}, of which {work.repeat_receipts:,} had "
          "been received before"),
         ("Data received", fmt.size(work.bytes_received)),
@@ -145,6 +146,10 @@ def work_section(data: ReportData) -> str:
         "work the runner caused and can count.", "note"),
         tag("h2", "Retries and failures"), _failures(data.failures)]
     return tag("section", "".join(parts))
+
+
+def _redates(work: Work) -> RedateTotals:
+    return RedateTotals(work.redate_retrieves, work.redated_studies, work.failed_redates)
 
 
 def _failures(failures: Sequence[Failure]) -> str:

@@ -32,8 +32,10 @@ def header_section(data: ReportData) -> str:
 def _identity_pairs(data: ReportData) -> list[tuple[str, object]]:
     ident, span = data.identity, data.span
     versions = sorted({run.runner_version for run in data.runs})
-    masking = ("masked: studies are shown by UID and pseudonym only" if ident.masked else
-               "not masked, but the ledger holds no patient data: studies are shown by UID")
+    masking = ("masked: studies are shown by UID and pseudonym only, accession numbers "
+               "(reconciliation.csv) by their last four characters" if ident.masked else
+               "not masked: the ledger holds no patient data, studies are shown by UID, "
+               "accession numbers in reconciliation.csv as recorded")
     return [
         ("Site", f"{ident.site_name} (id {ident.site_id})"),
         ("Source PACS", ident.source_name),

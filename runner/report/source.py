@@ -58,10 +58,10 @@ class LedgerReader:
                 f"{self.path}: ledger schema version {found}, this pacsmig reports on version "
                 f"{SCHEMA_VERSION}; run `pacsmig status` with the matching pacsmig to migrate")
 
-    def set_scope(self, scope: ReportScope, salt: str) -> None:
+    def set_scope(self, scope: ReportScope, salt: str, masked: bool = True) -> None:
         """Fix the studies every later query covers (temp tables `report_scope` and
-        `report_instances`)."""
-        self._conn.execute(sql_text("scope"), scope.sql_params(salt))
+        `report_instances`); accession numbers masked when `masked`."""
+        self._conn.execute(sql_text("scope"), {**scope.sql_params(salt), "masked": masked})
         self._conn.execute(sql_text("scope_instances"))
 
     def rows(self, name: str, make: Callable[..., T],

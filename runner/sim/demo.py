@@ -1,7 +1,9 @@
 """`pacsmig demo`: the whole job on loopback, from a simulated legacy PACS to an embedded archive.
 
 The legacy PACS has two devices in front of one store with a local tier and a nearline tier
-(runner.sim.pacs); the second device locks up when pushed too hard. The demo profile
+(runner.sim.pacs); the second device locks up when pushed past the limits the profile gives
+it for the forecast (`source.devices[].limits`), so the forecast and the run see the same
+device. The demo profile
 (`site_profiles/demo.yaml`) is migrated: plan and forecast, run with live progress,
 verification, reports. Everything is written under the demo's reports folder, which is
 started afresh each time.
@@ -21,7 +23,7 @@ from runner.plan.commands import build_plan
 from runner.plan.explain import explain
 from runner.plan.model import Plan
 from runner.profile.load import LoadedProfile, load_profile
-from runner.profile.models import SiteProfile
+from runner.profile.models import Device, SiteProfile
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.pacs import Lockup, SimArchive, SimDevice, study_mb
@@ -40,6 +42,7 @@ class DemoResult:
 
     summary: RunSummary
     counts: StoreCounts
+    recalled_studies: int
     lockups: int
     reports_dir: Path
 
@@ -76,7 +79,7 @@ def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
     specs = demo_archive(studies, today, profile.redate.recent_days, capacity_mb)
     archive = SimArchive(specs, capacity_mb, profile.redate.recent_days, today,
                          RECALL_SECONDS_PER_MB)
-    devices = [SimDevice(archive), SimDevice(archive, Lockup(3, reboot_seconds=4.0))]
+    devices = [SimDevice(archive, _lockup(d)) for d in profile.source.devices]
     servers, destination = _start(profile, specs, devices)
     try:
         summary = _migrate(loaded, write, is_tty)
@@ -85,11 +88,21 @@ def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
             server.stop()
         destination.stop()
     _reports(loaded, write)
-    result = DemoResult(summary, archive.counts(), sum(d.lockups for d in devices),
-                        profile.reports.dir)
+    result = DemoResult(summary, archive.counts(), archive.recalled_studies(),
+                        sum(d.lockups for d in devices), profile.reports.dir)
     for line in _closing(result, destination):
         write(line)
     return result
+
+
+def _lockup(device: Device) -> Lockup | None:
+    """The device's lock-up as the profile states its limits for the forecast (none stated:
+    a device that does not lock up)."""
+    limits = device.limits
+    if limits.lockup_backlog_mb is None:
+        return None
+    minutes = limits.lockup_minutes if limits.lockup_minutes is not None else 1.0
+    return Lockup(reboot_seconds=minutes * 60.0, backlog_mb=limits.lockup_backlog_mb)
 
 
 def _in_folder(loaded: LoadedProfile, folder: Path | None) -> LoadedProfile:
@@ -150,8 +163,10 @@ def _forecast(profile: SiteProfile, plan: Plan, write: Callable[[str], None]) ->
 def _closing(result: DemoResult, destination: EmbeddedArchive) -> list[str]:
     c = result.counts
     return [*result.summary.lines(),
-            f"Simulated PACS: {c.recalls} recalls ({c.recalled_mb:.1f} MB) from nearline, "
-            f"{c.evictions} studies pushed off the local store, {c.recent_evictions} of them "
-            f"clinically recent; {result.lockups} device lock-ups survived",
+            f"Simulated PACS: {c.recalls} recalls ({c.recalled_mb:.1f} MB) of "
+            f"{result.recalled_studies} studies from nearline (a retrieve a lock-up lost may "
+            f"recall its study again), {c.evictions} studies pushed off the local store, "
+            f"{c.recent_evictions} of them clinically recent; {result.lockups} device "
+            "lock-ups survived",
             f"Embedded archive holds {destination.instance_count():,} instances",
             f"Results: {result.reports_dir} (ledger.duckdb, reconciliation.csv, signoff.html)"]

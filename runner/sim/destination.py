@@ -14,10 +14,10 @@ from pynetdicom import AllStoragePresentationContexts, evt
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.commitment_report import STORAGE_COMMITMENT_PUSH
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import STUDY_ROOT_FIND, VERIFICATION
+from runner.sim.ae import make_ae
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ class EmbeddedArchive:
     peers: dict[str, Peer] = field(default_factory=dict)  # where commitment reports go
     settings: DicomSettings = field(default_factory=DicomSettings)
     held: dict[str, Held] = field(default_factory=dict)
+    syntaxes: tuple[str, ...] = ()  # accepted besides pynetdicom's defaults (e.g. HTJ2K)
     _server: ThreadedAssociationServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,6 +49,8 @@ class EmbeddedArchive:
         self.folder.mkdir(parents=True, exist_ok=True)
         ae = make_ae(self.ae_title, self.settings)
         ae.supported_contexts = AllStoragePresentationContexts
+        for context in AllStoragePresentationContexts if self.syntaxes else ():
+            ae.add_supported_context(str(context.abstract_syntax), list(self.syntaxes))
         for uid in (VERIFICATION, STUDY_ROOT_FIND, STORAGE_COMMITMENT_PUSH):
             ae.add_supported_context(uid)
         handlers: list[EventHandlerType] = [

@@ -4,14 +4,19 @@ One `SimArchive` is the PACS's store, shared by its devices: studies are local o
 (the tier model of runner.tiering), a retrieve of a nearline study waits for its recall
 (time scaled for the demo) and pushes the least recently accessed studies off the local
 store. Each `SimDevice` is one DICOM device in front of it (a Workflow Manager, a DAS): it
-locks up when pushed past its concurrency, refusing or stalling every retrieve until it is
-"rebooted" `reboot_seconds` later. The counters are what a test measures.
+locks up when pushed too hard, refusing or stalling every retrieve until it is "rebooted"
+`reboot_seconds` later: past a concurrency, or as the forecast's device model has it
+(runner.tiering.simulate), when the MB asked of it and not yet delivered would pass its
+backlog limit, with the overload's share as probability (seeded). The counters are what a
+test measures.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +46,7 @@ class SimArchive:
                                                  recent_days, today.toordinal())
         self.recall_seconds_per_mb = recall_seconds_per_mb
         self.lock = threading.Lock()
+        self.recalled: set[str] = set()
         for spec in sorted(specs, key=lambda s: (s.study_date, s.study_uid)):
             local = spec.instance_availability != "NEARLINE"
             self.store.know(spec.study_uid, study_mb(spec), spec.study_date.toordinal(), local)
@@ -54,7 +60,14 @@ class SimArchive:
         """A retrieve of the study: the seconds its recall takes (0 when it was local)."""
         with self.lock:
             recalled = self.store.access(spec.study_uid)
+            if recalled:
+                self.recalled.add(spec.study_uid)
         return recalled * self.recall_seconds_per_mb
+
+    def recalled_studies(self) -> int:
+        """How many different studies were recalled (a study recalled twice counts once)."""
+        with self.lock:
+            return len(self.recalled)
 
     def counts(self) -> StoreCounts:
         """Recalls, recalled MB, push-offs and recent push-offs so far."""
@@ -64,11 +77,22 @@ class SimArchive:
 
 @dataclass
 class Lockup:
-    """When a device locks up: past `max_concurrency` retrieves at once, for a while."""
+    """When a device locks up, and for how long: past `max_concurrency` retrieves at once,
+    or when a retrieve would take the MB asked and not yet delivered past `backlog_mb`."""
 
-    max_concurrency: int
     reboot_seconds: float
+    max_concurrency: int | None = None
+    backlog_mb: float | None = None
     mode: Literal["refuse", "stall"] = "refuse"
+    seed: int = 0
+
+    def overload(self, in_flight: int, backlog_mb: float, asked_mb: float) -> float:
+        """The chance that one more retrieve (of `asked_mb`) locks the device up."""
+        if self.max_concurrency is not None and in_flight > self.max_concurrency:
+            return 1.0
+        if self.backlog_mb is None or in_flight <= 1:
+            return 0.0
+        return max(0.0, (backlog_mb + asked_mb) / self.backlog_mb - 1.0)
 
 
 class SimDevice(Behaviour):
@@ -82,6 +106,9 @@ class SimDevice(Behaviour):
         self.locked_until = 0.0
         self.lockups = 0
         self.moves = 0
+        self.asked: Counter[str] = Counter()  # studies being sent, by UID
+        self.backlog_mb = 0.0
+        self.rng = random.Random(lockup.seed if lockup else 0)
 
     def availability(self, spec: StudySpec) -> str:
         return "ONLINE" if self.archive.is_local(spec) else "NEARLINE"
@@ -94,7 +121,10 @@ class SimDevice(Behaviour):
         with self.lock:
             self.in_flight += 1
             self.moves += 1
-            trouble = self._trouble()
+            trouble = self._trouble(study_mb(spec))
+            if trouble is None:
+                self.asked[spec.study_uid] += 1
+                self.backlog_mb += study_mb(spec)
         if trouble is not None:
             return trouble
         return MoveDirective(delay_seconds=self.archive.retrieve(spec))
@@ -102,16 +132,24 @@ class SimDevice(Behaviour):
     def after_move(self, spec: StudySpec, sent: int) -> None:
         with self.lock:
             self.in_flight -= 1
+            if self.asked[spec.study_uid] > 0:
+                self.asked[spec.study_uid] -= 1
+                self.backlog_mb -= study_mb(spec)
 
     def echo_status(self) -> int:
         return 0x0110 if self.locked() else 0x0000  # processing failure while locked up
 
-    def _trouble(self) -> MoveDirective | None:
+    def broken(self) -> bool:
+        # a lock-up loses the moves under way too (refusing: they fail; stalling: they stall)
+        return self.lockup is not None and self.lockup.mode == "refuse" and self.locked()
+
+    def _trouble(self, asked_mb: float) -> MoveDirective | None:
         """Lock up when pushed too hard; while locked, refuse or stall (called locked)."""
         if self.lockup is None:
             return None
         now = time.monotonic()
-        if now >= self.locked_until and self.in_flight > self.lockup.max_concurrency:
+        chance = self.lockup.overload(self.in_flight, self.backlog_mb, asked_mb)
+        if now >= self.locked_until and chance > 0 and self.rng.random() < chance:
             self.locked_until = now + self.lockup.reboot_seconds
             self.lockups += 1
         if now >= self.locked_until:

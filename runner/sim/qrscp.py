@@ -22,7 +22,6 @@ from pynetdicom import evt
 from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings
 from runner.dicom.sop import (
     PATIENT_ROOT_FIND,
@@ -31,6 +30,7 @@ from runner.dicom.sop import (
     STUDY_ROOT_MOVE,
     VERIFICATION,
 )
+from runner.sim.ae import make_ae
 from runner.sim.generate import SECONDARY_CAPTURE, SOP_CLASS_BY_MODALITY, StudySpec, make_study
 
 
@@ -75,6 +75,18 @@ class Behaviour:
         """The C-ECHO answer (0x0000: healthy)."""
         return 0x0000
 
+    def broken(self) -> bool:
+        """Whether a move under way stops now (the device locked up meanwhile)."""
+        return False
+
+    # Transfer syntaxes the PACS holds instances in besides the defaults: each proposed in a
+    # context of its own for the C-STORE sub-operations of a move.
+    store_syntaxes: tuple[str, ...] = ()
+
+    def encoded(self, instance: FileDataset) -> FileDataset:
+        """The instance as this PACS holds it (by default as generated: uncompressed)."""
+        return instance
+
 
 @dataclass
 class QRServer:
@@ -102,6 +114,8 @@ class QRServer:
             ae.add_supported_context(uid)
         for sop_class in {*SOP_CLASS_BY_MODALITY.values(), SECONDARY_CAPTURE}:
             ae.add_requested_context(sop_class)
+            for syntax in self.behaviour.store_syntaxes:
+                ae.add_requested_context(sop_class, [syntax])
         handlers: list[EventHandlerType] = [
             (evt.EVT_C_ECHO, self._on_echo), (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move)]
@@ -207,7 +221,8 @@ class QRServer:
             yield 1  # pynetdicom answers success at once for 0 sub-operations
             yield directive.status, None
             return
-        instances = selected_instances(make_study(spec), query)
+        instances = [self.behaviour.encoded(ds)
+                     for ds in selected_instances(make_study(spec), query)]
         yield len(instances)
         if not _wait(event, directive):
             yield 0xFE00, None
@@ -215,6 +230,9 @@ class QRServer:
         for ds in instances:
             if event.is_cancelled:
                 yield 0xFE00, None
+                return
+            if self.behaviour.broken():
+                yield 0xA702, None  # out of resources: sub-operations stopped
                 return
             yield 0xFF00, ds
             sent[0] += 1

@@ -67,6 +67,11 @@ class Clinic:
         self.next_key = next_key
         self.rng = random.Random(params.seed)
         self.redates = 0
+        self.rounds = 0
+        self.redate = redate
+        self.headroom_fraction = params.redate_headroom_fraction
+        self.entered = 0.0  # MB that entered the store since the last round
+        self.threshold = math.inf  # ... at which the next round starts early
         self.processes = self._processes(params, redate)
         self.next_time = min((p.next_time for p in self.processes), default=math.inf)
 
@@ -99,16 +104,37 @@ class Clinic:
         while self.first < len(self.recent) and self.recent[self.first][1] < since:
             self.first += 1
 
+    def entered_store(self, megabytes: float) -> None:
+        """Data entered the local store (a recall, a new study): a re-date round starts at
+        once when enough did since the last one that recent studies near its end."""
+        self.entered += megabytes
+        if self.entered >= self.threshold:
+            self._redate()
+
     def _arrival(self) -> None:
         key = self.next_key
         self.next_key += 1
         self.store.arrive(key, self.workload.new_study_mb, self.store.today)
         self.recent.append((key, self.store.today))
+        if self.redate:
+            self.entered_store(self.workload.new_study_mb)
 
     def _read(self) -> None:
         if self.first < len(self.recent):
-            self.store.access(self.recent[self.rng.randrange(self.first, len(self.recent))][0])
+            recalled = self.store.access(
+                self.recent[self.rng.randrange(self.first, len(self.recent))][0])
+            if recalled and self.redate:
+                self.entered_store(recalled)
 
     def _redate(self) -> None:
-        refresh = self.store.refresh
-        self.redates += sum(refresh(key) for key, _ in self.recent[self.first:])
+        refresh, size_of = self.store.refresh, self.store.size_of
+        recent_mb = 0.0
+        for key, _ in self.recent[self.first:]:
+            if refresh(key):
+                self.redates += 1
+                recent_mb += size_of(key)
+        self.rounds += 1
+        self.entered = 0.0
+        headroom = self.store.low_water_mb - recent_mb
+        self.threshold = headroom * self.headroom_fraction if self.headroom_fraction > 0 \
+            and headroom > 0 else math.inf

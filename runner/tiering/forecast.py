@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from runner.plan.explain import size_unit
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
 from runner.tiering.clinical import Workload
@@ -73,34 +74,75 @@ def _strategy_json(r: StrategyResult) -> dict[str, Any]:
     return {"name": r.name, "hours": round(r.hours, 2), "recalled_gb": round(r.recalled_gb, 3),
             "recent_studies_evicted": r.recent_studies_evicted,
             "dead_time_hours": round(r.dead_time_hours, 2), "redates": r.redates,
+            "lockups": r.lockups, "locked_hours": round(r.locked_hours, 2),
+            "turnover_hours": None if r.turnover_hours is None else round(r.turnover_hours, 3),
+            "redate_rounds": r.redate_rounds,
             "recalls": r.recalls, "evictions": r.evictions, "studies": r.studies,
             "finished": r.finished, "profile_choice": r.profile_choice}
 
 
 def forecast_lines(forecast: Forecast) -> list[str]:
-    """The forecast for a person: what was assumed, a table of strategies, the verdict."""
-    rows = [["", "strategy", "duration", "recalled GB", "recent evicted", "dead time",
-             "re-dates"]]
-    rows += [_row(r) for r in forecast.strategies]
+    """The forecast for a person: what was assumed, a table of strategies (sizes in one unit
+    that fits them all), the verdict."""
+    unit = size_unit(max(r.recalled_gb * 1000 for r in forecast.strategies))
+    rows = [["", "strategy", "duration", f"recalled {unit[0]}", "recent evicted", "lock-ups",
+             "dead time", "re-dates"]]
+    rows += [_row(r, unit[1]) for r in forecast.strategies]
     return [*_assumption_lines(forecast), *_table(rows),
             "  (* the profile's choice; recalls include clinicians' reads of pushed-off "
-            "studies)", _verdict(forecast), ""]
+            "studies; dead time: nothing in flight, lock-ups included)",
+            *_lockup_lines(forecast), *_turnover_lines(forecast), _verdict(forecast), ""]
 
 
 def _assumption_lines(f: Forecast) -> list[str]:
     p, w = f.parameters, f.workload
+    store_unit, per = size_unit(f.local_store_gb * 1000)
     return [f"Forecast from {f.start:%Y-%m-%d %H:%M} ({f.start.tzinfo}), {f.studies:,} studies:",
-            f"  local store {f.local_store_gb:,.0f} GB (pushed off to "
+            f"  local store {f.local_store_gb * 1000 / per:,.{0 if per > 1 else 1}f} "
+            f"{store_unit} (pushed off to "
             f"{p.low_water_fraction:.0%}), recall {p.nearline_mb_per_s:g} MB/s, "
             f"retrieve {p.device_mb_per_s:g} MB/s; {w.new_studies_per_day:,.1f} new studies "
             f"a day ({w.new_study_mb:,.0f} MB each), {w.reads_per_day:,.1f} clinical reads "
-            f"a day; recent = last {p.recent_days} days"]
+            f"a day; recent = last {p.recent_days} days",
+            f"  a device delivers {p.device_total_mb_per_s:g} MB/s across its retrieves and "
+            f"locks up for {p.lockup_minutes:g} min when asked for more than "
+            f"{p.lockup_backlog_mb:,.0f} MB it has not delivered (defaults; per device: "
+            "source.devices[].limits)"]
 
 
-def _row(r: StrategyResult) -> list[str]:
-    hours = duration_text(r.hours) if r.finished else f">{r.hours:,.0f} h (unfinished)"
-    return ["*" if r.profile_choice else "", r.name, hours, f"{r.recalled_gb:,.1f}",
-            f"{r.recent_studies_evicted:,}", duration_text(r.dead_time_hours), f"{r.redates:,}"]
+def _row(r: StrategyResult, mb_per_unit: float) -> list[str]:
+    hours = duration_text(r.hours) if r.finished else f">{duration_text(r.hours)} (unfinished)"
+    return ["*" if r.profile_choice else "", r.name, hours,
+            f"{r.recalled_gb * 1000 / mb_per_unit:,.1f}",
+            f"{r.recent_studies_evicted:,}", f"{r.lockups:,}", duration_text(r.dead_time_hours),
+            f"{r.redates:,}"]
+
+
+def _turnover_lines(f: Forecast) -> list[str]:
+    """How fast the migration turns the local store over, against the re-date interval."""
+    own, every = f.chosen, f.parameters.redate_every_hours
+    if own.turnover_hours is None:
+        return []
+    line = (f"  The migration recalls a local store's worth in {duration_text(own.turnover_hours)}"
+            f" (re-dating every {duration_text(every)})")
+    if own.turnover_hours >= every:
+        return [line + "."]
+    if f.parameters.redate_headroom_fraction > 0:
+        return [line + ": rounds also start on recalled volume "
+                f"(redate.headroom_fraction {f.parameters.redate_headroom_fraction:g}), "
+                f"{own.redate_rounds:,} rounds in all."]
+    return [line + ": WARNING: every_hours alone cannot protect recent studies; set "
+            "redate.headroom_fraction above 0 or re-date more often."]
+
+
+def _lockup_lines(f: Forecast) -> list[str]:
+    """A warning when the profile's own strategy locks a device up."""
+    own = f.chosen
+    if not own.lockups:
+        return []
+    return [f"  WARNING: the profile's throttles lock a device up {own.lockups:,} times "
+            f"({duration_text(own.locked_hours)} locked): lower max_concurrent_retrieves or "
+            "lengthen delay_seconds for large studies"]
 
 
 def duration_text(hours: float) -> str:
@@ -119,18 +161,24 @@ def _verdict(f: Forecast) -> str:
     own, base = f.chosen, next((r for r in f.strategies if r.name == BASELINE.name), None)
     if base is None or own is base:
         return f"The profile's strategy is {own.name}: no comparison with {BASELINE.name}."
-    gb = round(base.recalled_gb, 1) - round(own.recalled_gb, 1)
+    gb = base.recalled_gb - own.recalled_gb
     evicted = base.recent_studies_evicted - own.recent_studies_evicted
-    return (f"Against {base.name} ({base.recalled_gb:,.1f} GB recalled, "
+    return (f"Against {base.name} ({_amount(base.recalled_gb)} recalled, "
             f"{_studies(base.recent_studies_evicted)} pushed off), the profile's strategy "
             f"({own.name}) recalls {_less_gb(gb)} from nearline and pushes "
             f"{_fewer_studies(evicted)} off the local store.")
 
 
 def _less_gb(saved: float) -> str:
-    if abs(saved) < 0.05:
+    if _amount(abs(saved)) == _amount(0.0):
         return "the same"
-    return f"{abs(saved):,.1f} GB {'less' if saved > 0 else 'more'}"
+    return f"{_amount(abs(saved))} {'less' if saved > 0 else 'more'}"
+
+
+def _amount(gb: float) -> str:
+    """GB in the unit that fits, one decimal: 4.0 GB, 18.4 MB."""
+    unit, per = size_unit(gb * 1000)
+    return f"{gb * 1000 / per:,.1f} {unit}"
 
 
 def _fewer_studies(saved: int) -> str:

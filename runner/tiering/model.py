@@ -95,6 +95,10 @@ class LocalStore(Generic[K]):
             return True
         return False
 
+    def size_of(self, key: K) -> float:
+        """The megabytes of a known study."""
+        return self._size[key]
+
     def copy(self) -> LocalStore[K]:
         """An independent store in the same state (to run several scenarios from one start)."""
         twin: LocalStore[K] = LocalStore(self.capacity_mb, self.low_water_mb, self.recent_days,

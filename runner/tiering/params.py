@@ -25,6 +25,18 @@ class TierParameters:
     """Recall speed from nearline (and offline) storage, per study."""
     device_mb_per_s: float = 20.0
     """Transfer speed of one retrieve from a source device to the listener."""
+    device_total_mb_per_s: float = 40.0
+    """What one device delivers across all its retrieves at once: they share it (a PACS
+    server's disks and network, not one association, are the limit)."""
+    lockup_backlog_mb: float = 2000.0
+    """A device is overloaded when the MB it has been asked for and not yet delivered
+    (recalls included) pass this: a burst of large retrieves, which the delay formula spaces
+    out and an hourly break does not. A retrieve asked of an overloaded device locks it up
+    with the overload's share as probability (10 % over: one in ten; twice: certainly);
+    its retrieves in flight are lost and asked again when it is back."""
+    lockup_minutes: float = 60.0
+    """How long a lock-up stops the device: until it is restarted and retrieves flow again
+    (the runner notices within stall_timeout; at night a restart may wait for someone)."""
     new_studies_per_day: float | None = None
     """New clinical studies stored local each day; None: the inventory's rate over the
     last `history_days`."""
@@ -38,6 +50,11 @@ class TierParameters:
     """A study acquired within this many days of the simulated day is clinically recent."""
     redate_every_hours: float = 6.0
     """Re-dating refreshes the recent local studies this often (strategies with re-dating)."""
+    redate_headroom_fraction: float = 0.5
+    """A re-date round also starts as soon as the MB that entered the local store since the
+    last round (recalls, new studies) reach this fraction of its headroom: the store's
+    low-water mark less the recent studies' MB, the data that may pass before the recent
+    studies reach the end of its push-off order. 0 turns it off (every_hours alone)."""
     history_days: int = 90
     """The window of the inventory's recent history that gives the default arrival rates."""
     break_minute: int = 50
@@ -55,6 +72,7 @@ class TierParameters:
         values = {f.name: _key(tiering, f.name, getattr(defaults, f.name)) for f in fields(cls)}
         values["recent_days"] = profile.redate.recent_days or defaults.recent_days
         values["redate_every_hours"] = profile.redate.every_hours
+        values["redate_headroom_fraction"] = profile.redate.headroom_fraction
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -63,11 +81,15 @@ class TierParameters:
             ("0 < low_water_fraction <= 1", 0 < self.low_water_fraction <= 1),
             ("nearline_mb_per_s > 0", self.nearline_mb_per_s > 0),
             ("device_mb_per_s > 0", self.device_mb_per_s > 0),
+            ("device_total_mb_per_s > 0", self.device_total_mb_per_s > 0),
+            ("lockup_backlog_mb > 0", self.lockup_backlog_mb > 0),
+            ("lockup_minutes >= 0", self.lockup_minutes >= 0),
             ("new_study_mb > 0", self.new_study_mb > 0),
             ("rates per day >= 0", all(r is None or r >= 0 for r in (
                 self.new_studies_per_day, self.new_mb_per_day, self.clinical_reads_per_day))),
             ("recent_days >= 0", self.recent_days >= 0),
             ("redate_every_hours > 0", self.redate_every_hours > 0),
+            ("0 <= redate_headroom_fraction <= 1", 0 <= self.redate_headroom_fraction <= 1),
             ("history_days >= 1", self.history_days >= 1),
             ("0 < break_minute < 60", 0 < self.break_minute < 60),
             ("horizon_days > 0", self.horizon_days > 0)) if not ok]

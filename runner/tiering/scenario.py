@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from runner.execute.throttle import CompiledThrottle
 from runner.inventory.model import Location, Study
-from runner.plan.model import Plan
+from runner.plan.model import DevicePlan, Plan
 from runner.profile.formula import parse_formula
 from runner.tiering.clinical import Workload
 from runner.tiering.model import LocalStore
@@ -46,6 +46,7 @@ class Scenario:
     recent: tuple[tuple[int, int], ...]
     by_date: tuple[int, ...]
     tiers: tuple[Location, ...]
+    limits: tuple[DeviceLimits, ...] = ()  # per device, indexed as device_ids
 
     @property
     def capacity_gb(self) -> float:
@@ -56,6 +57,25 @@ class Scenario:
         """The same throttles with the delay formula replaced by no delay at all."""
         return {name: CompiledThrottle(t.name, t.max_concurrent, t.min_concurrent, NO_DELAY)
                 for name, t in self.throttles.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLimits:
+    """What one device bears in the model: its total rate, the backlog that locks it up,
+    and how long a lock-up lasts."""
+
+    mb_per_s: float
+    lockup_backlog_mb: float
+    lockup_seconds: float
+
+    @classmethod
+    def of(cls, device: DevicePlan, params: TierParameters) -> DeviceLimits:
+        """The device's own limits where the profile gives them, else the parameters'."""
+        def own(value: float | None, default: float) -> float:
+            return default if value is None else value
+        return cls(own(device.mb_per_s, params.device_total_mb_per_s),
+                   own(device.lockup_backlog_mb, params.lockup_backlog_mb),
+                   own(device.lockup_minutes, params.lockup_minutes) * 60.0)
 
 
 def start_of(plan: Plan, start: date | datetime | None) -> datetime:
@@ -94,7 +114,7 @@ def build_scenario(plan: Plan, start: datetime, params: TierParameters) -> Scena
                              params, today),
         workload=Workload.of(params, [sizes[i] for i in history]),
         params=params, recent=tuple((i, days[i]) for i in recent), by_date=by_date,
-        tiers=tiers,
+        tiers=tiers, limits=tuple(DeviceLimits.of(d, params) for d in plan.devices),
     )
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import heapq
 import math
+import random
 from dataclasses import dataclass
 
 from runner.execute.throttle import CompiledThrottle, ThroughputMeter, next_start
 from runner.tiering.clinical import DAY_SECONDS, Clinic
-from runner.tiering.scenario import Scenario
+from runner.tiering.scenario import DeviceLimits, Scenario
 from runner.tiering.strategy import Strategy, ordered_keys
 from runner.tiering.timeline import ScheduleCursor
 
-_FINISH, _WAKE, _SEGMENT = 0, 1, 2
+_DONE, _WAKE, _SEGMENT, _RECALLED, _UNLOCK = 0, 1, 2, 3, 4
+_EPSILON_MB = 1e-6
+STUCK_AFTER = 20  # lock-ups in a row with nothing finished: the strategy never finishes
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,32 +33,98 @@ class StrategyResult:
     dead_time_hours: float
     redates: int
     studies: int
+    lockups: int = 0
+    locked_hours: float = 0.0  # device-hours spent locked up
+    turnover_hours: float | None = None  # until the migration recalled a store's worth
+    redate_rounds: int = 0
 
 
 class _Device:
-    """One source device during the simulation: its queue and what is in flight."""
+    """One source device during the simulation: its queue and what is in flight.
 
-    __slots__ = ("in_flight", "index", "last_start", "meter", "pinned", "position", "queue",
-                 "wake_at")
+    Transfers share the device's rate (each at most `per_retrieve` MB/s): `served` is the
+    MB each transfer in `active` has received since the device's start, and a transfer ends
+    when `served` reaches its threshold in `active`. Studies being recalled wait in
+    `recalling` (their size). `epoch` changes at a lock-up, `version` whenever the next end
+    must be scheduled again: older events are ignored.
+    """
 
-    def __init__(self, index: int, pinned: str | None, queue: list[int]) -> None:
+    __slots__ = ("active", "epoch", "flight", "fruitless", "in_flight", "index", "last_start",
+                 "limits", "locked_seconds", "locked_until", "lockups", "meter", "per_retrieve",
+                 "pinned", "position", "queue", "recalling", "retry", "served", "updated",
+                 "version", "wake_at")
+
+    def __init__(self, index: int, pinned: str | None, queue: list[int], limits: DeviceLimits,
+                 per_retrieve: float) -> None:
         self.index = index
         self.pinned = pinned
         self.queue = queue
         self.position = 0
+        self.retry: list[int] = []  # studies lost to a lock-up, asked again first
         self.in_flight = 0
         self.last_start: float | None = None
         self.wake_at = -1.0
         self.meter = ThroughputMeter()
+        self.limits = limits
+        self.per_retrieve = per_retrieve
+        self.active: dict[int, float] = {}
+        self.recalling: dict[int, float] = {}
+        self.flight: dict[int, None] = {}  # every study in flight, in the order started
+        self.served = 0.0
+        self.updated = 0.0
+        self.epoch = 0
+        self.version = 0
+        self.locked_until = -1.0
+        self.lockups = 0
+        self.fruitless = 0  # lock-ups since a study last finished on the device
+        self.locked_seconds = 0.0
+
+    @property
+    def has_work(self) -> bool:
+        """Whether any study is still to be started on this device."""
+        return bool(self.retry) or self.position < len(self.queue)
+
+    def next_key(self) -> int:
+        """The study to start next: one lost to a lock-up first, else the queue's next."""
+        return self.retry[0] if self.retry else self.queue[self.position]
+
+    def take(self) -> None:
+        """The next study has started."""
+        if self.retry:
+            self.retry.pop(0)
+        else:
+            self.position += 1
+
+    def rate(self) -> float:
+        """MB/s each transfer receives now."""
+        if not self.active:
+            return 0.0
+        return min(self.per_retrieve, self.limits.mb_per_s / len(self.active))
+
+    def advance(self, now: float) -> None:
+        """Bring `served` up to `now`."""
+        self.served += self.rate() * (now - self.updated)
+        self.updated = now
+
+    def backlog(self) -> float:
+        """MB asked of the device and not yet delivered."""
+        return sum(self.active.values()) - self.served * len(self.active) + \
+            sum(self.recalling.values())
 
 
 class Simulation:
     """Migrates every study of the scenario in the strategy's order, event by event.
 
     Retrieves start as the device's throttle allows (schedule, concurrency, delay formula,
-    or the hourly break); each lasts its size at `device_mb_per_s` plus, for a study not on
-    the local store, its recall at `nearline_mb_per_s`. The clinic's activity runs alongside.
-    With `record_starts`, `starts` lists every retrieve started as (simulated second, key).
+    or the hourly break). A study not on the local store is first recalled at
+    `nearline_mb_per_s`; then its data flows at `device_mb_per_s`, the device's retrieves
+    sharing its total rate (`DeviceLimits.mb_per_s`). A retrieve asked of a device whose
+    backlog (MB asked and not yet delivered) would pass `lockup_backlog_mb` locks it up with
+    the overload's share as probability (seeded): what it had in flight is lost and asked
+    again, first, when it is back after `lockup_seconds`; a device that locks up STUCK_AFTER
+    times with nothing finished stops the forecast as unfinished. The clinic's activity runs
+    alongside. With `record_starts`, `starts` lists every retrieve started as (simulated
+    second, key).
     """
 
     def __init__(self, scenario: Scenario, strategy: Strategy,
@@ -73,7 +142,7 @@ class Simulation:
         self.cursor = ScheduleCursor(scenario.timeline,
                                      params.break_minute if strategy.hourly_break else None)
         self.devices = self._devices()
-        self.heap: list[tuple[float, int, int, int]] = []
+        self.heap: list[tuple[float, int, int, int, int]] = []
         self.sequence = 0
         self.now = 0.0
         self.remaining = len(scenario.studies)
@@ -82,43 +151,57 @@ class Simulation:
         self.dead = 0.0
         self.finished_at = 0.0
         self.starts: list[tuple[float, int]] | None = [] if record_starts else None
+        self.stuck = False
+        self.recalled_mb = 0.0  # by the migration's own retrieves
+        self.turnover: float | None = None
+        self.rng = random.Random(params.seed)  # which overloads lock a device up
 
     def _devices(self) -> list[_Device]:
         sc = self.scenario
         queues: list[list[int]] = [[] for _ in sc.device_ids]
         for key in ordered_keys(sc.by_date, sc.tiers, self.strategy):
             queues[sc.device_of[key]].append(key)
-        return [_Device(i, sc.pinned[i], q) for i, q in enumerate(queues)]
+        return [_Device(i, sc.pinned[i], q, sc.limits[i], sc.params.device_mb_per_s)
+                for i, q in enumerate(queues)]
 
     def run(self) -> StrategyResult:
         """Simulate to the end (or to the horizon) and sum up."""
         horizon = self.scenario.params.horizon_days * DAY_SECONDS
         self._fill_all()
-        while self.remaining and self.heap:
+        while self.remaining and self.heap and not self.stuck:
             if self.clinic.next_time <= self.heap[0][0]:
                 self.clinic.fire()
                 continue
-            when, _, kind, arg = heapq.heappop(self.heap)
+            when, _, kind, arg, stamp = heapq.heappop(self.heap)
             if when > horizon:
                 break
             self.now = when
-            self._handle(kind, arg)
+            self._handle(kind, arg, stamp)
         return self._result()
 
-    def _handle(self, kind: int, arg: int) -> None:
-        if kind == _FINISH:
-            self._finish(arg)
+    def _handle(self, kind: int, arg: int, stamp: int) -> None:
+        if kind == _DONE:
+            device = self.devices[arg]
+            if stamp == device.version:
+                self._done(device)
+        elif kind == _RECALLED:
+            device = self.devices[self.scenario.device_of[arg]]
+            if stamp == device.epoch:
+                size = device.recalling.pop(arg)
+                self._transfer(device, arg, size)
         elif kind == _WAKE:
             device = self.devices[arg]
             if device.wake_at == self.now:
                 device.wake_at = -1.0
             self._fill(device)
+        elif kind == _UNLOCK:
+            self._fill(self.devices[arg])
         else:
             self._fill_all()
 
-    def _push(self, when: float, kind: int, arg: int) -> None:
+    def _push(self, when: float, kind: int, arg: int, stamp: int = 0) -> None:
         self.sequence += 1
-        heapq.heappush(self.heap, (when, self.sequence, kind, arg))
+        heapq.heappush(self.heap, (when, self.sequence, kind, arg, stamp))
 
     def _fill_all(self) -> None:
         for device in self.devices:
@@ -126,13 +209,13 @@ class Simulation:
 
     def _fill(self, device: _Device) -> None:
         """Start every retrieve the device may start now; wake it when the next may."""
-        queue, now = device.queue, self.now
-        if device.position == len(queue):
+        now = self.now
+        if not device.has_work or now < device.locked_until:
             return
         throttle = self._throttle(device, now)
         sizes, instances = self.scenario.sizes, self.scenario.instances
-        while True:
-            key = queue[device.position]
+        while device.has_work:
+            key = device.next_key()
             values = {"study_mb": sizes[key], "study_instances": instances[key], "spool_gb": 0.0}
             if self.uses_rate:
                 values["device_mb_per_s"] = device.meter.mb_per_s(now)
@@ -141,8 +224,7 @@ class Simulation:
                 if wait is not None:
                     self._wake(device, now + wait)
                 return
-            self._start(device, key)
-            if device.position == len(queue):
+            if not self._start(device, key):
                 return
 
     def _throttle(self, device: _Device, now: float) -> CompiledThrottle | None:
@@ -161,24 +243,64 @@ class Simulation:
         device.wake_at = when
         self._push(when, _WAKE, device.index)
 
-    def _start(self, device: _Device, key: int) -> None:
-        params = self.scenario.params
-        recalled = self.store.access(key)
+    def _start(self, device: _Device, key: int) -> bool:
+        """Ask the device for a study: False when the request locks it up."""
         size = self.scenario.sizes[key]
-        duration = size / params.device_mb_per_s + recalled / params.nearline_mb_per_s
-        device.position += 1
+        device.advance(self.now)
+        over = (device.backlog() + size) / device.limits.lockup_backlog_mb - 1.0
+        if over > 0 and device.in_flight and self.rng.random() < over:
+            self._lock_up(device)
+            return False
+        device.take()
+        recalled = self.store.access(key)
+        device.flight[key] = None
         device.in_flight += 1
         device.last_start = self.now
         if self.dead_since is not None:
             self.dead += self.now - self.dead_since
             self.dead_since = None
         self.in_flight += 1
-        self._push(self.now + duration, _FINISH, key)
         if self.starts is not None:
             self.starts.append((self.now, key))
+        if recalled > 0:
+            self.recalled_mb += recalled
+            if self.turnover is None and self.recalled_mb >= self.store.capacity_mb:
+                self.turnover = self.now
+            if self.strategy.redate:
+                self.clinic.entered_store(recalled)
+            device.recalling[key] = size
+            self._push(self.now + recalled / self.scenario.params.nearline_mb_per_s,
+                       _RECALLED, key, device.epoch)
+        else:
+            self._transfer(device, key, size)
+        return True
 
-    def _finish(self, key: int) -> None:
-        device = self.devices[self.scenario.device_of[key]]
+    def _transfer(self, device: _Device, key: int, size: float) -> None:
+        """The study's data starts to flow from the device, sharing its rate."""
+        device.advance(self.now)
+        device.active[key] = device.served + size
+        self._schedule_done(device)
+
+    def _schedule_done(self, device: _Device) -> None:
+        device.version += 1
+        if device.active:
+            left = min(device.active.values()) - device.served
+            self._push(self.now + max(left, 0.0) / device.rate(), _DONE, device.index,
+                       device.version)
+
+    def _done(self, device: _Device) -> None:
+        """The device's first transfer ends (and any ending at the same moment)."""
+        device.advance(self.now)
+        ended = [k for k, end in device.active.items() if end - device.served <= _EPSILON_MB]
+        for key in ended:
+            del device.active[key]
+            self._finish(device, key)
+        self._schedule_done(device)
+        self._fill(device)
+
+    def _finish(self, device: _Device, key: int) -> None:
+        device.fruitless = 0
+        del device.flight[key]
         device.in_flight -= 1
         if self.uses_rate:
             device.meter.add(self.now, self.scenario.sizes[key])
@@ -187,7 +309,29 @@ class Simulation:
         self.finished_at = self.now
         if self.in_flight == 0 and self.remaining:
             self.dead_since = self.now
-        self._fill(device)
+
+    def _lock_up(self, device: _Device) -> None:
+        """Pushed past its backlog: the device stops for its lock-up time, and what was in
+        flight on it is lost, to be asked again (in the same order) when it is back."""
+        lost = list(device.flight)
+        device.retry = lost + device.retry
+        device.in_flight -= len(lost)
+        self.in_flight -= len(lost)
+        if self.in_flight == 0 and self.dead_since is None:
+            self.dead_since = self.now
+        device.active.clear()
+        device.recalling.clear()
+        device.flight.clear()
+        device.epoch += 1
+        device.version += 1
+        device.lockups += 1
+        device.fruitless += 1
+        if device.fruitless >= STUCK_AFTER:
+            self.stuck = True  # it will lock up again each time it is back
+            return
+        device.locked_until = self.now + device.limits.lockup_seconds
+        device.locked_seconds += device.limits.lockup_seconds
+        self._push(device.locked_until, _UNLOCK, device.index)
 
     def _result(self) -> StrategyResult:
         counts = self.store.counts()
@@ -200,4 +344,7 @@ class Simulation:
             recalled_gb=counts.recalled_mb / 1000, recalls=counts.recalls,
             recent_studies_evicted=counts.recent_evictions, evictions=counts.evictions,
             dead_time_hours=self.dead / 3600.0, redates=self.clinic.redates,
-            studies=total - self.remaining)
+            studies=total - self.remaining, lockups=sum(d.lockups for d in self.devices),
+            locked_hours=sum(d.locked_seconds for d in self.devices) / 3600.0,
+            turnover_hours=None if self.turnover is None else self.turnover / 3600.0,
+            redate_rounds=self.clinic.rounds)

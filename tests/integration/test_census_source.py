@@ -146,7 +146,8 @@ def test_orthanc_source_capping_answers_is_fully_planned_migrated_and_reported(
     assert str(profile.resolve()) in html  # the profile's absolute path
     csv_text = (tmp_path / "reports" / "reconciliation.csv").read_text()
     assert csv_text.splitlines()[0].endswith("status,study_date,modality,at_source,"
-                                             "excluded_because")
+                                             "excluded_because,accession_before,"
+                                             "accession_after")
     assert len(csv_text.splitlines()) == 1 + 10
 
     status = pacsmig("status", str(profile))

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from pydicom import Dataset
 from pynetdicom import AE
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import VERIFICATION
+from runner.sim.ae import make_ae
 from tests.peers import PynetdicomScp
 
 

@@ -115,8 +115,8 @@ KINDS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
 }
 
 
-# HTJ2K is left out: Orthanc 1.10, the source here, cannot send it ("Unsupported transfer
-# syntax"); the listener's own test receives it (tests/integration/test_listener.py).
+# HTJ2K is not among these: Orthanc 1.10, the source here, cannot send it ("Unsupported transfer
+# syntax"); tests/integration/test_htj2k.py carries it end to end from a Q/R SCP that can.
 
 
 def make_objects(directory: Path, kinds: dict[str, tuple[Callable[[Path, Path], None], str]]
@@ -371,6 +371,36 @@ def test_a_destination_refusing_a_syntax_gets_a_lossless_transcode_or_an_excepti
     sampled = site.pacsmig("verify")
     assert "Sample of 8 instances read back from the destination: 8 as sent" in \
         sampled.stdout, sampled.stdout + sampled.stderr
+
+
+@pytest.mark.parametrize("only", [JPEGLSLossless, RLELossless])
+def test_a_destination_taking_only_a_lossless_compression_gets_it_with_the_same_pixels(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess], only: str) -> None:
+    kinds = {kind: KINDS[kind] for kind in ("implicit", "big-endian", "jpeg-lossless", "rle",
+                                             "jpeg-ls", "private-csa")}
+    files = make_objects(tmp_path / "objects", kinds)
+    site = fidelity_site(tmp_path, orthanc_factory, list(files.values()),
+                         destination_config={"AcceptedTransferSyntaxes": [only]},
+                         retries={"store_attempts": 1, "retrieve_attempts": 1})
+    source = held(site.source)
+
+    result = site.pacsmig("run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    destination = held(site.destination)
+    assert sorted(destination) == sorted(source)
+    for uid, original in source.items():
+        arrived = destination[uid]
+        assert arrived.transfer_syntax == only, original.transfer_syntax
+        assert arrived.sop_class == original.sop_class
+        assert numpy.array_equal(decoded(arrived.dataset), decoded(original.dataset))
+        assert arrived.dataset.get("PhotometricInterpretation") == \
+            original.dataset.get("PhotometricInterpretation")
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        sent = dict(conn.execute("SELECT sop_instance_uid, transcoded_to FROM forwards "
+                                 "WHERE ok").fetchall())
+    assert sent == {uid: None if original.transfer_syntax == only else only
+                    for uid, original in source.items()}
 
 
 def test_plan_shows_the_capability_matrix_of_the_destination_and_sends_nothing(

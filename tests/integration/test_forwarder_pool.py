@@ -21,7 +21,6 @@ from pydicom import Dataset
 from pynetdicom import StoragePresentationContexts, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.ae import make_ae
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
 from runner.execute.delayqueue import Backoff
@@ -32,6 +31,7 @@ from runner.execute.sending.prepare import Job
 from runner.execute.sending.seam import ForwardItem, ForwardResult, Sender
 from runner.morph import RuleSet, compile_rules
 from runner.profile.models import MorphRule
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, to_bytes
 
 CALLING_AE = "PACSMIG"

@@ -26,7 +26,6 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 from pynetdicom.association import Association
 
 import runner.dicom.store  # noqa: F401 - switches on chunked file sends (raw bytes on the wire)
-from runner.dicom.ae import make_ae
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -39,6 +38,7 @@ from runner.dicom.listener import (
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
 from runner.execute.run import RunSummary
+from runner.sim.ae import make_ae
 from runner.sim.generate import synthetic_archive
 from tests.fakes import FussyArchive
 from tests.integration.test_source_faults import Site

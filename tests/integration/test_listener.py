@@ -32,7 +32,6 @@ from pydicom.uid import (
 )
 
 import runner.dicom.store  # noqa: F401 - switches on chunked file sends (raw bytes on the wire)
-from runner.dicom.ae import make_ae
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -46,6 +45,7 @@ from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
 from runner.dicom.ul.acceptor import TurnedAway
 from runner.errors import DicomError
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, write_study
 from tests.peers import HOST, files_sent_as_bytes, peer_env
 

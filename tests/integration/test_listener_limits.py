@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from pynetdicom.association import Association
 
-from runner.dicom.ae import make_ae
 from runner.dicom.echo import c_echo
 from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig, Verdict
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
+from runner.sim.ae import make_ae
 from tests.peers import HOST
 
 LISTENER_AE = "MIGRATE"

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from runner.dicom.ae import make_ae
-from runner.dicom.association import _ResponsesForTheCaller
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -26,6 +24,7 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.sop import VERIFICATION
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
+from runner.sim.ae import _ResponsesForTheCaller, make_ae
 from runner.sim.generate import StudySpec, make_study, to_bytes, write_study
 from runner.sim.qrscp import QRServer
 from tests.conftest import require_peer_binaries
@@ -313,7 +312,7 @@ def test_a_pynetdicom_source_loses_no_sub_operation_to_the_fast_listener(
     listener answers so fast that pynetdicom's reactor thread could take the response before
     `send_c_store` waited for it (then the store timed out and the move ended short: seen
     twice in CI under load, "Received unexpected C-STORE service message"); every
-    association an AE of runner.dicom.ae requests is protected against that (the test
+    association an AE of runner.sim.ae requests is protected against that (the test
     below checks the protection itself, which this race-dependent one cannot always)."""
     fast = DicomSettings(dimse_timeout=5.0)
     recorder = Recorder()

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from runner.dicom.peer import Peer
@@ -90,3 +91,26 @@ def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
         assert abs(forecast.recalls - measured.recalls) <= 0.1 * measured.recalls, (
             forecast, measured)
         assert (forecast.recent_studies_evicted == 0) == (measured.recent_evictions == 0)
+
+
+def test_re_dating_on_recalled_volume_keeps_recent_studies_where_a_daily_round_does_not(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    daily, daily_forecast = migrate(
+        tmp_path / "daily", orthanc_factory(aet="DESTA"),
+        tiering={"order": ["local", "nearline"]},
+        redate={"recent_days": 14, "every_hours": 24, "headroom_fraction": 0})
+    keeping_up, forecast = migrate(
+        tmp_path / "volume", orthanc_factory(aet="DESTB"),
+        tiering={"order": ["local", "nearline"]},
+        redate={"recent_days": 14, "every_hours": 24})
+    assert daily.recent_evictions > 0  # the recalls turned the store over within the day
+    assert keeping_up.recent_evictions == 0
+    assert keeping_up.recalls == 14
+    with duckdb.connect(str(tmp_path / "volume" / "reports" / "ledger.duckdb"),
+                        read_only=True) as conn:
+        redates = conn.execute("SELECT count(*) FROM retrieves WHERE purpose = 'redate'"
+                               ).fetchone()
+    assert redates is not None and redates[0] > 4  # more than the first round's four
+    # the model agrees: the same verdict on recent studies, both ways
+    assert daily_forecast.recent_studies_evicted > 0
+    assert forecast.recent_studies_evicted == 0

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from runner.dicom.ae import make_ae
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -34,6 +33,7 @@ from runner.dicom.spool import Spool
 from runner.execute.run import RunSummary, run_migration
 from runner.plan.commands import build_plan
 from runner.profile.load import load_profile
+from runner.sim.ae import make_ae
 from runner.sim.generate import SOP_CLASS_BY_MODALITY, StudySpec, make_study, synthetic_archive
 from runner.sim.qrscp import QRServer
 from tests.fakes import FussyArchive

@@ -15,7 +15,6 @@ from pydicom import Dataset, dcmread
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGLosslessSV1, RLELossless
 from pynetdicom import StoragePresentationContexts, evt
 
-from runner.dicom.ae import make_ae
 from runner.dicom.listener import (
     IncomingStore,
     Listener,
@@ -27,6 +26,7 @@ from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.spool import Spool, SpoolEntry
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient, StoreOutcome
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, write_study
 from tests.conftest import require_peer_binaries
 from tests.peers import HOST, OrthancProcess, free_port, peer_env, stop_process, wait_for_port

@@ -14,7 +14,6 @@ import pytest
 from pynetdicom import evt
 from pynetdicom.events import EventHandlerType
 
-from runner.dicom.ae import make_ae
 from runner.dicom.echo import c_echo
 from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig, Verdict
 from runner.dicom.peer import DicomSettings, Peer, TlsFiles
@@ -22,6 +21,7 @@ from runner.dicom.sop import VERIFICATION
 from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.dicom.tls import client_context, server_context
+from runner.sim.ae import make_ae
 from tests.certs import Certificates, make_certificates
 from tests.peers import HOST, peer_env
 

@@ -13,7 +13,6 @@ from pydicom import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from runner.dicom.ae import make_ae
 from runner.dicom.commitment import request_commitment
 from runner.dicom.commitment_report import (
     STORAGE_COMMITMENT_PUSH,
@@ -27,6 +26,7 @@ from runner.dicom.spool import Spool
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient
 from runner.dicom.verify import instances_present, study_instance_count
+from runner.sim.ae import make_ae
 from runner.sim.generate import StudySpec, make_study, to_bytes
 from tests.conftest import require_peer_binaries
 from tests.peers import HOST, OrthancProcess, free_port
@@ -267,11 +267,16 @@ def test_a_hierarchical_pacs_is_asked_series_by_series(
 
 
 def test_report_sent_on_the_requesting_association_comes_back_with_the_request() -> None:
-    """An SCP that answers the N-ACTION, then sends the N-EVENT-REPORT on the same association."""
+    """An SCP that answers the N-ACTION, then sends the N-EVENT-REPORT on the same association
+    (pynetdicom: the oracle the lean requestor is checked against, both ways)."""
+    answered: list[int] = []
+    asked: list[tuple[int, str, str]] = []
 
     def on_action(event: evt.Event) -> tuple[int, None]:
         info = event.action_information
         assoc = event.assoc
+        asked.append((event.action_type, str(event.request.RequestedSOPClassUID),
+                      str(event.request.RequestedSOPInstanceUID)))
 
         def report() -> None:
             time.sleep(0.05)
@@ -283,7 +288,9 @@ def test_report_sent_on_the_requesting_association_comes_back_with_the_request()
             failed.ReferencedSOPInstanceUID = info.ReferencedSOPSequence[1].ReferencedSOPInstanceUID
             failed.FailureReason = 0x0110
             result.FailedSOPSequence = [failed]
-            assoc.send_n_event_report(result, 2, STORAGE_COMMITMENT_PUSH, "1.2.840.10008.1.20.1.1")
+            status, _reply = assoc.send_n_event_report(result, 2, STORAGE_COMMITMENT_PUSH,
+                                                       "1.2.840.10008.1.20.1.1")
+            answered.append(int(status.Status) if "Status" in status else -1)
 
         threading.Thread(target=report).start()
         return 0x0000, None
@@ -303,6 +310,26 @@ def test_report_sent_on_the_requesting_association_comes_back_with_the_request()
         request.transaction_uid, frozenset({"1.2.3.1"}), {"1.2.3.2": 0x0110}
     )
     assert request.seconds < 5
+    assert asked == [(1, STORAGE_COMMITMENT_PUSH, "1.2.840.10008.1.20.1.1")]
+    assert answered == [0x0000]  # the report was answered, and as a success
+
+
+def test_without_a_report_on_the_association_the_request_waits_as_long_as_asked() -> None:
+    """An SCP that accepts the request and reports later, elsewhere (as Orthanc does)."""
+    ae = make_ae("COMMITTER", SETTINGS)
+    ae.add_supported_context(STORAGE_COMMITMENT_PUSH)
+    server = ae.start_server((HOST, 0), block=False,
+                             evt_handlers=[(evt.EVT_N_ACTION, lambda _event: (0x0000, None))])
+    try:
+        peer = Peer("COMMITTER", HOST, server.server_address[1])
+        request = request_commitment(peer, LISTENER_AE, SETTINGS, [(CT, "1.2.3.1")],
+                                     wait_for_report=0.5)
+    finally:
+        server.shutdown()
+
+    assert request.ok and request.status == 0x0000, request.detail
+    assert request.report is None
+    assert 0.5 <= request.seconds < 3
 
 
 def _report_info(transaction: str, committed: list[str], failed: dict[str, int]) -> Dataset:

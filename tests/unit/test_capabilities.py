@@ -15,10 +15,22 @@ def test_as_is_partly_and_refused_classes_most_studies_first() -> None:
                              {CT: PROBED, MR: (ELE, ILE), CSA: ()}, PROBED)
     assert [(r.sop_class, r.verdict) for r in rows] == [
         (MR, "partly"), (CT, "as is"), (CSA, "refused")]
-    mr = rows[0].describe(frozenset({ELE, ILE, RLE}))
+    mr = rows[0].describe(frozenset({ELE, ILE, RLE}), frozenset({ELE, ILE, RLE}))
     assert "accepted in 2 of 4 syntaxes" in mr
     assert "held in RLE Lossless: transcoded losslessly" in mr
     assert "held in JPEG Baseline (Process 1): exceptions" in mr
     assert matrix_json(rows)[2] == {
         "sop_class": CSA, "name": f"{CSA} (private)", "private": True, "studies": 1,
         "verdict": "refused", "accepted_syntaxes": [], "refused_syntaxes": list(PROBED)}
+
+
+def test_a_destination_taking_only_a_lossless_compression_gets_transcodes_not_exceptions() -> None:
+    [row] = capability_matrix({CT: 3}, {CT: (RLE,)}, PROBED)
+    assert row.verdict == "partly, no uncompressed syntax accepted"
+    line = row.describe(frozenset({ELE, ILE, RLE}), frozenset({ELE, ILE, RLE}))
+    assert "held in Explicit VR Little Endian, Implicit VR Little Endian: transcoded" in line
+    assert "held in JPEG Baseline (Process 1): exceptions" in line
+    cannot_write = row.describe(frozenset({ELE, ILE, RLE}), frozenset({ELE, ILE}))
+    assert "transcoded" not in cannot_write
+    assert "held in Explicit VR Little Endian, Implicit VR Little Endian, JPEG Baseline" in \
+        cannot_write

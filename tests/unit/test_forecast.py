@@ -18,7 +18,7 @@ from runner.profile.models import SiteProfile
 from runner.tiering.forecast import Forecast, forecast_json, forecast_lines, forecast_strategies
 from runner.tiering.params import TierParameters
 from runner.tiering.scenario import build_scenario, start_of
-from runner.tiering.simulate import Simulation
+from runner.tiering.simulate import STUCK_AFTER, Simulation
 from runner.tiering.strategy import Strategy
 
 LONDON = ZoneInfo("Europe/London")
@@ -292,3 +292,132 @@ def test_durations_read_in_the_unit_that_fits() -> None:
     assert duration_text(1.5) == "90 min"
     assert duration_text(12.34) == "12.3 h"
     assert duration_text(1234.5) == "1,234 h"
+
+
+# --- devices that saturate and lock up -----------------------------------------------------
+
+def large_studies(delay: str | float, most: int = 5,
+                  count: int = 120) -> tuple[SiteProfile, Plan]:
+    """`count` local CT studies of 200 to 900 MB on one device, `most` at a time."""
+    site = profile(throttles={"steady": {"max_concurrent_retrieves": most,
+                                         "min_concurrent_retrieves": 1,
+                                         "delay_seconds": delay}})
+    today = date(2026, 11, 27)
+    studies = [study(f"8.{i}", date(2018, 1, 1) + timedelta(days=i), Location.LOCAL,
+                     200.0 + (i * 137) % 700) for i in range(count)]
+    return site, plan_of(site, studies, today)
+
+
+def test_the_devices_rate_is_shared_by_its_retrieves() -> None:
+    site, plan = large_studies(0, most=4)  # four at once, each alone at 20 MB/s
+    alone = by_name(forecast_strategies(site, plan, params=replace(
+        QUIET, device_total_mb_per_s=80.0, lockup_backlog_mb=1e9)))
+    shared = by_name(forecast_strategies(site, plan, params=replace(
+        QUIET, device_total_mb_per_s=40.0, lockup_backlog_mb=1e9)))
+    total_mb = sum(s.estimated_mb for s in plan.phases[0].studies)
+    assert alone["local-first/redate"].hours == pytest.approx(total_mb / 80 / 3600, rel=0.02)
+    assert shared["local-first/redate"].hours == pytest.approx(total_mb / 40 / 3600, rel=0.02)
+
+
+def test_a_device_asked_for_more_than_its_backlog_locks_up_and_its_retrieves_are_lost() -> None:
+    site, plan = large_studies(0)  # five large studies asked at once: overloaded
+    result = by_name(forecast_strategies(site, plan, params=QUIET))["local-first/redate"]
+    assert result.finished and result.studies == 120  # each lost retrieve asked again
+    assert result.lockups > 0
+    assert result.locked_hours == pytest.approx(result.lockups * QUIET.lockup_minutes / 60)
+    assert result.dead_time_hours >= result.locked_hours * 0.99  # one device: all dead
+
+
+def test_a_device_that_locks_up_each_time_it_is_back_never_finishes() -> None:
+    site, plan = large_studies(0, most=8)  # twice the backlog asked at once, again and again
+    forecast = forecast_strategies(site, plan, params=QUIET)
+    result = by_name(forecast)["local-first/redate"]
+    assert not result.finished and result.lockups == STUCK_AFTER
+    assert "(unfinished)" in "\n".join(forecast_lines(forecast))
+
+
+def test_the_hourly_break_pays_for_its_bursts_where_the_size_delay_does_not() -> None:
+    site, plan = large_studies("study_mb / 40", count=600)  # the next when the last drained
+    forecast = forecast_strategies(site, plan, params=QUIET)
+    results = by_name(forecast)
+    formula, hourly = results["local-first/redate"], results["local-first/redate/hourly-break"]
+    assert formula.finished and hourly.finished
+    assert formula.lockups == 0 and formula.dead_time_hours == 0
+    assert hourly.lockups > 0
+    assert hourly.hours > formula.hours + hourly.lockups * QUIET.lockup_minutes / 60 * 0.9
+    lines = "\n".join(forecast_lines(forecast))
+    assert "lock-ups" in lines and "WARNING" not in lines
+    assert forecast_json(forecast)["strategies"][3]["lockups"] == hourly.lockups
+
+
+def test_a_profile_that_locks_its_device_up_is_warned() -> None:
+    site, plan = large_studies(0)
+    lines = "\n".join(forecast_lines(forecast_strategies(site, plan, params=QUIET)))
+    assert "WARNING: the profile's throttles lock a device up" in lines
+
+
+def test_a_device_of_the_profile_may_bear_more_than_the_default() -> None:
+    site, plan = large_studies(0)
+    data = site.model_dump(by_alias=True, mode="json", exclude_none=True)
+    data["source"]["devices"][0]["limits"] = {"lockup_backlog_mb": 10000}
+    sturdy = SiteProfile.model_validate(data)
+    sturdy_plan = plan_of(sturdy, [s for p in plan.phases for s in p.studies], plan.today)
+    assert by_name(forecast_strategies(site, plan, params=QUIET))[
+        "local-first/redate"].lockups > 0
+    assert by_name(forecast_strategies(sturdy, sturdy_plan, params=QUIET))[
+        "local-first/redate"].lockups == 0
+
+
+def test_a_small_store_and_small_recalls_read_in_megabytes() -> None:
+    site = profile(tiering={"order": ["local", "nearline"], "local_store_gb": 0.02})
+    plan = plan_of(site, [study(f"9.{year}", date(year, 6, 1), Location.NEARLINE
+                                if year < 2012 else Location.LOCAL, mb=0.8)
+                          for year in range(2005, 2014)], SEED_TODAY)
+    lines = forecast_lines(forecast_strategies(site, plan, params=replace(
+        QUIET, local_store_gb=0.02)))
+    text = "\n".join(lines)
+    assert "local store 20.0 MB" in text and "recalled MB" in text
+    assert "0 GB" not in text and "0.0 GB" not in text
+    assert "(5.6 MB recalled" in lines[-2]
+
+
+def fast_turnover() -> tuple[SiteProfile, Plan]:
+    """The slow migration's store and studies, retrieved one after the other without a
+    pause: the 1 GB store turns over in minutes, re-dating comes every 6 hours."""
+    _, plan = slow_migration()
+    fast = profile(throttles={"steady": ONE_AT_A_TIME},
+                   tiering={"order": ["local", "nearline"], "local_store_gb": 1})
+    return fast, plan_of(fast, [s for p in plan.phases for s in p.studies], plan.today)
+
+
+def test_re_dating_on_recalled_volume_keeps_up_where_every_hours_alone_does_not() -> None:
+    site, plan = fast_turnover()
+    params = replace(QUIET, local_store_gb=1, low_water_fraction=0.9)
+    timed = by_name(forecast_strategies(site, plan, params=replace(
+        params, redate_headroom_fraction=0.0)))["local-first/redate"]
+    keeping_up = by_name(forecast_strategies(site, plan, params=params))["local-first/redate"]
+    assert timed.hours < 1  # the store turned over long before the next 6-hourly round
+    assert timed.recent_studies_evicted == 1
+    assert keeping_up.recent_studies_evicted == 0
+    assert keeping_up.redates > timed.redates
+    assert keeping_up.turnover_hours is not None and keeping_up.turnover_hours < 1
+    warned = "\n".join(forecast_lines(forecast_strategies(site, plan, params=replace(
+        params, redate_headroom_fraction=0.0))))
+    assert "WARNING: every_hours alone cannot protect recent studies" in warned
+    kept = "\n".join(forecast_lines(forecast_strategies(site, plan, params=params)))
+    assert "rounds also start on recalled volume" in kept and "WARNING" not in kept
+
+
+def test_the_profile_sets_how_early_re_dating_keeps_up() -> None:
+    site = profile(redate={"recent_days": 14, "every_hours": 6, "headroom_fraction": 0.25})
+    assert TierParameters.from_profile(site).redate_headroom_fraction == 0.25
+
+
+def test_the_plan_starts_a_re_date_round_after_a_share_of_the_stores_headroom() -> None:
+    _, plan = slow_migration()  # 1 GB store, 0.9 low water, one recent study of 100 MB
+    assert plan.redate.volume_mb == pytest.approx((900 - 100) * 0.5)
+    off = profile(throttles={"slow": SLOW}, redate={"recent_days": 14, "every_hours": 6,
+                                                    "headroom_fraction": 0},
+                  tiering={"order": ["local", "nearline"], "local_store_gb": 1})
+    assert plan_of(off, [s for p in plan.phases for s in p.studies],
+                   plan.today).redate.volume_mb is None

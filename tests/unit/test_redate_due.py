@@ -39,3 +39,23 @@ def test_without_a_ledger_history_every_study_is_due_at_once() -> None:
     assert _drain(redates) == ["a"]
     assert redates.refill(1.0, set())
     assert _drain(redates) == ["b"]
+
+
+def test_recalls_past_the_volume_make_every_study_due_at_once() -> None:
+    redates = Redates(["a", "b"], 24 * HOUR, now=0.0, volume_mb=100.0)
+    assert redates.refill(0.0, set())
+    assert _drain(redates) == ["a", "b"]
+    redates.recalled(60.0, 10.0)
+    assert not redates.refill(10.0, set())  # 60 MB recalled: not yet
+    redates.recalled(50.0, 20.0)
+    assert redates.refill(20.0, set())  # 110 MB: a round now, not in 24 hours
+    assert _drain(redates) == ["a", "b"] and redates.early == 1
+    redates.recalled(60.0, 30.0)  # counted from the round's start again
+    assert not redates.refill(30.0, set())
+
+
+def test_without_a_volume_only_every_hours_starts_a_round() -> None:
+    redates = Redates(["a"], 24 * HOUR, now=0.0)
+    assert redates.refill(0.0, set()) and _drain(redates) == ["a"]
+    redates.recalled(1e9, 10.0)
+    assert not redates.refill(10.0, set())

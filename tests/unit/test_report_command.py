@@ -68,7 +68,7 @@ def test_the_csv_has_the_spec_columns_first_and_agrees_with_the_parquet(
     with (folder / "reconciliation.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == [*SPEC_COLUMNS, "study_date", "modality", "at_source",
-                       "excluded_because"]
+                       "excluded_because", "accession_before", "accession_after"]
     assert [row[:6] for row in rows[1:]] == [["1.1", "local", "3", "3", "3", "verified"],
                                              ["1.2", "local", "2", "2", "2", "verified"],
                                              ["1.3", "local", "2", "0", "0", "pending"]]

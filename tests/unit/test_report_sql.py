@@ -28,6 +28,7 @@ from runner.ledger import (
     StudyStatus,
     VerificationMethod,
 )
+from runner.ledger.queries import RedateTotals, redate_totals
 from runner.report.collect import Identity, ReportData, collect
 from runner.report.scope import ReportScope
 from runner.report.source import LedgerReader, sql_text
@@ -139,7 +140,8 @@ def test_reconciliation_query_has_the_spec_columns_first_one_row_per_study(
     assert [list(row) for row in rows] == [["study_uid", "tier", "source_instances",
                                             "received_instances", "destination_instances",
                                             "status", "study_date", "modality", "at_source",
-                                            "excluded_because"]] * 2
+                                            "excluded_because", "accession_before",
+                                            "accession_after"]] * 2
     assert [tuple(row.values())[:6] for row in rows] == [("1.1", "local", 2, 2, 2, "verified"),
                                                          ("1.2", "local", 2, 0, 0, "pending")]
 
@@ -319,6 +321,8 @@ def test_total_work_counts_redates_repeat_retrieves_and_repeat_receipts(
     site.plan("1.1")
     site.plan("1.2")
     site.retrieve("1.1", purpose=RetrievePurpose.REDATE)
+    site.retrieve("1.1", purpose=RetrievePurpose.REDATE, category="timeout",
+                  at=T0 + timedelta(minutes=1))
     site.retrieve("1.1", category="timeout")
     site.retrieve("1.1", at=T0 + timedelta(minutes=5))
     site.retrieve("1.1", purpose=RetrievePurpose.REPAIR, at=T0 + timedelta(minutes=9))
@@ -328,9 +332,14 @@ def test_total_work_counts_redates_repeat_retrieves_and_repeat_receipts(
     close(site)
     work = report(ledger_path).work
     assert (work.retrieves, work.migrate_retrieves, work.repair_retrieves,
-            work.redate_retrieves, work.redated_studies, work.repeat_retrieves) == (
-        5, 3, 1, 1, 1, 2)
+            work.redate_retrieves, work.redated_studies, work.failed_redates,
+            work.repeat_retrieves) == (6, 3, 1, 2, 1, 1, 2)
     assert (work.receipts, work.repeat_receipts, work.bytes_received) == (2, 1, 20)
+    # the words `status` uses for the whole ledger, from the same counts
+    with Ledger.open(ledger_path) as ledger:
+        totals = redate_totals(ledger)
+    assert totals == RedateTotals(2, 1, 1)
+    assert totals.describe() == "2 retrieves of 1 recent study, 1 failed"
 
 
 def test_exceptions_list_every_unverified_study_worst_first_with_reason_and_attempts(

@@ -6,10 +6,10 @@ about 6 CPU-seconds per 600 MB, more than the two C++ archives at both ends toge
 package speaks the same protocol with blocking sockets and no per-PDU objects: `pdu` encodes
 and decodes PDUs, `dimse` command sets, `datasets` the data sets they carry, `link` reads and
 writes them on a socket, `acceptor` serves associations (the migration listener), `requestor`
-requests them (C-STORE, C-MOVE, C-FIND and C-ECHO: runner.dicom.store, move, find, echo).
+requests them (C-STORE, C-MOVE, C-FIND, C-ECHO and Storage Commitment's N-ACTION:
+runner.dicom.store, move, find, echo, commitment).
 
-pynetdicom stays where volume is low and its features count: Storage Commitment requests
-(N-ACTION, imported only when a run verifies by commitment), and the simulated PACS of the
-demo and tests; a run imports none of it otherwise. Both ends of this package are
-tested against DCMTK and Orthanc, the peers the runner meets, and against pynetdicom's codecs.
+pynetdicom stays only as a peer: the simulated PACS and destination of the demo and tests
+(runner.sim), never in the runner. Both ends of this package are tested against DCMTK and
+Orthanc, the peers the runner meets, and against pynetdicom as an oracle.
 """

@@ -26,15 +26,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from runner.dicom.status import (
+    OUT_OF_RESOURCES,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    UNRECOGNISED_OPERATION,
+)
 from runner.dicom.tls import server_handshake
 from runner.dicom.ul import dimse, pdu
 from runner.dicom.ul.link import Aborted, Closed, Link, Message, Release, TooLong, UnexpectedPdu
 
 LOGGER = logging.getLogger(__name__)
 
-UNRECOGNISED_OPERATION = 0x0211
-SOP_CLASS_NOT_SUPPORTED = 0x0122
-OUT_OF_RESOURCES = 0xA700
 # An A-ASSOCIATE-RQ with 128 contexts of long UIDs is about 20 kB: a header announcing more
 # before any association is not read (nor its body allocated).
 ASSOCIATE_RQ_MAX = 64 * 1024
@@ -327,7 +330,7 @@ class Acceptor:
         extra: dict[int, int | str | bytes] = {}
         affected = dimse.text(message.command, dimse.AFFECTED_SOP_CLASS)
         if field == dimse.C_ECHO_RQ:
-            status, comment = 0x0000, ""
+            status, comment = SUCCESS, ""
         elif field == dimse.C_STORE_RQ and affected != abstract:
             # PS3.7 9.1.1.1: the request's SOP class is the presentation context's
             status, comment = SOP_CLASS_NOT_SUPPORTED, "SOP class differs from the context's"

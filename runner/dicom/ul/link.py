@@ -12,6 +12,7 @@ or `Aborted`; a closed connection as `Closed`.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
 import struct
@@ -142,6 +143,15 @@ class Link:
             if self._applied != self._timeout:
                 self._apply(self._timeout)  # each read's own limit again
         return pdu_type, body
+
+    def readable(self, seconds: float) -> bool:
+        """Whether the next PDU has begun to arrive within `seconds` (PDVs kept from the last
+        one, TLS bytes decrypted already, or bytes on the socket); reads nothing."""
+        if self._pending or (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            return True
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(max(0, round(seconds * 1000))))
 
     def read_message(self) -> Message:
         """The next complete DIMSE message (see the module docstring for how others end).

@@ -2,10 +2,10 @@
 
 `ClientAssociation.open` connects to a peer (TCP_NODELAY, TLS when the peer has it),
 proposes presentation contexts and returns the established association, or a Refusal
-saying why not (the same categories and words as runner.dicom.association, so callers and
-the ledger read both alike). `exchange` sends one request and waits for its response within
-the DIMSE timeout (`send` and `receive` do each half); a lost association comes back as a
-Refusal too, not as an exception.
+saying why not (categories and words callers and the ledger read alike for every service).
+`exchange` sends one request and waits for its response within the DIMSE timeout (`send`
+and `receive` do each half); a lost association comes back as a Refusal too, not as an
+exception.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from runner.dicom.refusal import Refusal, timed_out
 from runner.dicom.status import StatusCategory, reject_reason
 from runner.dicom.tls import client_context, describe_failure
 from runner.dicom.ul import dimse, pdu
-from runner.dicom.ul.link import Aborted, Buffer, Closed, Link, Message
+from runner.dicom.ul.link import Aborted, Buffer, Closed, Link, Message, Release
 from runner.errors import InputError
 
 MAX_CONTEXTS = 128  # context ids are the odd numbers 1..255
@@ -127,12 +127,31 @@ class ClientAssociation:
         return None
 
     def receive(self) -> Message | Refusal:
-        """The peer's next message, waiting at most the DIMSE timeout."""
+        """The peer's next message, waiting at most the DIMSE timeout; a Refusal when the
+        association ends instead (a release the peer asks for is answered first)."""
         started = time.monotonic()
         try:
             return self.link.read_message()
+        except Release:
+            self._released()
+            return Refusal(StatusCategory.ABORTED,
+                           "the peer released the association without a response")
         except (OSError, pdu.PduError) as error:
             return self._lost(error, started)
+
+    def receive_within(self, seconds: float) -> Message | Refusal | None:
+        """The peer's next message if it begins to arrive within `seconds` (then read as
+        `receive` reads it), None when nothing came."""
+        if not self.link.readable(seconds):
+            return None
+        return self.receive()
+
+    def _released(self) -> None:
+        """The peer asked to release the association: answer it; the association is over."""
+        self.is_established = False
+        with contextlib.suppress(OSError):
+            self.link.send(pdu.release_rp())
+        self.link.close()
 
     def release(self) -> None:
         """Release the association (abort it when the peer does not answer in time)."""

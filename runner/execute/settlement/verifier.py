@@ -93,7 +93,7 @@ class Verifier:
     def _commitment(self, expected: dict[str, tuple[str, str]]) -> Check:
         if not expected:
             return Check(True, 0, frozenset(), "nothing to commit")
-        # Imported here: the commitment SCU runs on pynetdicom, which no other check needs.
+        # Imported here: only a commitment check needs the commitment SCU.
         from runner.dicom.commitment import request_commitment
 
         refs = [(sop_class, dest) for dest, sop_class in expected.values()]

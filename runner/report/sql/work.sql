@@ -3,7 +3,8 @@
 -- retrieves of a study after its first), instances received more than once, store attempts,
 -- destination checks. Recalls inside the source PACS are invisible to the runner.
 WITH ret AS (
-    SELECT r.study_uid, r.purpose FROM retrieves r JOIN report_scope USING (study_uid)
+    SELECT r.study_uid, r.purpose, r.ended_at, r.category
+    FROM retrieves r JOIN report_scope USING (study_uid)
 ), rec AS (
     SELECT c.sop_instance_uid, c.bytes FROM receipts c JOIN report_scope USING (study_uid)
 ), fwd AS (
@@ -18,6 +19,9 @@ SELECT
     (SELECT count(*) FILTER (WHERE purpose = 'redate') FROM ret) AS redate_retrieves,
     (SELECT count(DISTINCT study_uid) FILTER (WHERE purpose = 'redate') FROM ret)
         AS redated_studies,
+    (SELECT count(*) FILTER (WHERE purpose = 'redate' AND ended_at IS NOT NULL
+                             AND category NOT IN ('success', 'warning')) FROM ret)
+        AS failed_redates,
     (SELECT count(*) FILTER (WHERE purpose <> 'redate')
             - count(DISTINCT study_uid) FILTER (WHERE purpose <> 'redate') FROM ret)
         AS repeat_retrieves,

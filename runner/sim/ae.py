@@ -1,4 +1,9 @@
-"""The one factory for pynetdicom AEs: timeouts, PDU size, TCP_NODELAY, no identifier logs.
+"""The pynetdicom AEs of the simulated PACS and destination (and of tests): timeouts, PDU
+size, TCP_NODELAY, no identifier logs.
+
+pynetdicom is here as the runner's *peer* (and, in tests, the oracle the lean upper layer,
+runner.dicom.ul, is checked against); the runner itself speaks DICOM only through the lean
+layer and imports none of pynetdicom (tests/unit/test_storage_sops.py holds it so).
 
 TCP_NODELAY is set on every socket an AE made here uses, through pynetdicom's public
 EVT_CONN_OPEN notification, which fires after the TCP connection exists and before the first
@@ -12,32 +17,30 @@ association to DCMTK storescp on loopback, 2-core VM, three runs):
     TCP_NODELAY off: 8.93-9.05 s (about 45 ms per C-STORE: Nagle waits on delayed ACKs)
     TCP_NODELAY on : 0.49-0.50 s (about 2.5 ms per C-STORE)      ratio 18-19x
 
-TLS: `make_server` with an `ssl_context` serves through `TlsThreadedServer`, which completes
-each TLS handshake in the connection's own thread within the ACSE timeout (pynetdicom's
-server does it in the accept loop, with no timeout: one silent client would stop the
-listener). TCP_NODELAY is set on the wrapped (SSLSocket) sockets alike.
+TLS: `make_server` with an `ssl_context` serves through `TlsThreadedServer` (a subclass of
+pynetdicom's server, through socketserver's hooks), which completes each TLS handshake in
+the connection's own thread within the ACSE timeout (pynetdicom's server does it in the
+accept loop, with no timeout: one silent client would stop the simulated PACS).
 
-Lost responses: every association an AE made here requests gets `protect_responses`
-(runner.dicom.association), including those pynetdicom opens itself, such as a C-MOVE
-SCP's C-STORE sub-operations in the simulated PACS: without it pynetdicom's reactor thread
-can take a fast peer's response before the caller waits for it (seen in CI against the
-lean listener: "Received unexpected C-STORE service message", then a DIMSE timeout).
-
-PDU size: pynetdicom reads whatever PDU length a peer announces. Every association accepted
-by a server made here refuses (A-ABORT, then closes) a P-DATA-TF PDU longer than the
-maximum length we announced, and any other PDU longer than 1 MiB, before reading its body.
+Lost responses: every association an AE made here requests gets `protect_responses`,
+including those pynetdicom opens itself, such as the simulated PACS's C-MOVE C-STORE
+sub-operations: without it pynetdicom's reactor thread can take a fast peer's response
+before the caller waits for it (seen in CI against the lean listener: "Received unexpected
+C-STORE service message", then a DIMSE timeout; the race is still in pynetdicom 3.0). It
+replaces the association's DIMSE message queue: the one pynetdicom internal touched, and
+only here, in the peer.
 
 Privacy: importing this module switches off pynetdicom's logging of C-FIND/C-GET/C-MOVE
 request and response identifiers (`_config.LOG_REQUEST_IDENTIFIERS` and
 `_config.LOG_RESPONSE_IDENTIFIERS`), which would otherwise write patient names, IDs and birth
-dates to the log. Module-level configuration the runner sets, all here (pynetdicom and
-pydicom have no per-AE equivalent): those two flags, pydicom's value validation off (below),
-and nothing else (the bulk C-STORE paths, runner.dicom.ul, do not use pynetdicom).
+dates to the log. It also switches pydicom's value validation off (below), as the simulated
+PACS reads and writes its synthetic data sets in bulk.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import ssl
 from ssl import SSLContext
@@ -48,9 +51,8 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.events import EventHandlerType
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
+from pynetdicom.transport import ThreadedAssociationServer
 
-from runner.dicom.association import protect_responses
 from runner.dicom.peer import DicomSettings, check_ae_title
 from runner.dicom.tls import server_handshake
 
@@ -77,72 +79,8 @@ def _on_conn_open(event: evt.Event) -> None:
     set_nodelay(assoc_socket.socket if assoc_socket is not None else None)
 
 
-_P_DATA_TF = 0x04
-_OTHER_PDU_MAX = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is far below this
-# A-ABORT PDU: service-provider source (2), reason "invalid PDU parameter value" (6)
-_ABORT_INVALID_PDU = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6])
-
-
-class _PduLengthGuard:
-    """Stands in for an accepted AssociationSocket's `recv`: checks each PDU header first.
-
-    pynetdicom's DUL reads a PDU as `recv(6)` (type and length) and, for a known type,
-    `recv(length)`. A header announcing more than allowed is answered with an A-ABORT and
-    read as a closed connection (an empty header), so the DUL ends the association.
-    """
-
-    def __init__(self, event: evt.Event, assoc_socket: AssociationSocket) -> None:
-        self._assoc = event.assoc
-        self._socket = assoc_socket
-        self._recv = assoc_socket.recv
-        self._body_next = False
-
-    def __call__(self, nr_bytes: int) -> bytearray:
-        data = self._recv(nr_bytes)
-        if self._body_next or nr_bytes != 6 or len(data) != 6:
-            self._body_next = False
-            return data
-        pdu_type, length = data[0], int.from_bytes(data[2:6], "big")
-        if not 0x01 <= pdu_type <= 0x07:
-            return data  # the DUL refuses an unknown type without reading on
-        if length > self._allowed(pdu_type):
-            self._refuse(pdu_type, length)
-            return bytearray()
-        self._body_next = True
-        return data
-
-    def _allowed(self, pdu_type: int) -> int:
-        ours = int(self._assoc.acceptor.maximum_length or 0)
-        if pdu_type == _P_DATA_TF and ours:
-            return ours
-        return max(ours, _OTHER_PDU_MAX)
-
-    def _refuse(self, pdu_type: int, length: int) -> None:
-        requestor = self._assoc.requestor
-        LOGGER.warning("aborted the association with %s at %s:%s: PDU type 0x%02X of %d bytes, "
-                       "more than the %d allowed", str(requestor.ae_title).strip() or "?",
-                       requestor.address, requestor.port, pdu_type, length,
-                       self._allowed(pdu_type))
-        raw = self._socket.socket
-        if raw is None:
-            return
-        try:
-            raw.sendall(_ABORT_INVALID_PDU)
-            raw.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # the peer has gone already
-
-
-def _guard_pdu_length(event: evt.Event) -> None:
-    """EVT_CONN_OPEN handler of accepted associations: bound the PDUs the peer may send."""
-    assoc_socket = event.assoc.dul.socket
-    if assoc_socket is not None and event.assoc.is_acceptor:
-        assoc_socket.recv = _PduLengthGuard(event, assoc_socket)  # type: ignore[method-assign]
-
-
 _T = TypeVar("_T")
 _NODELAY_HANDLER: EventHandlerType = (evt.EVT_CONN_OPEN, _on_conn_open)
-_PDU_GUARD_HANDLER: EventHandlerType = (evt.EVT_CONN_OPEN, _guard_pdu_length)
 
 
 def _with_nodelay(handlers: list[EventHandlerType] | None) -> list[EventHandlerType]:
@@ -232,18 +170,51 @@ class _NoDelayAE(AE):
             ae_title=ae_title,
             contexts=contexts,
             ssl_context=ssl_context,
-            evt_handlers=[*_with_nodelay(evt_handlers), _PDU_GUARD_HANDLER],
+            evt_handlers=_with_nodelay(evt_handlers),
             server_class=server_class,
             **kwargs,
         )
+
+
+class _ResponsesForTheCaller(queue.Queue[Any]):
+    """A DIMSE message queue that never lets the reactor thread take a response.
+
+    pynetdicom's requestor runs a reactor thread that polls the DIMSE queue (non-blocking)
+    for requests from the peer, while `send_c_*` wait on it (blocking) for their responses.
+    Its pause handshake before a send has a window in which the reactor still polls: a
+    response arriving then is taken by the reactor, logged as "Received unexpected ...
+    service message" and dropped, and the caller waits out the whole DIMSE timeout (seen
+    here about once per 200 C-STOREs on loopback). With this queue a non-blocking get only
+    ever returns requests (N-EVENT-REPORT, ...), and responses wait for the blocking reader.
+    """
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if block:
+            return super().get(block, timeout)
+        with self.mutex:
+            if self.queue and _is_request(self.queue[0][1]):
+                return self._get()
+        raise queue.Empty
+
+
+def _is_request(message: Any) -> bool:
+    return message is not None and bool(getattr(message, "is_valid_request", False))
+
+
+def protect_responses(assoc: Association) -> Association:
+    """Give a just-established requestor association a queue whose responses cannot be lost
+    (once: a second call keeps the queue, and what it may already hold)."""
+    if not isinstance(assoc.dimse.msg_queue, _ResponsesForTheCaller):
+        assoc.dimse.msg_queue = _ResponsesForTheCaller()
+    return assoc
 
 
 def make_ae(calling_ae: str, settings: DicomSettings) -> AE:
     """An AE titled `calling_ae`, with the timeouts and PDU size of `settings`.
 
     Add presentation contexts to it as usual; every association it requests or accepts
-    (`associate`, `start_server`) uses TCP_NODELAY sockets, and accepted ones bound the
-    PDU size (see the module docstring). `start_server(..., ssl_context=...)` serves TLS.
+    (`associate`, `start_server`) uses TCP_NODELAY sockets (see the module docstring);
+    `start_server(..., ssl_context=...)` serves TLS.
     """
     ae = _NoDelayAE(ae_title=check_ae_title(calling_ae))
     ae.acse_timeout = settings.acse_timeout
