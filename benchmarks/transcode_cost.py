@@ -28,7 +28,8 @@ from pydicom import dcmread
 
 from runner.dicom.peer import DicomSettings
 from runner.dicom.store import StoreClient
-from runner.execute.forwarder import ForwardItem, Job, forward_once
+from runner.execute.sending.prepare import Job, forward_once
+from runner.execute.sending.seam import ForwardItem
 from runner.morph import compile_rules
 from runner.sim.generate import StudySpec, write_study
 from tests.peers import OrthancProcess, peer_env

@@ -1,5 +1,5 @@
 """`pacsmig verify`: the destination asked again about every study sent
-(runner.execute.reverify), or, with --rebuild, the ledger rebuilt from what it holds."""
+(runner.execute.settlement.reverify), or, with --rebuild, the ledger rebuilt from what it holds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def verify(profile: Path, rebuild: bool, csv_path: Path | None,
            echo: Callable[[str], None]) -> int:
     """Check again; exit code 1 when a study is short or a check was not answered."""
     from runner.execute.rebuild import rebuild_from_destination
-    from runner.execute.reverify import verify_again
+    from runner.execute.settlement.reverify import verify_again
 
     loaded = load_profile(profile)
     if rebuild:

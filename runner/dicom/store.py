@@ -4,8 +4,8 @@ Runs on the lean upper layer (runner.dicom.ul.requestor): one blocking socket, n
 threads. Spooled files are sent without being decoded: `store_file` reads the file, checks
 its meta and sends the data set bytes as they are on disk, fragmented into PDUs of the
 destination's maximum length; `store_parts` sends data set bytes the caller has prepared
-(a morphed header followed by the untouched rest, see runner.execute.forwarder). Both need
-an accepted presentation context with exactly the instance's SOP class and transfer syntax,
+(a morphed header followed by the untouched rest, see runner.execute.sending.prepare). Both
+need an accepted presentation context with exactly the instance's SOP class and transfer syntax,
 which is why contexts are negotiated per (SOP class, transfer syntax) pair actually seen.
 `store_dataset` encodes an in-memory dataset with pydicom, in the transfer syntax its file meta
 names. No store changes the syntax: when the destination refuses it, the outcome says which

@@ -1,4 +1,5 @@
-"""A thread-safe queue whose items become available at a given time (retries with backoff)."""
+"""Retries with backoff: a thread-safe queue whose items become available at a given time,
+and the waits between attempts."""
 
 from __future__ import annotations
 
@@ -6,9 +7,22 @@ import heapq
 import itertools
 import threading
 import time
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Waits between attempts: `first` seconds, doubling, at most `most`."""
+
+    first: float
+    most: float
+
+    def after(self, attempt: int) -> float:
+        """The wait before attempt number `attempt + 1` (attempt counts from 1)."""
+        return float(min(self.most, self.first * 2.0 ** max(0, attempt - 1)))
 
 
 class DelayQueue(Generic[T]):

@@ -41,7 +41,7 @@ from runner.dicom.status import StatusCategory, describe
 from runner.dicom.store import StoreClient
 from runner.errors import DicomError
 from runner.execute.peers import destination_peer, device_peers, dicom_settings, listener_tls
-from runner.execute.verifier import CommitmentWaiter
+from runner.execute.settlement.verifier import CommitmentWaiter
 from runner.morph.loaded import LoadedProfile
 from runner.profile.models import SiteProfile
 

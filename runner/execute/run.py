@@ -1,39 +1,34 @@
-"""`pacsmig run`: wire the engine to the listener, forwarder, verifier and ledger, and run it."""
+"""`pacsmig run`: record the run and the plan's census, pick up where the ledger stands, then
+build and serve the run's stages (runner.execute.wiring)."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from runner import __version__
 from runner.dicom.echo import c_echo
-from runner.dicom.listener import Listener, ListenerCallbacks, ListenerConfig
 from runner.dicom.spool import Spool
-from runner.dicom.verify import instances_present
 from runner.errors import DicomError
+from runner.execute import wiring
 from runner.execute.census import census_fact
-from runner.execute.engine import Engine
 from runner.execute.forecast_record import record_forecast
-from runner.execute.forward_pool import Preforked
-from runner.execute.forwarder import Backoff, Forwarder, ForwardItem, ForwardResult, Job
-from runner.execute.peers import check_tls, destination_peer, dicom_settings, listener_tls
+from runner.execute.peers import check_tls, destination_peer, dicom_settings
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
-from runner.execute.verifier import CommitmentWaiter, Verifier
+from runner.execute.scheduler import WallClock as WallClock
+from runner.execute.sending.pool import Preforked
+from runner.execute.site import listener_config as listener_config
+from runner.execute.site import open_ledger as open_ledger
+from runner.execute.state import RunState
+from runner.execute.wiring import INTERRUPTED as INTERRUPTED
 from runner.execute.work import Stage, StudyWork
-from runner.ledger import LEDGER_FILENAME, Ledger
+from runner.ledger import Ledger
 from runner.morph.accession import Accessions
 from runner.morph.loaded import LoadedProfile
 from runner.plan.model import Plan
-
-INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
-
-# The schedule's clock: the local time in a zone (tests speed it up).
-WallClock = Callable[[ZoneInfo], datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +70,6 @@ class RunSummary:
         return lines
 
 
-def open_ledger(loaded: LoadedProfile) -> Ledger:
-    """The site's ledger in `reports.dir`."""
-    return Ledger.open(loaded.profile.reports.dir / LEDGER_FILENAME)
-
-
 def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
                   write: Callable[[str], None], is_tty: bool,
                   wall_clock: WallClock = datetime.now, command: str = "run",
@@ -88,7 +78,7 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
 
     The plan's census is recorded first (with `delta`, what `sync` found changed)."""
     check_tls(loaded.profile)
-    preforked = _prefork(loaded, plan)  # before any thread starts: see forward_pool.Preforked
+    preforked = wiring.prefork(loaded.profile, plan)  # before any thread: sending.pool.Preforked
     try:
         _check_destination(loaded)
         ledger = open_ledger(loaded)
@@ -120,45 +110,22 @@ def _check_destination(loaded: LoadedProfile) -> None:
                          f"C-ECHO: {echo.detail}")
 
 
-def _prefork(loaded: LoadedProfile, plan: Plan) -> Preforked:
-    """The forwarding workers, forked now, while the runner has no other thread."""
-    profile = loaded.profile
-    job = Job(plan.rules, _value_tags(loaded, plan))
-    return Preforked.fork(profile.destination.max_associations, destination_peer(profile),
-                          profile.source.calling_ae_title, dicom_settings(profile), job)
-
-
 def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
          write: Callable[[str], None], is_tty: bool, wall_clock: WallClock,
          preforked: Preforked) -> RunSummary:
     profile = loaded.profile
-    settings = dicom_settings(profile)
     spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
     spool.adopt_temp()
     remove_orphans(ledger, spool)
     works = works_left(ledger, plan, limit)
     record_forecast(ledger, profile, plan, works)
     again = set(restore_instances(ledger, works, spool))
-    engine = Engine(profile, plan, ledger, works, spool, settings, wall_clock)
-    waiter = CommitmentWaiter()
-    engine.forwarder = Forwarder(
-        destination_peer(profile), profile.source.calling_ae_title, settings,
-        plan.rules, profile.destination.max_associations,
-        profile.retries.store_attempts,
-        Backoff(profile.retries.backoff_seconds, profile.retries.backoff_max_seconds),
-        engine.on_forwarded, value_tags=_value_tags(loaded, plan), preforked=preforked)
-    engine.verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
-                               settings, profile.destination.verify, waiter,
-                               value_tags=_value_tags(loaded, plan))
-    listener = Listener(listener_config(loaded), spool, ListenerCallbacks(
-        decide=engine.decide, on_stored=engine.on_stored, on_rejected=engine.on_rejected,
-        on_commitment=waiter.deliver, on_turned_away=engine.on_turned_away))
+    stages = wiring.build(profile, plan, ledger, works, spool, listener_config(loaded),
+                          wiring.dimse_senders(profile, plan, preforked), wall_clock)
     printer = ProgressPrinter(write, is_tty)
 
     def show(force: bool = False) -> None:
-        printer.show(lambda: engine.tally.snapshot(
-            engine.counters.received_bytes, engine.counters.started_at,
-            {d: s.in_flight for d, s in engine.devices.items()}), force)
+        printer.show(stages.snapshot, force)
 
     write(f"Census: the source holds {plan.source_studies:,} studies: {plan.studies:,} planned"
           f" ({plan.undated:,} without a usable date), {len(plan.excluded):,} excluded"
@@ -166,118 +133,18 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
              f"; INCOMPLETE, {len(plan.census.gaps):,} queries not answered fully"))
     write(f"Migrating {len(works):,} of the plan's {plan.studies:,} studies (the others are "
           f"verified{' or beyond --limit' if limit else ''}); ledger {ledger.path}")
-    stopped = _serve(engine, listener, works, again, show)
+    stopped = wiring.serve(stages, works, again, lambda: show(False))
     show(force=True)
-    return replace(_summary(engine, works, stopped), census_gaps=len(plan.census.gaps))
+    return replace(_summary(stages.state, works, stopped), census_gaps=len(plan.census.gaps))
 
 
-def _serve(engine: Engine, listener: Listener, works: list[StudyWork], again: set[str],
-           show: Callable[[bool], None]) -> str | None:
-    """Run the threads until the work is settled; returns why it stopped early, if it did."""
-    assert engine.forwarder is not None
-    listener.start()
-    engine.forwarder.start()
-    verifier = threading.Thread(target=engine.verify_loop, name="verifier", daemon=True)
-    verifier.start()
-    janitor = _Sweeper(engine)
-    janitor.start()
-    stopped: str | None = None
-    try:
-        _resubmit(engine, works, again)
-        engine.dispatch_until_done(lambda: show(False))
-        stopped = engine.fatal
-    except KeyboardInterrupt:
-        stopped = INTERRUPTED
-    finally:
-        engine.stopping.set()
-        engine.abandon_retrieves(timeout=engine.settings.acse_timeout)
-        listener.stop()
-        engine.forwarder.close()
-        engine.verify_queue.close()
-        verifier.join(timeout=engine.settings.dimse_timeout)  # a check under way finishes
-        janitor.stop()
-        engine.janitor.sweep()
-        engine.spool.empty_free()  # nothing is written any more: give their space back
-    return stopped
-
-
-def _resubmit(engine: Engine, works: list[StudyWork], again: set[str]) -> None:
-    """Forward again what an earlier run received but did not (or did not record) send."""
-    for work in works:
-        pending = sorted(work.forwarding & again) if work.touched else []
-        held = _already_held(engine, work.uid, pending) if pending else set()
-        for sop in pending:
-            copy = work.received[sop]
-            item = ForwardItem(sop, work.uid, copy.sop_class_uid, copy.transfer_syntax,
-                               engine.spool.root / copy.spool_name, copy.spool_name)
-            if sop in held:
-                engine.on_forwarded(ForwardResult(item, True, True, 0x0000,
-                                                  "already at the destination"))
-            else:
-                assert engine.forwarder is not None
-                engine.forwarder.submit(item)
-        if work.stage is Stage.VERIFYING:
-            engine.verify_queue.put(work.uid)
-
-
-def _already_held(engine: Engine, study_uid: str, sops: list[str]) -> set[str]:
-    """Which of `sops` the destination holds already (sent before a crash, not recorded)."""
-    if engine.profile.morphing_options.allow_uid_changes:
-        return set()  # destination UIDs are not known for unrecorded sends
-    assert engine.verifier is not None
-    found = instances_present(engine.verifier.destination, engine.verifier.calling_ae,
-                              engine.settings, study_uid)
-    return set(sops) & found.sop_uids if found.ok else set()
-
-
-class _Sweeper(threading.Thread):
-    """Removes forwarded spool files every half second, once the ledger holds the forward."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(name="janitor", daemon=True)
-        self.engine = engine
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.wait(0.5):
-            self.engine.janitor.sweep()
-
-    def stop(self) -> None:
-        self.halt.set()
-        self.join(timeout=10)
-
-
-def _value_tags(loaded: LoadedProfile, plan: Plan) -> tuple[int, ...]:
-    """The tags whose morphed values the verification checks (verify: instances only)."""
-    profile = loaded.profile
-    if profile.destination.verify != "instances":
-        return ()
-    return tuple(sorted(plan.rules.touched_tags))
-
-
-def listener_config(loaded: LoadedProfile) -> ListenerConfig:
-    """The listener the profile describes, accepting associations from the devices (and the
-    AE titles they store from) and the destination."""
-    profile = loaded.profile
-    # Devices store (each from its own AE titles); the destination only reports storage
-    # commitment. Which store belongs to which retrieve is the engine's `decide`.
-    allowed = {ae for d in profile.source.devices for ae in d.storing_aes()}
-    allowed |= {d.ae_title for d in profile.source.devices}
-    allowed.add(profile.destination.ae_title)
-    return ListenerConfig(ae_title=profile.listener.ae_title, allowed_aes=frozenset(allowed),
-                          host=profile.listener.host, port=profile.listener.port,
-                          settings=dicom_settings(profile),
-                          max_associations=profile.listener.max_associations,
-                          tls=listener_tls(profile))
-
-
-def _summary(engine: Engine, works: list[StudyWork], stopped: str | None) -> RunSummary:
+def _summary(state: RunState, works: list[StudyWork], stopped: str | None) -> RunSummary:
     stages = [w.stage for w in works]
     return RunSummary(
         studies=len(works), verified=stages.count(Stage.VERIFIED),
         incomplete=stages.count(Stage.INCOMPLETE), failed=stages.count(Stage.FAILED),
-        left=sum(1 for w in works if not w.final), received=engine.counters.received,
-        forwarded=engine.counters.forwarded, refused=engine.counters.refused, stopped=stopped,
+        left=sum(1 for w in works if not w.final), received=state.counters.received,
+        forwarded=state.counters.forwarded, refused=state.counters.refused, stopped=stopped,
         interrupted=stopped == INTERRUPTED,
         reasons=tuple(Counter(w.reason or "no reason recorded" for w in works
                               if w.stage is Stage.FAILED).most_common()))

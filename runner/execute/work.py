@@ -1,6 +1,6 @@
 """The run's working state: each study's progress, and the per-device queues in plan order.
 
-Owned by the engine and changed only under its lock.
+Shared by the run's stages through `runner.execute.state.RunState`, changed only under its lock.
 """
 
 from __future__ import annotations

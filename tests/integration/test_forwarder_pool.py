@@ -23,15 +23,12 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
-from runner.execute.forward_pool import ProcessSender
-from runner.execute.forwarder import (
-    Backoff,
-    Forwarder,
-    ForwardItem,
-    ForwardResult,
-    Job,
-    Sender,
-)
+from runner.execute.delayqueue import Backoff
+from runner.execute.sending.dimse import DimseSenders
+from runner.execute.sending.forwarder import Forwarder
+from runner.execute.sending.pool import ProcessSender
+from runner.execute.sending.prepare import Job
+from runner.execute.sending.seam import ForwardItem, ForwardResult, Sender
 from runner.morph import RuleSet, compile_rules
 from runner.profile.morphing import MorphRule
 from runner.sim.ae import make_ae
@@ -126,15 +123,16 @@ class Results:
 
 def forwarder(scp: StoreScp, rules: RuleSet, results: Results,
               senders: list[Sender] | None = None, value_tags: tuple[int, ...] = ()) -> Forwarder:
-    class Recording(Forwarder):
-        def make_sender(self) -> Sender:
-            sender = super().make_sender()
+    class Recording(DimseSenders):
+        def new(self) -> Sender:
+            sender = super().new()
             if senders is not None:
                 senders.append(sender)
             return sender
 
-    return Recording(scp.peer, CALLING_AE, SETTINGS, rules, associations=2, attempts=3,
-                     backoff=Backoff(0.01, 0.05), on_result=results, value_tags=value_tags)
+    made = Recording(scp.peer, CALLING_AE, SETTINGS, Job(rules, value_tags))
+    return Forwarder(made, associations=2, attempts=3, backoff=Backoff(0.01, 0.05),
+                     on_result=results, stop_within=max(SETTINGS.dimse_timeout, 5.0))
 
 
 def test_worker_processes_forward_every_instance_and_report_each_result(
@@ -301,8 +299,9 @@ from pathlib import Path
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
-from runner.execute.forward_pool import Preforked, ProcessSender
-from runner.execute.forwarder import ForwardItem, Job
+from runner.execute.sending.pool import Preforked, ProcessSender
+from runner.execute.sending.prepare import Job
+from runner.execute.sending.seam import ForwardItem
 from runner.morph import compile_rules
 from runner.profile.morphing import MorphRule
 

@@ -1,4 +1,4 @@
-"""A forwarding worker's lookahead (forward_pool._Lookahead): the next item is prepared while
+"""A forwarding worker's lookahead (sending.pool._Lookahead): the next item is prepared while
 a store waits, only if it has already come; items come out in order; None ends."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import multiprocessing
 import threading
 from pathlib import Path
 
-from runner.execute.forward_pool import _Lookahead
-from runner.execute.forwarder import ForwardItem, Job
+from runner.execute.sending.pool import _Lookahead
+from runner.execute.sending.prepare import Job
+from runner.execute.sending.seam import ForwardItem
 from runner.morph import compile_rules
 from runner.profile.morphing import MorphRule
 

@@ -6,19 +6,25 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from runner.dicom.peer import DicomSettings, Peer
-from runner.execute.forwarder import (
-    Attempt,
-    Backoff,
-    Forwarder,
-    ForwardItem,
-    ForwardResult,
-    Sender,
-)
-from runner.morph import compile_rules
+from runner.execute.delayqueue import Backoff
+from runner.execute.sending.forwarder import Forwarder
+from runner.execute.sending.seam import Attempt, ForwardItem, ForwardResult, Sender
 
 ITEM = ForwardItem("1.2.3.4", "1.2.3", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1",
                    Path("/nonexistent.dcm"), "0" * 32 + ".dcm")
+
+
+class One:
+    """The `Senders` of a forwarder with one thread: always `sender`."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    def new(self) -> Sender:
+        return self.sender
+
+    def close(self) -> None:
+        pass
 
 
 class Scripted:
@@ -49,12 +55,7 @@ def run_one(answers: list[Attempt], attempts: int = 3) -> tuple[list[ForwardResu
         if result.final:
             settled.set()
 
-    class WithScript(Forwarder):
-        def make_sender(self) -> Sender:
-            return sender
-
-    pool = WithScript(Peer("DEST", "127.0.0.1", 1), "PACSMIG", DicomSettings(),
-                      compile_rules([]), 1, attempts, Backoff(0.001, 0.002), collect)
+    pool = Forwarder(One(sender), 1, attempts, Backoff(0.001, 0.002), collect)
     pool.start().submit(ITEM)
     assert settled.wait(timeout=30)
     pool.close()
@@ -112,12 +113,7 @@ def run_pipelined(sender: PipelinedScript, items: list[ForwardItem]) -> list[For
         if sum(r.final for r in results) == len(items):
             settled.set()
 
-    class WithScript(Forwarder):
-        def make_sender(self) -> Sender:
-            return sender
-
-    pool = WithScript(Peer("DEST", "127.0.0.1", 1), "PACSMIG", DicomSettings(),
-                      compile_rules([]), 1, 3, Backoff(0.001, 0.002), collect)
+    pool = Forwarder(One(sender), 1, 3, Backoff(0.001, 0.002), collect)
     for item in items:
         pool.submit(item)
     pool.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydicom import Dataset
 
-from runner.execute.sampling import Sampled, choose, compare
+from runner.execute.settlement.sampling import Sampled, choose, compare
 
 
 def rows(count: int) -> list[Sampled]:

@@ -33,7 +33,8 @@ from runner.dicom.split import SplitInstance, encode_split, split_instance
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient, StoreOutcome
 from runner.dicom.ul import datasets
-from runner.execute.forwarder import ForwardItem, Job, forward_once
+from runner.execute.sending.prepare import Job, forward_once
+from runner.execute.sending.seam import ForwardItem
 from runner.morph import CharsetFallback, MorphResult, RuleSet, compile_rules
 from runner.profile.morphing import MorphRule
 

@@ -98,7 +98,7 @@ def test_throughput_meter_averages_over_its_window() -> None:
 
 def test_repeated_pending_counts_are_not_progress_but_new_counts_and_instances_are() -> None:
     from runner.dicom.move import MoveProgress
-    from runner.execute.engine import Retrieve
+    from runner.execute.inflight import Retrieve
     from runner.ledger import RetrievePurpose
 
     retrieve = Retrieve("r", "1.2", "dev", RetrievePurpose.MIGRATE, 1, 0.0, 0.0)

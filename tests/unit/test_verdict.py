@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.execute.verifier import Verdict, verdict
+from runner.execute.settlement.verdict import Verdict, verdict
 
 SENT = ("1.1", "1.2", "1.3")
 

@@ -9,7 +9,7 @@ destination stores the current one (between sending a request and reading its an
 neither that work nor the round trip to the main process comes between two stores (each
 association waited 0.6 ms between two stores for the main process alone). All in one
 thread: a second one for the reading cost 20% more CPU in GIL hand-offs. The ledger, the
-retry queue and the engine's callbacks stay in the main process. Workers come from a
+retry queue and the run's bookkeeping stay in the main process. Workers come from a
 `forkserver` (started once, with the forwarding modules preloaded), so a new worker is a
 cheap fork of a single-threaded server, never of the threaded runner.
 
@@ -44,21 +44,14 @@ from typing import Any
 
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.store import StoreClient
-from runner.execute.forwarder import (
-    INTERNAL_ERROR,
-    Attempt,
-    ForwardItem,
-    Job,
-    Prepared,
-    deliver,
-    prepare,
-)
+from runner.execute.sending.prepare import Job, Prepared, deliver, prepare
+from runner.execute.sending.seam import INTERNAL_ERROR, Attempt, ForwardItem
 from runner.morph import RuleSet
 
 log = logging.getLogger(__name__)
 
 START_METHOD = "forkserver"
-_PRELOAD = ["runner.execute.forward_pool"]
+_PRELOAD = ["runner.execute.sending.pool"]
 _STOP_SECONDS = 5.0
 _context: BaseContext | None = None
 

@@ -1,9 +1,10 @@
-"""Asking the destination whether a study arrived: by instances, by counts, or by commitment."""
+"""Asking the destination whether a study arrived: by instances (image-level C-FIND), by
+counts, or by storage commitment (the reports the listener takes, matched to their request)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from runner.dicom.commitment_report import CommitmentReport
@@ -31,27 +32,6 @@ class Check:
     confirmed: frozenset[str]
     detail: str
     values: Mapping[str, Mapping[int, str]] = field(default_factory=dict)  # by destination UID
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Whether a study is complete at the destination, and which instances are missing."""
-
-    ok: bool
-    missing: tuple[str, ...]
-
-
-def verdict(method: str, sent: Collection[str], confirmed: Collection[str], found: int,
-            source_count: int) -> Verdict:
-    """Judge an answered check: by count (`counts`), else instance by instance.
-
-    `sent` are the source SOP UIDs the runner sent, `confirmed` those the destination holds
-    (with the right values), `source_count` how many the source has.
-    """
-    if method == "counts":
-        return Verdict(found >= source_count, ())
-    missing = tuple(sorted(set(sent) - set(confirmed)))
-    return Verdict(not missing and len(sent) >= source_count, missing)
 
 
 class CommitmentWaiter:

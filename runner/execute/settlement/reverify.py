@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runner.execute.peers import destination_peer, dicom_settings
-from runner.execute.run import listener_config, open_ledger
-from runner.execute.sampling import SampleSummary, sample_check
-from runner.execute.verifier import METHODS, Check, CommitmentWaiter, Verifier, verdict
+from runner.execute.settlement.sampling import SampleSummary, sample_check
+from runner.execute.settlement.verdict import verdict
+from runner.execute.settlement.verifier import METHODS, Check, CommitmentWaiter, Verifier
+from runner.execute.site import listener_config, open_ledger
 from runner.ledger import Ledger, StudyStatus
 from runner.morph.loaded import LoadedProfile
 

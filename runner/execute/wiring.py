@@ -1,0 +1,190 @@
+"""The one place a run's stages are built, started and shut down.
+
+The flow goes one way: the scheduler starts retrieves (C-MOVE to the runner's listener);
+intake takes the stores in and hands each spooled instance to sending; sending forwards it
+(the senders picked here: DIMSE C-STORE) and hands each settled study to settlement;
+settlement checks the study at the destination and verifies it, or sends it back to the
+scheduler's queues (repair), or gives it up. Each stage is given its collaborators when it
+is built, owns its threads, and is stopped here, in the order the flow runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from runner.dicom.listener import ListenerConfig
+from runner.dicom.peer import DicomSettings
+from runner.dicom.spool import Spool
+from runner.dicom.verify import instances_present
+from runner.execute.alerts import Alerter
+from runner.execute.conflicts import PATIENT_ID, ConflictCheck
+from runner.execute.delayqueue import Backoff
+from runner.execute.devices import DeviceState
+from runner.execute.inflight import InFlight
+from runner.execute.intake import Intake
+from runner.execute.peers import destination_peer, device_peer, dicom_settings
+from runner.execute.progress import Snapshot
+from runner.execute.retrieving import Moves, Retriever
+from runner.execute.scheduler import Scheduler, WallClock, redates_due
+from runner.execute.sending.dimse import DimseSenders
+from runner.execute.sending.janitor import Janitor
+from runner.execute.sending.pool import Preforked
+from runner.execute.sending.prepare import Job
+from runner.execute.sending.seam import ForwardItem, ForwardResult, Senders
+from runner.execute.sending.stage import Pool, Sending
+from runner.execute.settlement.stage import Settlement
+from runner.execute.settlement.verifier import CommitmentWaiter, Verifier
+from runner.execute.state import RetryPolicy, RunState
+from runner.execute.work import StudyWork
+from runner.ledger import Ledger
+from runner.morph import RuleSet
+from runner.plan.model import Plan
+from runner.profile.models import SiteProfile
+
+INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """A run's stages, built and connected."""
+
+    profile: SiteProfile
+    settings: DicomSettings
+    spool: Spool
+    state: RunState
+    scheduler: Scheduler
+    intake: Intake
+    sending: Sending
+    settlement: Settlement
+
+    def snapshot(self) -> Snapshot:
+        """The numbers the progress line shows."""
+        counters = self.state.counters
+        return self.state.tally.snapshot(
+            counters.received_bytes, counters.started_at,
+            {d: s.in_flight for d, s in self.scheduler.devices.items()})
+
+
+def value_tags(profile: SiteProfile, rules: RuleSet) -> tuple[int, ...]:
+    """The tags whose morphed values the verification checks (verify: instances only)."""
+    if profile.destination.verify != "instances":
+        return ()
+    return tuple(sorted(rules.touched_tags))
+
+
+def prefork(profile: SiteProfile, plan: Plan) -> Preforked:
+    """The forwarding workers, forked now, while the runner has no other thread (with the
+    plan's rules, compiled once)."""
+    job = Job(plan.rules, value_tags(profile, plan.rules))
+    return Preforked.fork(profile.destination.max_associations, destination_peer(profile),
+                          profile.source.calling_ae_title, dicom_settings(profile), job)
+
+
+def dimse_senders(profile: SiteProfile, plan: Plan, preforked: Preforked) -> DimseSenders:
+    """The DIMSE C-STORE senders to the profile's destination (workers from `preforked`)."""
+    return DimseSenders(destination_peer(profile), profile.source.calling_ae_title,
+                        dicom_settings(profile),
+                        Job(plan.rules, value_tags(profile, plan.rules)), preforked=preforked)
+
+
+def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWork],
+          spool: Spool, listener: ListenerConfig, senders: Senders,
+          wall_clock: WallClock = datetime.now) -> Stages:
+    """The stages of a run of `works`, each given what it works with, none started."""
+    settings = dicom_settings(profile)
+    retries = profile.retries
+    backoff = Backoff(retries.backoff_seconds, retries.backoff_max_seconds)
+    state = RunState(works, [p.name for p in plan.phases], (d.id for d in plan.devices),
+                     ledger, RetryPolicy(retries.retrieve_attempts, backoff))
+    verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title, settings,
+                        profile.destination.verify, CommitmentWaiter(),
+                        value_tags=value_tags(profile, plan.rules))
+    settlement = Settlement(state, ledger, verifier, plan.rules, retries.verify_attempts,
+                            backoff)
+    janitor = Janitor(spool, ledger)
+    pool = Pool(profile.destination.max_associations, retries.store_attempts, backoff,
+                stop_within=max(settings.dimse_timeout, 5.0))
+    sending = Sending(state, ledger, senders, pool, janitor, settlement)
+    inflight = InFlight({d.id: d.storing_aes() for d in profile.source.devices},
+                        profile.source.calling_ae_title)
+    intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
+                    verifier.waiter.deliver)
+    retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules),
+                          _devices(profile, plan), redates_due(plan, ledger),
+                          Alerter(profile.site.id, profile.alert), settlement.offer)
+    scheduler = Scheduler(plan, state, ledger, inflight, retriever, spool, janitor,
+                          profile.source.health.stall_timeout, wall_clock)
+    return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement)
+
+
+def _moves(profile: SiteProfile, settings: DicomSettings, rules: RuleSet) -> Moves:
+    return Moves(profile.source.calling_ae_title, profile.listener.ae_title, settings,
+                 destination_peer(profile), profile.destination.conflicts,
+                 ConflictCheck(PATIENT_ID not in rules.touched_tags, not rules.changes_identity))
+
+
+def _devices(profile: SiteProfile, plan: Plan) -> dict[str, DeviceState]:
+    return {d.id: DeviceState(d.id, device_peer(profile, d.id), d.pinned_throttle,
+                              profile.source.health)
+            for d in plan.devices}
+
+
+def serve(stages: Stages, works: list[StudyWork], again: set[str],
+          tick: Callable[[], None]) -> str | None:
+    """Run the stages until the work is settled; why the run stopped early, if it did.
+
+    `again`: the SOP Instance UIDs an earlier run received and may not have forwarded."""
+    stages.intake.start()
+    stages.sending.start()
+    stages.settlement.start()
+    stopped: str | None = None
+    try:
+        _resume(stages, works, again)
+        stages.scheduler.dispatch_until_done(tick)
+        stopped = stages.state.fatal
+    except KeyboardInterrupt:
+        stopped = INTERRUPTED
+    finally:
+        _shut_down(stages)
+    return stopped
+
+
+def _shut_down(stages: Stages) -> None:
+    """Stop the stages in the order the flow runs: nothing new comes in, what is under way
+    finishes or is abandoned, and every result is recorded."""
+    stages.state.stopping.set()
+    stages.scheduler.abandon(timeout=stages.settings.acse_timeout)
+    stages.intake.stop()
+    stages.sending.close()
+    stages.settlement.close(timeout=stages.settings.dimse_timeout)  # a check finishes
+    stages.spool.empty_free()  # nothing is written any more: give their space back
+
+
+def _resume(stages: Stages, works: list[StudyWork], again: set[str]) -> None:
+    """Forward again what an earlier run received but did not (or did not record) send, and
+    check what it left waiting for its check."""
+    for work in works:
+        pending = sorted(work.forwarding & again) if work.touched else []
+        held = _already_held(stages, work.uid, pending) if pending else set()
+        for sop in pending:
+            copy = work.received[sop]
+            item = ForwardItem(sop, work.uid, copy.sop_class_uid, copy.transfer_syntax,
+                               stages.spool.root / copy.spool_name, copy.spool_name)
+            if sop in held:
+                stages.sending.record(ForwardResult(item, True, True, 0x0000,
+                                                    "already at the destination"))
+            else:
+                stages.sending.submit(item)
+        stages.settlement.resume(work)
+
+
+def _already_held(stages: Stages, study_uid: str, sops: list[str]) -> set[str]:
+    """Which of `sops` the destination holds already (sent before a crash, not recorded)."""
+    profile = stages.profile
+    if profile.morphing_options.allow_uid_changes:
+        return set()  # destination UIDs are not known for unrecorded sends
+    found = instances_present(destination_peer(profile), profile.source.calling_ae_title,
+                              stages.settings, study_uid)
+    return set(sops) & found.sop_uids if found.ok else set()
