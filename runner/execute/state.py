@@ -45,12 +45,12 @@ class RunState:
     the scheduler when a study changes stage; `stopping` and `fatal` end the run."""
 
     def __init__(self, works: list[StudyWork], phases: list[str], devices: Iterable[str],
-                 ledger: Ledger, retry: RetryPolicy) -> None:
+                 ledger: Ledger, retry: RetryPolicy, shared_phases: bool = False) -> None:
         self.lock = threading.RLock()
         self.wake = threading.Condition(self.lock)
         self.works = {w.uid: w for w in works}
         self.tally = Tally(works, phases)
-        self.queues = DeviceQueues(devices)
+        self.queues = DeviceQueues(devices, shared_phases)
         self.counters = Counters()
         self.stopping = threading.Event()
         self.fatal: str | None = None

@@ -97,7 +97,8 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     retries = profile.retries
     backoff = Backoff(retries.backoff_seconds, retries.backoff_max_seconds)
     state = RunState(works, [p.name for p in plan.phases], (d.id for d in plan.devices),
-                     ledger, RetryPolicy(retries.retrieve_attempts, backoff))
+                     ledger, RetryPolicy(retries.retrieve_attempts, backoff),
+                     shared_phases=profile.source.balance_devices)
     verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title, settings,
                         profile.destination.verify, CommitmentWaiter(),
                         value_tags=value_tags(profile, plan.rules))

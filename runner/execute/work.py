@@ -139,11 +139,18 @@ class DeviceQueues:
     A device takes its own studies first; when it has none it takes the next study of the
     device with the most waiting (any device of the source can serve any study). A study
     sent back with a backoff waits in `delayed` until its time comes.
+
+    `shared` (devices that front one archive, `source.balance_devices`): the phases are the
+    archive's, not each device's. A device takes a study of the earliest phase still waiting
+    (queued or delayed), its own or another's, and none of a later phase before that one is
+    through: a device left alone (its partner locked up) must not recall nearline studies
+    that push off the local ones still waiting for its partner.
     """
 
-    def __init__(self, devices: Iterable[str]) -> None:
+    def __init__(self, devices: Iterable[str], shared: bool = False) -> None:
         self.heaps: dict[str, list[tuple[int, int, str]]] = {d: [] for d in devices}
         self.delayed: list[tuple[float, int, int, str, str]] = []
+        self.shared = shared
 
     def push(self, work: StudyWork, now: float = 0.0) -> None:
         """Queue a study on its planned device (after `work.not_before` if that is later)."""
@@ -162,14 +169,21 @@ class DeviceQueues:
 
     def peek(self, device: str, usable: set[str]) -> str | None:
         """The study `device` should take next (own first, else stolen), or None."""
+        first = self._first_phase() if self.shared else None
         own = self.heaps[device]
-        if own:
+        if own and (first is None or own[0][0] == first):
             return own[0][2]
-        donors = [d for d in self.heaps if d != device and self.heaps[d]]
+        donors = [d for d in self.heaps if d != device and self.heaps[d]
+                  and (first is None or self.heaps[d][0][0] == first)]
         if not donors:
             return None
         donor = max(donors, key=lambda d: (d not in usable, len(self.heaps[d])))
         return self.heaps[donor][0][2]
+
+    def _first_phase(self) -> int | None:
+        """The earliest phase of a study waiting, queued or delayed."""
+        heads = [heap[0][0] for heap in self.heaps.values() if heap]
+        return min((*heads, *(entry[1] for entry in self.delayed)), default=None)
 
     def pop(self, uid: str) -> None:
         """Take the study `peek` returned off its queue."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from runner.inventory.model import DEFAULT_MB_PER_INSTANCE
 from runner.sim.generate import StudySpec
 from runner.sim.qrscp import Behaviour, MoveDirective
 from runner.tiering.model import LocalStore, StoreCounts
@@ -34,6 +35,11 @@ def study_mb(spec: StudySpec) -> float:
     """The size of a generated study in MB (pixels plus a typical header per instance)."""
     pixel_bytes = spec.rows * spec.cols * max(1, spec.bits_allocated // 8)
     return spec.instance_count * (pixel_bytes + _HEADER_BYTES) / 1e6
+
+
+def planned_mb(spec: StudySpec) -> float:
+    """The study's size as the runner plans it from a C-FIND count (instances x 0.5 MB)."""
+    return spec.instance_count * DEFAULT_MB_PER_INSTANCE
 
 
 class SimArchive:
@@ -78,7 +84,9 @@ class SimArchive:
 @dataclass
 class Lockup:
     """When a device locks up, and for how long: past `max_concurrency` retrieves at once,
-    or when a retrieve would take the MB asked and not yet delivered past `backlog_mb`."""
+    or when a retrieve would take the MB asked and not yet delivered past `backlog_mb`
+    (counted in the MB the runner plans with, `planned_mb`: a profile's limits are written
+    in those, so the forecast and the simulated device see the same load)."""
 
     reboot_seconds: float
     max_concurrency: int | None = None
@@ -122,10 +130,10 @@ class SimDevice(Behaviour):
         with self.lock:
             self.in_flight += 1
             self.moves += 1
-            trouble = self._trouble(study_mb(spec))
+            trouble = self._trouble(planned_mb(spec))
             if trouble is None:
                 self.asked[spec.study_uid] += 1
-                self.backlog_mb += study_mb(spec)
+                self.backlog_mb += planned_mb(spec)
         if trouble is not None:
             return trouble
         return MoveDirective(delay_seconds=self.archive.retrieve(spec))
@@ -135,7 +143,7 @@ class SimDevice(Behaviour):
             self.in_flight -= 1
             if self.asked[spec.study_uid] > 0:
                 self.asked[spec.study_uid] -= 1
-                self.backlog_mb -= study_mb(spec)
+                self.backlog_mb -= planned_mb(spec)
 
     def echo_status(self) -> int:
         return 0x0110 if self.locked() else 0x0000  # processing failure while locked up

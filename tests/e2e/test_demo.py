@@ -23,13 +23,17 @@ def test_demo_migrates_everything_and_shows_the_principles(tmp_path: Path) -> No
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "Run finished: 40 of 40 studies verified" in out
-    measured = re.search(r"Simulated PACS: (\d+) recalls .*?, (\d+) of them clinically recent",
-                         out)
+    measured = re.search(r"Simulated PACS: (\d+) recalls \(.*?\) of (\d+) studies .*?, "
+                         r"(\d+) of them clinically recent; (\d+) device lock-ups survived", out)
     assert measured is not None, out[-2000:]
     nearline = re.search(r"nearline 0/(\d+)", out)
     assert nearline is not None
-    assert int(measured.group(1)) == int(nearline.group(1))  # each cloud study recalled once
-    assert measured.group(2) == "0"  # re-dating kept every recent study local
+    # only the cloud studies were ever recalled (none that was local at the start)
+    assert int(measured.group(2)) == int(nearline.group(1))
+    assert measured.group(3) == "0"  # re-dating kept every recent study local
+    assert int(measured.group(4)) > 0  # the second device locked up, and the run went on
+    assert re.search(r"in flight sim1:\d+ sim2:\d+", out)  # both devices at work
+    assert "lock-ups" in out[out.index("strategy"):out.index("Against")]  # the forecast
     assert "oldest-first/no-redate" in out and "fewer recent studies" in out
     assert _listing(user_reports) == before  # the user's own demo folder is left alone
     reports = tmp_path / "demo"
