@@ -78,11 +78,11 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times", f"Re-dates: {redates.describe()}"]
-    lines += forecast_lines(runs_forecast[-1]) if runs_forecast else []
+    lines += _against_actual(runs_forecast[-1]) if runs_forecast else []
     return lines
 
 
-def forecast_lines(run: ForecastActual) -> list[str]:
+def _against_actual(run: ForecastActual) -> list[str]:
     """The last run's forecast against what it did, with the error."""
     state = "under way" if run.open else "finished"
     lines = ["", f"Forecast against actual, last run ({state}, from "

@@ -47,7 +47,7 @@ class Scenario:
     recent: tuple[tuple[int, int], ...]
     by_date: tuple[int, ...]
     tiers: tuple[Location, ...]
-    limits: tuple[DeviceLimits, ...] = ()  # per device, indexed as device_ids
+    limits: tuple[DeviceLimits, ...]  # per device, indexed as device_ids
 
     @property
     def capacity_gb(self) -> float:
