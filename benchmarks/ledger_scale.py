@@ -67,11 +67,14 @@ def build(path: Path, size: int) -> float:
         started_at, ended_at, final_status, category, completed, failed, warning, remaining)
         SELECT 'r' || i::VARCHAR, '{ROOT}9.' || i::VARCHAR, 'pacs', 'migrate', now(), now(),
         0, 'success', {INSTANCES_PER_STUDY}, 0, 0, 0 FROM range({studies}) t(i)""")
-    conn.execute(f"""INSERT INTO receipts SELECT {sop}, {study}, {study} || '.1',
+    conn.execute(f"""INSERT INTO receipts (sop_instance_uid, study_uid, series_uid,
+        sop_class_uid, transfer_syntax, retrieve_id, received_at, bytes, spool_name)
+        SELECT {sop}, {study}, {study} || '.1',
         '1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.1.2.1', 'r' || (i // {INSTANCES_PER_STUDY}),
         now() - INTERVAL 1 DAY, 524288, md5(i::VARCHAR) FROM range({size}) t(i)""")
-    conn.execute(f"""INSERT INTO forwards SELECT {sop}, now() - INTERVAL 20 HOUR, {study}, true,
-        0, NULL, NULL FROM range({size}) t(i)""")
+    conn.execute(f"""INSERT INTO forwards (sop_instance_uid, attempted_at, study_uid, ok,
+        status, reason, dest_sop_instance_uid) SELECT {sop}, now() - INTERVAL 20 HOUR,
+        {study}, true, 0, NULL, NULL FROM range({size}) t(i)""")
     conn.execute(f"""INSERT INTO confirmations SELECT {sop}, now() - INTERVAL 10 HOUR, {study},
         'image_find' FROM range({size}) t(i) WHERE i % 10 <> 0""")
     conn.close()

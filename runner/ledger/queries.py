@@ -235,16 +235,24 @@ class RetrieveTiming:
     flow_seconds: float
 
 
+# Calibration reads the latest successful migrate retrieves, at most this many: enough for
+# medians, and a bounded read however large the ledger grows.
+CALIBRATION_RETRIEVES = 1000
+
+
 def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
-    """Every successful migrate retrieve that brought instances (for calibration)."""
-    rows = src.query("""
+    """The latest successful migrate retrieves that brought instances (for calibration)."""
+    rows = src.query(f"""
+        WITH latest AS (
+            SELECT retrieve_id, study_uid, started_at FROM retrieves
+            WHERE purpose = 'migrate' AND category IN ('success', 'warning')
+            ORDER BY started_at DESC LIMIT {CALIBRATION_RETRIEVES})
         SELECT s.tier, sum(c.bytes) / 1e6,
                epoch(min(c.received_at) - r.started_at),
                epoch(max(c.received_at) - min(c.received_at))
-        FROM retrieves r
+        FROM latest r
         JOIN receipts c USING (retrieve_id)
         JOIN studies s ON s.study_uid = r.study_uid
-        WHERE r.purpose = 'migrate' AND r.category IN ('success', 'warning')
         GROUP BY r.retrieve_id, s.tier, r.started_at
         ORDER BY r.started_at""")
     return [RetrieveTiming(str(tier), float(mb), float(latency), float(flow))
