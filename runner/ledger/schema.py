@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import duckdb
 
 from runner.errors import LedgerError
+from runner.ledger import study_state
 from runner.ledger.views import (
     INSTANCES_VIEW,
     INSTANCES_VIEW_5,
     RECONCILIATION_DETAIL_VIEW,
     RECONCILIATION_DETAIL_VIEW_6,
+    RECONCILIATION_DETAIL_VIEW_7,
     RECONCILIATION_VIEW,
     RECONCILIATION_VIEW_3,
 )
@@ -236,6 +238,11 @@ MIGRATIONS: tuple[Migration, ...] = (
               ("ALTER TABLE census_studies ADD COLUMN accession VARCHAR",
                "ALTER TABLE census_studies ADD COLUMN accession_after VARCHAR",
                RECONCILIATION_DETAIL_VIEW_6)),
+    Migration(7, "per-study state kept by the writer (received_instances, "
+                 "confirmed_instances, study_state), filled from the facts already there; "
+                 "reconciliation_detail over it",
+              (study_state.RECEIVED_INSTANCES, study_state.CONFIRMED_INSTANCES,
+               study_state.STUDY_STATE, *study_state.FILL, RECONCILIATION_DETAIL_VIEW_7)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

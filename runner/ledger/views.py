@@ -114,12 +114,13 @@ FROM facts
 # source_instances = the census's count, else the planned count, else the largest
 # count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
 # study the census found and the plan leaves out (nothing done with it).
-def _reconciliation_detail(census_columns: str = "", columns: str = "") -> str:
+def _reconciliation_detail(census_columns: str = "", columns: str = "",
+                           counts: str = STUDY_COUNTS) -> str:
     """The view, with `census_columns` of census_studies (`c.`) carried through as
-    `columns` (added by later versions)."""
+    `columns` (added by later versions), over the study counts `counts`."""
     return f"""
 CREATE OR REPLACE VIEW reconciliation_detail AS
-{STUDY_COUNTS}, every_study AS (
+{counts}, every_study AS (
     SELECT coalesce(c.study_uid, s.study_uid) AS study_uid,{census_columns}
            coalesce(s.tier, c.tier) AS tier,
            coalesce(c.study_date, s.study_date) AS study_date,
@@ -164,6 +165,24 @@ RECONCILIATION_DETAIL_VIEW = _reconciliation_detail()
 # profile said otherwise when the census was recorded).
 RECONCILIATION_DETAIL_VIEW_6 = _reconciliation_detail(
     "\n           c.accession, c.accession_after,", ",\n       accession, accession_after")
+
+# Version 7: the same view over the per-study state the writer keeps (runner.ledger.
+# study_state): received and confirmed instances are one row per study, not a fold of every
+# instance fact, so `status`, the scheduler's reads and the reconciliation scan the studies.
+STUDY_COUNTS_7 = STUDY_COUNTS.replace("""got AS (
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
+    FROM receipts GROUP BY study_uid
+), conf AS (
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS confirmed
+    FROM confirmations GROUP BY study_uid
+)""", """got AS (
+    SELECT study_uid, received FROM study_state
+), conf AS (
+    SELECT study_uid, confirmed FROM study_state
+)""")
+RECONCILIATION_DETAIL_VIEW_7 = _reconciliation_detail(
+    "\n           c.accession, c.accession_after,", ",\n       accession, accession_after",
+    STUDY_COUNTS_7)
 
 # The spec's columns, exactly; `reconciliation_detail` has the census's columns besides.
 RECONCILIATION_VIEW_3 = """
