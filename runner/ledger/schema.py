@@ -23,6 +23,8 @@ from runner.ledger import study_state
 from runner.ledger.views import (
     INSTANCES_VIEW,
     INSTANCES_VIEW_5,
+    OPEN_INSTANCES_VIEW,
+    OPEN_STUDIES_VIEW,
     RECONCILIATION_DETAIL_VIEW,
     RECONCILIATION_DETAIL_VIEW_6,
     RECONCILIATION_DETAIL_VIEW_7,
@@ -240,9 +242,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                RECONCILIATION_DETAIL_VIEW_6)),
     Migration(7, "per-study state kept by the writer (received_instances, "
                  "confirmed_instances, study_state), filled from the facts already there; "
-                 "reconciliation_detail over it",
+                 "reconciliation_detail over it; the open work: views open_studies and "
+                 "open_instances",
               (study_state.RECEIVED_INSTANCES, study_state.CONFIRMED_INSTANCES,
-               study_state.STUDY_STATE, *study_state.FILL, RECONCILIATION_DETAIL_VIEW_7)),
+               study_state.STUDY_STATE, *study_state.FILL, RECONCILIATION_DETAIL_VIEW_7,
+               OPEN_STUDIES_VIEW, OPEN_INSTANCES_VIEW)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

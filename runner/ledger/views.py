@@ -190,3 +190,36 @@ CREATE OR REPLACE VIEW reconciliation AS
 SELECT study_uid, tier, source_instances, received_instances, destination_instances, status
 FROM reconciliation_detail
 """
+
+# Version 7: the studies with work open, from the per-study state and the reconciliation
+# (one row per study): not verified (resume reads every instance of those), or some
+# instance received and not confirmed one by one (a study verified by count keeps its
+# instances `forwarded`), or some instance quarantined (the exceptions' small table). An
+# instance received or forwarded has a receipt and no confirmation, so its study is here:
+# the engine confirms no instance it did not receive, but in a rebuilt ledger's studies,
+# which it then does not retrieve again.
+OPEN_STUDIES_VIEW = """
+CREATE OR REPLACE VIEW open_studies AS
+SELECT study_uid FROM study_state WHERE received > confirmed
+UNION
+SELECT study_uid FROM reconciliation_detail WHERE status <> 'verified' AND status <> 'excluded'
+UNION
+SELECT study_uid FROM quarantines
+"""
+
+# The `instances` view for the open studies only: every fact table filtered on them before
+# it is folded, so resume's reads fold the open work, not every instance.
+OPEN_INSTANCES_VIEW = INSTANCES_VIEW_5.replace(
+    "CREATE OR REPLACE VIEW instances AS", "CREATE OR REPLACE VIEW open_instances AS"
+).replace("    FROM receipts GROUP BY",
+          "    FROM receipts WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
+          "    GROUP BY").replace(
+    "    FROM forwards GROUP BY",
+    "    FROM forwards WHERE study_uid IN (SELECT study_uid FROM open_studies)\n    GROUP BY"
+).replace(
+    "    FROM confirmations GROUP BY",
+    "    FROM confirmations WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
+    "    GROUP BY").replace(
+    "    FROM quarantines GROUP BY",
+    "    FROM quarantines WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
+    "    GROUP BY")

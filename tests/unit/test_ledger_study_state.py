@@ -107,3 +107,25 @@ def test_a_ledger_made_at_version_6_gets_its_state_filled_from_its_facts(
         assert ledger.query("SELECT study_uid, received_instances, destination_instances"
                             " FROM reconciliation ORDER BY study_uid") == [
             ("S0", 2, 2), ("S1", 2, 1)]
+
+
+def test_open_instances_hold_every_unfinished_instance_as_the_instances_view_does(
+        tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.duckdb") as ledger:
+        record_a_messy_history(ledger)
+        for sop, study in (("1.4", "S1"), ("2.0", "S2"), ("1.0", "S2")):
+            ledger.record_forwarded(sop_instance_uid=sop, study_uid=study, ok=True, status=0)
+        ledger.record(receipt("4.0", "S4", 1, 1))
+        ledger.record(receipt("5.0", "S5", 1, 1))
+        ledger.record_forwarded(sop_instance_uid="5.0", study_uid="S5", ok=True, status=0)
+        confirm(ledger, "S5", ["5.0"])  # verified one by one: no open work left
+        ledger.flush()
+        ledger.record_quarantined(sop_instance_uid="1.2", study_uid="S1", reason="refused")
+        unfinished = ledger.query("SELECT * FROM instances WHERE state <> 'verified'"
+                                  " ORDER BY ALL")
+        opened = ledger.query("SELECT * FROM open_instances WHERE state <> 'verified'"
+                              " ORDER BY ALL")
+        studies = ledger.query("SELECT * FROM open_studies ORDER BY ALL")
+    assert opened == unfinished
+    assert {row[-1] for row in opened} == {"received", "forwarded", "quarantined"}
+    assert ("S5",) not in studies
