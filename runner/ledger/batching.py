@@ -199,16 +199,21 @@ class BatchWriter:
             self._fail(facts, exc)
 
     def _write_as_upserts(self, facts: list[Fact]) -> None:
+        """An instance seen before (flat: its key looked up), else a fact written before
+        (its table's upsert path)."""
         try:
-            self._commit(facts, upsert=True)
+            try:
+                self._commit(facts, upsert=False, look_up_keys=True)
+            except duckdb.ConstraintException:
+                self._commit(facts, upsert=True)
             self._counts[2] += 1
         except Exception as exc:
             self._fail(facts, exc)
 
-    def _commit(self, facts: list[Fact], *, upsert: bool) -> None:
+    def _commit(self, facts: list[Fact], *, upsert: bool, look_up_keys: bool = False) -> None:
         self._conn.execute("BEGIN TRANSACTION")
         try:
-            write_batch(self._conn, facts, upsert)
+            write_batch(self._conn, facts, upsert, look_up_keys)
             self._conn.execute("COMMIT")
         except BaseException:
             self._rollback()

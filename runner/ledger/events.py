@@ -44,7 +44,6 @@ from runner.ledger.facts_plan import (
     StudiesPlanned,
     StudyPlanned,
 )
-from runner.ledger.study_state import count_confirmed, count_received
 from runner.ledger.tables import Table, first, fold, update_each
 
 if TYPE_CHECKING:
@@ -129,13 +128,11 @@ class InstanceReceived(LedgerFact):
 
     @classmethod
     def write(cls, conn: Conn, facts: Sequence[Self], upsert: bool) -> None:
-        """A row of `receipts`; the instance counted in its study's state if new there."""
+        """A row of `receipts`."""
         rows = [(f.sop_instance_uid, f.study_uid, f.series_uid, f.sop_class_uid,
                  f.transfer_syntax, f.retrieve_id, f.at, f.nbytes, f.spool_name, f.checksum)
                 for f in fold(facts, lambda f: (f.sop_instance_uid, f.at), first)]
         _RECEIPTS.insert(conn, rows, upsert)
-        count_received(conn, [(f.sop_instance_uid, f.study_uid, f.nbytes)
-                              for f in sorted(facts, key=lambda f: f.at)], upsert)
 
 
 _FORWARDS = Table(
@@ -298,8 +295,7 @@ class VerificationRecorded(LedgerFact):
 
     @classmethod
     def write(cls, conn: Conn, facts: Sequence[Self], upsert: bool) -> None:
-        """A row of `verifications`, one of `confirmations` per confirmed instance (counted in
-        its study's state if new there)."""
+        """A row of `verifications`, and one of `confirmations` per confirmed instance."""
         unique = fold(facts, lambda f: (f.study_uid, f.at, f.method), first)
         _VERIFICATIONS.insert(conn, [
             (f.study_uid, f.at, f.method.value, f.expected, f.found, f.missing,
@@ -307,7 +303,6 @@ class VerificationRecorded(LedgerFact):
         confirmed = {(uid, f.at): (uid, f.at, f.study_uid, f.method.value)
                      for f in reversed(facts) for uid in f.confirmed_uids}
         _CONFIRMATIONS.insert(conn, list(confirmed.values()), upsert)
-        count_confirmed(conn, [(uid, study) for uid, _, study, _ in confirmed.values()], upsert)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,14 +1,20 @@
 """Per-study state kept by the writer as facts arrive: which instances each study has received
-and had confirmed (`received_instances`, `confirmed_instances`, one row per instance and
+and had confirmed (`received_instances`, `confirmed_instances`: one row per instance and
 study, written once) and the study's counters (`study_state`), so that status, the
 reconciliation and resume read one row per study instead of folding every instance fact.
 
+Keys. An instance of a study is keyed by `md5_number(sop_instance_uid || '/' || study_uid)`
+(128 bits, one column): a small index, and one DuckDB can look keys up in, where it scans
+the whole table for a composite key.
+
 Cost. A new instance is a plain keyed INSERT, like its fact; the counters of the few studies
 a batch touches are updated one row at a time by primary key (a few hundred microseconds
-each, whatever the table size). An instance received or confirmed again makes the plain
-INSERT fail, and the writer writes the batch again on its upsert path, where `ON CONFLICT
-DO NOTHING RETURNING` yields the instances really new: only they are counted, so writing a
-fact twice (a replay, a second check) changes no counter.
+each, whatever the table size). An instance received or confirmed again (a re-receipt, a
+second check, a replay) makes the plain INSERT fail, and the writer writes the batch again
+with the batch's keys looked up in the index a few dozen at a time (flat, where `ON
+CONFLICT` would scan the table): only the instances really new are inserted and counted, so
+writing a fact twice changes no counter. The facts themselves are still written by plain
+INSERT then: only an exact replay of a fact needs their upsert path (runner.ledger.batching).
 
 `received_bytes` is the size of each instance's first receipt (a re-receipt of the same
 instance is not counted again).
@@ -20,24 +26,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from runner.ledger.tables import Table
+from runner.ledger.events import Fact, InstanceReceived, VerificationRecorded
 
 if TYPE_CHECKING:
-    from runner.ledger.tables import Conn
+    from runner.ledger.tables import Conn, Row
 
 RECEIVED_INSTANCES = """
 CREATE TABLE received_instances (
-    sop_instance_uid  VARCHAR NOT NULL,
-    study_uid         VARCHAR NOT NULL,
-    bytes             BIGINT NOT NULL,
-    PRIMARY KEY (sop_instance_uid, study_uid)
+    instance_key  UHUGEINT PRIMARY KEY,
+    study_uid     VARCHAR NOT NULL,
+    bytes         BIGINT NOT NULL
 )"""
 
 CONFIRMED_INSTANCES = """
 CREATE TABLE confirmed_instances (
-    sop_instance_uid  VARCHAR NOT NULL,
-    study_uid         VARCHAR NOT NULL,
-    PRIMARY KEY (sop_instance_uid, study_uid)
+    instance_key  UHUGEINT PRIMARY KEY,
+    study_uid     VARCHAR NOT NULL
 )"""
 
 STUDY_STATE = """
@@ -48,13 +52,17 @@ CREATE TABLE study_state (
     confirmed       BIGINT NOT NULL
 )"""
 
+_KEY = "md5_number({sop} || '/' || {study})"
+
 # Filling the tables from the facts already in a ledger (the migration that adds them).
 FILL = (
-    """INSERT INTO received_instances
-       SELECT sop_instance_uid, study_uid, arg_min(bytes, received_at)
-       FROM receipts GROUP BY sop_instance_uid, study_uid""",
-    """INSERT INTO confirmed_instances
-       SELECT DISTINCT sop_instance_uid, study_uid FROM confirmations""",
+    f"""INSERT INTO received_instances
+        SELECT {_KEY.format(sop='sop_instance_uid', study='study_uid')}, study_uid,
+               arg_min(bytes, received_at)
+        FROM receipts GROUP BY sop_instance_uid, study_uid""",
+    f"""INSERT INTO confirmed_instances
+        SELECT DISTINCT {_KEY.format(sop='sop_instance_uid', study='study_uid')}, study_uid
+        FROM confirmations""",
     """INSERT INTO study_state
        SELECT study_uid, sum(received), sum(bytes), sum(confirmed) FROM (
            SELECT study_uid, count(*) AS received, sum(bytes) AS bytes, 0 AS confirmed
@@ -64,14 +72,11 @@ FILL = (
        GROUP BY study_uid""",
 )
 
-_RECEIVED = Table("received_instances",
-                  (("sop_instance_uid", "VARCHAR"), ("study_uid", "VARCHAR"),
-                   ("bytes", "BIGINT")),
-                  "ON CONFLICT (sop_instance_uid, study_uid) DO NOTHING")
-_CONFIRMED = Table("confirmed_instances",
-                   (("sop_instance_uid", "VARCHAR"), ("study_uid", "VARCHAR")),
-                   "ON CONFLICT (sop_instance_uid, study_uid) DO NOTHING")
-
+# Keys travel as decimal text: a list of Python ints this large binds as DOUBLE, not exactly.
+_KEYS = "SELECT md5_number(unnest(?::VARCHAR[]))::VARCHAR"  # of 'sop/study', as _KEY has it
+_KNOWN = ("SELECT instance_key::VARCHAR FROM {table}"
+          " WHERE instance_key = ANY(?::VARCHAR[]::UHUGEINT[])")
+_LOOKUP = 32  # keys per look-up: DuckDB uses the index for a short list, scans for a long one
 _ADD = ("UPDATE study_state SET received = received + ?, received_bytes = received_bytes + ?,"
         " confirmed = confirmed + ? WHERE study_uid = ? RETURNING study_uid")
 _NEW = "INSERT INTO study_state VALUES (?, ?, ?, ?)"
@@ -79,25 +84,61 @@ _NEW = "INSERT INTO study_state VALUES (?, ?, ?, ?)"
 Delta = list[int]  # received, received_bytes, confirmed
 
 
+def count_instances(conn: Conn, facts: Sequence[Fact], look_up: bool) -> None:
+    """Count the batch's instances received and confirmed for the first time in their
+    study's state; `look_up` their keys first (else any known one fails the batch)."""
+    received = sorted((f for f in facts if isinstance(f, InstanceReceived)),
+                      key=lambda f: f.at)
+    count_received(conn, [(f.sop_instance_uid, f.study_uid, f.nbytes) for f in received],
+                   look_up)
+    count_confirmed(conn, [(uid, f.study_uid) for f in facts
+                           if isinstance(f, VerificationRecorded) for uid in f.confirmed_uids],
+                    look_up)
+
+
 def count_received(conn: Conn, instances: Sequence[tuple[str, str, int]], upsert: bool) -> None:
     """Count the instances (SOP UID, study UID, bytes) received for the first time."""
-    unique = list({(sop, study): (sop, study, nbytes)
-                   for sop, study, nbytes in reversed(instances)}.values())
-    new = _RECEIVED.insert(conn, unique, upsert, returning="study_uid, bytes")
+    first = list({(sop, study): (sop, study, nbytes)
+                  for sop, study, nbytes in reversed(instances)}.values())
+    new = _insert_new(conn, "received_instances", first, upsert)
     deltas: dict[str, Delta] = defaultdict(lambda: [0, 0, 0])
-    for study, nbytes in new:
+    for _, study, nbytes in new:
         deltas[str(study)][0] += 1
-        deltas[str(study)][1] += int(nbytes)  # type: ignore[call-overload]
+        deltas[str(study)][1] += int(str(nbytes))
     _add(conn, deltas)
 
 
 def count_confirmed(conn: Conn, instances: Sequence[tuple[str, str]], upsert: bool) -> None:
     """Count the instances (SOP UID, study UID) confirmed for the first time."""
-    new = _CONFIRMED.insert(conn, sorted(set(instances)), upsert, returning="study_uid")
+    new = _insert_new(conn, "confirmed_instances", sorted(set(instances)), upsert)
     deltas: dict[str, Delta] = defaultdict(lambda: [0, 0, 0])
-    for (study,) in new:
+    for _, study, *_ in new:
         deltas[str(study)][2] += 1
     _add(conn, deltas)
+
+
+def _insert_new(conn: Conn, table: str, rows: Sequence[Row], upsert: bool) -> list[Row]:
+    """Insert the rows (SOP UID, study UID, ...) whose instance `table` does not hold yet
+    (all of them on the fast path, where one it holds fails the batch); those inserted."""
+    if not rows:
+        return []
+    keys = [key for (key,) in conn.execute(_KEYS, [[f"{r[0]}/{r[1]}" for r in rows]]).fetchall()]
+    known = _known(conn, table, keys) if upsert else set()
+    new = [(key, *row) for key, row in zip(keys, rows, strict=True) if key not in known]
+    if new:
+        types = ("VARCHAR[]::UHUGEINT[]", "VARCHAR[]", "BIGINT[]")[:len(new[0]) - 1]
+        columns = [[row[0] for row in new], *([row[i] for row in new]
+                                              for i in range(2, len(new[0])))]
+        conn.execute(f"INSERT INTO {table} SELECT "
+                     + ", ".join(f"unnest(?::{t})" for t in types), columns)
+    return [row[1:] for row in new]
+
+
+def _known(conn: Conn, table: str, keys: list[object]) -> set[object]:
+    """Which of `keys` the table holds, looked up in its index a few at a time."""
+    sql = _KNOWN.format(table=table)
+    return {key for start in range(0, len(keys), _LOOKUP)
+            for (key,) in conn.execute(sql, [keys[start:start + _LOOKUP]]).fetchall()}
 
 
 def _add(conn: Conn, deltas: dict[str, Delta]) -> None:
