@@ -7,13 +7,16 @@ Run: .venv/bin/python benchmarks/ledger_scale.py [--sizes 10000 10000000] [--str
 The synthetic ledgers are built by SQL (range + hash: scattered, realistic-length UIDs), not by
 the writer: every study retrieved, received, forwarded, checked and verified one instance at a
 time, but the last OPEN_STUDIES, forwarded and not yet checked (a run's open work); the
-per-study state is then filled as migration 7 fills it for an older ledger (timed: "fill"). The stream then goes through the real writer: for each new instance a
-`record_received`, and a `record_forwarded` for the instance 500 places behind (a forwarder
-trailing the listener), all through the queue, batches and transactions, ending with a flush.
-It also times receipts of instances already in the ledger (a repair or a resumed study:
-new facts, so still the fast path) and the exact replay of facts already written, which
-takes the upsert path (DuckDB runs ON CONFLICT as a MERGE over the whole table): that path is
-the exception (a producer recording the same fact twice), not the stream.
+per-study state is then filled as migration 7 fills it for an older ledger (timed: "fill").
+The stream then goes through the real writer: for each new instance a `record_received`, and
+a `record_forwarded` for the instance 500 places behind (a forwarder trailing the listener),
+all through the queue, batches and transactions, ending with a flush. It also times receipts
+of instances already in the ledger (a repair or a resumed study: new facts of instances
+known, whose keys the per-study state looks up) and the exact replay of facts already
+written, which takes the facts' upsert path (DuckDB runs ON CONFLICT as a MERGE over the
+whole table): that path is the exception (a producer recording the same fact twice), not
+the stream. The report is `pacsmig report`'s SQL over the whole ledger and its files (CSV,
+Parquet), per instance row; the file's size is counted after the writer closed it.
 """
 
 from __future__ import annotations

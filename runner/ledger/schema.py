@@ -7,7 +7,9 @@ to a batch scans it too, while a plain keyed INSERT only touches the primary-key
 a receipt, a forward attempt, a confirmation is always a new row, and the cost per instance
 stays flat as the ledger grows (see benchmarks/ledger_scale.py). The view `instances` folds
 those facts into one row per instance; `reconciliation` is the spec's view, one per study
-(the views' text: runner.ledger.views).
+(the views' text: runner.ledger.views). Since version 7 the writer also keeps each study's
+state as facts arrive (runner.ledger.study_state), which the reconciliation reads instead of
+folding every instance fact, and `open_instances` folds only the studies with work open.
 
 Timestamps are TIMESTAMPTZ, written and read in UTC (the connection's TimeZone is UTC).
 """

@@ -97,8 +97,8 @@ def test_a_ledger_made_at_version_6_gets_its_state_filled_from_its_facts(
         sop_class_uid, transfer_syntax, received_at, bytes, spool_name)
         SELECT i // 2 || '', 'S' || (i // 2 % 2), 'x', 'x', 'x',
                now() - to_seconds(i), 10 + i, 'f' FROM range(8) t(i)""")
-    conn.execute("""INSERT INTO confirmations SELECT i || '', now() - to_seconds(j), 'S' || (i % 2), 'count'
-        FROM range(3) t(i), range(2) u(j)""")
+    conn.execute("""INSERT INTO confirmations SELECT i || '', now() - to_seconds(j),
+        'S' || (i % 2), 'count' FROM range(3) t(i), range(2) u(j)""")
     expected = conn.execute(FOLD).fetchall()
     conn.close()
     with Ledger.open(path) as ledger:
