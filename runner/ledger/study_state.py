@@ -22,6 +22,7 @@ instance is not counted again).
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -72,14 +73,20 @@ FILL = (
        GROUP BY study_uid""",
 )
 
-# Keys travel as decimal text: a list of Python ints this large binds as DOUBLE, not exactly.
-_KEYS = "SELECT md5_number(unnest(?::VARCHAR[]))::VARCHAR"  # of 'sop/study', as _KEY has it
+# Keys looked up travel as decimal text: a list of Python ints this large binds as DOUBLE.
 _KNOWN = ("SELECT instance_key::VARCHAR FROM {table}"
           " WHERE instance_key = ANY(?::VARCHAR[]::UHUGEINT[])")
 _LOOKUP = 32  # keys per look-up: DuckDB uses the index for a short list, scans for a long one
-_ADD = ("UPDATE study_state SET received = received + ?, received_bytes = received_bytes + ?,"
-        " confirmed = confirmed + ? WHERE study_uid = ? RETURNING study_uid")
-_NEW = "INSERT INTO study_state VALUES (?, ?, ?, ?)"
+# Deltas of a few studies: each list (<= _LOOKUP studies) reaches the rows by the index.
+_EXISTING = "SELECT study_uid FROM study_state WHERE study_uid = ANY(?::VARCHAR[])"
+_DELTAS = ("SELECT unnest(?::VARCHAR[]) AS study_uid, unnest(?::BIGINT[]) AS received,"
+           " unnest(?::BIGINT[]) AS received_bytes, unnest(?::BIGINT[]) AS confirmed")
+_ADD = ("UPDATE study_state SET received = study_state.received + d.received,"
+        " received_bytes = study_state.received_bytes + d.received_bytes,"
+        " confirmed = study_state.confirmed + d.confirmed"
+        f" FROM ({_DELTAS}) d WHERE study_state.study_uid = d.study_uid"
+        " AND study_state.study_uid = ANY(?::VARCHAR[])")
+_NEW = f"INSERT INTO study_state {_DELTAS}"
 
 Delta = list[int]  # received, received_bytes, confirmed
 
@@ -96,11 +103,12 @@ def count_instances(conn: Conn, facts: Sequence[Fact], look_up: bool) -> None:
                     look_up)
 
 
-def count_received(conn: Conn, instances: Sequence[tuple[str, str, int]], upsert: bool) -> None:
+def count_received(conn: Conn, instances: Sequence[tuple[str, str, int]],
+                   look_up: bool) -> None:
     """Count the instances (SOP UID, study UID, bytes) received for the first time."""
     first = list({(sop, study): (sop, study, nbytes)
                   for sop, study, nbytes in reversed(instances)}.values())
-    new = _insert_new(conn, "received_instances", first, upsert)
+    new = _insert_new(conn, "received_instances", first, look_up)
     deltas: dict[str, Delta] = defaultdict(lambda: [0, 0, 0])
     for _, study, nbytes in new:
         deltas[str(study)][0] += 1
@@ -108,41 +116,61 @@ def count_received(conn: Conn, instances: Sequence[tuple[str, str, int]], upsert
     _add(conn, deltas)
 
 
-def count_confirmed(conn: Conn, instances: Sequence[tuple[str, str]], upsert: bool) -> None:
+def count_confirmed(conn: Conn, instances: Sequence[tuple[str, str]], look_up: bool) -> None:
     """Count the instances (SOP UID, study UID) confirmed for the first time."""
-    new = _insert_new(conn, "confirmed_instances", sorted(set(instances)), upsert)
+    new = _insert_new(conn, "confirmed_instances", sorted(set(instances)), look_up)
     deltas: dict[str, Delta] = defaultdict(lambda: [0, 0, 0])
     for _, study, *_ in new:
         deltas[str(study)][2] += 1
     _add(conn, deltas)
 
 
-def _insert_new(conn: Conn, table: str, rows: Sequence[Row], upsert: bool) -> list[Row]:
-    """Insert the rows (SOP UID, study UID, ...) whose instance `table` does not hold yet
-    (all of them on the fast path, where one it holds fails the batch); those inserted."""
-    if not rows:
-        return []
-    keys = [key for (key,) in conn.execute(_KEYS, [[f"{r[0]}/{r[1]}" for r in rows]]).fetchall()]
-    known = _known(conn, table, keys) if upsert else set()
-    new = [(key, *row) for key, row in zip(keys, rows, strict=True) if key not in known]
-    if new:
-        types = ("VARCHAR[]::UHUGEINT[]", "VARCHAR[]", "BIGINT[]")[:len(new[0]) - 1]
-        columns = [[row[0] for row in new], *([row[i] for row in new]
-                                              for i in range(2, len(new[0])))]
-        conn.execute(f"INSERT INTO {table} SELECT "
-                     + ", ".join(f"unnest(?::{t})" for t in types), columns)
-    return [row[1:] for row in new]
+def _insert_new(conn: Conn, table: str, rows: Sequence[Row], look_up: bool) -> list[Row]:
+    """Insert the rows (SOP UID, study UID, then the table's other columns) whose instance
+    `table` does not hold yet, all of them unless `look_up` (then one it holds fails the
+    batch); returns those inserted."""
+    if look_up and rows:
+        keys = [instance_key(str(row[0]), str(row[1])) for row in rows]
+        known = _known(conn, table, keys)
+        rows = [row for key, row in zip(keys, rows, strict=True) if key not in known]
+    if rows:
+        names = ("study_uid", "bytes")[:len(rows[0]) - 1]
+        types = ("VARCHAR", "VARCHAR", "BIGINT")[:len(rows[0])]
+        spread = ", ".join(f"unnest(?::{t}[]) AS c{i}" for i, t in enumerate(types))
+        conn.execute(f"INSERT INTO {table} (instance_key, {', '.join(names)})"
+                     f" SELECT md5_number(c0), {', '.join(f'c{i + 1}' for i in range(len(names)))}"
+                     f" FROM (SELECT {spread})",
+                     [[f"{row[0]}/{row[1]}" for row in rows],
+                      *([row[i] for row in rows] for i in range(1, len(rows[0])))])
+    return list(rows)
 
 
-def _known(conn: Conn, table: str, keys: list[object]) -> set[object]:
+def instance_key(sop_instance_uid: str, study_uid: str) -> str:
+    """An instance's key in a study, as decimal text: DuckDB's md5_number of 'sop/study'."""
+    digest = hashlib.md5(f"{sop_instance_uid}/{study_uid}".encode(), usedforsecurity=False)
+    return str(int.from_bytes(digest.digest(), "little"))
+
+
+def _known(conn: Conn, table: str, keys: list[str]) -> set[str]:
     """Which of `keys` the table holds, looked up in its index a few at a time."""
     sql = _KNOWN.format(table=table)
-    return {key for start in range(0, len(keys), _LOOKUP)
+    return {str(key) for start in range(0, len(keys), _LOOKUP)
             for (key,) in conn.execute(sql, [keys[start:start + _LOOKUP]]).fetchall()}
 
 
 def _add(conn: Conn, deltas: dict[str, Delta]) -> None:
-    """Add each study's delta to its row (made on its first fact), by primary key."""
-    for study, (received, nbytes, confirmed) in sorted(deltas.items()):
-        if not conn.execute(_ADD, [received, nbytes, confirmed, study]).fetchall():
-            conn.execute(_NEW, [study, received, nbytes, confirmed])
+    """Add each study's delta to its row (made on its first fact), a few studies at a time."""
+    studies = sorted(deltas)
+    for start in range(0, len(studies), _LOOKUP):
+        some = studies[start:start + _LOOKUP]
+        existing = {str(study) for (study,) in conn.execute(_EXISTING, [some]).fetchall()}
+        new = [study for study in some if study not in existing]
+        old = [study for study in some if study in existing]
+        if new:
+            conn.execute(_NEW, _columns(new, deltas))
+        if old:
+            conn.execute(_ADD, [*_columns(old, deltas), old])
+
+
+def _columns(studies: list[str], deltas: dict[str, Delta]) -> list[list[object]]:
+    return [list(studies), *([deltas[study][i] for study in studies] for i in range(3))]

@@ -10,6 +10,7 @@ import duckdb
 
 from runner.ledger import InstanceReceived, Ledger, VerificationMethod
 from runner.ledger.schema import MIGRATIONS, migrate
+from runner.ledger.study_state import instance_key
 
 # What the state must equal: the fold over the facts, as the views computed it before.
 FOLD = """
@@ -129,3 +130,9 @@ def test_open_instances_hold_every_unfinished_instance_as_the_instances_view_doe
     assert opened == unfinished
     assert {row[-1] for row in opened} == {"received", "forwarded", "quarantined"}
     assert ("S5",) not in studies
+
+
+def test_the_key_looked_up_is_the_key_duckdb_writes() -> None:
+    with duckdb.connect() as conn:
+        written = conn.execute("SELECT md5_number('1.2.3/4.5.6')::VARCHAR").fetchone()
+    assert written == (instance_key("1.2.3", "4.5.6"),)
