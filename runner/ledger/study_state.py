@@ -173,4 +173,5 @@ def _add(conn: Conn, deltas: dict[str, Delta]) -> None:
 
 
 def _columns(studies: list[str], deltas: dict[str, Delta]) -> list[list[object]]:
-    return [list(studies), *([deltas[study][i] for study in studies] for i in range(3))]
+    counts: list[list[object]] = [[deltas[study][i] for study in studies] for i in range(3)]
+    return [list(studies), *counts]
