@@ -8,9 +8,10 @@ from pathlib import Path
 
 import duckdb
 
-from runner.ledger import InstanceReceived, Ledger, VerificationMethod
+from runner.ledger import InstanceReceived, Ledger, StudyPlanned, VerificationMethod
 from runner.ledger.schema import MIGRATIONS, migrate
 from runner.ledger.study_state import instance_key
+from runner.profile.tiers import Location
 
 # What the state must equal: the fold over the facts, as the views computed it before.
 FOLD = """
@@ -136,3 +137,35 @@ def test_the_key_looked_up_is_the_key_duckdb_writes() -> None:
     with duckdb.connect() as conn:
         written = conn.execute("SELECT md5_number('1.2.3/4.5.6')::VARCHAR").fetchone()
     assert written == (instance_key("1.2.3", "4.5.6"),)
+
+
+def test_a_study_short_at_its_check_keeps_its_confirmed_instances_in_the_open_work(
+        tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.duckdb") as ledger:
+        ledger.upsert_studies([StudyPlanned(
+            study_uid="S1", study_date=None, modality="CT", tier=Location.LOCAL, device="pacs",
+            planned_instances=3, planned_mb=1.0, phase_index=0, order_index=0)])
+        for i in range(2):
+            ledger.record(receipt(f"1.{i}", "S1", 1, i))
+            ledger.record_forwarded(sop_instance_uid=f"1.{i}", study_uid="S1", ok=True,
+                                    status=0)
+        confirm(ledger, "S1", ["1.0", "1.1"])  # all it received, one short of the source
+        ledger.flush()
+        status = ledger.query("SELECT status FROM reconciliation")
+        left = ledger.query("SELECT sop_instance_uid, state FROM open_instances ORDER BY 1")
+    assert status == [("incomplete",)]
+    assert left == [("1.0", "verified"), ("1.1", "verified")]  # resume remembers them sent
+
+
+def test_an_instance_set_aside_after_its_study_was_verified_is_open_work(
+        tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.duckdb") as ledger:
+        ledger.record(receipt("1.0", "S1", 1, 0))
+        ledger.record_forwarded(sop_instance_uid="1.0", study_uid="S1", ok=True, status=0)
+        confirm(ledger, "S1", ["1.0"])
+        ledger.flush()
+        ledger.record(receipt("1.0", "S1", 1, 10))  # received again, then set aside
+        ledger.flush()
+        ledger.record_quarantined(sop_instance_uid="1.0", study_uid="S1", reason="damaged")
+        left = ledger.query("SELECT spool_name, state FROM open_instances")
+    assert left == [("f-1.0", "quarantined")]  # its spool file is kept
