@@ -26,6 +26,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,7 @@ FORWARD_LAG = 500
 WARMUP = 2_000
 REPLAY = 1_000
 OPEN_STUDIES = 25
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -213,22 +215,53 @@ def report_seconds(path: Path, folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def measure(size: int, stream_size: int, folder: Path) -> Figures:
-    """Build a ledger of `size` instances and measure the writer and the reads against it."""
-    path = folder / f"ledger-{size}.duckdb"
-    build_s, fill_s = build(path, size)
-    rng = random.Random(size)
-    with Ledger.open(path) as ledger:
-        stream(ledger, new_uids(WARMUP, rng))
-        seconds = stream(ledger, new_uids(stream_size, rng))
-        queries = time_queries(ledger, f"{ROOT}9.0")
-        rereceipt_us = rereceive(ledger, REPLAY)
-        replay_us = replay(ledger, REPLAY)
-        instances = ledger.query("SELECT count(*) FROM received_instances")[0][0]
-    report_s = report_seconds(path, folder)
-    per_instance = path.stat().st_size / max(1, instances)
-    return Figures(size, build_s, fill_s, seconds / stream_size * 1e6, rereceipt_us,
-                   replay_us, queries, report_s / max(1, instances) * 1e6, per_instance)
+def measure(sizes: list[int], stream_size: int, folder: Path) -> list[Figures]:
+    """Build a ledger of each size (unless kept) and measure the writer and the reads against
+    each, in turns (ROUNDS of each measure, sizes alternating: the machine's load changes
+    by the minute), medians."""
+    paths = [folder / f"ledger-{size}.duckdb" for size in sizes]
+    built = [(float("nan"), float("nan")) if path.exists() else build(path, size)
+             for path, size in zip(paths, sizes, strict=True)]  # --keep: built before
+    samples: list[dict[str, list[float]]] = [defaultdict(list) for _ in sizes]
+    rngs = [random.Random(size) for size in sizes]
+    ledgers = [Ledger.open(path) for path in paths]
+    try:
+        for ledger, rng in zip(ledgers, rngs, strict=True):
+            stream(ledger, new_uids(WARMUP, rng))
+        for _ in range(ROUNDS):
+            for ledger, rng, got in zip(ledgers, rngs, samples, strict=True):
+                measure_round(ledger, rng, stream_size // ROUNDS, got)
+        counts = [int(ledger.query("SELECT count(*) FROM received_instances")[0][0])
+                  for ledger in ledgers]
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+    for _ in range(2):
+        for path, got, count in zip(paths, samples, counts, strict=True):
+            got["report"].append(report_seconds(path, folder) / count * 1e6)
+    return [figures(size, build_fill, got, path.stat().st_size / count)
+            for size, build_fill, got, path, count
+            in zip(sizes, built, samples, paths, counts, strict=True)]
+
+
+def measure_round(ledger: Ledger, rng: random.Random, stream_size: int,
+                  got: dict[str, list[float]]) -> None:
+    """One round of every measure against one ledger, added to `got`."""
+    got["stream"].append(stream(ledger, new_uids(stream_size, rng)) / stream_size * 1e6)
+    for name, ms in time_queries(ledger, f"{ROOT}9.0").items():
+        got[name].append(ms)
+    got["rereceipt"].append(rereceive(ledger, REPLAY))
+    got["replay"].append(replay(ledger, REPLAY))
+
+
+def figures(size: int, build_fill: tuple[float, float], got: dict[str, list[float]],
+            bytes_per_instance: float) -> Figures:
+    """The medians of what was measured against one ledger."""
+    med = {name: statistics.median(values) for name, values in got.items()}
+    queries = {name: med[name] for name in got
+               if name not in ("stream", "rereceipt", "replay", "report")}
+    return Figures(size, *build_fill, med["stream"], med["rereceipt"], med["replay"],
+                   queries, med["report"], bytes_per_instance)
 
 
 def report(small: Figures, large: Figures, stream_size: int) -> None:
@@ -255,9 +288,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 10_000_000])
     parser.add_argument("--stream", type=int, default=20_000)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build the ledgers in this folder and keep them; a later run "
+                             "with the same folder measures them again without building")
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        small, large = measure(args.sizes, args.stream, args.keep)
+        report(small, large, args.stream)
+        return
     with tempfile.TemporaryDirectory(prefix="ledger-scale-") as folder:
-        small, large = (measure(size, args.stream, Path(folder)) for size in args.sizes)
+        small, large = measure(args.sizes, args.stream, Path(folder))
         report(small, large, args.stream)
 
 
