@@ -28,7 +28,7 @@ _INSTANCES_LEFT = """
 SELECT i.study_uid, i.sop_instance_uid, i.series_uid, i.sop_class_uid, i.transfer_syntax,
        i.spool_name, i.state, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid),
        i.checksum
-FROM instances i JOIN reconciliation r USING (study_uid)
+FROM open_instances i JOIN reconciliation r USING (study_uid)
 WHERE r.status <> 'verified'
 """
 
@@ -139,7 +139,7 @@ def _intact(ledger: Ledger, path: Path, checksum: str | None, sop: str, study_ui
 def remove_orphans(ledger: Ledger, spool: Spool) -> int:
     """Delete spool files no unforwarded instance refers to (forwarded, or never recorded)."""
     keep = {row[0] for row in ledger.query(
-        "SELECT spool_name FROM instances WHERE state IN ('received', 'quarantined')")}
+        "SELECT spool_name FROM open_instances WHERE state IN ('received', 'quarantined')")}
     removed = 0
     for entry in spool.existing():
         if entry.name not in keep:

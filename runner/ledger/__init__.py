@@ -3,8 +3,10 @@
 File: `<reports.dir>/ledger.duckdb` (and its write-ahead log `ledger.duckdb.wal`).
 Modules: `events` (the facts, each declared once: a frozen dataclass with how it is
 written), `tables` (the tools they write with), `schema` (DDL, versions, views), `apply`
-(a batch of facts written kind by kind), `batching` (the writer thread), `writer` (`Ledger`,
-the public face), `queries` (read models), `connection` (opening the file).
+(a batch of facts written kind by kind), `study_state` (the per-study state the writer keeps
+with each batch, which status, the reconciliation and resume read), `batching` (the writer
+thread), `writer` (`Ledger`, the public face), `queries` (read models), `connection`
+(opening the file).
 
 Time: every timestamp is TIMESTAMPTZ, stored and read back in UTC (aware datetimes).
 Privacy: no patient name, ID or birth date is ever stored; studies are keyed by UID.

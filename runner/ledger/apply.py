@@ -1,7 +1,9 @@
 """Writing a batch of facts: one bulk statement per kind of fact, kind by kind in the order the
 facts are declared (runner.ledger.events), which respects what depends on what (a retrieve is
 started before it finishes, a study planned before its status changes). How each kind is
-written is its own declaration's `write`; the tools it uses are runner.ledger.tables.
+written is its own declaration's `write`; the tools it uses are runner.ledger.tables. Then
+the per-study state is brought up to date with the batch's instances (runner.ledger.
+study_state), in the same transaction.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from runner.ledger.events import Fact, declared
+from runner.ledger.study_state import count_instances
 
 if TYPE_CHECKING:
     from runner.ledger.tables import Conn
 
 
-def write_batch(conn: Conn, facts: Sequence[Fact], upsert: bool) -> None:
-    """Write `facts` on `conn` (inside the caller's transaction), fast or upsert path."""
+def write_batch(conn: Conn, facts: Sequence[Fact], upsert: bool,
+                look_up_keys: bool = False) -> None:
+    """Write `facts` on `conn` (inside the caller's transaction), fast or upsert path; the
+    instances counted once each, looked up first when `look_up_keys` (or `upsert`)."""
     for kind in declared():
         batch = [fact for fact in facts if isinstance(fact, kind)]
         if batch:
             kind.write(conn, batch, upsert)
+    count_instances(conn, facts, look_up=upsert or look_up_keys)

@@ -127,7 +127,7 @@ def studies_to_do(src: QuerySource) -> list[StudyToDo]:
 def unforwarded_instances(src: QuerySource, study_uid: str | None = None) -> list[PendingForward]:
     """Instances received but not forwarded since (nor quarantined), oldest first: resume."""
     sql = ("SELECT sop_instance_uid, study_uid, spool_name, received_at, retrieve_id,"
-           " forward_attempts FROM instances WHERE state = 'received'")
+           " forward_attempts FROM open_instances WHERE state = 'received'")
     params: list[object] = []
     if study_uid is not None:
         sql += " AND study_uid = ?"
@@ -149,18 +149,16 @@ def unverified_instances(src: QuerySource, study_uid: str) -> list[UnverifiedIns
 
 def unverified_counts(src: QuerySource) -> dict[str, int]:
     """For each study with some, how many instances are forwarded but not yet confirmed."""
-    rows = src.query("SELECT study_uid, count(*) FROM instances WHERE state = 'forwarded'"
+    rows = src.query("SELECT study_uid, count(*) FROM open_instances WHERE state = 'forwarded'"
                      " GROUP BY study_uid ORDER BY study_uid")
     return {study_uid: int(count) for study_uid, count in rows}
 
 
 _BY_STATUS = """
-WITH latest AS (SELECT study_uid, arg_max(bytes, received_at) AS bytes FROM receipts
-                GROUP BY sop_instance_uid, study_uid),
-got AS (SELECT study_uid, sum(bytes) AS bytes FROM latest GROUP BY study_uid)
 SELECT r.status, r.tier, count(*), coalesce(sum(s.planned_mb), 0) / 1e3,
-       coalesce(sum(g.bytes), 0) / 1e9
-FROM reconciliation r JOIN studies s USING (study_uid) LEFT JOIN got g USING (study_uid)
+       coalesce(sum(g.received_bytes), 0) / 1e9
+FROM reconciliation r JOIN studies s USING (study_uid)
+LEFT JOIN study_state g USING (study_uid)
 GROUP BY r.status, r.tier ORDER BY r.status, r.tier
 """
 

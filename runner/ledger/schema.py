@@ -7,7 +7,9 @@ to a batch scans it too, while a plain keyed INSERT only touches the primary-key
 a receipt, a forward attempt, a confirmation is always a new row, and the cost per instance
 stays flat as the ledger grows (see benchmarks/ledger_scale.py). The view `instances` folds
 those facts into one row per instance; `reconciliation` is the spec's view, one per study
-(the views' text: runner.ledger.views).
+(the views' text: runner.ledger.views). Since version 7 the writer also keeps each study's
+state as facts arrive (runner.ledger.study_state), which the reconciliation reads instead of
+folding every instance fact, and `open_instances` folds only the studies with work open.
 
 Timestamps are TIMESTAMPTZ, written and read in UTC (the connection's TimeZone is UTC).
 """
@@ -19,11 +21,15 @@ from dataclasses import dataclass
 import duckdb
 
 from runner.errors import LedgerError
+from runner.ledger import study_state
 from runner.ledger.views import (
     INSTANCES_VIEW,
     INSTANCES_VIEW_5,
+    OPEN_INSTANCES_VIEW,
+    OPEN_STUDIES_VIEW,
     RECONCILIATION_DETAIL_VIEW,
     RECONCILIATION_DETAIL_VIEW_6,
+    RECONCILIATION_DETAIL_VIEW_7,
     RECONCILIATION_VIEW,
     RECONCILIATION_VIEW_3,
 )
@@ -236,6 +242,13 @@ MIGRATIONS: tuple[Migration, ...] = (
               ("ALTER TABLE census_studies ADD COLUMN accession VARCHAR",
                "ALTER TABLE census_studies ADD COLUMN accession_after VARCHAR",
                RECONCILIATION_DETAIL_VIEW_6)),
+    Migration(7, "per-study state kept by the writer (received_instances, "
+                 "confirmed_instances, study_state), filled from the facts already there; "
+                 "reconciliation_detail over it; the open work: views open_studies and "
+                 "open_instances",
+              (study_state.RECEIVED_INSTANCES, study_state.CONFIRMED_INSTANCES,
+               study_state.STUDY_STATE, *study_state.FILL, RECONCILIATION_DETAIL_VIEW_7,
+               OPEN_STUDIES_VIEW, OPEN_INSTANCES_VIEW)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -114,12 +114,13 @@ FROM facts
 # source_instances = the census's count, else the planned count, else the largest
 # count a (non re-date) retrieve reported. Status as in version 2, and `excluded` for a
 # study the census found and the plan leaves out (nothing done with it).
-def _reconciliation_detail(census_columns: str = "", columns: str = "") -> str:
+def _reconciliation_detail(census_columns: str = "", columns: str = "",
+                           counts: str = STUDY_COUNTS) -> str:
     """The view, with `census_columns` of census_studies (`c.`) carried through as
-    `columns` (added by later versions)."""
+    `columns` (added by later versions), over the study counts `counts`."""
     return f"""
 CREATE OR REPLACE VIEW reconciliation_detail AS
-{STUDY_COUNTS}, every_study AS (
+{counts}, every_study AS (
     SELECT coalesce(c.study_uid, s.study_uid) AS study_uid,{census_columns}
            coalesce(s.tier, c.tier) AS tier,
            coalesce(c.study_date, s.study_date) AS study_date,
@@ -165,9 +166,60 @@ RECONCILIATION_DETAIL_VIEW = _reconciliation_detail()
 RECONCILIATION_DETAIL_VIEW_6 = _reconciliation_detail(
     "\n           c.accession, c.accession_after,", ",\n       accession, accession_after")
 
+# Version 7: the same view over the per-study state the writer keeps (runner.ledger.
+# study_state): received and confirmed instances are one row per study, not a fold of every
+# instance fact, so `status`, the scheduler's reads and the reconciliation scan the studies.
+STUDY_COUNTS_7 = STUDY_COUNTS.replace("""got AS (
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS received
+    FROM receipts GROUP BY study_uid
+), conf AS (
+    SELECT study_uid, count(DISTINCT sop_instance_uid) AS confirmed
+    FROM confirmations GROUP BY study_uid
+)""", """got AS (
+    SELECT study_uid, received FROM study_state
+), conf AS (
+    SELECT study_uid, confirmed FROM study_state
+)""")
+RECONCILIATION_DETAIL_VIEW_7 = _reconciliation_detail(
+    "\n           c.accession, c.accession_after,", ",\n       accession, accession_after",
+    STUDY_COUNTS_7)
+
 # The spec's columns, exactly; `reconciliation_detail` has the census's columns besides.
 RECONCILIATION_VIEW_3 = """
 CREATE OR REPLACE VIEW reconciliation AS
 SELECT study_uid, tier, source_instances, received_instances, destination_instances, status
 FROM reconciliation_detail
 """
+
+# Version 7: the studies with work open, from the per-study state and the reconciliation
+# (one row per study): not verified (resume reads every instance of those), or some
+# instance received and not confirmed one by one (a study verified by count keeps its
+# instances `forwarded`), or some instance quarantined (the exceptions' small table). An
+# instance received or forwarded has a receipt and no confirmation, so its study is here:
+# the engine confirms no instance it did not receive, but in a rebuilt ledger's studies,
+# which it then does not retrieve again.
+OPEN_STUDIES_VIEW = """
+CREATE OR REPLACE VIEW open_studies AS
+SELECT study_uid FROM study_state WHERE received > confirmed
+UNION
+SELECT study_uid FROM reconciliation_detail WHERE status <> 'verified' AND status <> 'excluded'
+UNION
+SELECT study_uid FROM quarantines
+"""
+
+# The `instances` view for the open studies only: every fact table filtered on them before
+# it is folded, so resume's reads fold the open work, not every instance.
+OPEN_INSTANCES_VIEW = INSTANCES_VIEW_5.replace(
+    "CREATE OR REPLACE VIEW instances AS", "CREATE OR REPLACE VIEW open_instances AS"
+).replace("    FROM receipts GROUP BY",
+          "    FROM receipts WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
+          "    GROUP BY").replace(
+    "    FROM forwards GROUP BY",
+    "    FROM forwards WHERE study_uid IN (SELECT study_uid FROM open_studies)\n    GROUP BY"
+).replace(
+    "    FROM confirmations GROUP BY",
+    "    FROM confirmations WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
+    "    GROUP BY").replace(
+    "    FROM quarantines GROUP BY",
+    "    FROM quarantines WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
+    "    GROUP BY")

@@ -26,6 +26,7 @@ import pytest
 from pynetdicom.events import Event
 
 from runner.dicom.peer import Peer
+from runner.ledger import Ledger, study_state
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.qrscp import Behaviour, MoveDirective, QRServer
@@ -34,6 +35,9 @@ from tests.profiles import profile_data, write_profile
 
 pytestmark = pytest.mark.peers
 ROOT = Path(__file__).parents[2]
+# Instances of earlier, verified studies already in the ledger in the "late" case (set
+# PACSMIG_LEDGER_PADDING=1000000 for a run against a million: about 30 s more here).
+PADDING = int(os.environ.get("PACSMIG_LEDGER_PADDING", "100000"))
 
 
 class Unhurried(Behaviour):
@@ -94,11 +98,13 @@ def counting_archive(tmp_path: Path) -> Iterator[CountingArchive]:
     archive.stop()
 
 
-@pytest.mark.parametrize("kill_after", [1, 20, 60], ids=["first-instances", "early", "late"])
+@pytest.mark.parametrize(("kill_after", "padding"), [(1, 0), (20, 0), (60, PADDING)],
+                         ids=["first-instances", "early", "late-beside-a-large-ledger"])
 def test_run_killed_with_sigkill_resumes_without_loss_or_unknown_double_sends(
         tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int,
-        counting_archive: CountingArchive, kill_after: int) -> None:
+        counting_archive: CountingArchive, kill_after: int, padding: int) -> None:
     destination = counting_archive
+    pad_ledger(tmp_path / "reports" / "ledger.duckdb", padding)
     data = profile_data(tmp_path, [("sim", Peer("SIMSRC", "127.0.0.1", source.port))],
                         Peer("DEST", "127.0.0.1", destination.port), listener_port,
                         throttles={"open": {"max_concurrent_retrieves": 2,
@@ -136,6 +142,31 @@ def _held_in_memory(ledger: Path) -> int:
         row = conn.execute("SELECT count(*) FROM receipts WHERE spool_name = 'memory'"
                            ).fetchone()
     return int(row[0]) if row else 0
+
+
+def pad_ledger(path: Path, instances: int) -> None:
+    """Fill a new ledger with `instances` of earlier studies, all verified, by SQL (200 an
+    study, UIDs of their own), and their per-study state as a migration fills it."""
+    if not instances:
+        return
+    Ledger.open(path).close()
+    studies, study = instances // 200, "'2.25.9.' || (i // 200)"
+    sop = "'2.25.8.' || i"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(f"""INSERT INTO studies (study_uid, modality, tier, planned_instances,
+            planned_mb, phase_index, order_index, planned_at, status, updated_at)
+            SELECT '2.25.9.' || i, 'CT', 'local', 200, 100.0, 0, i, now(), 'done', now()
+            FROM range({studies}) t(i)""")
+        for table, columns in (("receipts", f"{sop}, {study}, {study} || '.1', '1.2', '1.2',"
+                                            " NULL, now(), 1000, 'gone', NULL"),
+                               ("forwards", f"{sop}, now(), {study}, true, 0, NULL, NULL,"
+                                            " NULL, NULL, NULL, NULL"),
+                               ("confirmations", f"{sop}, now(), {study}, 'image_find'")):
+            conn.execute(f"INSERT INTO {table} SELECT {columns} FROM range({instances}) t(i)")
+        conn.execute(f"""INSERT INTO verifications SELECT '2.25.9.' || i, now(), 'image_find',
+            200, 200, 0, [], true, NULL FROM range({studies}) t(i)""")
+        for statement in study_state.FILL:
+            conn.execute(statement)
 
 
 def _received(ledger: Path) -> set[str]:

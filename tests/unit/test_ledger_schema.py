@@ -30,7 +30,8 @@ def test_a_new_ledger_is_created_with_its_folder_at_the_latest_version(tmp_path:
                              " ORDER BY 1")
     assert versions(path) == [m.version for m in MIGRATIONS]
     assert versions(path)[-1] == SCHEMA_VERSION
-    assert views == [("instances",), ("reconciliation",), ("reconciliation_detail",)]
+    assert views == [("instances",), ("open_instances",), ("open_studies",),
+                     ("reconciliation",), ("reconciliation_detail",)]
 
 
 def test_opening_an_older_ledger_migrates_it_and_keeps_its_data(tmp_path: Path) -> None:

@@ -1,0 +1,177 @@
+"""Per-study state kept by the writer as facts arrive: which instances each study has received
+and had confirmed (`received_instances`, `confirmed_instances`: one row per instance and
+study, written once) and the study's counters (`study_state`), so that status, the
+reconciliation and resume read one row per study instead of folding every instance fact.
+
+Keys. An instance of a study is keyed by `md5_number(sop_instance_uid || '/' || study_uid)`
+(128 bits, one column): a small index, and one DuckDB can look keys up in, where it scans
+the whole table for a composite key.
+
+Cost. A new instance is a plain keyed INSERT, like its fact; the counters of the few studies
+a batch touches are updated one row at a time by primary key (a few hundred microseconds
+each, whatever the table size). An instance received or confirmed again (a re-receipt, a
+second check, a replay) makes the plain INSERT fail, and the writer writes the batch again
+with the batch's keys looked up in the index a few dozen at a time (flat, where `ON
+CONFLICT` would scan the table): only the instances really new are inserted and counted, so
+writing a fact twice changes no counter. The facts themselves are still written by plain
+INSERT then: only an exact replay of a fact needs their upsert path (runner.ledger.batching).
+
+`received_bytes` is the size of each instance's first receipt (a re-receipt of the same
+instance is not counted again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from runner.ledger.events import Fact, InstanceReceived, VerificationRecorded
+
+if TYPE_CHECKING:
+    from runner.ledger.tables import Conn, Row
+
+RECEIVED_INSTANCES = """
+CREATE TABLE received_instances (
+    instance_key  UHUGEINT PRIMARY KEY,
+    study_uid     VARCHAR NOT NULL,
+    bytes         BIGINT NOT NULL
+)"""
+
+CONFIRMED_INSTANCES = """
+CREATE TABLE confirmed_instances (
+    instance_key  UHUGEINT PRIMARY KEY,
+    study_uid     VARCHAR NOT NULL
+)"""
+
+STUDY_STATE = """
+CREATE TABLE study_state (
+    study_uid       VARCHAR PRIMARY KEY,
+    received        BIGINT NOT NULL,
+    received_bytes  BIGINT NOT NULL,
+    confirmed       BIGINT NOT NULL
+)"""
+
+_KEY = "md5_number({sop} || '/' || {study})"
+
+# Filling the tables from the facts already in a ledger (the migration that adds them).
+FILL = (
+    f"""INSERT INTO received_instances
+        SELECT {_KEY.format(sop='sop_instance_uid', study='study_uid')}, study_uid,
+               arg_min(bytes, received_at)
+        FROM receipts GROUP BY sop_instance_uid, study_uid""",
+    f"""INSERT INTO confirmed_instances
+        SELECT DISTINCT {_KEY.format(sop='sop_instance_uid', study='study_uid')}, study_uid
+        FROM confirmations""",
+    """INSERT INTO study_state
+       SELECT study_uid, sum(received), sum(bytes), sum(confirmed) FROM (
+           SELECT study_uid, count(*) AS received, sum(bytes) AS bytes, 0 AS confirmed
+           FROM received_instances GROUP BY study_uid
+           UNION ALL
+           SELECT study_uid, 0, 0, count(*) FROM confirmed_instances GROUP BY study_uid)
+       GROUP BY study_uid""",
+)
+
+# Keys looked up travel as decimal text: a list of Python ints this large binds as DOUBLE.
+_KNOWN = ("SELECT instance_key::VARCHAR FROM {table}"
+          " WHERE instance_key = ANY(?::VARCHAR[]::UHUGEINT[])")
+_LOOKUP = 32  # keys per look-up: DuckDB uses the index for a short list, scans for a long one
+# Deltas of a few studies: each list (<= _LOOKUP studies) reaches the rows by the index.
+_EXISTING = "SELECT study_uid FROM study_state WHERE study_uid = ANY(?::VARCHAR[])"
+_DELTAS = ("SELECT unnest(?::VARCHAR[]) AS study_uid, unnest(?::BIGINT[]) AS received,"
+           " unnest(?::BIGINT[]) AS received_bytes, unnest(?::BIGINT[]) AS confirmed")
+_ADD = ("UPDATE study_state SET received = study_state.received + d.received,"
+        " received_bytes = study_state.received_bytes + d.received_bytes,"
+        " confirmed = study_state.confirmed + d.confirmed"
+        f" FROM ({_DELTAS}) d WHERE study_state.study_uid = d.study_uid"
+        " AND study_state.study_uid = ANY(?::VARCHAR[])")
+_NEW = f"INSERT INTO study_state {_DELTAS}"
+
+Delta = list[int]  # received, received_bytes, confirmed
+
+
+def count_instances(conn: Conn, facts: Sequence[Fact], look_up: bool) -> None:
+    """Count the batch's instances received and confirmed for the first time in their
+    study's state; `look_up` their keys first (else any known one fails the batch)."""
+    received = sorted((f for f in facts if isinstance(f, InstanceReceived)),
+                      key=lambda f: f.at)
+    count_received(conn, [(f.sop_instance_uid, f.study_uid, f.nbytes) for f in received],
+                   look_up)
+    count_confirmed(conn, [(uid, f.study_uid) for f in facts
+                           if isinstance(f, VerificationRecorded) for uid in f.confirmed_uids],
+                    look_up)
+
+
+def count_received(conn: Conn, instances: Sequence[tuple[str, str, int]],
+                   look_up: bool) -> None:
+    """Count the instances (SOP UID, study UID, bytes) received for the first time."""
+    first = list({(sop, study): (sop, study, nbytes)
+                  for sop, study, nbytes in reversed(instances)}.values())
+    new = _insert_new(conn, "received_instances", first, look_up)
+    deltas: dict[str, Delta] = defaultdict(lambda: [0, 0, 0])
+    for _, study, nbytes in new:
+        deltas[str(study)][0] += 1
+        deltas[str(study)][1] += int(str(nbytes))
+    _add(conn, deltas)
+
+
+def count_confirmed(conn: Conn, instances: Sequence[tuple[str, str]], look_up: bool) -> None:
+    """Count the instances (SOP UID, study UID) confirmed for the first time."""
+    new = _insert_new(conn, "confirmed_instances", sorted(set(instances)), look_up)
+    deltas: dict[str, Delta] = defaultdict(lambda: [0, 0, 0])
+    for _, study, *_ in new:
+        deltas[str(study)][2] += 1
+    _add(conn, deltas)
+
+
+def _insert_new(conn: Conn, table: str, rows: Sequence[Row], look_up: bool) -> list[Row]:
+    """Insert the rows (SOP UID, study UID, then the table's other columns) whose instance
+    `table` does not hold yet, all of them unless `look_up` (then one it holds fails the
+    batch); returns those inserted."""
+    if look_up and rows:
+        keys = [instance_key(str(row[0]), str(row[1])) for row in rows]
+        known = _known(conn, table, keys)
+        rows = [row for key, row in zip(keys, rows, strict=True) if key not in known]
+    if rows:
+        names = ("study_uid", "bytes")[:len(rows[0]) - 1]
+        types = ("VARCHAR", "VARCHAR", "BIGINT")[:len(rows[0])]
+        spread = ", ".join(f"unnest(?::{t}[]) AS c{i}" for i, t in enumerate(types))
+        conn.execute(f"INSERT INTO {table} (instance_key, {', '.join(names)})"
+                     f" SELECT md5_number(c0), {', '.join(f'c{i + 1}' for i in range(len(names)))}"
+                     f" FROM (SELECT {spread})",
+                     [[f"{row[0]}/{row[1]}" for row in rows],
+                      *([row[i] for row in rows] for i in range(1, len(rows[0])))])
+    return list(rows)
+
+
+def instance_key(sop_instance_uid: str, study_uid: str) -> str:
+    """An instance's key in a study, as decimal text: DuckDB's md5_number of 'sop/study'."""
+    digest = hashlib.md5(f"{sop_instance_uid}/{study_uid}".encode(), usedforsecurity=False)
+    return str(int.from_bytes(digest.digest(), "little"))
+
+
+def _known(conn: Conn, table: str, keys: list[str]) -> set[str]:
+    """Which of `keys` the table holds, looked up in its index a few at a time."""
+    sql = _KNOWN.format(table=table)
+    return {str(key) for start in range(0, len(keys), _LOOKUP)
+            for (key,) in conn.execute(sql, [keys[start:start + _LOOKUP]]).fetchall()}
+
+
+def _add(conn: Conn, deltas: dict[str, Delta]) -> None:
+    """Add each study's delta to its row (made on its first fact), a few studies at a time."""
+    studies = sorted(deltas)
+    for start in range(0, len(studies), _LOOKUP):
+        some = studies[start:start + _LOOKUP]
+        existing = {str(study) for (study,) in conn.execute(_EXISTING, [some]).fetchall()}
+        new = [study for study in some if study not in existing]
+        old = [study for study in some if study in existing]
+        if new:
+            conn.execute(_NEW, _columns(new, deltas))
+        if old:
+            conn.execute(_ADD, [*_columns(old, deltas), old])
+
+
+def _columns(studies: list[str], deltas: dict[str, Delta]) -> list[list[object]]:
+    counts: list[list[object]] = [[deltas[study][i] for study in studies] for i in range(3)]
+    return [list(studies), *counts]
