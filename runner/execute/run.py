@@ -9,13 +9,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from runner import __version__
-from runner.dicom.echo import c_echo
 from runner.dicom.spool import Spool
 from runner.errors import DicomError
 from runner.execute import wiring
 from runner.execute.census import census_fact
+from runner.execute.destination import answers, named
 from runner.execute.forecast_record import record_forecast
-from runner.execute.peers import check_tls, destination_peer, dicom_settings
+from runner.execute.peers import check_tls
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.scheduler import WallClock as WallClock
@@ -83,7 +83,8 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
         _check_destination(loaded)
         ledger = open_ledger(loaded)
     except BaseException:
-        preforked.close()
+        if preforked is not None:
+            preforked.close()
         raise
     try:
         run_id = ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
@@ -96,23 +97,21 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
         ledger.end_run()
         return summary
     finally:
-        preforked.close()
+        if preforked is not None:
+            preforked.close()
         ledger.close()
 
 
 def _check_destination(loaded: LoadedProfile) -> None:
     """A destination that is down at the start: say so, change nothing."""
-    profile = loaded.profile
-    peer = destination_peer(profile)
-    echo = c_echo(peer, profile.source.calling_ae_title, dicom_settings(profile))
-    if not echo.ok:
-        raise DicomError(f"destination {profile.destination.name} ({peer}) does not answer "
-                         f"C-ECHO: {echo.detail}")
+    ok, detail = answers(loaded.profile)
+    if not ok:
+        raise DicomError(f"destination {named(loaded.profile)} does not answer {detail}")
 
 
 def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
          write: Callable[[str], None], is_tty: bool, wall_clock: WallClock,
-         preforked: Preforked) -> RunSummary:
+         preforked: Preforked | None) -> RunSummary:
     profile = loaded.profile
     spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
     spool.adopt_temp()
@@ -121,7 +120,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     record_forecast(ledger, profile, plan, works)
     again = set(restore_instances(ledger, works, spool))
     stages = wiring.build(profile, plan, ledger, works, spool, listener_config(loaded),
-                          wiring.dimse_senders(profile, plan, preforked), wall_clock)
+                          wiring.senders(profile, plan, preforked), wall_clock)
     printer = ProgressPrinter(write, is_tty)
 
     def show(force: bool = False) -> None:
