@@ -1,0 +1,163 @@
+"""Migrations into Orthanc over DICOMweb (its plugin): STOW-RS to send, QIDO-RS to verify,
+with a proxy in front that plays a cloud service's refusals (401, 413, 503)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from runner.dicom.peer import Peer
+from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
+from tests.peers import OrthancProcess, free_port
+from tests.profiles import profile_data, write_profile
+from tests.webproxy import Faults, WebProxy
+
+ROOT = Path(__file__).parents[2]
+TOKEN = "s3cr3t-t0ken-for-the-tests"
+pytestmark = pytest.mark.peers
+
+
+@dataclass
+class WebSite:
+    source: OrthancProcess
+    destination: OrthancProcess
+    proxy: WebProxy
+    profile: Path
+    reports: Path
+
+    def pacsmig(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runner", *args, str(self.profile)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              check=False, env={**_env(), "DEST_TOKEN": TOKEN})
+
+    def statuses(self) -> list[tuple[str, int, int, str]]:
+        with duckdb.connect(str(self.reports / "ledger.duckdb"), read_only=True) as conn:
+            return conn.execute(
+                "SELECT study_uid, received_instances, destination_instances, status "
+                "FROM reconciliation ORDER BY study_uid").fetchall()
+
+
+def _env() -> dict[str, str]:
+    import os
+    return dict(os.environ)
+
+
+@pytest.fixture
+def web_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+             request: pytest.FixtureRequest) -> Iterator[Callable[..., WebSite]]:
+    proxies: list[WebProxy] = []
+
+    def make(specs: list[StudySpec], faults: Faults | None = None,
+             web: dict[str, Any] | None = None, **sections: Any) -> WebSite:
+        listener_port = free_port()
+        listener = Peer("PACSMIG", "127.0.0.1", listener_port)
+        source = orthanc_factory(aet="OLDPACS", modalities={"pacsmig": listener})
+        destination = orthanc_factory(aet="NEWVNA", plugins=("dicomweb",))
+        for spec in specs:
+            source.upload_all(to_bytes(ds) for ds in make_study(spec))
+        proxy = WebProxy(destination.dicomweb_url, faults or Faults(token=TOKEN)).start()
+        proxies.append(proxy)
+        data = profile_data(tmp_path, [("old1", source.peer)], destination.peer, listener_port,
+                            **sections)
+        dicomweb = {"url": proxy.url, "auth": {"type": "bearer", "env": "DEST_TOKEN"},
+                    "timeout": 30, **(web or {})}
+        data["destination"] = {"name": "Cloud VNA", "dicomweb": dicomweb,
+                               "max_associations": 2,
+                               "verify": data["destination"].get("verify", "instances"),
+                               **sections.get("destination", {})}
+        return WebSite(source, destination, proxy, write_profile(tmp_path, data),
+                       tmp_path / "reports")
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()
+
+
+def _specs(count: int, instances: int = 3) -> list[StudySpec]:
+    return synthetic_archive("web", count, date(2012, 1, 1), date(2020, 1, 1),
+                             series_count=1, instances_per_series=instances)
+
+
+def test_full_migration_over_dicomweb_is_verified_by_qido_and_a_rerun_moves_nothing(
+        web_site: Callable[..., WebSite]) -> None:
+    site = web_site(_specs(3), morphing=[{"set": {"InstitutionName": "Cloud Hospital"}}])
+    first = site.pacsmig("run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sorted(site.destination.instances()) == sorted(site.source.instances())
+    assert [row[1:] for row in site.statuses()] == [(3, 3, "verified")] * 3
+    checks = [s for s in site.proxy.seen if s.method == "GET" and "/instances" in s.path
+              and "includefield=00080080" in s.path]  # the morphed value, checked by QIDO
+    assert len(checks) >= 3
+    posts = len(site.proxy.posts())
+    second = site.pacsmig("run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Migrating 0 of the plan's 3 studies" in second.stdout
+    assert len(site.proxy.posts()) == posts
+
+
+def test_counts_verification_asks_qido_for_the_study_count(
+        web_site: Callable[..., WebSite]) -> None:
+    site = web_site(_specs(2), destination={"verify": "counts"})
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [row[3] for row in site.statuses()] == ["verified"] * 2
+    assert any("NumberOfStudyRelatedInstances" in s.path or "00201208" in s.path
+               for s in site.proxy.seen)
+
+
+def test_a_request_refused_as_too_large_is_split_until_it_fits(
+        web_site: Callable[..., WebSite]) -> None:
+    site = web_site(_specs(1, instances=6), faults=Faults(token=TOKEN, max_body=12_000),
+                    web={"max_instances_per_request": 6})
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(site.destination.instances()) == 6
+    statuses = [s.status for s in site.proxy.posts()]
+    assert 413 in statuses and statuses.count(200) >= 2, statuses
+
+
+def test_a_refused_token_stops_the_run_with_exit_1_and_a_clear_message(
+        web_site: Callable[..., WebSite], tmp_path: Path) -> None:
+    site = web_site(_specs(2), faults=Faults(token="another-token"))
+    result = site.pacsmig("run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "Cloud VNA" in out and "401" in out and "dicomweb.auth" in out
+    assert TOKEN not in out
+    assert site.destination.instances() == []
+
+
+def test_503_with_retry_after_is_honoured_before_the_request_goes_again(
+        web_site: Callable[..., WebSite]) -> None:
+    faults = Faults(token=TOKEN)
+    faults.scripted.append((503, {"Retry-After": "1"}))
+    site = web_site(_specs(1), faults=faults, destination={"max_associations": 1})
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    posts = site.proxy.posts()
+    assert posts[0].status == 503 and posts[1].status == 200
+    assert posts[1].at - posts[0].at >= 1.0
+    assert len(site.destination.instances()) == 3
+
+
+def test_no_credential_appears_in_any_output_ledger_or_report(
+        web_site: Callable[..., WebSite], tmp_path: Path) -> None:
+    site = web_site(_specs(1))
+    outputs = [site.pacsmig("run"), site.pacsmig("status"), site.pacsmig("check"),
+               site.pacsmig("report")]
+    assert outputs[0].returncode == 0, outputs[0].stdout + outputs[0].stderr
+    for output in outputs:
+        assert TOKEN not in output.stdout + output.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()
+               and "orthanc" not in p.parts[len(tmp_path.parts)]]
+    assert any(p.name == "ledger.duckdb" for p in written)
+    for path in written:
+        assert TOKEN.encode() not in path.read_bytes(), path
