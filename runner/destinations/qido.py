@@ -104,7 +104,7 @@ class WebHoldings:
         if response.status_code != 200:
             text = response.text[:200]
             return _Page(StatusCategory.FAILURE, self._masked(
-                f"QIDO-RS answered HTTP {response.status_code} {response.reason_phrase}: "
+                f"HTTP {response.status_code} {response.reason_phrase}: "
                 f"{text}"), [])
         try:
             answers = response.json()

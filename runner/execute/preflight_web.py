@@ -28,6 +28,7 @@ def web_checks(profile: SiteProfile, record: Record, test_object: Dataset | None
         ok, detail = answers(profile)
     except DicomError as error:  # the credentials cannot be read
         ok, detail = False, str(error)
+    detail = detail.removeprefix("QIDO-RS: ")
     if not record(name, ok, detail if ok else _advice(detail)) or test_object is None:
         return
     stored, detail = _store_and_find(service, test_object)

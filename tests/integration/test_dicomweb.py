@@ -135,6 +135,19 @@ def test_a_refused_token_stops_the_run_with_exit_1_and_a_clear_message(
     assert site.destination.instances() == []
 
 
+def test_a_token_refused_mid_run_stops_the_run_with_exit_1(
+        web_site: Callable[..., WebSite]) -> None:
+    faults = Faults(token=TOKEN)
+    faults.scripted.append((401, {}))  # the first STOW-RS: the token was revoked
+    site = web_site(_specs(2), faults=faults)
+    result = site.pacsmig("run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Stopped: destination Cloud VNA" in result.stdout
+    assert "refused the credentials: HTTP 401" in result.stdout
+    assert "environment variable DEST_TOKEN" in result.stdout
+    assert TOKEN not in result.stdout + result.stderr
+
+
 def test_503_with_retry_after_is_honoured_before_the_request_goes_again(
         web_site: Callable[..., WebSite]) -> None:
     faults = Faults(token=TOKEN)

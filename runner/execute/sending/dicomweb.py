@@ -199,7 +199,7 @@ class WebSender:
     def _refused(self, answer: StowAnswer) -> str:
         service = self.link.service
         where = f" (from {service.auth.where()})" if service.auth is not None else ""
-        return (f"destination {self.link.name} ({service.shown()}) refused the credentials: "
+        return (f"destination {self.link.name} refused the credentials: "
                 f"{answer.detail}; check destination.dicomweb.auth{where}")
 
 
