@@ -4,6 +4,7 @@ on demand, and forwards everything else; it records each request it saw."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -11,6 +12,9 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
+
+from pydicom import dcmread
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,7 @@ class Faults:
     token: str | None = None  # the bearer token required, if any
     max_body: int | None = None  # larger bodies are answered 413
     scripted: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)  # next POSTs
+    refuse_syntax: str | None = None  # instances in it are refused: Failure Reason 0xC122
 
 
 class WebProxy:
@@ -77,7 +82,31 @@ class WebProxy:
                 else None
         if scripted is not None:
             return scripted[0], scripted[1], b"scripted"
+        refused = self._refused(headers, body) if method == "POST" else []
+        if refused:
+            return 409, {"Content-Type": "application/dicom+json"}, _failed(refused)
         return _forward(self.upstream + path.removeprefix("/dicom-web"), method, headers, body)
+
+
+    def _refused(self, headers: dict[str, str], body: bytes) -> list[str]:
+        """The SOP Instance UIDs of the body's instances in the refused syntax (all are
+        refused then: the test sends one instance per request)."""
+        syntax = self.faults.refuse_syntax
+        if syntax is None:
+            return []
+        boundary = headers["content-type"].split("boundary=")[1].strip('"').encode()
+        uids = []
+        for part in body.split(b"--" + boundary)[1:-1]:
+            ds = dcmread(BytesIO(part.split(b"\r\n\r\n", 1)[1]), stop_before_pixels=True)
+            if ds.file_meta.TransferSyntaxUID == syntax:
+                uids.append(str(ds.SOPInstanceUID))
+        return uids
+
+
+def _failed(uids: list[str]) -> bytes:
+    items = [{"00081155": {"vr": "UI", "Value": [uid]},
+              "00081197": {"vr": "US", "Value": [0xC122]}} for uid in uids]
+    return json.dumps({"00081198": {"vr": "SQ", "Value": items}}).encode()
 
 
 def _forward(url: str, method: str, headers: dict[str, str],

@@ -13,6 +13,8 @@ from typing import Any
 
 import duckdb
 import pytest
+from pydicom.dataset import FileDataset
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from runner.dicom.peer import Peer
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
@@ -56,13 +58,14 @@ def web_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
     proxies: list[WebProxy] = []
 
     def make(specs: list[StudySpec], faults: Faults | None = None,
-             web: dict[str, Any] | None = None, **sections: Any) -> WebSite:
+             web: dict[str, Any] | None = None, compress: str | None = None,
+             **sections: Any) -> WebSite:
         listener_port = free_port()
         listener = Peer("PACSMIG", "127.0.0.1", listener_port)
         source = orthanc_factory(aet="OLDPACS", modalities={"pacsmig": listener})
         destination = orthanc_factory(aet="NEWVNA", plugins=("dicomweb",))
         for spec in specs:
-            source.upload_all(to_bytes(ds) for ds in make_study(spec))
+            source.upload_all(to_bytes(_compressed(ds, compress)) for ds in make_study(spec))
         proxy = WebProxy(destination.dicomweb_url, faults or Faults(token=TOKEN)).start()
         proxies.append(proxy)
         data = profile_data(tmp_path, [("old1", source.peer)], destination.peer, listener_port,
@@ -79,6 +82,12 @@ def web_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
     yield make
     for proxy in proxies:
         proxy.stop()
+
+
+def _compressed(ds: FileDataset, syntax: str | None) -> FileDataset:
+    if syntax is not None:
+        ds.compress(syntax, generate_instance_uid=False)
+    return ds
 
 
 def _specs(count: int, instances: int = 3) -> list[StudySpec]:
@@ -159,6 +168,20 @@ def test_503_with_retry_after_is_honoured_before_the_request_goes_again(
     assert posts[0].status == 503 and posts[1].status == 200
     assert posts[1].at - posts[0].at >= 1.0
     assert len(site.destination.instances()) == 3
+
+
+def test_an_instance_in_a_syntax_the_service_refuses_is_sent_again_transcoded_losslessly(
+        web_site: Callable[..., WebSite]) -> None:
+    site = web_site(_specs(1, instances=2), faults=Faults(token=TOKEN, refuse_syntax=RLELossless),
+                    web={"max_instances_per_request": 1}, compress=RLELossless)
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(site.destination.instances()) == 2
+    assert [s.status for s in site.proxy.posts()].count(409) == 2
+    with duckdb.connect(str(site.reports / "ledger.duckdb"), read_only=True) as conn:
+        rows = conn.execute("SELECT transcoded_from, transcoded_to FROM forwards "
+                            "WHERE ok").fetchall()
+    assert rows == [(RLELossless, ExplicitVRLittleEndian)] * 2
 
 
 def test_no_credential_appears_in_any_output_ledger_or_report(
