@@ -222,6 +222,12 @@ class Destination(Section):
                     "study, send the rest), overwrite "
                     "(send anyway)")
 
+    @property
+    def in_reports(self) -> str:
+        """The destination as reports name it: its name, with a DICOMweb one's URL (which
+        holds no credentials: the URL refuses user:password)."""
+        return f"{self.name} ({self.dicomweb.url})" if self.dicomweb else self.name
+
     @model_validator(mode="after")
     def _dimse_or_dicomweb(self) -> Destination:
         dimse = [self.ae_title, self.host, self.port]

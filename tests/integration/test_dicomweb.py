@@ -188,8 +188,14 @@ def test_no_credential_appears_in_any_output_ledger_or_report(
         web_site: Callable[..., WebSite], tmp_path: Path) -> None:
     site = web_site(_specs(1))
     outputs = [site.pacsmig("run"), site.pacsmig("status"), site.pacsmig("check"),
-               site.pacsmig("report")]
-    assert outputs[0].returncode == 0, outputs[0].stdout + outputs[0].stderr
+               site.pacsmig("report"), site.pacsmig("verify")]
+    assert [o.returncode for o in outputs] == [0, 0, 1, 0, 0], outputs  # check: no recent
+    assert "ok   QIDO-RS destination Cloud VNA" in outputs[2].stdout  # study to C-MOVE
+    assert "ok   STOW-RS destination Cloud VNA" in outputs[2].stdout
+    signoff = (site.reports / "signoff.html").read_text()
+    assert f"Cloud VNA ({site.proxy.url})" in signoff
+    assert "QIDO-RS of each study&#x27;s instances" in signoff or \
+        "QIDO-RS of each study's instances" in signoff
     for output in outputs:
         assert TOKEN not in output.stdout + output.stderr
     written = [p for p in tmp_path.rglob("*") if p.is_file()

@@ -187,8 +187,7 @@ class WebSender:
         said = answer.of(ready.part.sop_instance_uid)
         if said.syntax_refused and ready.prepared.fallback is not None:
             again = _captured(ready.item, ready.prepared.fallback((ExplicitVRLittleEndian,)))
-            return (ready.prepared.refusal or again.prepared.refusal
-                    or self._post([again])[0])
+            return again.prepared.refusal or self._post([again])[0]
         if not said.ok:
             return Attempt(False, said.status, f"STOW-RS: {said.detail}")
         prepared = ready.prepared
