@@ -119,12 +119,18 @@ def open_client(service: WebService, credentials: Credentials) -> httpx.Client:
 
 
 def _tls(service: WebService) -> ssl.SSLContext | bool:
+    """The TLS context for the service's CA and client certificate (DicomError naming the
+    files that cannot be loaded)."""
     if service.ca is None and service.certificate is None:
         return True
-    context = ssl.create_default_context(cafile=str(service.ca) if service.ca else None)
-    if service.certificate is not None:
-        context.load_cert_chain(str(service.certificate),
-                                str(service.key) if service.key else None)
+    try:
+        context = ssl.create_default_context(cafile=str(service.ca) if service.ca else None)
+        if service.certificate is not None:
+            context.load_cert_chain(str(service.certificate),
+                                    str(service.key) if service.key else None)
+    except (ssl.SSLError, OSError) as error:
+        files = ", ".join(str(f) for f in (service.ca, service.certificate, service.key) if f)
+        raise DicomError(f"cannot load the DICOMweb TLS files ({files}): {error}") from None
     return context
 
 

@@ -36,8 +36,15 @@ BUSY_TRIES = 3  # a request answered 429/503 is sent again this many times
 MAX_WAIT = 30.0  # seconds: the longest Retry-After honoured before giving the try back
 
 
+def spooled_instance(item: ForwardItem) -> StowPart:
+    """An instance as received, as a STOW-RS part whose bytes are read a chunk at a time
+    while its request goes out (the one place the sender reads an instance's bytes)."""
+    return StowPart(item.sop_instance_uid, item.path.stat().st_size,
+                    lambda: read_chunks(item.path))
+
+
 def read_chunks(path: Path) -> Iterator[bytes]:
-    """A spooled instance's bytes, a chunk at a time (the one place they are read)."""
+    """A file's bytes, a chunk at a time."""
     with path.open("rb") as spooled:
         while chunk := spooled.read(CHUNK):
             yield chunk
@@ -47,14 +54,14 @@ class _Capture:
     """Takes the store `prepare` made as the STOW-RS part to send (in place of the
     StoreClient a DIMSE sender gives it)."""
 
-    def __init__(self, sop_instance_uid: str) -> None:
+    def __init__(self, item: ForwardItem, sop_instance_uid: str) -> None:
+        self.item = item
         self.sop_instance_uid = sop_instance_uid
         self.part: StowPart | None = None
 
-    def store_file(self, path: Path, _sop_class_uid: str, _syntax: str) -> StoreOutcome:
-        """The spooled Part-10 file as it is, streamed when the request goes out."""
-        size = path.stat().st_size
-        self.part = StowPart(self.sop_instance_uid, size, lambda: read_chunks(path))
+    def store_file(self, _path: Path, _sop_class_uid: str, _syntax: str) -> StoreOutcome:
+        """The instance as received (no rule changed it), streamed when the request goes."""
+        self.part = spooled_instance(self.item)
         return self._taken()
 
     def store_parts(self, sop_class_uid: str, sop_instance_uid: str, syntax: str,
@@ -94,7 +101,7 @@ def _ready(job: Job, item: ForwardItem) -> _Ready:
 def _captured(item: ForwardItem, prepared: Prepared) -> _Ready:
     if prepared.store is None:
         return _Ready(item, prepared, None)
-    capture = _Capture(prepared.dest_sop_instance_uid or item.sop_instance_uid)
+    capture = _Capture(item, prepared.dest_sop_instance_uid or item.sop_instance_uid)
     prepared.store(cast(StoreClient, capture))  # duck-typed: the three store_* methods
     return _Ready(item, prepared, capture.part)
 
@@ -126,8 +133,13 @@ class WebSender:
         self.client = open_client(self.link.service, self.link.credentials)
 
     def submit(self, item: ForwardItem) -> None:
-        """Read and morph `item` now; it is sent with the others of its study."""
+        """Read and morph `item` now; it is sent with the others of its study (at once,
+        with those before it, when what is pending reaches a request's size: a morphed
+        instance waits in memory)."""
         self.pending.append(_ready(self.job, item))
+        if sum(r.part.size for r in self.pending if r.part) >= \
+                self.link.service.max_request_bytes:
+            self.answers.extend(self._flush())
 
     def collect(self) -> Attempt:
         """The Attempt of the oldest instance submitted (sending what is pending first)."""
