@@ -38,6 +38,7 @@ from benchmarks.relay_vs_direct import (  # noqa: E402
     children_cpu,
     cpu_seconds,
     cpu_used,
+    ledger_breakdown,
     load_source,
 )
 from runner.dicom.peer import Peer  # noqa: E402
@@ -75,6 +76,7 @@ def run(work: Path, studies: int, instances: int, rounds: int) -> dict[str, Any]
     source = OrthancProcess(work / "source", aet="OLDPACS", modalities={"pacsmig": listener},
                             extra_config=BIG_ORTHANC).start()
     measured: list[dict[str, Timing]] = []
+    breakdowns: dict[str, list[dict[str, float]]] = {name: [] for name in WAYS}
     try:
         megabytes = load_source(work / "files", source, specs)
         _evict([work / "files"])
@@ -90,13 +92,15 @@ def run(work: Path, studies: int, instances: int, rounds: int) -> dict[str, Any]
                                       modalities={"pacsmig": listener}).start()
                 try:
                     timings[name] = relay(folder, source, dest, listener, name)
+                    breakdowns[name].append(ledger_breakdown(
+                        folder / "reports" / "ledger.duckdb", timings[name].seconds))
                 finally:
                     dest.kill()
                     _evict([folder])
             measured.append(timings)
     finally:
         source.kill()
-    return summarize(megabytes, sum(s.instance_count for s in specs), measured)
+    return summarize(megabytes, sum(s.instance_count for s in specs), measured, breakdowns)
 
 
 def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
@@ -126,8 +130,8 @@ def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     return Timing(way, seconds, count, cpu)
 
 
-def summarize(megabytes: float, expected: int,
-              measured: list[dict[str, Timing]]) -> dict[str, Any]:
+def summarize(megabytes: float, expected: int, measured: list[dict[str, Timing]],
+              breakdowns: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     """Print medians and ratios; the JSON report."""
     seconds = {name: [r[name].seconds for r in measured] for name in WAYS}
     median = {name: statistics.median(v) for name, v in seconds.items()}
@@ -146,7 +150,16 @@ def summarize(megabytes: float, expected: int,
                   for party in ("source", "destination", "mover")} for name in WAYS}
     for name, parts in cpu.items():
         print(f"  CPU {name:22s} " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
-    return {"instances": expected, "megabytes": round(megabytes, 1), "rounds": len(measured),
+    spans = ("receiving_span", "forwarding_span", "forward_lag_after_last_receipt",
+             "share_forwarded_while_retrieving", "verify_tail_after_last_forward",
+             "migration_span")
+    breakdown = {name: {key: round(statistics.median(b[key] for b in runs), 3)
+                        for key in spans} for name, runs in breakdowns.items()}
+    print("  where the time went (ledger, medians): " + ", ".join(spans))
+    for name, values in breakdown.items():
+        print(f"    {name:26s} " + " ".join(f"{v:7.2f}" for v in values.values()))
+    return {"breakdown": breakdown, "instances": expected, "megabytes": round(megabytes, 1),
+            "rounds": len(measured),
             "seconds": seconds, "median_seconds": median, "ratios": ratios,
             "median_cpu_seconds": cpu,
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
