@@ -18,6 +18,9 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from runner.dicom.peer import Peer
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
+from tests.integration.test_conflicts import _events as conflict_events
+from tests.integration.test_conflicts import _preload as preload_conflicts
+from tests.integration.test_conflicts import _specs as conflict_specs
 from tests.peers import OrthancProcess, free_port
 from tests.profiles import profile_data, write_profile
 from tests.webproxy import Faults, WebProxy
@@ -182,6 +185,20 @@ def test_an_instance_in_a_syntax_the_service_refuses_is_sent_again_transcoded_lo
         rows = conn.execute("SELECT transcoded_from, transcoded_to FROM forwards "
                             "WHERE ok").fetchall()
     assert rows == [(RLELossless, ExplicitVRLittleEndian)] * 2
+
+
+def test_conflicts_at_a_dicomweb_destination_are_found_by_qido_and_quarantined(
+        web_site: Callable[..., WebSite]) -> None:
+    specs = conflict_specs()
+    site = web_site(specs, retries={"retrieve_attempts": 1, "backoff_seconds": 0.1})
+    a_conflict, d_conflict, _ = preload_conflicts(site.destination, specs)
+    result = site.pacsmig("run")
+    assert result.returncode == 1, result.stdout
+    statuses = {row[0]: row[3] for row in site.statuses()}
+    assert [statuses[s.study_uid] for s in specs] == ["failed", "failed", "verified", "failed"]
+    kinds = sorted((e["kind"], e["sop_instance_uid"] or "") for e in conflict_events(
+        site.reports))
+    assert kinds == sorted([("series", a_conflict), ("patient", ""), ("study", d_conflict)])
 
 
 def test_no_credential_appears_in_any_output_ledger_or_report(
