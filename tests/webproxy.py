@@ -1,10 +1,11 @@
-"""A tiny HTTP proxy in front of a DICOMweb service, for tests: it answers 401 to a wrong
+"""A tiny HTTP(S) proxy in front of a DICOMweb service, for tests: it answers 401 to a wrong
 bearer token, 413 to a body over `max_body`, scripted answers (503 with Retry-After, ...)
 on demand, and forwards everything else; it records each request it saw."""
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 import urllib.error
@@ -41,18 +42,23 @@ class Faults:
 class WebProxy:
     """`url` forwards to `upstream` (a DICOMweb root), with `faults`."""
 
-    def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+    def __init__(self, upstream: str, faults: Faults | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.scheme = "http"
+        if tls is not None:  # HTTPS (with the context's client certificate checks)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         """The proxy's DICOMweb root."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/dicom-web"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}/dicom-web"
 
     def start(self) -> WebProxy:
         """Serve in a thread."""

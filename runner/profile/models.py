@@ -230,20 +230,30 @@ class Destination(Section):
 
     @model_validator(mode="after")
     def _dimse_or_dicomweb(self) -> Destination:
-        dimse = [self.ae_title, self.host, self.port]
-        if self.dicomweb is None and None in dimse:
-            raise PydanticCustomError(
-                "destination_kind", "give the destination's ae_title, host and port (DIMSE), "
-                "or its dicomweb url", {})
-        if self.dicomweb is not None and any(v is not None for v in dimse):
-            raise PydanticCustomError(
-                "destination_kind", "a destination is either DIMSE (ae_title, host, port) or "
-                "DICOMweb (dicomweb), not both", {"field": "dicomweb"})
-        if self.dicomweb is not None and self.verify == "commitment":
-            raise PydanticCustomError(
-                "destination_kind", "a DICOMweb destination verifies by QIDO-RS: verify "
-                "instances or counts, not commitment", {"field": "verify"})
+        problem = self._kind_problem()
+        if problem is not None:
+            message, field = problem
+            raise PydanticCustomError("destination_kind", "{message}",
+                                      {"message": message, "field": field} if field
+                                      else {"message": message})
         return self
+
+    def _kind_problem(self) -> tuple[str, str] | None:
+        """What makes this destination neither DIMSE nor DICOMweb (message, key)."""
+        dimse = [self.ae_title, self.host, self.port]
+        if self.dicomweb is None:
+            return ("give the destination's ae_title, host and port (DIMSE), or its dicomweb "
+                    "url", "") if None in dimse else None
+        if any(value is not None for value in dimse):
+            return ("a destination is either DIMSE (ae_title, host, port) or DICOMweb "
+                    "(dicomweb), not both", "dicomweb")
+        if self.tls is not None:
+            return ("a DICOMweb destination's TLS files are dicomweb.ca, dicomweb.certificate "
+                    "and dicomweb.key, not tls", "tls")
+        if self.verify == "commitment":
+            return ("a DICOMweb destination verifies by QIDO-RS: verify instances or counts, "
+                    "not commitment", "verify")
+        return None
 
 
 class Throttle(Section):

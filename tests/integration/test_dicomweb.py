@@ -3,6 +3,7 @@ with a proxy in front that plays a cloud service's refusals (401, 413, 503)."""
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from runner.dicom.peer import Peer
 from runner.sim.generate import StudySpec, make_study, synthetic_archive, to_bytes
+from tests.certs import Certificates, make_certificates
 from tests.integration.test_conflicts import _events as conflict_events
 from tests.integration.test_conflicts import _preload as preload_conflicts
 from tests.integration.test_conflicts import _specs as conflict_specs
@@ -62,14 +64,14 @@ def web_site(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
 
     def make(specs: list[StudySpec], faults: Faults | None = None,
              web: dict[str, Any] | None = None, compress: str | None = None,
-             **sections: Any) -> WebSite:
+             tls: ssl.SSLContext | None = None, **sections: Any) -> WebSite:
         listener_port = free_port()
         listener = Peer("PACSMIG", "127.0.0.1", listener_port)
         source = orthanc_factory(aet="OLDPACS", modalities={"pacsmig": listener})
         destination = orthanc_factory(aet="NEWVNA", plugins=("dicomweb",))
         for spec in specs:
             source.upload_all(to_bytes(_compressed(ds, compress)) for ds in make_study(spec))
-        proxy = WebProxy(destination.dicomweb_url, faults or Faults(token=TOKEN)).start()
+        proxy = WebProxy(destination.dicomweb_url, faults or Faults(token=TOKEN), tls).start()
         proxies.append(proxy)
         data = profile_data(tmp_path, [("old1", source.peer)], destination.peer, listener_port,
                             **sections)
@@ -220,3 +222,37 @@ def test_no_credential_appears_in_any_output_ledger_or_report(
     assert any(p.name == "ledger.duckdb" for p in written)
     for path in written:
         assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def _https(certs: Certificates) -> ssl.SSLContext:
+    """The service's side: the server certificate, clients verified against the CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH,
+                                         cafile=str(certs.ca.certificate))
+    context.load_cert_chain(str(certs.server.certificate), str(certs.server.key))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.mark.tls
+def test_a_service_behind_mutual_tls_takes_the_migration_with_the_profiles_certificates(
+        web_site: Callable[..., WebSite], tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    files = {"ca": str(certs.ca.certificate), "certificate": str(certs.client.certificate),
+             "key": str(certs.client.key)}
+    site = web_site(_specs(1), tls=_https(certs), web=files)
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(site.destination.instances()) == 3
+
+
+@pytest.mark.tls
+def test_a_service_whose_certificate_the_ca_does_not_sign_stops_the_run_at_its_start(
+        web_site: Callable[..., WebSite], tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    files = {"ca": str(certs.rogue_ca.certificate),
+             "certificate": str(certs.client.certificate), "key": str(certs.client.key)}
+    site = web_site(_specs(1), tls=_https(certs), web=files)
+    result = site.pacsmig("run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stdout + result.stderr
+    assert site.destination.instances() == []

@@ -59,3 +59,11 @@ def test_credentials_need_exactly_one_source_and_none_in_the_url(tmp_path: Path)
     assert "give the secret's `file` or its `env`" in messages(problems_for(tmp_path, both))
     in_url = with_destination("  dicomweb: {url: 'http://user:pw@vna/dicom-web'}\n")
     assert "dicomweb.url" in messages(problems_for(tmp_path, in_url))
+
+
+def test_dimse_tls_files_are_refused_on_a_dicomweb_destination(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("x")
+    text = with_destination("  dicomweb: {url: 'https://vna/dicom-web'}\n"
+                            "  tls: {certificate: c.pem, key: c.pem}\n")
+    assert "dicomweb.ca, dicomweb.certificate and dicomweb.key, not tls" in messages(
+        problems_for(tmp_path, text))
