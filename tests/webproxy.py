@@ -37,6 +37,9 @@ class Faults:
     max_body: int | None = None  # larger bodies are answered 413
     scripted: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)  # next POSTs
     refuse_syntax: str | None = None  # instances in it are refused: Failure Reason 0xC122
+    # POSTs are forwarded, then not answered until `release` is set (a crash mid-request)
+    hang: threading.Event | None = None
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 class WebProxy:
@@ -47,6 +50,7 @@ class WebProxy:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
         self.seen: list[Seen] = []
+        self.arrived: list[int] = []  # instances in each POST, as it arrived
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.scheme = "http"
@@ -79,6 +83,9 @@ class WebProxy:
                body: bytes) -> tuple[int, dict[str, str], bytes]:
         """The fault for this request, or the upstream's answer."""
         faults = self.faults
+        if method == "POST":
+            with self.lock:
+                self.arrived.append(body.count(b"Content-Type: application/dicom\r\n"))
         if faults.token is not None and headers.get("authorization") != f"Bearer {faults.token}":
             return 401, {"WWW-Authenticate": "Bearer"}, b"unauthorized"
         if method == "POST" and faults.max_body is not None and len(body) > faults.max_body:
@@ -91,7 +98,12 @@ class WebProxy:
         refused = self._refused(headers, body) if method == "POST" else []
         if refused:
             return 409, {"Content-Type": "application/dicom+json"}, _failed(refused)
-        return _forward(self.upstream + path.removeprefix("/dicom-web"), method, headers, body)
+        answer = _forward(self.upstream + path.removeprefix("/dicom-web"), method, headers,
+                          body)
+        if method == "POST" and faults.hang is not None:
+            faults.hang.set()
+            faults.release.wait(30)
+        return answer
 
 
     def _refused(self, headers: dict[str, str], body: bytes) -> list[str]:
@@ -144,12 +156,15 @@ def _handler(proxy: WebProxy) -> type[BaseHTTPRequestHandler]:
             status, extra, answer = proxy.answer(method, self.path, headers, body)
             with proxy.lock:
                 proxy.seen.append(Seen(method, self.path, len(body), status, time.monotonic()))
-            self.send_response(status)
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            try:
+                self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client is gone (killed mid-request)
 
         def log_message(self, *_args: object) -> None:
             """Quiet."""

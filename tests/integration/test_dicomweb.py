@@ -6,6 +6,8 @@ from __future__ import annotations
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -41,9 +43,11 @@ class WebSite:
     reports: Path
 
     def pacsmig(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "runner", *args, str(self.profile)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              check=False, env={**_env(), "DEST_TOKEN": TOKEN})
+        return subprocess.run(self.command(*args), cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, check=False, env={**_env(), "DEST_TOKEN": TOKEN})
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "runner", *args, str(self.profile)]
 
     def statuses(self) -> list[tuple[str, int, int, str]]:
         with duckdb.connect(str(self.reports / "ledger.duckdb"), read_only=True) as conn:
@@ -201,6 +205,30 @@ def test_conflicts_at_a_dicomweb_destination_are_found_by_qido_and_quarantined(
     kinds = sorted((e["kind"], e["sop_instance_uid"] or "") for e in conflict_events(
         site.reports))
     assert kinds == sorted([("series", a_conflict), ("patient", ""), ("study", d_conflict)])
+
+
+def test_after_a_crash_mid_request_what_the_service_holds_is_not_sent_again(
+        web_site: Callable[..., WebSite]) -> None:
+    faults = Faults(token=TOKEN, hang=threading.Event())
+    site = web_site(_specs(1), faults=faults, destination={"max_associations": 1})
+    runner = subprocess.Popen(site.command("run"), cwd=ROOT, env={**_env(), "DEST_TOKEN": TOKEN},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert faults.hang.wait(60), "no STOW-RS request came"
+        time.sleep(0.5)  # the ledger commits its receipts every 200 ms
+    finally:
+        runner.kill()
+        runner.wait(30)
+    stored_before = len(site.destination.instances())
+    faults.hang = None
+    faults.release.set()
+    posted_before = sum(site.proxy.arrived)
+    result = site.pacsmig("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(site.destination.instances()) == 3
+    assert 1 <= stored_before < 3
+    assert posted_before == stored_before
+    assert sum(site.proxy.arrived) == 3  # what the service held was not sent again
 
 
 def test_no_credential_appears_in_any_output_ledger_or_report(
