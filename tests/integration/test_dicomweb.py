@@ -231,6 +231,21 @@ def test_after_a_crash_mid_request_what_the_service_holds_is_not_sent_again(
     assert sum(site.proxy.arrived) == 3  # what the service held was not sent again
 
 
+def test_a_lost_ledger_is_rebuilt_from_a_dicomweb_destination_by_qido(
+        web_site: Callable[..., WebSite]) -> None:
+    site = web_site(_specs(2))
+    assert site.pacsmig("run").returncode == 0
+    for leftover in site.reports.glob("ledger.duckdb*"):
+        leftover.rename(leftover.with_name("damaged-" + leftover.name))
+    site.destination.rest_delete(f"/instances/{site.destination.rest_get('/instances')[0]}")
+    rebuilt = site.pacsmig("verify", "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "1 studies complete (verified), 1 partly there, 0 absent" in rebuilt.stdout
+    rerun = site.pacsmig("run")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert sorted(site.destination.instances()) == sorted(site.source.instances())
+
+
 def test_no_credential_appears_in_any_output_ledger_or_report(
         web_site: Callable[..., WebSite], tmp_path: Path) -> None:
     site = web_site(_specs(1))
