@@ -253,6 +253,9 @@ class Destination(Section):
         if self.verify == "commitment":
             return ("a DICOMweb destination verifies by QIDO-RS: verify instances or counts, "
                     "not commitment", "verify")
+        if self.verify_sample is not None:
+            return ("verify_sample reads instances back by C-MOVE: not for a DICOMweb "
+                    "destination", "verify_sample")
         return None
 
 

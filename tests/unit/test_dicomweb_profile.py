@@ -67,3 +67,11 @@ def test_dimse_tls_files_are_refused_on_a_dicomweb_destination(tmp_path: Path) -
                             "  tls: {certificate: c.pem, key: c.pem}\n")
     assert "dicomweb.ca, dicomweb.certificate and dicomweb.key, not tls" in messages(
         problems_for(tmp_path, text))
+
+
+def test_a_read_back_sample_is_refused_on_a_dicomweb_destination(tmp_path: Path) -> None:
+    text = with_destination("  dicomweb: {url: 'https://vna/dicom-web'}\n"
+                            "  verify_sample: 10\n")
+    problems = problems_for(tmp_path, text)
+    assert "verify_sample reads instances back by C-MOVE" in messages(problems)
+    assert problems[0].line == text.splitlines().index("  verify_sample: 10") + 1
