@@ -102,10 +102,9 @@ class WebHoldings:
         if response.status_code in (204, 404):  # nothing matches (404: some servers' way)
             return _Page(StatusCategory.SUCCESS, f"HTTP {response.status_code}", [])
         if response.status_code != 200:
-            text = response.text[:200]
+            # the status only: a service's error text may echo patient data
             return _Page(StatusCategory.FAILURE, self._masked(
-                f"HTTP {response.status_code} {response.reason_phrase}: "
-                f"{text}"), [])
+                f"HTTP {response.status_code} {response.reason_phrase}"), [])
         try:
             answers = response.json()
         except ValueError:

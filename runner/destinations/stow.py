@@ -127,9 +127,8 @@ def read_answer(response: httpx.Response, credentials: Credentials,
         return StowAnswer(Whole.TOO_LARGE, status, detail, {})
     if status in (429, 503):
         return StowAnswer(Whole.BUSY, status, detail, {}, retry_after(response, busy_wait))
-    if status not in (200, 202, 409):
-        text = credentials.mask(response.text[:200].strip())
-        return StowAnswer(Whole.FAILED, status, f"{detail}: {text}" if text else detail, {})
+    if status not in (200, 202, 409):  # the status only: the text may echo patient data
+        return StowAnswer(Whole.FAILED, status, detail, {})
     return StowAnswer(Whole.ANSWERED, status, detail, _instances(_json(response)))
 
 

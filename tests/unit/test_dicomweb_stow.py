@@ -120,3 +120,8 @@ def test_batches_keep_each_study_apart_and_respect_count_and_size_limits() -> No
     assert batches(pending, by_count) == [[0, 2], [3], [1, 4]]
     by_size = WebService("http://x", max_request_bytes=55)
     assert batches(pending, by_size) == [[0, 2, 3], [1], [4]]
+
+
+def test_an_error_answers_text_is_not_kept_it_may_name_the_patient() -> None:
+    answer = read_answer(httpx.Response(500, text="PatientID 4711 Doe^Jane rejected"), NONE)
+    assert answer.detail == "HTTP 500 Internal Server Error"
