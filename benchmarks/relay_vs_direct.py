@@ -1,16 +1,20 @@
 """Runner vs direct C-MOVE: the same studies Orthanc -> Orthanc, straight and through pacsmig.
 
     .venv/bin/python benchmarks/relay_vs_direct.py [--studies 30 --instances 40 --rounds 3]
+        [--regimes warm,cold]
 
 Generates N synthetic CT studies (512x512, 16 bit), loads them into a source Orthanc with
-storescu, then, in each of --rounds rounds (default 3; the order of the three rotates from
-round to round, every move goes into a fresh destination Orthanc), moves them three ways:
-(a) DCMTK movescu, one study at a time, then four movescu processes at a time (the source
-sends straight to the destination); (b) `python -m runner run PROFILE` (one rule sets
-InstitutionName on every instance, `verify: instances`, throttles 4/4/0, four destination
-associations). Prints the median seconds and MB/s, the median of the rounds' ratios
-direct_seconds / runner_seconds (>= 1.0: the runner is as fast), where the runner's time
-went (from its ledger), and writes JSON to
+storescu, then, in each regime (warm: the source's files in the page cache; cold: evicted
+before each move) and each of --rounds rounds (default 3; the order of the moves rotates
+from round to round, every move goes into a fresh destination Orthanc), moves them five
+ways: DCMTK movescu, one study at a time, then four movescu processes at a time (the source
+sends straight to the destination); a relay in C (movescu four at a time into DCMTK's
+storescp, then storescu: benchmarks/relay_baselines.py); `python -m runner run PROFILE`
+(one rule sets InstitutionName on every instance, `verify: instances`, throttles 4/4/0, four
+destination associations) through the spool only (`listener.max_memory_mb: 0`) and with
+cut-through (the default). Prints the median seconds and MB/s, the median of the rounds'
+ratios other_seconds / runner_seconds (>= 1.0: the runner is as fast), the CPU seconds per
+GB of each mover, where the runner's time went (from its ledger), and writes JSON to
 benchmarks/results/relay_vs_direct.json. Every peer runs with TCP_NODELAY=1. Loopback only.
 """
 
@@ -27,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -38,6 +42,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.relay_baselines import RELAY_AE, dcmtk_relay  # noqa: E402
 from runner.dicom.peer import Peer  # noqa: E402
 from runner.sim.generate import (  # noqa: E402
     StudySpec,
@@ -81,6 +86,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the three moves, in rotated order, each into fresh "
                              "destinations; the figures are the medians (default 3)")
+    parser.add_argument("--regimes", default="warm,cold",
+                        help="warm: the source's files in the page cache; cold: evicted "
+                             "before each move (default: both, each --rounds rounds)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--py-spy", metavar="PY_SPY", default=None,
                         help="profile the runner with this py-spy binary (collapsed stacks "
@@ -88,7 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     try:
-        report = run(work, args.studies, args.instances, args.py_spy, args.rounds)
+        report = run(work, args.studies, args.instances, args.py_spy, args.rounds,
+                     args.regimes.split(","))
     finally:
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)
@@ -98,56 +107,88 @@ def main() -> None:
 
 
 def run(work: Path, studies: int, instances: int, py_spy: str | None,
-        rounds: int) -> dict[str, Any]:
-    """Every measurement of one benchmark run, as the JSON report.
+        rounds: int, regimes: list[str]) -> dict[str, Any]:
+    """Every measurement of one benchmark run, as the JSON report (one part per regime).
 
-    Each round starts three fresh destination Orthancs (same AE titles and ports, so the
-    source's configuration holds) and runs the three moves in an order rotated by one each
-    round, so that none always runs first or last on a machine whose load drifts. After each
-    round its destinations' files are evicted from the page cache (see `_evict`).
+    Each round starts fresh destination Orthancs (same AE titles and ports, so the source's
+    configuration holds) and runs the five moves in an order rotated by one each round, so
+    that none always runs first or last on a machine whose load drifts. After each round its
+    destinations' files are evicted from the page cache (see `_evict`); in the cold regime
+    the source's files are too, before each move.
     """
     specs = [ct_512(s) for s in synthetic_archive("relay", studies, date(2015, 1, 1),
                                                   date(2020, 1, 1), modalities=("CT",),
                                                   instances_per_series=instances)]
     listener = Peer(LISTENER_AE, "127.0.0.1", free_port())
-    ports = [(free_port(), free_port()) for _ in range(3)]
-    names = [f"NEWVNA{i}" for i in range(3)]
-    modalities = {"pacsmig": listener,
+    relay_port = free_port()
+    ports = [(free_port(), free_port()) for _ in range(len(MOVES))]
+    names = [f"NEWVNA{i}" for i in range(len(MOVES))]
+    modalities = {"pacsmig": listener, "relay": Peer(RELAY_AE, "127.0.0.1", relay_port),
                   **{name: Peer(name, "127.0.0.1", dicom) for name, (dicom, _) in
                      zip(names, ports, strict=True)}}
     source = OrthancProcess(work / "source", aet="OLDPACS", modalities=modalities,
                             extra_config=BIG_ORTHANC).start()
-    measured: list[list[Timing]] = []
-    breakdowns: list[dict[str, float]] = []
+    report: dict[str, Any] = {}
     try:
         megabytes = load_source(work / "files", source, specs)
         _evict([work / "files"])  # written to load the source, never read again
-        for number in range(rounds):
-            print(f"-- round {number + 1} of {rounds}")
-            dests = [OrthancProcess(work / f"dest-{number}-{i}", aet=name, dicom_port=dicom,
-                                    http_port=http, extra_config=BIG_ORTHANC,
-                                    modalities={"pacsmig": listener})
-                     for i, (name, (dicom, http)) in enumerate(zip(names, ports, strict=True))]
-            try:
-                for dest in dests:
-                    dest.start()
-                moves: list[Callable[[], Timing]] = [
-                    partial(direct, source, dests[0], specs, 1),
-                    partial(direct, source, dests[1], specs, 4),
-                    partial(_relay_round, work / f"site-{number}", source, dests[2], listener,
-                            len(specs), py_spy if number == 0 else None, breakdowns),
-                ]
-                shift = number % len(moves)
-                timings = {t.name: t for t in (m() for m in moves[shift:] + moves[:shift])}
-                measured.append([timings["direct_1_at_a_time"], timings["direct_4_at_a_time"],
-                                 timings["runner"]])
-            finally:
-                for dest in dests:
-                    dest.kill()
-                _evict(work / f"dest-{number}-{i}" for i in range(len(dests)))
+        for regime in regimes:
+            measured: list[list[Timing]] = []
+            breakdowns: list[dict[str, float]] = []
+            for number in range(rounds):
+                print(f"-- {regime}: round {number + 1} of {rounds}")
+                tag = f"{regime}-{number}"
+                dests = [OrthancProcess(work / f"dest-{tag}-{i}", aet=name, dicom_port=dicom,
+                                        http_port=http, extra_config=BIG_ORTHANC,
+                                        modalities={"pacsmig": listener})
+                         for i, (name, (dicom, http)) in enumerate(zip(names, ports,
+                                                                      strict=True))]
+                try:
+                    for dest in dests:
+                        dest.start()
+                    cold = (lambda: _evict([source.workdir / "db"])) if regime == "cold" \
+                        else (lambda: None)
+                    moves: dict[str, Callable[[], Timing]] = {
+                        "direct_1_at_a_time": partial(direct, source, dests[0], specs, 1),
+                        "direct_4_at_a_time": partial(direct, source, dests[1], specs, 4),
+                        "dcmtk_relay": partial(_dcmtk, source, dests[2], specs,
+                                               work / f"relay-{tag}", relay_port),
+                        "runner_through_spool": partial(
+                            _relay_round, work / f"spool-{tag}", source, dests[3], listener,
+                            len(specs), None, [], 0),
+                        "runner": partial(_relay_round, work / f"site-{tag}", source, dests[4],
+                                          listener, len(specs),
+                                          py_spy if number == 0 else None, breakdowns, None),
+                    }
+                    order = list(moves)
+                    shift = number % len(order)
+                    timings: dict[str, Timing] = {}
+                    for name in order[shift:] + order[:shift]:
+                        cold()
+                        timings[name] = moves[name]()
+                    measured.append([timings[name] for name in MOVES])
+                finally:
+                    for dest in dests:
+                        dest.kill()
+                    _evict(work / f"dest-{tag}-{i}" for i in range(len(dests)))
+            report[regime] = summarize(specs, megabytes, measured, breakdowns)
     finally:
         source.kill()
-    return summarize(specs, megabytes, measured, breakdowns)
+    return report
+
+
+MOVES = ("direct_1_at_a_time", "direct_4_at_a_time", "dcmtk_relay", "runner_through_spool",
+         "runner")
+
+
+def _dcmtk(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
+           folder: Path, port: int) -> Timing:
+    seconds, cpu = dcmtk_relay(source, dest, [str(s.study_uid) for s in specs], folder, port,
+                               peer_env())
+    count = int(dest.rest_get("/statistics")["CountInstances"])
+    print(f"DCMTK relay (storescp, then storescu): {seconds:.2f} s, {count} instances, "
+          f"CPU s {cpu}")
+    return Timing("dcmtk_relay", seconds, count, cpu)
 
 
 def _evict(folders: Iterable[Path]) -> None:
@@ -173,10 +214,10 @@ def _evict(folders: Iterable[Path]) -> None:
 
 def _relay_round(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
                  studies: int, py_spy: str | None,
-                 breakdowns: list[dict[str, float]]) -> Timing:
-    timing, breakdown = relay(site, source, dest, listener, studies, py_spy)
+                 breakdowns: list[dict[str, float]], memory_mb: int | None) -> Timing:
+    timing, breakdown = relay(site, source, dest, listener, studies, py_spy, memory_mb)
     breakdowns.append(breakdown)
-    return timing
+    return timing if memory_mb is None else replace(timing, name="runner_through_spool")
 
 
 def load_source(folder: Path, source: OrthancProcess, specs: list[StudySpec]) -> float:
@@ -243,12 +284,15 @@ def direct(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
 
 
 def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
-          studies: int, py_spy: str | None) -> tuple[Timing, dict[str, float]]:
-    """`pacsmig run` from `source` to `dest` with one rule; its timing and breakdown."""
+          studies: int, py_spy: str | None,
+          memory_mb: int | None = None) -> tuple[Timing, dict[str, float]]:
+    """`pacsmig run` from `source` to `dest` with one rule (with `memory_mb`, that much
+    memory for cut-through, 0: all through the spool); its timing and breakdown."""
     site.mkdir()
+    memory = {} if memory_mb is None else {"max_memory_mb": memory_mb}
     data = profile_data(site, [("old1", source.peer)], dest.peer, listener.port,
                         destination={"max_associations": 4},
-                        listener={"max_spool_gb": 8},
+                        listener={"max_spool_gb": 8, **memory},
                         morphing=[{"set": {"InstitutionName": INSTITUTION}}])
     profile = write_profile(site, data)
     command = [sys.executable, "-m", "runner", "run", str(profile)]
@@ -367,6 +411,15 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
     for name in names:
         parts = ", ".join(f"{party} {value:.2f}" for party, value in cpu[name].items())
         print(f"    {name:24s} {parts}, total {sum(cpu[name].values()):.2f}")
+    per_gb = {name: cpu[name]["mover"] / (megabytes / 1000) for name in names}
+    print("  the mover's CPU seconds per GB (the runner with its workers; storescp + storescu + "
+          "movescu; movescu alone):")
+    for name in names:
+        print(f"    {name:24s} {per_gb[name]:6.2f}")
+    if per_gb.get("dcmtk_relay"):
+        for name in ("runner", "runner_through_spool"):
+            print(f"  {name} CPU per GB over the C relay's: "
+                  f"{per_gb[name] / per_gb['dcmtk_relay']:.2f}")
     breakdown = {key: statistics.median(b[key] for b in breakdowns) for key in breakdowns[0]}
     print("  runner time (ledger, seconds from the first retrieve; medians):")
     for key, value in breakdown.items():
@@ -386,6 +439,7 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
         "median_cpu_seconds": {name: {k: round(v, 2) for k, v in parts.items()}
                                for name, parts in cpu.items()},
         "ratios_per_round": {k: [round(v, 3) for v in vs] for k, vs in per_round.items()},
+        "mover_cpu_seconds_per_gb": {k: round(v, 2) for k, v in per_gb.items()},
         "runner_breakdown": {k: round(v, 3) for k, v in breakdown.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average": os.getloadavg(),

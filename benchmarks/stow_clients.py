@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,17 @@ from pydicom import dcmread  # noqa: E402
 
 from runner.destinations.stow import StowPart, Whole, stow  # noqa: E402
 from runner.destinations.web import Credentials, WebService, open_client  # noqa: E402
-from runner.execute.sending.dicomweb import read_chunks  # noqa: E402
 from runner.sim.generate import ct_512, make_study, synthetic_archive, to_bytes  # noqa: E402
 from tests.peers import OrthancProcess  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "stow_clients.json"
+
+
+def read_chunks(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A file's bytes, a chunk at a time (streamed as the request goes out)."""
+    with path.open("rb") as source:
+        while data := source.read(chunk):
+            yield data
 
 
 def write_files(folder: Path, instances: int) -> list[Path]:

@@ -377,7 +377,8 @@ class PynetdicomScp:
 
     `on_find(identifier)` yields the (status, identifier) responses of each C-FIND.
     Every accepted socket's TCP_NODELAY value is recorded in `nodelay_seen`; `stop()`
-    mid-test makes the device go down (the port then refuses connections).
+    mid-test makes the device go down (the port then refuses connections, and a query on
+    an association still open is aborted).
     """
 
     on_find: FindHandler
@@ -385,6 +386,7 @@ class PynetdicomScp:
     settings: DicomSettings = field(default_factory=DicomSettings)
     nodelay_seen: list[int] = field(default_factory=list)
     finds: int = 0
+    associations: set[int] = field(default_factory=set)  # ids of those C-FINDs came on
     _server: ThreadedAssociationServer | None = None
 
     @property
@@ -423,8 +425,12 @@ class PynetdicomScp:
         return 0x0000
 
     def _find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+        if self._server is None:  # gone down: an association kept open dies with it
+            event.assoc.abort()
+            return
         self._record_nodelay(event)
         self.finds += 1
+        self.associations.add(id(event.assoc))
         yield from self.on_find(event.identifier)
 
 

@@ -1,5 +1,5 @@
 """STOW-RS: instances of one study POSTed as one multipart/related; type="application/dicom"
-request, streamed part by part (a spooled file is read in chunks as the body goes out), and
+request, streamed part by part (each part's bytes produced as the body goes out), and
 the service's answer read per instance (Referenced SOP Sequence, Failed SOP Sequence with
 its Failure Reason, Warning Reason) or, for the whole request, from the HTTP status.
 """

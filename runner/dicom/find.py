@@ -1,7 +1,10 @@
-"""C-FIND: one query to one peer; every answer (identifiers, status, failure) is a FindOutcome.
+"""C-FIND: queries to one peer; every answer (identifiers, status, failure) is a FindOutcome.
 
 Runs on the lean upper layer (runner.dicom.ul.requestor): the thread waiting for answers
-blocks in `recv`; verification queries during a run cost no polling.
+blocks in `recv`; verification queries during a run cost no polling. `c_find` asks one
+query on an association of its own; a `FindSession` asks many on one association (a census
+asks hundreds: an association each cost the source more than the query), opening a new one
+when the peer has closed it meanwhile.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from runner.dicom.ul.requestor import (
 )
 
 C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
-_MESSAGE_ID = 1
 
 QUERY_LEVELS = frozenset({"PATIENT", "STUDY", "SERIES", "IMAGE"})
 
@@ -64,22 +66,69 @@ def c_find(
     `query` is not modified; QueryRetrieveLevel is set on a copy. Never raises for
     peer failures.
     """
-    if level not in QUERY_LEVELS:
-        raise ValueError(f"query level must be one of {sorted(QUERY_LEVELS)}: {level!r}")
-    started = time.monotonic()
-    assoc = ClientAssociation.open(peer, calling_ae, settings,
-                                   [Proposal(str(model), LITTLE_ENDIAN_SYNTAXES)])
-    if isinstance(assoc, Refusal):
-        return FindOutcome(assoc.category, None, assoc.detail, [], _since(started))
-    try:
-        context = assoc.context_for(str(model), None)
+    with FindSession(peer, calling_ae, settings, model) as session:
+        return session.ask(level, query)
+
+
+class FindSession:
+    """C-FINDs to one peer on one association, opened at the first query and kept; `close`
+    releases it. A query that fails at transport level on an association that already
+    served one (the peer closed it while idle) is asked once more on a new one."""
+
+    def __init__(self, peer: Peer, calling_ae: str, settings: DicomSettings,
+                 model: str = STUDY_ROOT_FIND) -> None:
+        self.peer, self.calling_ae, self.settings, self.model = peer, calling_ae, settings, model
+        self._assoc: ClientAssociation | None = None
+        self._asked = 0  # queries answered on the current association
+
+    def ask(self, level: str, query: Dataset) -> FindOutcome:
+        """One C-FIND at `level` with `query` (not modified). Never raises for peer
+        failures."""
+        if level not in QUERY_LEVELS:
+            raise ValueError(f"query level must be one of {sorted(QUERY_LEVELS)}: {level!r}")
+        reused = self._assoc is not None
+        outcome = self._ask(_with_level(query, level))
+        if reused and outcome.status is None and outcome.category.is_transport:
+            self.close()  # the peer let the association go: a new one
+            outcome = self._ask(_with_level(query, level))
+        return outcome
+
+    def close(self) -> None:
+        """Release the association (if one is open)."""
+        assoc, self._assoc = self._assoc, None
+        if assoc is not None:
+            assoc.release()
+
+    def __enter__(self) -> FindSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _ask(self, identifier: Dataset) -> FindOutcome:
+        started = time.monotonic()
+        if self._assoc is None:
+            assoc = ClientAssociation.open(self.peer, self.calling_ae, self.settings,
+                                           [Proposal(str(self.model), LITTLE_ENDIAN_SYNTAXES)])
+            if isinstance(assoc, Refusal):
+                return FindOutcome(assoc.category, None, assoc.detail, [], _since(started))
+            self._assoc, self._asked = assoc, 0
+        context = self._assoc.context_for(str(self.model), None)
         if context is None:
-            detail = f"{peer} accepted no context for {model}"
+            self.close()
+            detail = f"{self.peer} accepted no context for {self.model}"
             return FindOutcome(StatusCategory.NO_ASSOCIATION, None, detail, [], _since(started))
-        identifier = _with_level(query, level)
-        return _collect(assoc, context, peer, identifier, str(model), started)
-    finally:
-        assoc.release()
+        self._asked += 1
+        outcome = _collect(self._assoc, context, self.peer, identifier, str(self.model),
+                           started, self._asked)
+        if outcome.status is None:  # aborted or lost: not to be used again
+            self._drop()
+        return outcome
+
+    def _drop(self) -> None:
+        assoc, self._assoc = self._assoc, None
+        if assoc is not None:
+            assoc.abort()
 
 
 def _with_level(query: Dataset, level: str) -> Dataset:
@@ -96,12 +145,13 @@ def _collect(
     identifier: Dataset,
     model: str,
     started: float,
+    message_id: int = 1,
 ) -> FindOutcome:
     syntax = assoc.accepted[context][1]
     command = dimse.encode({
         dimse.AFFECTED_SOP_CLASS: model,
         dimse.COMMAND_FIELD: C_FIND_RQ,
-        dimse.MESSAGE_ID: _MESSAGE_ID,
+        dimse.MESSAGE_ID: message_id,
         dimse.PRIORITY: 0,
         dimse.DATASET_TYPE: dimse.HAS_DATASET,
     })
@@ -111,7 +161,7 @@ def _collect(
         if isinstance(message, Refusal):
             return FindOutcome(message.category, None, message.detail, answers, _since(started))
         code = status_of(message)
-        if not is_response_to(message, C_FIND_RSP, _MESSAGE_ID) or code is None:
+        if not is_response_to(message, C_FIND_RSP, message_id) or code is None:
             assoc.abort()
             detail = f"{peer} answered a C-FIND with something else than its response"
             return FindOutcome(StatusCategory.ABORTED, None, detail, answers, _since(started))

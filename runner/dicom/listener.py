@@ -8,10 +8,11 @@ in every transfer syntax pynetdicom names (compressed ones too); the bytes are s
 received, never transcoded. Only the four header elements the runner needs are read, and
 the pixel data is never decoded (runner.dicom.header).
 
-For each C-STORE the caller's `decide` callback says what to do: STORE (spool it, then
-`on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full
-spool answers 0xA700 and sets `spool_full` (back-pressure); an unreadable dataset answers
-0xC000. Every non-success answer is also reported through `on_rejected`, and every
+For each C-STORE the caller's `decide` callback says what to do: STORE (hold it in the
+memory spool when one is given and has room, runner.dicom.arena: cut-through; else write it
+to the spool; then `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer
+0x0124). A full spool answers 0xA700 and sets `spool_full` (back-pressure); an unreadable
+dataset answers 0xC000. Every non-success answer is also reported through `on_rejected`, and every
 association or presentation context refused through `on_turned_away`. Associations are
 accepted only when the called AE title is ours and the calling AE title is in the
 allow-list; Storage Commitment N-EVENT-REPORTs from an allowed AE go to `on_commitment`.
@@ -29,6 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from pydicom.uid import (
     UID,
@@ -38,6 +40,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from runner.dicom.arena import IN_MEMORY, Arena
 from runner.dicom.commitment_report import (
     STORAGE_COMMITMENT_PUSH,
     CommitmentReport,
@@ -47,7 +50,7 @@ from runner.dicom.header import HeaderError, header_of
 from runner.dicom.part10 import file_meta
 from runner.dicom.peer import DicomSettings, TlsFiles, check_ae_title
 from runner.dicom.sop import VERIFICATION
-from runner.dicom.spool import Spool, SpoolEntry, SpoolFull
+from runner.dicom.spool import Spool, SpoolEntry, SpoolFull, content_checksum
 from runner.dicom.status import (
     CANNOT_UNDERSTAND,
     NOT_AUTHORIZED,
@@ -175,12 +178,16 @@ class Listener:
     """The C-STORE SCP of the migration, serving in background threads.
 
     `start()` binds and serves; `stop()` aborts open associations and closes the port.
+    With `arena`, instances are held in memory while it has room (cut-through), and go to
+    the spool when it has not.
     """
 
-    def __init__(self, config: ListenerConfig, spool: Spool, callbacks: ListenerCallbacks):
+    def __init__(self, config: ListenerConfig, spool: Spool, callbacks: ListenerCallbacks,
+                 arena: Arena | None = None):
         self.config = config
         self.spool = spool
         self.callbacks = callbacks
+        self.arena = arena
         self._acceptor: Acceptor | None = None
 
     @property
@@ -305,7 +312,7 @@ class Listener:
                parts: tuple[bytes | memoryview, ...]) -> tuple[int, str]:
         ae, uid = incoming.calling_ae, incoming.sop_instance_uid
         try:
-            entry = self.spool.write_parts(parts)
+            entry = self._held(parts) or self.spool.write_parts(parts)
         except SpoolFull as error:
             return self._reject(ae, uid, OUT_OF_RESOURCES, f"spool full: {error}")
         except OSError as error:
@@ -313,10 +320,19 @@ class Listener:
             return self._reject(ae, uid, OUT_OF_RESOURCES, "cannot write to the spool")
         try:
             self.callbacks.on_stored(Received(incoming, entry))
-        except Exception:
-            self.spool.remove(entry.name)  # nobody recorded it: do not keep an orphan
+        except Exception:  # nobody recorded it: do not keep an orphan
+            if entry.slot is not None and self.arena is not None:
+                self.arena.free(entry.slot)
+            else:
+                self.spool.remove(entry.name)
             raise
         return SUCCESS, ""
+
+    def _held(self, parts: tuple[bytes | memoryview, ...]) -> SpoolEntry | None:
+        """The instance held in the memory spool, if there is one with room."""
+        if self.arena is None or (slot := self.arena.write_parts(parts)) is None:
+            return None
+        return SpoolEntry(IN_MEMORY, Path(), slot.size, content_checksum(parts), slot)
 
     def _reject(self, calling_ae: str, sop_uid: str, code: int, reason: str) -> tuple[int, str]:
         LOGGER.warning("C-STORE from %s of %s: 0x%04X %s", calling_ae, sop_uid, code, reason)

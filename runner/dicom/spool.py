@@ -50,6 +50,8 @@ from pathlib import Path
 
 import xxhash
 
+from runner.dicom.arena import Slot
+
 SUFFIX = ".dcm"
 _NAME = re.compile(r"^[0-9a-f]{32}\.dcm$")
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -65,12 +67,14 @@ class SpoolFull(Exception):
 @dataclass(frozen=True, slots=True)
 class SpoolEntry:
     """One spooled file: its name in the spool folder, full path, size in bytes, and the
-    content checksum of what was written (see `content_checksum`)."""
+    content checksum of what was written (see `content_checksum`). An instance held in the
+    memory spool instead (runner.dicom.arena) has its `slot` there, and no file."""
 
     name: str
     path: Path
     size: int
     checksum: str = field(default="", compare=False)  # of what was written ("" if unknown)
+    slot: Slot | None = None
 
 
 class Spool:

@@ -135,12 +135,23 @@ class StoreClient:
         `sop_class_uid` and `transfer_syntax` are what the file's meta says (as the listener
         reported them); a file that says otherwise, or cannot be read, is a permanent failure.
         """
-        started = time.monotonic()
         try:
             raw = path.read_bytes()
+        except OSError as error:
+            return StoreOutcome("", StatusCategory.FAILURE, None,
+                                f"cannot read the file meta of {path.name}: {error}", 0.0, False)
+        return self.store_part10(raw, sop_class_uid, transfer_syntax, path.name)
+
+    def store_part10(self, raw: bytes | memoryview, sop_class_uid: str, transfer_syntax: str,
+                     name: str = "the instance") -> StoreOutcome:
+        """Send a Part-10 file's bytes as they are (a file read, or the memory spool's bytes
+        in place): its data set after the meta, which must say `sop_class_uid` and
+        `transfer_syntax`, else a permanent failure."""
+        started = time.monotonic()
+        try:
             meta = read_meta(raw)
-        except (OSError, MetaError) as error:
-            problem = f"cannot read the file meta of {path.name}: {error}"
+        except MetaError as error:
+            problem = f"cannot read the file meta of {name}: {error}"
             return StoreOutcome("", StatusCategory.FAILURE, None, problem,
                                 time.monotonic() - started, False)
         if (meta.sop_class_uid, meta.transfer_syntax) != (sop_class_uid, transfer_syntax):

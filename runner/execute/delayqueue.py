@@ -80,7 +80,13 @@ class DelayQueue(Generic[T]):
             return len(self._heap) + self._busy
 
     def close(self) -> None:
-        """Wake every waiting `get` with None; queued items are dropped."""
+        """Wake every waiting `get` with None; queued items stay for `drain`."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def drain(self) -> list[T]:
+        """Take every queued item out (ready or not), in order of readiness."""
+        with self._cond:
+            heap, self._heap = self._heap, []
+        return [item for _, _, item in sorted(heap)]

@@ -1,7 +1,9 @@
 """Intake: the runner's listener and its decisions. A store is accepted only for a retrieve
 in flight, from the device it was sent to; a re-date's and a duplicate's are discarded; an
 instance safely in the spool is recorded, then handed to sending. What the listener refuses
-is an event, and a note on the retrieves it may have failed.
+is an event, and a note on the retrieves it may have failed. An instance may be held in the
+memory spool instead of the spool (cut-through, runner.dicom.arena): its receipt then names
+no file, and a crash makes the next run retrieve it again.
 
 Owns the listener's threads: `start`, `stop`.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from runner.dicom.arena import Arena
 from runner.dicom.commitment_report import CommitmentReport
 from runner.dicom.listener import (
     IncomingStore,
@@ -38,14 +41,15 @@ class Intake:
     def __init__(self, state: RunState, inflight: InFlight, ledger: Ledger,
                  config: ListenerConfig, spool: Spool,
                  forward: Callable[[ForwardItem], None],
-                 on_commitment: Callable[[CommitmentReport], None]) -> None:
+                 on_commitment: Callable[[CommitmentReport], None],
+                 arena: Arena | None = None) -> None:
         self.state = state
         self.inflight = inflight
         self.ledger = ledger
         self.forward = forward
         self.listener = Listener(config, spool, ListenerCallbacks(
             decide=self.decide, on_stored=self.on_stored, on_rejected=self.on_rejected,
-            on_commitment=on_commitment, on_turned_away=self.on_turned_away))
+            on_commitment=on_commitment, on_turned_away=self.on_turned_away), arena)
 
     def start(self) -> None:
         """Start listening."""
@@ -80,7 +84,7 @@ class Intake:
             return Verdict.STORE
 
     def on_stored(self, received: Received) -> None:
-        """An instance is safely in the spool: record it and hand it to sending."""
+        """An instance is in the spool (or held in memory): record it, hand it to sending."""
         header, entry = received.header, received.entry
         state = self.state
         with state.lock:
@@ -102,7 +106,7 @@ class Intake:
             retrieve_id=retrieve.retrieve_id if retrieve else None, checksum=entry.checksum)
         self.forward(ForwardItem(header.sop_instance_uid, header.study_uid,
                                  header.sop_class_uid, header.transfer_syntax, entry.path,
-                                 entry.name))
+                                 entry.name, slot=entry.slot))
 
     def on_rejected(self, rejection: Rejection) -> None:
         """A store the listener refused: an event in the ledger (no patient data), and a

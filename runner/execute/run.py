@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from runner import __version__
+from runner.dicom.arena import Arena
 from runner.dicom.spool import Spool
 from runner.errors import DicomError
 from runner.execute import wiring
@@ -19,7 +20,7 @@ from runner.execute.peers import check_tls
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.scheduler import WallClock as WallClock
-from runner.execute.sending.pool import Preforked
+from runner.execute.sending.seam import Senders
 from runner.execute.site import listener_config as listener_config
 from runner.execute.site import open_ledger as open_ledger
 from runner.execute.state import RunState
@@ -78,13 +79,17 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
 
     The plan's census is recorded first (with `delta`, what `sync` found changed)."""
     check_tls(loaded.profile)
-    preforked = wiring.prefork(loaded.profile, plan)  # before any thread: sending.pool.Preforked
+    arena = wiring.memory_spool(loaded.profile)
+    job = wiring.sending_job(loaded.profile, plan, arena)
+    preforked = wiring.prefork(loaded.profile, job)  # before any thread: sending.pool.Preforked
     try:
         _check_destination(loaded)
         ledger = open_ledger(loaded)
     except BaseException:
         if preforked is not None:
             preforked.close()
+        if arena is not None:
+            arena.close()
         raise
     try:
         run_id = ledger.start_run(profile_path=str(loaded.path), profile_sha256=loaded.sha256,
@@ -93,13 +98,16 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
         ledger.record(census_fact(plan, command, run_id, accessions, delta))
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
-        summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock, preforked)
+        summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock,
+                       wiring.senders(loaded.profile, job, preforked), arena)
         ledger.end_run()
         return summary
     finally:
         if preforked is not None:
             preforked.close()
         ledger.close()
+        if arena is not None:
+            arena.close()
 
 
 def _check_destination(loaded: LoadedProfile) -> None:
@@ -111,16 +119,16 @@ def _check_destination(loaded: LoadedProfile) -> None:
 
 def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
          write: Callable[[str], None], is_tty: bool, wall_clock: WallClock,
-         preforked: Preforked | None) -> RunSummary:
+         senders: Senders, arena: Arena | None) -> RunSummary:
     profile = loaded.profile
     spool = Spool(profile.listener.spool_dir, int(profile.listener.max_spool_gb * 1e9))
     spool.adopt_temp()
     remove_orphans(ledger, spool)
     works = works_left(ledger, plan, limit)
     record_forecast(ledger, profile, plan, works)
-    again = set(restore_instances(ledger, works, spool))
+    again = set(restore_instances(ledger, works, spool, wiring.destination_holds(profile)))
     stages = wiring.build(profile, plan, ledger, works, spool, listener_config(loaded),
-                          wiring.senders(profile, plan, preforked), wall_clock)
+                          senders, wall_clock, arena)
     printer = ProgressPrinter(write, is_tty)
 
     def show(force: bool = False) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from runner.destinations.holdings import Holdings
+from runner.dicom.arena import Arena
 from runner.dicom.listener import ListenerConfig
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
@@ -31,6 +32,7 @@ from runner.execute.retrieving import Moves, Retriever
 from runner.execute.scheduler import Scheduler, WallClock, redates_due
 from runner.execute.sending.dicomweb import DicomWebSenders, WebLink
 from runner.execute.sending.dimse import DimseSenders
+from runner.execute.sending.holding import Holding
 from runner.execute.sending.janitor import Janitor
 from runner.execute.sending.pool import Preforked
 from runner.execute.sending.prepare import Job
@@ -76,41 +78,53 @@ def value_tags(profile: SiteProfile, rules: RuleSet) -> tuple[int, ...]:
     return tuple(sorted(rules.touched_tags))
 
 
-def prefork(profile: SiteProfile, plan: Plan) -> Preforked | None:
-    """The forwarding workers, forked now, while the runner has no other thread (with the
-    plan's rules, compiled once); none for a DICOMweb destination (its senders are threads)."""
+def memory_spool(profile: SiteProfile) -> Arena | None:
+    """The memory for instances on their way through (cut-through), if the profile gives
+    any (`listener.max_memory_mb`)."""
+    megabytes = profile.listener.max_memory_mb
+    return Arena(megabytes * 1_000_000) if megabytes else None
+
+
+def sending_job(profile: SiteProfile, plan: Plan, arena: Arena | None) -> Job:
+    """What every sender does to an instance: the plan's rules (compiled once), the values
+    to report for the check, and where the memory spool is."""
+    return Job(plan.rules, value_tags(profile, plan.rules),
+               arena.handle if arena is not None else None)
+
+
+def prefork(profile: SiteProfile, job: Job) -> Preforked | None:
+    """The forwarding workers, forked now, while the runner has no other thread; none for a
+    DICOMweb destination (its senders are threads)."""
     if is_dicomweb(profile):
         return None
-    job = Job(plan.rules, value_tags(profile, plan.rules))
     return Preforked.fork(profile.destination.max_associations, destination_peer(profile),
                           profile.source.calling_ae_title, dicom_settings(profile), job)
 
 
-def senders(profile: SiteProfile, plan: Plan, preforked: Preforked | None) -> Senders:
+def senders(profile: SiteProfile, job: Job, preforked: Preforked | None) -> Senders:
     """The senders to the profile's destination: STOW-RS for a DICOMweb one, else C-STORE
     (workers from `preforked`)."""
     service = web_service(profile)
     if service is not None:
         link = WebLink(service, credentials(service), _no_fatal, named(profile))
-        return DicomWebSenders(link, Job(plan.rules, value_tags(profile, plan.rules)))
-    return dimse_senders(profile, plan, preforked)
+        return DicomWebSenders(link, job)
+    return dimse_senders(profile, job, preforked)
 
 
 def _no_fatal(_reason: str) -> None:
     """Until `build` gives the senders the run's state to stop."""
 
 
-def dimse_senders(profile: SiteProfile, plan: Plan,
+def dimse_senders(profile: SiteProfile, job: Job,
                   preforked: Preforked | None) -> DimseSenders:
     """The DIMSE C-STORE senders to the profile's destination (workers from `preforked`)."""
     return DimseSenders(destination_peer(profile), profile.source.calling_ae_title,
-                        dicom_settings(profile),
-                        Job(plan.rules, value_tags(profile, plan.rules)), preforked=preforked)
+                        dicom_settings(profile), job, preforked=preforked)
 
 
 def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWork],
           spool: Spool, listener: ListenerConfig, senders: Senders,
-          wall_clock: WallClock = datetime.now) -> Stages:
+          wall_clock: WallClock = datetime.now, arena: Arena | None = None) -> Stages:
     """The stages of a run of `works`, each given what it works with, none started."""
     settings = dicom_settings(profile)
     retries = profile.retries
@@ -130,11 +144,12 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     janitor = Janitor(spool, ledger)
     pool = Pool(profile.destination.max_associations, retries.store_attempts, backoff,
                 stop_within=max(settings.dimse_timeout, 5.0))
-    sending = Sending(state, ledger, senders, pool, janitor, settlement)
+    sending = Sending(state, ledger, senders, pool, Holding(state, ledger, spool, janitor, arena),
+                      settlement)
     inflight = InFlight({d.id: d.storing_aes() for d in profile.source.devices},
                         profile.source.calling_ae_title)
     intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
-                    verifier.waiter.deliver)
+                    verifier.waiter.deliver, arena)
     retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules, held),
                           _devices(profile, plan), redates_due(plan, ledger),
                           Alerter(profile.site.id, profile.alert), settlement.offer)
@@ -197,9 +212,10 @@ def _shut_down(stages: Stages) -> None:
 def _resume(stages: Stages, works: list[StudyWork], again: set[str]) -> None:
     """Forward again what an earlier run received but did not (or did not record) send, and
     check what it left waiting for its check."""
+    held_at = destination_holds(stages.profile)
     for work in works:
         pending = sorted(work.forwarding & again) if work.touched else []
-        held = _already_held(stages, work.uid, pending) if pending else set()
+        held = held_at(work.uid, pending) if pending else set()
         for sop in pending:
             copy = work.received[sop]
             item = ForwardItem(sop, work.uid, copy.sop_class_uid, copy.transfer_syntax,
@@ -212,10 +228,15 @@ def _resume(stages: Stages, works: list[StudyWork], again: set[str]) -> None:
         stages.settlement.resume(work)
 
 
-def _already_held(stages: Stages, study_uid: str, sops: list[str]) -> set[str]:
-    """Which of `sops` the destination holds already (sent before a crash, not recorded)."""
-    profile = stages.profile
-    if profile.morphing_options.allow_uid_changes:
-        return set()  # destination UIDs are not known for unrecorded sends
-    found = stages.settlement.verifier.destination_holdings().present(study_uid)
-    return set(sops) & found.sop_uids if found.ok else set()
+def destination_holds(profile: SiteProfile) -> Callable[[str, list[str]], set[str]]:
+    """Which of a study's instances the destination holds already (sent before a crash, not
+    recorded): one image-level C-FIND (or QIDO-RS) per study asked."""
+    asked = holdings(profile)
+
+    def held(study_uid: str, sops: list[str]) -> set[str]:
+        if profile.morphing_options.allow_uid_changes:
+            return set()  # destination UIDs are not known for unrecorded sends
+        found = asked.present(study_uid)
+        return set(sops) & found.sop_uids if found.ok else set()
+
+    return held

@@ -16,7 +16,7 @@ from datetime import date
 from pydicom import Dataset
 
 from runner.dicom.echo import c_echo
-from runner.dicom.find import FindOutcome, c_find
+from runner.dicom.find import FindOutcome, FindSession
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
 from runner.errors import DicomError
@@ -63,10 +63,25 @@ class _Devices:
     notes: list[str]
     index: int = -1
     down: list[str] = field(default_factory=list)
+    _session: FindSession | None = None
 
     @property
     def current(self) -> tuple[str, Peer]:
         return self.devices[self.index]
+
+    def session(self) -> FindSession:
+        """The queries to the device in use, on one association (a new one per device)."""
+        peer = self.current[1]
+        if self._session is None or self._session.peer != peer:
+            self.close()
+            self._session = FindSession(peer, self.calling_ae, self.settings)
+        return self._session
+
+    def close(self) -> None:
+        """Release the association of the census's queries."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def next_healthy(self) -> tuple[str, Peer]:
         """Move on to the next device that answers C-ECHO; DicomError when none is left."""
@@ -106,8 +121,7 @@ def _query(devices: _Devices) -> Callable[[Keys], Answer[StudyAnswer]]:
     def query(keys: Keys) -> Answer[StudyAnswer]:
         while True:
             device_id, peer = devices.current
-            outcome = c_find(peer, devices.calling_ae, devices.settings, "STUDY",
-                             study_query(keys))
+            outcome = devices.session().ask("STUDY", study_query(keys))
             if outcome.ok or not outcome.category.is_transport or devices.alive(peer):
                 return _answer(device_id, peer, outcome)
             devices.down.append(f"{device_id} ({peer}: {outcome.detail})")
@@ -134,14 +148,17 @@ class _Summary:
     instances: int | None
 
 
-def _series_summary(found: FoundStudy, calling_ae: str, settings: DicomSettings) -> _Summary:
+Ask = Callable[[FoundStudy, str, Dataset], FindOutcome]  # a study's peer, level, query
+
+
+def _series_summary(found: FoundStudy, ask: Ask) -> _Summary:
     """Modalities and instance count of one study from a SERIES-level query."""
     query = Dataset()
     query.StudyInstanceUID = found.uid
     query.SeriesInstanceUID = ""
     query.Modality = ""
     query.NumberOfSeriesRelatedInstances = ""
-    outcome = c_find(found.peer, calling_ae, settings, "SERIES", query)
+    outcome = ask(found, "SERIES", query)
     if not outcome.ok:
         return _Summary((), None)
     series = outcome.identifiers
@@ -152,14 +169,14 @@ def _series_summary(found: FoundStudy, calling_ae: str, settings: DicomSettings)
     return _Summary(modalities, sum(c for c in counts if c is not None))
 
 
-def _image_summary(found: FoundStudy, calling_ae: str, settings: DicomSettings) -> _Summary:
+def _image_summary(found: FoundStudy, ask: Ask) -> _Summary:
     """Modalities and instance count of one study from an IMAGE-level query: exact."""
     query = Dataset()
     query.StudyInstanceUID = found.uid
     query.SeriesInstanceUID = ""
     query.SOPInstanceUID = ""
     query.Modality = ""
-    outcome = c_find(found.peer, calling_ae, settings, "IMAGE", query)
+    outcome = ask(found, "IMAGE", query)
     if not outcome.ok:
         return _Summary((), None)
     uids = {answer_text(ds, "SOPInstanceUID") for ds in outcome.identifiers} - {""}
@@ -177,12 +194,23 @@ def _complete(studies: list[FoundStudy], mode: str, calling_ae: str, settings: D
         return studies
     summary = _image_summary if mode == "image" else _series_summary
     filled: dict[str, FoundStudy] = {}
-    for study in gaps:
-        got = summary(study, calling_ae, settings)
-        counted = study.instances if mode == "auto" and study.instances is not None \
-            else got.instances if got.instances is not None else study.instances
-        filled[study.uid] = replace(study, modalities=study.modalities or got.modalities,
-                                    instances=counted)
+    sessions: dict[Peer, FindSession] = {}  # one association per device for all the studies
+
+    def ask(found: FoundStudy, level: str, query: Dataset) -> FindOutcome:
+        if found.peer not in sessions:
+            sessions[found.peer] = FindSession(found.peer, calling_ae, settings)
+        return sessions[found.peer].ask(level, query)
+
+    try:
+        for study in gaps:
+            got = summary(study, ask)
+            counted = study.instances if mode == "auto" and study.instances is not None \
+                else got.instances if got.instances is not None else study.instances
+            filled[study.uid] = replace(study, modalities=study.modalities or got.modalities,
+                                        instances=counted)
+    finally:
+        for session in sessions.values():
+            session.close()
     _note_gaps(studies, gaps, filled, mode, notes)
     return [filled.get(study.uid, study) for study in studies]
 
@@ -250,6 +278,8 @@ def inventory_by_cfind(devices: Sequence[tuple[str, Peer]], calling_ae: str,
     except CensusRefused as refused:
         raise DicomError(f"the source refused the census, nothing can be planned: {refused}"
                          ) from None
+    finally:
+        chain.close()
     note_census(result, notes)
     found = _complete(found_studies(result.records.values(), notes), request.instance_counts,
                       calling_ae, settings, notes)

@@ -14,3 +14,6 @@ NETWORK_TIMEOUT: float = 120  # seconds of silence on an association before it i
 CONNECTION_TIMEOUT: float = 10  # seconds to open a TCP connection
 MAX_PDU = 262144  # bytes: the largest PDU received (never 0, which means unlimited)
 LISTENER_MAX_ASSOCIATIONS = 16  # associations the listener serves at once
+# Memory for received instances on their way to the destination (cut-through); beyond it
+# they go to the spool on disk. 0: every instance goes through the spool.
+LISTENER_MAX_MEMORY_MB = 256

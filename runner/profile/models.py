@@ -59,6 +59,10 @@ class Listener(Section):
     port: Port
     spool_dir: ProfilePath
     max_spool_gb: float = Field(20.0, gt=0, description="back-pressure threshold")
+    max_memory_mb: int = Field(
+        defaults.LISTENER_MAX_MEMORY_MB, ge=0, le=1024 * 1024,
+        description="memory for instances on their way through (cut-through); beyond it "
+                    "they go to the spool; 0: always through the spool")
     max_associations: int = Field(defaults.LISTENER_MAX_ASSOCIATIONS, ge=1, le=256)
     tls: Tls | None = None
 

@@ -36,7 +36,8 @@ def test_full_spool_refuses_stores_with_out_of_resources_and_loses_nothing(
     try:
         data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
                             destination.peer, listener_port,
-                            listener={"max_spool_gb": 30e3 / 1e9},  # 30 kB: about 4 instances
+                            # 30 kB: about 4 instances, and no memory to hold any in
+                            listener={"max_spool_gb": 30e3 / 1e9, "max_memory_mb": 0},
                             retries={"backoff_seconds": 0.2})  # the default 3 attempts
         loaded = load_profile(write_profile(tmp_path, data))
         summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from pydicom import Dataset
 
-from runner.dicom.find import c_find
+from runner.dicom.find import FindSession, c_find
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
 from runner.sim.generate import StudySpec, make_study, to_bytes
@@ -164,3 +164,25 @@ def test_study_level_find_on_orthanc_returns_the_stored_study(
     assert outcome.ok
     assert [(ds.StudyInstanceUID, int(ds.NumberOfStudyRelatedInstances))
             for ds in outcome.identifiers] == [(spec.study_uid, 6)]
+
+
+def test_a_session_asks_every_query_on_one_association(
+        pynetdicom_scp_factory: Callable[..., PynetdicomScp]) -> None:
+    scp = pynetdicom_scp_factory(on_find=_pending_then(0x0000))
+    with FindSession(scp.peer, "PACSMIG", FAST) as session:
+        outcomes = [session.ask("STUDY", _query()) for _ in range(5)]
+    assert all(o.ok and len(o.identifiers) == 2 for o in outcomes)
+    assert scp.finds == 5 and len(scp.associations) == 1
+
+
+def test_a_session_whose_idle_association_the_peer_closed_asks_on_a_new_one(
+        pynetdicom_scp_factory: Callable[..., PynetdicomScp]) -> None:
+    impatient = DicomSettings(acse_timeout=2.0, dimse_timeout=2.0, network_timeout=0.3,
+                              connection_timeout=2.0)
+    scp = pynetdicom_scp_factory(on_find=_pending_then(0x0000), settings=impatient)
+    with FindSession(scp.peer, "PACSMIG", FAST) as session:
+        first = session.ask("STUDY", _query())
+        time.sleep(1.0)  # the SCP lets the idle association go after 0.3 s
+        second = session.ask("STUDY", _query())
+    assert first.ok and second.ok and len(second.identifiers) == 2
+    assert len(scp.associations) == 2

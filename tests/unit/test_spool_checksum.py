@@ -44,7 +44,7 @@ def test_a_file_damaged_after_receipt_is_not_forwarded_again_but_retrieved(
         damaged.write_bytes(b"B" * 2500 + b"\0" * 2500)  # a power cut left it half written
         assert intact.exists()
         work = StudyWork(STUDY, 0, 0, "dev", expected=2)
-        again = restore_instances(ledger, [work], spool)
+        again = restore_instances(ledger, [work], spool, lambda _study, _sops: set())
         ledger.flush()
         events = ledger.query("SELECT kind, detail->>'sop_instance_uid' FROM events")
     assert again == ["1.2.3.4.1"]

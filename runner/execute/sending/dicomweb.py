@@ -2,6 +2,8 @@
 (the same rules, the same lossless transcoding), then sent by STOW-RS, batched per study
 into multipart requests of at most `max_instances_per_request` instances and
 `max_request_mb` (runner.destinations.stow), each sender with its own HTTP connection.
+An instance is read through `Job.read` (in place from the memory spool when cut through);
+a sender holds at most about `max_request_mb` of instances before it sends them.
 
 The service's answers become the forwarder's Attempts: per instance from the STOW-RS
 answer; a request refused as too large (413) is split in halves; 429/503 wait Retry-After
@@ -13,9 +15,8 @@ from __future__ import annotations
 import io
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import cast
 
 import httpx
@@ -25,43 +26,36 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from runner.destinations.stow import StowAnswer, StowPart, Whole, stow
 from runner.destinations.web import Credentials, WebService, open_client
-from runner.dicom.part10 import file_meta
+from runner.dicom.part10 import MetaError, file_meta, read_meta
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient, StoreOutcome
 from runner.execute.sending.prepare import Job, Prepared, prepare
 from runner.execute.sending.seam import Attempt, ForwardItem, Sender
 
-CHUNK = 1 << 20  # bytes read from the spool at a time while a request goes out
 BUSY_TRIES = 3  # a request answered 429/503 is sent again this many times
 MAX_WAIT = 30.0  # seconds: the longest Retry-After honoured before giving the try back
-
-
-def spooled_instance(item: ForwardItem) -> StowPart:
-    """An instance as received, as a STOW-RS part whose bytes are read a chunk at a time
-    while its request goes out (the one place the sender reads an instance's bytes)."""
-    return StowPart(item.sop_instance_uid, item.path.stat().st_size,
-                    lambda: read_chunks(item.path))
-
-
-def read_chunks(path: Path) -> Iterator[bytes]:
-    """A file's bytes, a chunk at a time."""
-    with path.open("rb") as spooled:
-        while chunk := spooled.read(CHUNK):
-            yield chunk
 
 
 class _Capture:
     """Takes the store `prepare` made as the STOW-RS part to send (in place of the
     StoreClient a DIMSE sender gives it)."""
 
-    def __init__(self, item: ForwardItem, sop_instance_uid: str) -> None:
-        self.item = item
+    def __init__(self, sop_instance_uid: str) -> None:
         self.sop_instance_uid = sop_instance_uid
         self.part: StowPart | None = None
 
-    def store_file(self, _path: Path, _sop_class_uid: str, _syntax: str) -> StoreOutcome:
-        """The instance as received (no rule changed it), streamed when the request goes."""
-        self.part = spooled_instance(self.item)
+    def store_part10(self, raw: bytes | memoryview, sop_class_uid: str, syntax: str,
+                     name: str = "the instance") -> StoreOutcome:
+        """The instance as received (no rule changed it): its bytes as they are, read from
+        the spool or in place from the memory spool; its meta must say what was received."""
+        try:
+            meta = read_meta(raw)
+        except MetaError as error:
+            return self._refused(f"cannot read the file meta of {name}: {error}")
+        if (meta.sop_class_uid, meta.transfer_syntax) != (sop_class_uid, syntax):
+            return self._refused(f"file meta says SOP class {meta.sop_class_uid} in "
+                                 f"{meta.transfer_syntax}, not {(sop_class_uid, syntax)}")
+        self.part = StowPart(meta.sop_instance_uid, memoryview(raw).nbytes, lambda: [raw])
         return self._taken()
 
     def store_parts(self, sop_class_uid: str, sop_instance_uid: str, syntax: str,
@@ -84,6 +78,10 @@ class _Capture:
         return StoreOutcome(self.sop_instance_uid, StatusCategory.SUCCESS, 0x0000, "prepared",
                             0.0, False)
 
+    def _refused(self, problem: str) -> StoreOutcome:
+        return StoreOutcome(self.sop_instance_uid, StatusCategory.FAILURE, None, problem, 0.0,
+                            False)
+
 
 @dataclass(frozen=True, slots=True)
 class _Ready:
@@ -101,8 +99,11 @@ def _ready(job: Job, item: ForwardItem) -> _Ready:
 def _captured(item: ForwardItem, prepared: Prepared) -> _Ready:
     if prepared.store is None:
         return _Ready(item, prepared, None)
-    capture = _Capture(item, prepared.dest_sop_instance_uid or item.sop_instance_uid)
-    prepared.store(cast(StoreClient, capture))  # duck-typed: the three store_* methods
+    capture = _Capture(prepared.dest_sop_instance_uid or item.sop_instance_uid)
+    taken = prepared.store(cast(StoreClient, capture))  # duck-typed: the store_* methods
+    if not taken.ok:  # not sent: the spooled instance is not what was received
+        refusal = Attempt(False, None, taken.detail, retry=False)
+        return _Ready(item, replace(prepared, store=None, refusal=refusal), None)
     return _Ready(item, prepared, capture.part)
 
 

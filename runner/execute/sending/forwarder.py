@@ -4,7 +4,8 @@ Up to `associations` worker threads, each driving one `Sender` from the `Senders
 picked (runner.execute.sending.dimse: by default a worker process holding one long-lived
 StoreClient). A pipelined sender is handed the next instance before the answer, so it is
 read and morphed while the destination stores the current one. A failed store is tried
-again with exponential backoff; transient failures (out of resources, lost association) and
+again with exponential backoff (after `before_retry`: an instance held in memory is moved
+to the spool while it waits); transient failures (out of resources, lost association) and
 permanent ones (refused, cannot understand) both get `attempts` tries, then the instance is
 set aside with its reason. Results go to the caller's callback from one delivery thread;
 the spool file is removed by the caller once the ledger holds the result.
@@ -42,8 +43,11 @@ class Forwarder:
     """
 
     def __init__(self, senders: Senders, associations: int, attempts: int, backoff: Backoff,
-                 on_result: Callable[[ForwardResult], None], stop_within: float = 5.0) -> None:
+                 on_result: Callable[[ForwardResult], None], stop_within: float = 5.0,
+                 before_retry: Callable[[ForwardItem], ForwardItem] = lambda item: item,
+                 ) -> None:
         self.senders = senders
+        self.before_retry = before_retry
         self.attempts = attempts
         self.backoff = backoff
         self.on_result = on_result
@@ -74,9 +78,13 @@ class Forwarder:
         """Instances queued, being sent, or awaiting delivery."""
         return len(self.queue)
 
+    def leftover(self) -> list[ForwardItem]:
+        """After `close`: what was queued and not sent (taken out of the queue)."""
+        return self.queue.drain()
+
     def close(self) -> None:
-        """Stop the workers (what is still queued stays in the spool for the next run);
-        results of the stores already made are delivered before this returns."""
+        """Stop the workers (what is still queued stays, see `leftover`); results of the
+        stores already made are delivered before this returns."""
         self.queue.close()
         for thread in self.threads:
             thread.join(timeout=self.stop_within)
@@ -154,7 +162,7 @@ class Forwarder:
             self._finish(item, attempt.status, attempt.detail)
         elif item.attempt < self.attempts:
             self.on_result(ForwardResult(item, False, False, attempt.status, attempt.detail))
-            self.queue.put(item, self.backoff.after(item.attempt))
+            self.queue.put(self.before_retry(item), self.backoff.after(item.attempt))
         else:
             self._finish(item, attempt.status, f"{attempt.detail} (after {item.attempt} attempts)")
 

@@ -1,4 +1,5 @@
-"""One instance made ready for C-STORE and stored: read from the spool, morphed, encoded.
+"""One instance made ready for C-STORE and stored: read from the spool (or, cut through,
+from the memory spool in place), morphed, encoded.
 
 An instance no rule changes is sent as the bytes received, undecoded; one a rule changes has
 its attributes re-encoded around its Pixel Data, which is sent as received
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from io import BytesIO
 
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
+from runner.dicom.arena import ArenaHandle
 from runner.dicom.split import encode_split, split_instance
 from runner.dicom.store import StoreClient, StoreOutcome
 from runner.dicom.transcode import Transcode, TranscodeError, target_syntax, transcode
@@ -31,6 +34,22 @@ class Job:
 
     rules: RuleSet
     value_tags: tuple[int, ...] = ()
+    arena: ArenaHandle | None = None  # the memory spool, for items held there
+
+    def read(self, item: ForwardItem) -> bytes | memoryview:
+        """The instance's Part-10 bytes: in place from the memory spool, else read from its
+        spooled file (OSError if it cannot be)."""
+        if item.slot is not None:
+            if self.arena is None:
+                raise OSError("the instance is held in memory, but no memory spool is known")
+            return self.arena.view(item.slot)
+        return item.path.read_bytes()
+
+    def dataset(self, item: ForwardItem) -> Dataset:
+        """The instance read whole by pydicom."""
+        if item.slot is not None:
+            return dcmread(BytesIO(self.read(item)))
+        return dcmread(item.path)
 
 
 Store = Callable[[StoreClient], StoreOutcome]
@@ -82,12 +101,11 @@ def prepare(job: Job, item: ForwardItem) -> Prepared:
 
 def _prepare(job: Job, item: ForwardItem) -> Prepared:
     if job.rules.is_empty:
-        return Prepared(lambda client: client.store_file(item.path, item.sop_class_uid,
-                                                         item.transfer_syntax))
+        return _as_received(job, item)
     if job.rules.reads_pixel_data:
         return _prepare_whole(job, item)
     try:
-        raw = item.path.read_bytes()
+        raw = bytes(job.read(item))  # pydicom's raw elements take bytes
         split = split_instance(raw)
     except Exception as exc:  # OSError, MetaError, SplitError; pydicom raises many kinds
         return _unreadable(exc)
@@ -107,14 +125,25 @@ def _prepare(job: Job, item: ForwardItem) -> Prepared:
 def _prepare_whole(job: Job, item: ForwardItem) -> Prepared:
     """The instance read and morphed whole (rules about Pixel Data, files without it)."""
     try:
-        ds = dcmread(item.path)
+        ds = job.dataset(item)
     except (InvalidDicomError, OSError, ValueError) as exc:
         return _unreadable(exc)
     return _morph(
         job, ds,
-        unchanged=lambda client: client.store_file(item.path, item.sop_class_uid,
-                                                   item.transfer_syntax),
+        unchanged=lambda client: client.store_part10(job.read(item), item.sop_class_uid,
+                                                     item.transfer_syntax),
         changed=lambda _changed_tags: lambda client: client.store_dataset(ds))
+
+
+def _as_received(job: Job, item: ForwardItem) -> Prepared:
+    """The instance sent as received, undecoded."""
+    try:
+        raw = job.read(item)
+    except OSError as exc:
+        return _unreadable(exc)
+    return Prepared(lambda client: client.store_part10(raw, item.sop_class_uid,
+                                                        item.transfer_syntax,
+                                                        item.path.name or "the instance"))
 
 
 def _transcoded(job: Job, item: ForwardItem, accepted: tuple[str, ...]) -> Prepared:
@@ -122,7 +151,7 @@ def _transcoded(job: Job, item: ForwardItem, accepted: tuple[str, ...]) -> Prepa
     morphed: or why it cannot be sent (not retried: the destination's answer stands)."""
     try:
         plan = target_syntax(item.transfer_syntax, accepted)
-        ds = dcmread(item.path)
+        ds = job.dataset(item)
         transcode(ds, plan)
     except TranscodeError as exc:
         return Prepared(None, Attempt(False, None, f"cannot be sent losslessly: {exc}",

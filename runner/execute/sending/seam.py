@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from runner.dicom.arena import Slot
 from runner.dicom.transcode import Transcode
 
 
 @dataclass(frozen=True, slots=True)
 class ForwardItem:
-    """One spooled instance to send."""
+    """One received instance to send: spooled at `path`, or held in the memory spool at
+    `slot` (cut-through: `path` is then not a file)."""
 
     sop_instance_uid: str
     study_uid: str
@@ -27,6 +29,7 @@ class ForwardItem:
     path: Path
     spool_name: str
     attempt: int = 0
+    slot: Slot | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,23 @@
 """The sending stage: what intake spooled is forwarded (the `Forwarder` and the senders the
 caller picked); each attempt is recorded, then the instance is marked forwarded or set
-aside; a study whose every instance is settled is handed to settlement; a forwarded file
-leaves the spool once the ledger holds its forward (the janitor).
+aside; a study whose every instance is settled is handed to settlement; a forwarded
+instance gives its space back (`Holding`: at once in the memory spool; from the spool once
+the ledger holds its forward, the janitor). One held in memory is spilled to the spool when
+it must wait: before a retry, when set aside, and when the run ends before it was sent.
 
 Owns the forwarder's threads and the janitor's sweeper: `start`, `close`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from runner.execute.delayqueue import Backoff
 from runner.execute.sending.forwarder import Forwarder
-from runner.execute.sending.janitor import Janitor, Sweeper
+from runner.execute.sending.holding import Holding
+from runner.execute.sending.janitor import Sweeper
 from runner.execute.sending.seam import ForwardItem, ForwardResult, Senders
 from runner.execute.state import RunState
 from runner.execute.work import StudyWork
@@ -25,7 +27,8 @@ from runner.ledger import Ledger
 class Settling(Protocol):
     """What sending hands on to settlement."""
 
-    def expected(self, values: Mapping[int, str] | None, path: Path) -> dict[int, str] | None:
+    def expected(self, values: Mapping[int, str] | None,
+                 source: Callable[[], BinaryIO]) -> dict[int, str] | None:
         """The morphed values to check at the destination for one forwarded instance."""
         ...
 
@@ -48,14 +51,14 @@ class Sending:
     """Forwards spooled instances and records each outcome."""
 
     def __init__(self, state: RunState, ledger: Ledger, senders: Senders, pool: Pool,
-                 janitor: Janitor, settling: Settling) -> None:
+                 holding: Holding, settling: Settling) -> None:
         self.state = state
         self.ledger = ledger
-        self.janitor = janitor
+        self.holding = holding
         self.settling = settling
         self.forwarder = Forwarder(senders, pool.associations, pool.attempts, pool.backoff,
-                                   self.record, pool.stop_within)
-        self.sweeper = Sweeper(janitor)
+                                   self.record, pool.stop_within, before_retry=holding.spill)
+        self.sweeper = Sweeper(holding.janitor)
 
     def start(self) -> None:
         """Start the forwarder's threads (and their senders) and the janitor."""
@@ -67,11 +70,14 @@ class Sending:
         self.forwarder.submit(item)
 
     def close(self) -> None:
-        """Stop forwarding (what is queued stays spooled for the next run), record the
-        stores already made, and remove the files whose forward the ledger now holds."""
+        """Stop forwarding (what is queued stays spooled for the next run: spilled from
+        memory), record the stores already made, and remove the files whose forward the
+        ledger now holds."""
         self.forwarder.close()
+        for item in self.forwarder.leftover():
+            self.holding.spill(item)
         self.sweeper.stop()
-        self.janitor.sweep()
+        self.holding.janitor.sweep()
 
     def record(self, result: ForwardResult) -> None:
         """Record a C-STORE attempt; settle the instance when it is final."""
@@ -85,14 +91,16 @@ class Sending:
                                      rules_fired=result.fired)
         if not result.final:
             return
-        expected = self.settling.expected(result.values, item.path) if result.ok else None
+        expected = self.settling.expected(result.values, lambda: self.holding.open(item)) \
+            if result.ok else None
         if not result.ok:
+            self.holding.spill(item)  # kept in the spool, as a set-aside file is
             self.ledger.record_quarantined(sop_instance_uid=item.sop_instance_uid,
                                            study_uid=item.study_uid, reason=result.reason)
         with self.state.lock:
             self._settle_instance(result, expected)
         if result.ok:
-            self.janitor.discard_later(item.spool_name)
+            self.holding.release(item)
 
     def _settle_instance(self, result: ForwardResult, expected: dict[int, str] | None) -> None:
         item, state = result.item, self.state

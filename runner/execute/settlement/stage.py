@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from typing import BinaryIO
 
 from runner.execute.delayqueue import Backoff, DelayQueue
 from runner.execute.settlement.repair import repair
@@ -62,14 +62,15 @@ class Settlement:
         if work.stage is Stage.VERIFYING:
             self.queue.put(work.uid)
 
-    def expected(self, values: Mapping[int, str] | None, path: Path) -> dict[int, str] | None:
+    def expected(self, values: Mapping[int, str] | None,
+                 source: Callable[[], BinaryIO]) -> dict[int, str] | None:
         """The morphed values to check at the destination (verify: instances, with rules):
-        those the sender made, else read from the spooled file."""
+        those the sender made, else read from the received instance (`source` opens it)."""
         if not self.verifier.value_tags:
             return None
         if values is not None:
             return dict(values)
-        return expected_values(path, self.rules, self.verifier.value_tags)
+        return expected_values(source, self.rules, self.verifier.value_tags)
 
     def _loop(self) -> None:
         while (uid := self.queue.get()) is not None:

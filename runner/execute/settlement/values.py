@@ -3,15 +3,15 @@
 With `verify: instances` and rules that change values, the verification also asks the
 destination for the tags the rules touch and compares them with what the rules made of the
 received instance: a destination that silently kept an older copy under the same SOP
-Instance UID is caught. Expected values are computed from the spooled file's header (no
-pixel data is read) right after the forward, before the file is removed.
+Instance UID is caught. Expected values are computed from the received instance's header
+(no pixel data is read) right after the forward, before its space is given back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -22,10 +22,13 @@ from runner.morph import RuleSet
 Values = Mapping[int, str]
 
 
-def expected_values(path: Path, rules: RuleSet, tags: Sequence[int]) -> dict[int, str] | None:
-    """What the rules make of the tags of the instance at `path` (None if it cannot be read)."""
+def expected_values(source: Callable[[], BinaryIO], rules: RuleSet,
+                    tags: Sequence[int]) -> dict[int, str] | None:
+    """What the rules make of the tags of the instance `source` opens (None if it cannot be
+    read)."""
     try:
-        ds = dcmread(path, stop_before_pixels=True)
+        with source() as stream:
+            ds = dcmread(stream, stop_before_pixels=True)
     except (InvalidDicomError, OSError, ValueError):
         return None
     if not rules.apply(ds).ok:

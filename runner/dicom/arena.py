@@ -1,0 +1,159 @@
+"""The memory spool (cut-through): received instances held in one shared memory file for the
+forwarding workers to read in place, within a byte budget; what does not fit goes to the
+disk spool (runner.dicom.spool).
+
+Why it is safe to hold an instance only in memory: in a migration the source PACS keeps
+every instance until the destination has verified it, so the spool is a buffer, not the
+record. A crash loses what was in memory; the ledger never records as sent what the
+destination has not acknowledged, and the receipt of an instance held in memory names no
+spool file (`IN_MEMORY`), so a resumed run retrieves it again.
+
+The memory is one `memfd` (an anonymous file of the kernel's: nothing in /dev/shm to leak
+when the runner is killed, gone with the last process that maps it). The listener writes
+the fragments it received with one `pwritev` (the copy happens in the kernel, the GIL is
+released); a forwarding worker maps the same file read-only (`ArenaHandle.view`, through
+/proc/PID/fd, so workers started from the forkserver reach it too) and sends from the
+mapping without a copy. Space is handed out first-fit from a list of free extents; freed
+extents are merged with their neighbours.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+IN_MEMORY = "memory"  # the spool name a receipt gets while its instance is held in memory
+_IOV_MAX = 1024  # buffers one pwritev may take (Linux)
+# One instance may take at most this share of the memory: a few large multi-frame objects
+# must not keep the many small ones of the same studies out.
+LARGEST_SHARE = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where one instance lies in the memory spool: `size` bytes from `offset`."""
+
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArenaHandle:
+    """How another process of the runner reaches the memory spool (picklable)."""
+
+    pid: int
+    fd: int
+    size: int
+
+    def view(self, slot: Slot) -> memoryview:
+        """The bytes of `slot`, read in place (the mapping is made once per process)."""
+        return _mapping(self)[slot.offset:slot.offset + slot.size]
+
+
+@lru_cache(maxsize=4)
+def _mapping(handle: ArenaHandle) -> memoryview:
+    """The memory spool mapped read-only in this process (kept for the process's life)."""
+    fd = os.open(f"/proc/{handle.pid}/fd/{handle.fd}", os.O_RDONLY)
+    try:
+        return memoryview(mmap.mmap(fd, handle.size, prot=mmap.PROT_READ))
+    finally:
+        os.close(fd)
+
+
+class Arena:
+    """A byte budget of shared memory for received instances; thread-safe.
+
+    `write_parts` copies an instance in and gives its `Slot`, or None when it does not fit
+    (the caller spools it to disk); `free` gives the space back.
+    """
+
+    def __init__(self, capacity: int, name: str = "pacsmig-cut-through") -> None:
+        if capacity <= 0:
+            raise ValueError(f"capacity must be > 0: {capacity}")
+        self.capacity = capacity
+        self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, capacity)  # pages are taken only when first written
+        self.handle = ArenaHandle(os.getpid(), self.fd, capacity)
+        self._lock = threading.Lock()
+        self._free: list[tuple[int, int]] = [(0, capacity)]  # (offset, size), by offset
+        self._held = 0
+        self._largest = max(1, int(capacity * LARGEST_SHARE))
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of instances held now."""
+        with self._lock:
+            return self._held
+
+    def write_parts(self, parts: Sequence[bytes | memoryview]) -> Slot | None:
+        """Copy the concatenation of `parts` into the memory; its slot, or None when there
+        is no room (or it is too large to hold in memory)."""
+        size = sum(len(part) for part in parts)
+        slot = self._allocate(size)
+        if slot is None:
+            return None
+        try:
+            _pwrite_all(self.fd, parts, slot.offset)
+        except BaseException:
+            self.free(slot)
+            raise
+        return slot
+
+    def view(self, slot: Slot) -> memoryview:
+        """The bytes of `slot`, in place."""
+        return self.handle.view(slot)
+
+    def free(self, slot: Slot) -> None:
+        """Give the space of `slot` back."""
+        if slot.size == 0:
+            return
+        with self._lock:
+            index = bisect.bisect(self._free, (slot.offset, 0))
+            start, end = slot.offset, slot.offset + slot.size
+            if index < len(self._free) and self._free[index][0] == end:
+                end += self._free.pop(index)[1]
+            if index and sum(self._free[index - 1]) == start:
+                index -= 1
+                start = self._free.pop(index)[0]
+            self._free.insert(index, (start, end - start))
+            self._held -= slot.size
+
+    def close(self) -> None:
+        """Release the memory (the workers' mappings end with them)."""
+        os.close(self.fd)
+
+    def _allocate(self, size: int) -> Slot | None:
+        if size > self._largest:
+            return None
+        if size == 0:
+            return Slot(0, 0)
+        with self._lock:
+            for index, (offset, length) in enumerate(self._free):
+                if length >= size:
+                    if length == size:
+                        del self._free[index]
+                    else:
+                        self._free[index] = (offset + size, length - size)
+                    self._held += size
+                    return Slot(offset, size)
+        return None
+
+
+def _pwrite_all(fd: int, parts: Sequence[bytes | memoryview], offset: int) -> None:
+    """Write `parts` one after the other at `offset` (the kernel copies; GIL released)."""
+    pending = [memoryview(part) for part in parts if part]
+    while pending:
+        written = os.pwritev(fd, pending[:_IOV_MAX], offset)
+        if written <= 0:
+            raise OSError("pwritev wrote nothing to the memory spool")
+        offset += written
+        while pending and written >= len(pending[0]):
+            written -= len(pending[0])
+            pending.pop(0)
+        if pending and written:
+            pending[0] = pending[0][written:]
