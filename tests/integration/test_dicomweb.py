@@ -153,6 +153,15 @@ def test_a_refused_token_stops_the_run_with_exit_1_and_a_clear_message(
     assert site.destination.instances() == []
 
 
+def test_a_credential_that_cannot_be_read_stops_the_run_naming_where_it_was_looked_for(
+        web_site: Callable[..., WebSite]) -> None:
+    site = web_site(_specs(1), web={"auth": {"type": "bearer", "env": "PACSMIG_TEST_UNSET"}})
+    result = site.pacsmig("run")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "environment variable PACSMIG_TEST_UNSET is not set" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_token_refused_mid_run_stops_the_run_with_exit_1(
         web_site: Callable[..., WebSite]) -> None:
     faults = Faults(token=TOKEN)
