@@ -29,7 +29,6 @@ from runner.destinations.web import Credentials, WebService, open_client
 from runner.dicom.part10 import MetaError, file_meta, read_meta
 from runner.dicom.status import StatusCategory
 from runner.dicom.store import StoreClient, StoreOutcome
-from runner.execute.sending.pool import can_ship
 from runner.execute.sending.prepare import Job, Prepared, prepare
 from runner.execute.sending.seam import Attempt, ForwardItem, Sender
 
@@ -240,15 +239,11 @@ def batches(pending: Sequence[_Ready], service: WebService) -> list[list[int]]:
 
 
 class DicomWebSenders:
-    """STOW-RS senders, one HTTP connection each: by default each in a worker process
-    (runner.execute.sending.dicomweb_pool), so that reading and morphing do not share the
-    listener's GIL; with `processes=False` (or rules that cannot be sent to a process), in
-    the forwarder's threads."""
+    """STOW-RS senders, one HTTP connection each, in the forwarder's threads."""
 
-    def __init__(self, link: WebLink, job: Job, processes: bool = True) -> None:
+    def __init__(self, link: WebLink, job: Job) -> None:
         self.link = link
         self.job = job
-        self.processes = processes and can_ship(job.rules)
 
     def stop_run_with(self, on_fatal: Callable[[str], None]) -> None:
         """What the senders call when the service refuses the credentials (before `new`)."""
@@ -256,11 +251,7 @@ class DicomWebSenders:
 
     def new(self) -> Sender:
         """The sender one worker thread uses."""
-        if not self.processes:
-            return WebSender(self.link, self.job)
-        from runner.execute.sending.dicomweb_pool import WebProcessSender  # imports this
-
-        return WebProcessSender(self.link, self.job)
+        return WebSender(self.link, self.job)
 
     def close(self) -> None:
         """Nothing is shared between the senders."""
