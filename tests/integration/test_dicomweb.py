@@ -219,7 +219,8 @@ def test_conflicts_at_a_dicomweb_destination_are_found_by_qido_and_quarantined(
 def test_after_a_crash_mid_request_what_the_service_holds_is_not_sent_again(
         web_site: Callable[..., WebSite]) -> None:
     faults = Faults(token=TOKEN, hang=threading.Event())
-    site = web_site(_specs(1), faults=faults, destination={"max_associations": 1})
+    site = web_site(_specs(1), faults=faults, destination={"max_associations": 1},
+                    web={"max_instances_per_request": 1})  # the hung request holds one
     runner = subprocess.Popen(site.command("run"), cwd=ROOT, env={**_env(), "DEST_TOKEN": TOKEN},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
