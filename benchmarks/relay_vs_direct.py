@@ -312,6 +312,12 @@ def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     print(f"pacsmig run: {seconds:.2f} s, {count} instances, exit {result.returncode}, "
           f"CPU s {cpu}")
     check_morphed(dest)
+    # the same command again, with nothing left to move: what a run costs whatever it moves
+    # (start-up, census, plan, ledger), to tell the relay's own CPU per GB from it
+    again = children_cpu()
+    subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
+                   capture_output=True, text=True, check=False)
+    cpu["fixed"] = round(children_cpu() - again, 2)
     breakdown = ledger_breakdown(site / "reports" / "ledger.duckdb", seconds)
     breakdown["studies_verified"] = float(_verified(site / "reports" / "ledger.duckdb"))
     if breakdown["studies_verified"] != studies:
@@ -411,11 +417,14 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
     for name in names:
         parts = ", ".join(f"{party} {value:.2f}" for party, value in cpu[name].items())
         print(f"    {name:24s} {parts}, total {sum(cpu[name].values()):.2f}")
-    per_gb = {name: cpu[name]["mover"] / (megabytes / 1000) for name in names}
-    print("  the mover's CPU seconds per GB (the runner with its workers; storescp + storescu + "
-          "movescu; movescu alone):")
+    fixed = {name: statistics.median(t.cpu.get("fixed", 0.0) for round_ in measured
+                                      for t in round_ if t.name == name) for name in names}
+    per_gb = {name: (cpu[name]["mover"] - fixed[name]) / (megabytes / 1000) for name in names}
+    print("  the mover's CPU seconds per GB (the runner with its workers, less what a run "
+          "moving nothing costs; storescp + storescu + movescu; movescu alone):")
     for name in names:
-        print(f"    {name:24s} {per_gb[name]:6.2f}")
+        print(f"    {name:24s} {per_gb[name]:6.2f}"
+              + (f"  (a run moving nothing: {fixed[name]:.2f} CPU s)" if fixed[name] else ""))
     if per_gb.get("dcmtk_relay"):
         for name in ("runner", "runner_through_spool"):
             print(f"  {name} CPU per GB over the C relay's: "
@@ -440,6 +449,7 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
                                for name, parts in cpu.items()},
         "ratios_per_round": {k: [round(v, 3) for v in vs] for k, vs in per_round.items()},
         "mover_cpu_seconds_per_gb": {k: round(v, 2) for k, v in per_gb.items()},
+        "runner_fixed_cpu_seconds": {k: round(v, 2) for k, v in fixed.items() if v},
         "runner_breakdown": {k: round(v, 3) for k, v in breakdown.items()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average": os.getloadavg(),

@@ -20,6 +20,7 @@ extents are merged with their neighbours.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import mmap
 import os
 import threading
@@ -79,6 +80,7 @@ class Arena:
         self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
         os.ftruncate(self.fd, capacity)  # pages are taken only when first written
         self.handle = ArenaHandle(os.getpid(), self.fd, capacity)
+        self._map = mmap.mmap(self.fd, capacity, prot=mmap.PROT_READ)  # this process's view
         self._lock = threading.Lock()
         self._free: list[tuple[int, int]] = [(0, capacity)]  # (offset, size), by offset
         self._held = 0
@@ -106,7 +108,7 @@ class Arena:
 
     def view(self, slot: Slot) -> memoryview:
         """The bytes of `slot`, in place."""
-        return self.handle.view(slot)
+        return memoryview(self._map)[slot.offset:slot.offset + slot.size]
 
     def free(self, slot: Slot) -> None:
         """Give the space of `slot` back."""
@@ -124,7 +126,10 @@ class Arena:
             self._held -= slot.size
 
     def close(self) -> None:
-        """Release the memory (the workers' mappings end with them)."""
+        """Release the memory (the workers' mappings end with them; a view still held here
+        keeps this process's mapping until it is dropped)."""
+        with contextlib.suppress(BufferError):
+            self._map.close()
         os.close(self.fd)
 
     def _allocate(self, size: int) -> Slot | None:

@@ -72,8 +72,8 @@ def c_find(
 
 class FindSession:
     """C-FINDs to one peer on one association, opened at the first query and kept; `close`
-    releases it. A query that fails at transport level on an association that already
-    served one (the peer closed it while idle) is asked once more on a new one."""
+    releases it. A query whose association ends (aborted, closed, released by the peer) when
+    it already served one (the peer let it go while idle) is asked once more on a new one."""
 
     def __init__(self, peer: Peer, calling_ae: str, settings: DicomSettings,
                  model: str = STUDY_ROOT_FIND) -> None:
@@ -88,8 +88,9 @@ class FindSession:
             raise ValueError(f"query level must be one of {sorted(QUERY_LEVELS)}: {level!r}")
         reused = self._assoc is not None
         outcome = self._ask(_with_level(query, level))
-        if reused and outcome.status is None and outcome.category.is_transport:
-            self.close()  # the peer let the association go: a new one
+        if reused and outcome.category is StatusCategory.ABORTED:
+            self.close()  # the peer let the association go meanwhile: a new one (a timeout
+            # is not asked again: a slow peer would make the census wait twice)
             outcome = self._ask(_with_level(query, level))
         return outcome
 

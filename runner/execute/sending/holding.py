@@ -32,7 +32,6 @@ class Holding:
         self.spool = spool
         self.janitor = janitor
         self.arena = arena
-        self.spilled = 0  # instances moved from memory to the spool
 
     def open(self, item: ForwardItem) -> BinaryIO:
         """The instance's bytes as a file (OSError if they cannot be read)."""
@@ -64,7 +63,6 @@ class Holding:
             nbytes=entry.size, spool_name=entry.name, checksum=entry.checksum)
         del view
         self.arena.free(item.slot)
-        self.spilled += 1
         return replace(item, path=entry.path, spool_name=entry.name, slot=None)
 
     def release(self, item: ForwardItem) -> None:
