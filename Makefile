@@ -19,12 +19,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# What the tests talk to or look with, from Debian: the DICOM peers (Orthanc, DCMTK) and
-# headless Chromium with poppler to render the sign-off report.
-PEER_PACKAGES := orthanc dcmtk openjph-tools chromium poppler-utils fonts-dejavu-core
+# What the tests talk to or look with, from Debian: the DICOM peers (Orthanc with its DICOMweb
+# plugin, DCMTK) and headless Chromium with poppler to render the sign-off report.
+PEER_PACKAGES := orthanc orthanc-dicomweb dcmtk openjph-tools chromium poppler-utils fonts-dejavu-core
 peers:
 	@missing=""; \
 	[ -x /usr/sbin/Orthanc ] || missing="$$missing orthanc"; \
+	[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing="$$missing orthanc-dicomweb"; \
 	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
 	command -v ojph_compress >/dev/null 2>&1 || missing="$$missing openjph-tools"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from runner.sim.ae import make_ae
 
 HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
+ORTHANC_PLUGINS = {"dicomweb": Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")}
 DCMTK_BINARIES = ("dcmqrscp", "dcmqridx", "storescu", "storescp")
 DATA_MAKERS = ("ojph_compress",)  # OpenJPH (openjph-tools): real HTJ2K codestreams
 STARTUP_TIMEOUT = 20.0
@@ -62,9 +63,15 @@ def orthanc_binary() -> str | None:
     return shutil.which("Orthanc")
 
 
+def orthanc_plugin(name: str) -> str:
+    """The path of an Orthanc plugin from Debian (e.g. "dicomweb": orthanc-dicomweb)."""
+    return str(ORTHANC_PLUGINS[name])
+
+
 def missing_peer_binaries() -> list[str]:
     """Names of the peer programs the integration tests need that are not installed."""
     missing = [] if orthanc_binary() else ["Orthanc"]
+    missing += [f"orthanc-{n}" for n, path in ORTHANC_PLUGINS.items() if not path.exists()]
     return missing + [name for name in (*DCMTK_BINARIES, *DATA_MAKERS)
                       if shutil.which(name) is None]
 
@@ -133,14 +140,17 @@ def _spawn(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
 class OrthancProcess:
     """An Orthanc server in `workdir`, DICOM and REST on free loopback ports.
 
-    `modalities` are the AEs Orthanc knows (it can C-MOVE to them); `extra_config` is merged
-    last into the generated configuration (e.g. {"LimitFindResults": 10}).
+    `modalities` are the AEs Orthanc knows (it can C-MOVE to them); `plugins` the plugin
+    names it loads from /usr/share/orthanc/plugins (e.g. ("dicomweb",): DICOMweb at
+    `dicomweb_url`); `extra_config` is merged last into the generated configuration (e.g.
+    {"LimitFindResults": 10}).
     """
 
     workdir: Path
     aet: str = "ORTHANC"
     modalities: Mapping[str, Peer] = field(default_factory=dict)
     extra_config: Mapping[str, Any] = field(default_factory=dict)
+    plugins: Sequence[str] = ()
     dicom_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     _proc: subprocess.Popen[bytes] | None = None
@@ -149,6 +159,11 @@ class OrthancProcess:
     def peer(self) -> Peer:
         """Orthanc's DICOM side as a Peer."""
         return Peer(self.aet, HOST, self.dicom_port)
+
+    @property
+    def dicomweb_url(self) -> str:
+        """The DICOMweb root (with plugins=("dicomweb",))."""
+        return f"http://{HOST}:{self.http_port}/dicom-web"
 
     @property
     def log(self) -> Path:
@@ -162,7 +177,8 @@ class OrthancProcess:
             "Name": f"pacsmig-test-{self.aet}",
             "StorageDirectory": storage,
             "IndexDirectory": storage,
-            "Plugins": [],  # not /usr/share/orthanc/plugins: faster start, nothing implicit
+            # not all of /usr/share/orthanc/plugins: faster start, nothing implicit
+            "Plugins": [orthanc_plugin(name) for name in self.plugins],
             "LuaScripts": [],
             "HttpServerEnabled": True,
             "HttpPort": self.http_port,
@@ -187,6 +203,8 @@ class OrthancProcess:
             "ConcurrentJobs": 2,
             "StableAge": 1,
         }
+        if "dicomweb" in self.plugins:
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
         config.update(self.extra_config)
         return config
 
@@ -298,6 +316,11 @@ class DcmqrscpProcess:
     def database(self) -> Path:
         """The directory holding dcmqrscp's index."""
         return self.workdir / "db"
+
+    @property
+    def dicomweb_url(self) -> str:
+        """The DICOMweb root (with plugins=("dicomweb",))."""
+        return f"http://{HOST}:{self.http_port}/dicom-web"
 
     @property
     def log(self) -> Path:

@@ -87,7 +87,7 @@ def identity(loaded: LoadedProfile, ledger: Path, scope: ReportScope) -> Identit
     zone = ZoneInfo(profile.site.timezone)
     return Identity(
         site_id=profile.site.id, site_name=profile.site.name,
-        source_name=profile.source.name, destination_name=profile.destination.name,
+        source_name=profile.source.name, destination_name=profile.destination.in_reports,
         profile_path=str(loaded.path.resolve()), profile_sha256=loaded.sha256,
         runner_version=__version__, ledger_path=str(ledger), timezone=profile.site.timezone,
         masked=profile.reports.mask_identifiers, rules=tuple(loaded.rules.describe()),
@@ -101,6 +101,15 @@ _VERIFY_WORDS = {
     "counts": "study-level C-FIND at the destination: the number of instances of each study",
     "commitment": "Storage Commitment: the destination commits to every instance by its UID",
 }
+
+
+def _verify_words(profile: SiteProfile) -> str:
+    """How the destination was checked; for a DICOMweb one, by QIDO-RS instead of C-FIND."""
+    words = _VERIFY_WORDS.get(profile.destination.verify, profile.destination.verify)
+    if profile.destination.dicomweb is None:
+        return words
+    return words.replace("image-level C-FIND", "QIDO-RS of each study's instances").replace(
+        "study-level C-FIND", "QIDO-RS of each study")
 
 
 def scope_and_method(profile: SiteProfile, rules: RuleSet) -> tuple[tuple[str, str], ...]:
@@ -118,8 +127,7 @@ def scope_and_method(profile: SiteProfile, rules: RuleSet) -> tuple[tuple[str, s
                    if query.census == "full" else "date windows only"),
         ("Source devices", devices),
         ("Modalities", ", ".join(query.modalities) or "all"),
-        ("Verification", _VERIFY_WORDS.get(profile.destination.verify,
-                                           profile.destination.verify)),
+        ("Verification", _verify_words(profile)),
         ("Morphing rules", "; ".join(f"{i}. {r}" for i, r in enumerate(described, 1))
          or "none: instances are stored as received"),
     )

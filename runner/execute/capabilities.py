@@ -26,6 +26,10 @@ SAMPLED_STUDIES = 20  # studies asked instance by instance when the source gave 
 def live_capabilities(profile: SiteProfile,
                       inventory: Inventory) -> tuple[list[str], dict[str, Any]]:
     """Lines for a person, and the `capabilities` key of `plan --json`."""
+    if profile.destination.dicomweb is not None:
+        return (["", "Capability matrix: none for a DICOMweb destination (nothing to negotiate:"
+                 " its STOW-RS answer says per instance what it refuses)"],
+                {"destination": profile.destination.dicomweb.url, "classes": []})
     studies_by_class, sampled = _classes(profile, inventory.studies)
     probed = [str(s) for s in ACCEPTED_TRANSFER_SYNTAXES]
     dest = destination_peer(profile)

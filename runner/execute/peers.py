@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from runner.dicom.peer import DicomSettings, Peer, TlsFiles
 from runner.dicom.tls import client_context, server_context
-from runner.errors import InputError, Problem
+from runner.errors import DicomError, InputError, Problem
 from runner.profile.models import Device, SiteProfile, Tls
 
 
@@ -43,9 +43,18 @@ def device_peer(profile: SiteProfile, device_id: str) -> Peer:
 
 
 def destination_peer(profile: SiteProfile) -> Peer:
-    """The destination archive."""
+    """The destination archive as a DICOM peer (DicomError for a DICOMweb destination: what
+    asks for its peer needs DIMSE)."""
     dest = profile.destination
+    if dest.ae_title is None or dest.host is None or dest.port is None:
+        raise DicomError(f"destination {dest.name} is a DICOMweb service: this needs a DIMSE "
+                         "destination (ae_title, host, port)")
     return Peer(dest.ae_title, dest.host, dest.port, tls=tls_files(dest.tls))
+
+
+def is_dicomweb(profile: SiteProfile) -> bool:
+    """Whether the destination is a DICOMweb service (else a DICOM peer)."""
+    return profile.destination.dicomweb is not None
 
 
 def listener_tls(profile: SiteProfile) -> TlsFiles | None:
@@ -60,7 +69,7 @@ def check_tls(profile: SiteProfile) -> None:
     associations, and a bad listener file when the listener starts.
     """
     problems: list[Problem] = []
-    sides = [(listener_tls(profile), True), (destination_peer(profile).tls, False)]
+    sides = [(listener_tls(profile), True), (tls_files(profile.destination.tls), False)]
     sides += [(peer.tls, False) for _, peer in device_peers(profile)]
     for files, serves in sides:
         if files is None:

@@ -41,6 +41,7 @@ from runner.dicom.status import StatusCategory, describe
 from runner.dicom.store import StoreClient
 from runner.errors import DicomError
 from runner.execute.peers import destination_peer, device_peers, dicom_settings, listener_tls
+from runner.execute.preflight_web import web_checks
 from runner.execute.settlement.verifier import CommitmentWaiter
 from runner.morph.loaded import LoadedProfile
 from runner.profile.models import SiteProfile
@@ -118,6 +119,9 @@ def _who(side: str, peer: Peer, profile: SiteProfile) -> _Who:
 
 def _destination_checks(profile: SiteProfile, settings: DicomSettings,
                         record: Callable[[CheckResult], CheckResult], store: bool) -> None:
+    if profile.destination.dicomweb is not None:  # QIDO-RS and STOW-RS, not C-ECHO
+        return web_checks(profile, lambda *r: record(CheckResult(*r)).ok,
+                          test_object(profile) if store else None)
     peer = destination_peer(profile)
     who = _who(f"destination {profile.destination.name}", peer, profile)
     if not record(_echo(peer, who, settings)).ok:

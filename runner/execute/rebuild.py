@@ -2,10 +2,10 @@
 
 When the ledger cannot be opened (a damaged disk; DuckDB replays its own WAL after a crash,
 so a killed run never needs this), move it aside and rebuild: every planned study is looked
-up at the destination by image-level C-FIND; what the destination holds is recorded as sent,
-and a study it holds completely (at least the inventory's instance count) as verified. The
-next `pacsmig run` then sends only what is missing. Spooled files the new ledger does not
-know are removed by that run (they are retrieved again).
+up at the destination (image-level C-FIND, or QIDO-RS for a DICOMweb one); what it holds
+is recorded as sent, and a study it holds completely (at least the inventory's instance
+count) as verified. The next `pacsmig run` then sends only what is missing. Spooled files
+the new ledger does not know are removed by that run (they are retrieved again).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runner.dicom.peer import DicomSettings, Peer
-from runner.dicom.verify import instances_present
-from runner.execute.peers import destination_peer, dicom_settings
+from runner.destinations.holdings import Holdings
+from runner.execute.destination import holdings, named
 from runner.execute.resume import planned_facts
 from runner.execute.run import open_ledger
 from runner.inventory.model import Study
@@ -48,7 +47,7 @@ def rebuild_from_destination(loaded: LoadedProfile, plan: Plan,
                              write: Callable[[str], None]) -> Rebuilt:
     """Record in the ledger what the destination already holds of the plan's studies."""
     profile = loaded.profile
-    peer, settings = destination_peer(profile), dicom_settings(profile)
+    held = holdings(profile)
     ledger = open_ledger(loaded)
     counts = [0, 0, 0, 0]
     try:
@@ -57,19 +56,17 @@ def rebuild_from_destination(loaded: LoadedProfile, plan: Plan,
         for phase in plan.phases:
             for study in phase.studies:
                 if study.study_uid not in known:
-                    counts[_adopt(ledger, peer, profile.source.calling_ae_title, settings,
-                                  study)] += 1
-        write(f"Looked up {sum(counts):,} studies at {peer}")
+                    counts[_adopt(ledger, held, study)] += 1
+        write(f"Looked up {sum(counts):,} studies at {named(profile)}")
     finally:
         ledger.close()
     return Rebuilt(*counts)
 
 
-def _adopt(ledger: Ledger, peer: Peer, calling_ae: str, settings: DicomSettings,
-           study: Study) -> int:
+def _adopt(ledger: Ledger, held: Holdings, study: Study) -> int:
     """Record one study's instances found at the destination: 0 complete, 1 partial,
     2 absent, 3 not answered."""
-    found = instances_present(peer, calling_ae, settings, study.study_uid, (_SERIES, _SOP_CLASS))
+    found = held.present(study.study_uid, (_SERIES, _SOP_CLASS))
     if not found.ok:
         return 3
     if not found.sop_uids:

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from runner.destinations.holdings import Holdings
 from runner.dicom.echo import c_echo
 from runner.dicom.move import MoveOutcome, c_move
 from runner.dicom.peer import DicomSettings, Peer
 from runner.dicom.status import StatusCategory
-from runner.dicom.verify import instances_anywhere, instances_present
+from runner.dicom.verify import instances_present
 from runner.execute.alerts import Alerter
 from runner.execute.conflicts import (
     ANYWHERE_KEYS,
@@ -54,7 +55,7 @@ class Moves:
     calling_ae: str
     listener_ae: str  # the move destination
     settings: DicomSettings
-    destination: Peer  # asked what it holds before a study is retrieved
+    destination: Holdings  # asked what it holds before a study is retrieved
     conflicts: str  # destination.conflicts: quarantine, skip or overwrite
     conflict_check: ConflictCheck
 
@@ -152,8 +153,7 @@ class Retriever:
         that disagrees with the source (the source is asked for its instances first, unless
         the rules give new UIDs and the destination holds nothing of the study)."""
         moves, check = self.moves, self.moves.conflict_check
-        held = instances_present(moves.destination, moves.calling_ae, moves.settings,
-                                 study_uid, RETURN_KEYS)
+        held = moves.destination.present(study_uid, RETURN_KEYS)
         if not held.ok:
             return []  # no answer: the stores and the check will tell
         if not held.sop_uids and not check.compare_series:
@@ -164,9 +164,8 @@ class Retriever:
             return []
         found = find_conflicts(check, ours.values, held.values)
         if check.compare_series and ours.sop_uids - held.sop_uids:
-            elsewhere = instances_anywhere(moves.destination, moves.calling_ae,
-                                           moves.settings, sorted(ours.sop_uids - held.sop_uids),
-                                           ANYWHERE_KEYS)
+            elsewhere = moves.destination.anywhere(sorted(ours.sop_uids - held.sop_uids),
+                                                   ANYWHERE_KEYS)
             found += conflicts_elsewhere(check, study_uid, elsewhere.values)
         return found
 

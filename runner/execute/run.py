@@ -10,13 +10,13 @@ from datetime import datetime
 
 from runner import __version__
 from runner.dicom.arena import Arena
-from runner.dicom.echo import c_echo
 from runner.dicom.spool import Spool
 from runner.errors import DicomError
 from runner.execute import wiring
 from runner.execute.census import census_fact
+from runner.execute.destination import answers, named
 from runner.execute.forecast_record import record_forecast
-from runner.execute.peers import check_tls, destination_peer, dicom_settings
+from runner.execute.peers import check_tls
 from runner.execute.progress import ProgressPrinter
 from runner.execute.resume import planned_facts, remove_orphans, restore_instances, works_left
 from runner.execute.scheduler import WallClock as WallClock
@@ -86,7 +86,8 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
         _check_destination(loaded)
         ledger = open_ledger(loaded)
     except BaseException:
-        preforked.close()
+        if preforked is not None:
+            preforked.close()
         if arena is not None:
             arena.close()
         raise
@@ -98,11 +99,12 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
         ledger.upsert_studies(planned_facts(plan))
         ledger.flush()
         summary = _run(loaded, plan, ledger, limit, write, is_tty, wall_clock,
-                       wiring.dimse_senders(loaded.profile, job, preforked), arena)
+                       wiring.senders(loaded.profile, job, preforked), arena)
         ledger.end_run()
         return summary
     finally:
-        preforked.close()
+        if preforked is not None:
+            preforked.close()
         ledger.close()
         if arena is not None:
             arena.close()
@@ -110,12 +112,9 @@ def run_migration(loaded: LoadedProfile, plan: Plan, limit: int | None,
 
 def _check_destination(loaded: LoadedProfile) -> None:
     """A destination that is down at the start: say so, change nothing."""
-    profile = loaded.profile
-    peer = destination_peer(profile)
-    echo = c_echo(peer, profile.source.calling_ae_title, dicom_settings(profile))
-    if not echo.ok:
-        raise DicomError(f"destination {profile.destination.name} ({peer}) does not answer "
-                         f"C-ECHO: {echo.detail}")
+    ok, detail = answers(loaded.profile)
+    if not ok:
+        raise DicomError(f"destination {named(loaded.profile)} does not answer {detail}")
 
 
 def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,

@@ -21,7 +21,8 @@ def listener_config(loaded: LoadedProfile) -> ListenerConfig:
     # commitment. Which store belongs to which retrieve is intake's `decide`.
     allowed = {ae for d in profile.source.devices for ae in d.storing_aes()}
     allowed |= {d.ae_title for d in profile.source.devices}
-    allowed.add(profile.destination.ae_title)
+    if profile.destination.ae_title is not None:  # a DICOMweb destination reports nothing
+        allowed.add(profile.destination.ae_title)
     return ListenerConfig(ae_title=profile.listener.ae_title, allowed_aes=frozenset(allowed),
                           host=profile.listener.host, port=profile.listener.port,
                           settings=dicom_settings(profile),

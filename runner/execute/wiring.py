@@ -14,21 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from runner.destinations.holdings import Holdings
 from runner.dicom.arena import Arena
 from runner.dicom.listener import ListenerConfig
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
-from runner.dicom.verify import instances_present
 from runner.execute.alerts import Alerter
 from runner.execute.conflicts import PATIENT_ID, ConflictCheck
 from runner.execute.delayqueue import Backoff
+from runner.execute.destination import credentials, holdings, named, web_service
 from runner.execute.devices import DeviceState
 from runner.execute.inflight import InFlight
 from runner.execute.intake import Intake
-from runner.execute.peers import destination_peer, device_peer, dicom_settings
+from runner.execute.peers import destination_peer, device_peer, dicom_settings, is_dicomweb
 from runner.execute.progress import Snapshot
 from runner.execute.retrieving import Moves, Retriever
 from runner.execute.scheduler import Scheduler, WallClock, redates_due
+from runner.execute.sending.dicomweb import DicomWebSenders, WebLink
 from runner.execute.sending.dimse import DimseSenders
 from runner.execute.sending.holding import Holding
 from runner.execute.sending.janitor import Janitor
@@ -90,13 +92,31 @@ def sending_job(profile: SiteProfile, plan: Plan, arena: Arena | None) -> Job:
                arena.handle if arena is not None else None)
 
 
-def prefork(profile: SiteProfile, job: Job) -> Preforked:
-    """The forwarding workers, forked now, while the runner has no other thread."""
+def prefork(profile: SiteProfile, job: Job) -> Preforked | None:
+    """The forwarding workers, forked now, while the runner has no other thread; none for a
+    DICOMweb destination (its senders are threads)."""
+    if is_dicomweb(profile):
+        return None
     return Preforked.fork(profile.destination.max_associations, destination_peer(profile),
                           profile.source.calling_ae_title, dicom_settings(profile), job)
 
 
-def dimse_senders(profile: SiteProfile, job: Job, preforked: Preforked) -> DimseSenders:
+def senders(profile: SiteProfile, job: Job, preforked: Preforked | None) -> Senders:
+    """The senders to the profile's destination: STOW-RS for a DICOMweb one, else C-STORE
+    (workers from `preforked`)."""
+    service = web_service(profile)
+    if service is not None:
+        link = WebLink(service, credentials(service), _no_fatal, named(profile))
+        return DicomWebSenders(link, job)
+    return dimse_senders(profile, job, preforked)
+
+
+def _no_fatal(_reason: str) -> None:
+    """Until `build` gives the senders the run's state to stop."""
+
+
+def dimse_senders(profile: SiteProfile, job: Job,
+                  preforked: Preforked | None) -> DimseSenders:
     """The DIMSE C-STORE senders to the profile's destination (workers from `preforked`)."""
     return DimseSenders(destination_peer(profile), profile.source.calling_ae_title,
                         dicom_settings(profile), job, preforked=preforked)
@@ -112,9 +132,13 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     state = RunState(works, [p.name for p in plan.phases], (d.id for d in plan.devices),
                      ledger, RetryPolicy(retries.retrieve_attempts, backoff),
                      shared_phases=profile.source.balance_devices)
-    verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title, settings,
-                        profile.destination.verify, CommitmentWaiter(),
-                        value_tags=value_tags(profile, plan.rules))
+    held = holdings(profile)
+    if isinstance(senders, DicomWebSenders):
+        senders.stop_run_with(lambda reason: _stop(state, reason))
+    verifier = Verifier(None if is_dicomweb(profile) else destination_peer(profile),
+                        profile.source.calling_ae_title, settings, profile.destination.verify,
+                        CommitmentWaiter(), value_tags=value_tags(profile, plan.rules),
+                        holdings=held)
     settlement = Settlement(state, ledger, verifier, plan.rules, retries.verify_attempts,
                             backoff)
     janitor = Janitor(spool, ledger)
@@ -126,7 +150,7 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                         profile.source.calling_ae_title)
     intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
                     verifier.waiter.deliver, arena)
-    retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules),
+    retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules, held),
                           _devices(profile, plan), redates_due(plan, ledger),
                           Alerter(profile.site.id, profile.alert), settlement.offer)
     scheduler = Scheduler(plan, state, ledger, inflight, retriever, spool, janitor,
@@ -134,9 +158,17 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement)
 
 
-def _moves(profile: SiteProfile, settings: DicomSettings, rules: RuleSet) -> Moves:
+def _stop(state: RunState, reason: str) -> None:
+    """End the run for `reason` (the first reason given stands)."""
+    with state.lock:
+        state.fatal = state.fatal or reason
+        state.wake.notify_all()
+
+
+def _moves(profile: SiteProfile, settings: DicomSettings, rules: RuleSet,
+           held: Holdings) -> Moves:
     return Moves(profile.source.calling_ae_title, profile.listener.ae_title, settings,
-                 destination_peer(profile), profile.destination.conflicts,
+                 held, profile.destination.conflicts,
                  ConflictCheck(PATIENT_ID not in rules.touched_tags, not rules.changes_identity))
 
 
@@ -198,14 +230,13 @@ def _resume(stages: Stages, works: list[StudyWork], again: set[str]) -> None:
 
 def destination_holds(profile: SiteProfile) -> Callable[[str, list[str]], set[str]]:
     """Which of a study's instances the destination holds already (sent before a crash, not
-    recorded): one image-level C-FIND per study asked."""
-    settings = dicom_settings(profile)
+    recorded): one image-level C-FIND (or QIDO-RS) per study asked."""
+    asked = holdings(profile)
 
     def held(study_uid: str, sops: list[str]) -> set[str]:
         if profile.morphing_options.allow_uid_changes:
             return set()  # destination UIDs are not known for unrecorded sends
-        found = instances_present(destination_peer(profile), profile.source.calling_ae_title,
-                                  settings, study_uid)
+        found = asked.present(study_uid)
         return set(sops) & found.sop_uids if found.ok else set()
 
     return held

@@ -57,8 +57,7 @@ def compile_plan(profile: SiteProfile, inventory: Inventory, today: date,
         schedule=schedule_slots(profile),
         redate=_redate(profile, studies, today),
         rules=rules,
-        destination=f"{profile.destination.name} ({profile.destination.ae_title}@"
-                    f"{profile.destination.host}:{profile.destination.port})",
+        destination=_destination(profile),
         verify=profile.destination.verify,
         inventory_origin=inventory.origin,
         notes=(*inventory.notes, *_exclusion_notes(excluded)),
@@ -208,3 +207,10 @@ def _redate_volume(profile: SiteProfile, studies: Sequence[Study],
     low_water = profile.tiering.low_water_fraction or 0.9
     headroom = capacity * low_water - recent_mb
     return round(headroom * fraction, 3) if headroom > 0 else None
+
+
+def _destination(profile: SiteProfile) -> str:
+    """The destination as the plan names it: AE@host:port, or its DICOMweb URL."""
+    dest = profile.destination
+    where = dest.dicomweb.url if dest.dicomweb else f"{dest.ae_title}@{dest.host}:{dest.port}"
+    return f"{dest.name} ({where})"

@@ -168,13 +168,48 @@ VerifyMethod = Literal["instances", "counts", "commitment"]
 ConflictPolicy = Literal["quarantine", "skip", "overwrite"]
 
 
+class WebAuth(Section):
+    """Credentials for a DICOMweb service, read at start from a file or an environment
+    variable (never written in the profile, never logged)."""
+
+    type: Literal["bearer", "basic"] = Field(
+        description="bearer: the secret is a token; basic: the secret is user:password")
+    file: ExistingFile | None = Field(None, description="a file holding the secret")
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="an environment variable holding the secret")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebAuth:
+        if (self.file is None) == (self.env is None):
+            raise PydanticCustomError("auth_source", "give the secret's `file` or its `env`, "
+                                      "one of the two", {})
+        return self
+
+
+class DicomWeb(Section):
+    """A DICOMweb destination: STOW-RS to send, QIDO-RS to verify."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/\S*)?$")] = Field(
+        description="the service root, e.g. http://vna:8042/dicom-web")
+    auth: WebAuth | None = None
+    certificate: ExistingFile | None = Field(None, description="client certificate (PEM)")
+    key: ExistingFile | None = Field(None, description="the client certificate's key (PEM)")
+    ca: ExistingFile | None = Field(None, description="CA bundle to verify the service")
+    timeout: float = Field(120.0, gt=0, description="seconds for one HTTP request")
+    max_request_mb: float = Field(100.0, gt=0, description="largest STOW-RS request body")
+    max_instances_per_request: int = Field(
+        50, ge=1, le=10000, description="instances of one study per STOW-RS request")
+
+
 class Destination(Section):
-    """The new archive (VNA or PACS) that receives the migrated instances."""
+    """The new archive (VNA or PACS) that receives the migrated instances: a DICOM peer
+    (`ae_title`, `host`, `port`) or a DICOMweb service (`dicomweb`)."""
 
     name: str = Field(min_length=1)
-    ae_title: AETitle
-    host: Host
-    port: Port
+    ae_title: AETitle | None = None
+    host: Host | None = None
+    port: Port | None = None
+    dicomweb: DicomWeb | None = None
     max_associations: int = Field(4, ge=1, le=64)
     verify: VerifyMethod = "instances"
     tls: Tls | None = None
@@ -190,6 +225,42 @@ class Destination(Section):
                     "(keep the destination's copy of instances in another series of the "
                     "study, send the rest), overwrite "
                     "(send anyway)")
+
+    @property
+    def in_reports(self) -> str:
+        """The destination as reports name it: its name, with a DICOMweb one's URL (which
+        holds no credentials: the URL refuses user:password)."""
+        return f"{self.name} ({self.dicomweb.url})" if self.dicomweb else self.name
+
+    @model_validator(mode="after")
+    def _dimse_or_dicomweb(self) -> Destination:
+        problem = self._kind_problem()
+        if problem is not None:
+            message, field = problem
+            raise PydanticCustomError("destination_kind", "{message}",
+                                      {"message": message, "field": field} if field
+                                      else {"message": message})
+        return self
+
+    def _kind_problem(self) -> tuple[str, str] | None:
+        """What makes this destination neither DIMSE nor DICOMweb (message, key)."""
+        dimse = [self.ae_title, self.host, self.port]
+        if self.dicomweb is None:
+            return ("give the destination's ae_title, host and port (DIMSE), or its dicomweb "
+                    "url", "") if None in dimse else None
+        if any(value is not None for value in dimse):
+            return ("a destination is either DIMSE (ae_title, host, port) or DICOMweb "
+                    "(dicomweb), not both", "dicomweb")
+        if self.tls is not None:
+            return ("a DICOMweb destination's TLS files are dicomweb.ca, dicomweb.certificate "
+                    "and dicomweb.key, not tls", "tls")
+        if self.verify == "commitment":
+            return ("a DICOMweb destination verifies by QIDO-RS: verify instances or counts, "
+                    "not commitment", "verify")
+        if self.verify_sample is not None:
+            return ("verify_sample reads instances back by C-MOVE: not for a DICOMweb "
+                    "destination", "verify_sample")
+        return None
 
 
 class Throttle(Section):

@@ -89,6 +89,8 @@ def _start(profile: SiteProfile, specs: list[StudySpec],
     servers = [QRServer(d.ae_title, specs, moves, behaviour=b, host=d.host, port=d.port).start()
                for d, b in zip(profile.source.devices, devices, strict=True)]
     dest = profile.destination
+    if dest.ae_title is None or dest.port is None:
+        raise ValueError("the demo's destination is an embedded DIMSE archive")
     archive = EmbeddedArchive(dest.ae_title, profile.reports.dir / "archive", dest.port,
                               {profile.source.calling_ae_title:
                                Peer(profile.listener.ae_title, *listener)}).start()

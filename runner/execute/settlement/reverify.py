@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from runner.execute.peers import destination_peer, dicom_settings
+from runner.execute.destination import holdings
+from runner.execute.peers import destination_peer, dicom_settings, is_dicomweb
 from runner.execute.settlement.sampling import SampleSummary, sample_check
 from runner.execute.settlement.verdict import verdict
 from runner.execute.settlement.verifier import METHODS, Check, CommitmentWaiter, Verifier
@@ -47,9 +48,10 @@ class VerifySummary:
 def verify_again(loaded: LoadedProfile, write: Callable[[str], None]) -> VerifySummary:
     """Check every study with instances sent; record each check in the ledger."""
     profile = loaded.profile
-    verifier = Verifier(destination_peer(profile), profile.source.calling_ae_title,
-                        dicom_settings(profile), profile.destination.verify,
-                        CommitmentWaiter(), commitment_timeout=30.0)
+    verifier = Verifier(None if is_dicomweb(profile) else destination_peer(profile),
+                        profile.source.calling_ae_title, dicom_settings(profile),
+                        profile.destination.verify, CommitmentWaiter(),
+                        commitment_timeout=30.0, holdings=holdings(profile))
     ledger = open_ledger(loaded)
     try:
         sent, planned = _sent(ledger)

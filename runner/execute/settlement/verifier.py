@@ -7,9 +7,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from runner.destinations.holdings import DimseHoldings, Holdings
 from runner.dicom.commitment_report import CommitmentReport
 from runner.dicom.peer import DicomSettings, Peer
-from runner.dicom.verify import instances_present, study_instance_count
 from runner.ledger import VerificationMethod
 
 METHODS: dict[str, VerificationMethod] = {
@@ -56,15 +56,24 @@ class CommitmentWaiter:
 
 @dataclass(frozen=True, slots=True)
 class Verifier:
-    """Checks studies at the destination with the profile's method."""
+    """Checks studies at the destination with the profile's method (`holdings`: how the
+    destination is asked what it holds, when not by C-FIND: a DICOMweb one, by QIDO-RS)."""
 
-    destination: Peer
+    destination: Peer | None
     calling_ae: str
     settings: DicomSettings
     method: str
     waiter: CommitmentWaiter
     commitment_timeout: float = 60.0
     value_tags: tuple[int, ...] = ()  # asked for with `instances`, to check morphed values
+    holdings: Holdings | None = None
+
+    def destination_holdings(self) -> Holdings:
+        """How the destination is asked what it holds."""
+        if self.holdings is not None:
+            return self.holdings
+        assert self.destination is not None, "a verifier has a peer or holdings"
+        return DimseHoldings(self.destination, self.calling_ae, self.settings)
 
     def check(self, study_uid: str, expected: dict[str, tuple[str, str]]) -> Check:
         """Check `study_uid`; `expected` maps source SOP UID -> (destination UID, SOP class)."""
@@ -75,8 +84,7 @@ class Verifier:
         return self._instances(study_uid, expected)
 
     def _instances(self, study_uid: str, expected: dict[str, tuple[str, str]]) -> Check:
-        found = instances_present(self.destination, self.calling_ae, self.settings, study_uid,
-                                  self.value_tags)
+        found = self.destination_holdings().present(study_uid, self.value_tags)
         if not found.ok:
             return Check(False, 0, frozenset(), found.detail)
         confirmed = frozenset(src for src, (dest, _) in expected.items()
@@ -84,8 +92,7 @@ class Verifier:
         return Check(True, len(found.sop_uids), confirmed, found.detail, found.values)
 
     def _counts(self, study_uid: str) -> Check:
-        counted = study_instance_count(self.destination, self.calling_ae, self.settings,
-                                       study_uid)
+        counted = self.destination_holdings().count(study_uid)
         if not counted.ok or counted.count is None:
             return Check(False, 0, frozenset(), counted.detail)
         return Check(True, counted.count, frozenset(), counted.detail)
@@ -96,6 +103,7 @@ class Verifier:
         # Imported here: only a commitment check needs the commitment SCU.
         from runner.dicom.commitment import request_commitment
 
+        assert self.destination is not None, "commitment is DIMSE's"
         refs = [(sop_class, dest) for dest, sop_class in expected.values()]
         request = request_commitment(self.destination, self.calling_ae, self.settings, refs,
                                      wait_for_report=min(0.5, self.commitment_timeout))
