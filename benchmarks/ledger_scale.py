@@ -34,6 +34,7 @@ from pathlib import Path
 
 import duckdb
 
+from runner.execute.status import read_status
 from runner.ledger import InstanceReceived, Ledger, study_state
 from runner.ledger import queries as q
 from runner.ledger.events import utc_now
@@ -147,6 +148,7 @@ def time_queries(ledger: Ledger, some_study: str) -> dict[str, float]:
         "unverified_instances(1 study)": lambda: q.unverified_instances(ledger, some_study),
         "unverified_counts": lambda: q.unverified_counts(ledger),
         "status_summary": lambda: q.status_summary(ledger),
+        "status (every read)": lambda: read_status(ledger),
         "reconciliation headline": lambda: ledger.query(_HEADLINE),
         "resume: studies left": lambda: ledger.query(_LEFT),
         "resume: instances left": lambda: ledger.query(_INSTANCES_LEFT),
