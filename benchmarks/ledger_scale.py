@@ -49,6 +49,7 @@ WARMUP = 2_000
 REPLAY = 1_000
 OPEN_STUDIES = 25
 ROUNDS = 3
+KEEP_FROM = 1_000_000  # --keep keeps ledgers of this many instances or more
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,10 @@ def measure(sizes: list[int], stream_size: int, folder: Path) -> list[Figures]:
     each, in turns (ROUNDS of each measure, sizes alternating: the machine's load changes
     by the minute), medians."""
     paths = [folder / f"ledger-{size}.duckdb" for size in sizes]
+    for path, size in zip(paths, sizes, strict=True):
+        if size < KEEP_FROM:  # cheap to build, and a kept one grows by every stream
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)
     built = [(float("nan"), float("nan")) if path.exists() else build(path, size)
              for path, size in zip(paths, sizes, strict=True)]  # --keep: built before
     samples: list[dict[str, list[float]]] = [defaultdict(list) for _ in sizes]
@@ -291,8 +296,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 10_000_000])
     parser.add_argument("--stream", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, default=None,
-                        help="build the ledgers in this folder and keep them; a later run "
-                             "with the same folder measures them again without building")
+                        help="build the ledgers in this folder and keep those of a million "
+                             "instances or more; a later run with the same folder measures "
+                             "them again without building them")
     args = parser.parse_args()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
