@@ -45,7 +45,7 @@ from runner.report.source import LedgerReader, sql_text
 ROOT = "1.2.826.0.1.3680043.8.498."
 INSTANCES_PER_STUDY = 200
 FORWARD_LAG = 500
-WARMUP = 2_000
+WARMUP = 20_000  # instances streamed first: a reopened ledger pages its index in
 REPLAY = 1_000
 OPEN_STUDIES = 25
 ROUNDS = 3
