@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,6 +10,8 @@ from zoneinfo import ZoneInfo
 from runner.execute.run import open_ledger
 from runner.ledger.queries import (
     ForecastActual,
+    QuerySource,
+    RedateTotals,
     StatusSummary,
     error_text,
     forecasts_against_actuals,
@@ -54,31 +57,49 @@ GROUP BY ALL ORDER BY r.status, count(*) DESC, 2
 """
 
 
+@dataclass(frozen=True, slots=True)
+class StatusReads:
+    """Everything `status` reads from the ledger."""
+
+    summary: StatusSummary
+    events: tuple[Any, ...]
+    runs: tuple[Any, ...]
+    redates: RedateTotals
+    runs_forecast: list[ForecastActual]
+    census: tuple[Any, ...]
+    reasons: list[tuple[Any, ...]]
+
+
+def read_status(ledger: QuerySource) -> StatusReads:
+    """The ledger's side of `status` (benchmarks/ledger_scale.py times it)."""
+    return StatusReads(status_summary(ledger), ledger.query(_EVENTS)[0],
+                       ledger.query(_RUNS)[0], redate_totals(ledger),
+                       forecasts_against_actuals(ledger), ledger.query(_CENSUS)[0],
+                       ledger.query(_REASONS))
+
+
 def status_lines(loaded: LoadedProfile) -> list[str]:
     """The status summary for a person."""
     ledger = open_ledger(loaded)
     try:
-        summary = status_summary(ledger)
-        dead, stalls, downs, ups = ledger.query(_EVENTS)[0]
-        runs, first, last = ledger.query(_RUNS)[0]
-        redates = redate_totals(ledger)
-        runs_forecast = forecasts_against_actuals(ledger)
-        census = census_lines(ledger.query(_CENSUS)[0])
-        reasons = ledger.query(_REASONS)
+        read = read_status(ledger)
     finally:
         ledger.close()
+    summary = read.summary
+    dead, stalls, downs, ups = read.events
+    runs, first, last = read.runs
     lines = [f"Migration status of {loaded.profile.site.name} (ledger {ledger.path})",
              f"{runs} runs" + (f", from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
-                               if first else ""), *census, ""]
+                               if first else ""), *census_lines(read.census), ""]
     lines += _study_lines(summary)
-    lines += _reason_lines(reasons)
+    lines += _reason_lines(read.reasons)
     lines += _device_lines(summary)
     zone = ZoneInfo(loaded.profile.site.timezone)
     lines += ["", schedule_now(schedule_slots(loaded.profile), datetime.now(zone)).line()]
     lines += ["", f"Dead time (studies waiting, nothing in flight): {_hours(float(dead))}; "
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
-                  f"{ups} times", f"Re-dates: {redates.describe()}"]
-    lines += _against_actual(runs_forecast[-1]) if runs_forecast else []
+                  f"{ups} times", f"Re-dates: {read.redates.describe()}"]
+    lines += _against_actual(read.runs_forecast[-1]) if read.runs_forecast else []
     return lines
 
 
