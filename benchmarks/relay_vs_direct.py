@@ -312,14 +312,14 @@ def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     print(f"pacsmig run: {seconds:.2f} s, {count} instances, exit {result.returncode}, "
           f"CPU s {cpu}")
     check_morphed(dest)
+    breakdown = ledger_breakdown(site / "reports" / "ledger.duckdb", seconds)
+    breakdown["studies_verified"] = float(_verified(site / "reports" / "ledger.duckdb"))
     # the same command again, with nothing left to move: what a run costs whatever it moves
     # (start-up, census, plan, ledger), to tell the relay's own CPU per GB from it
     again = children_cpu()
     subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
                    capture_output=True, text=True, check=False)
     cpu["fixed"] = round(children_cpu() - again, 2)
-    breakdown = ledger_breakdown(site / "reports" / "ledger.duckdb", seconds)
-    breakdown["studies_verified"] = float(_verified(site / "reports" / "ledger.duckdb"))
     if breakdown["studies_verified"] != studies:
         print(f"WARNING: {breakdown['studies_verified']:.0f} of {studies} studies verified")
     return Timing("runner", seconds, count, cpu), breakdown
