@@ -168,8 +168,8 @@ class Scheduler:
 
     def _watch_stalls(self, now: float) -> None:
         for retrieve in self.inflight:
-            idle = now - retrieve.last_progress
-            if idle > self.stall_timeout and not retrieve.handle.aborted:
+            idle = retrieve.stalled(now, self.stall_timeout)
+            if idle is not None and not retrieve.handle.aborted:
                 self.ledger.record_event(EventKind.STALL, device=retrieve.device,
                                          study_uid=retrieve.study_uid,
                                          detail={"idle_seconds": round(idle, 1)})

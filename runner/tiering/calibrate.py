@@ -71,3 +71,11 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve]) -> Cal
         measured["nearline_mb_per_s"] = len(recalls)
     return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline),
                        measured)
+
+
+def recall_allowance(recall_timeout: float, retrieves: Sequence[PilotRetrieve]) -> float:
+    """How long a retrieve of a study not on the local store may wait before its data moves:
+    `recall_timeout`, or twice the longest recall the ledger measured when that is longer
+    (its latency to the first instance: a recall the source made before)."""
+    recalls = [r.latency_seconds for r in retrieves if r.tier != "local"]
+    return max(recall_timeout, 2 * max(recalls, default=0.0))

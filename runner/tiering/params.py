@@ -46,6 +46,9 @@ class TierParameters:
     """The size of a new study when there is no recent history to learn it from."""
     clinical_reads_per_day: float | None = None
     """Reads of recent studies by clinicians each day; None: as many as new studies."""
+    prior_read_share: float = 0.1
+    """The share of clinical reads that open an older prior (a study older than
+    `recent_days`, recalled from nearline when it is not local) rather than a recent one."""
     recent_days: int = 14
     """A study acquired within this many days of the simulated day is clinically recent."""
     redate_every_hours: float = 6.0
@@ -87,6 +90,7 @@ class TierParameters:
             ("new_study_mb > 0", self.new_study_mb > 0),
             ("rates per day >= 0", all(r is None or r >= 0 for r in (
                 self.new_studies_per_day, self.new_mb_per_day, self.clinical_reads_per_day))),
+            ("0 <= prior_read_share <= 1", 0 <= self.prior_read_share <= 1),
             ("recent_days >= 0", self.recent_days >= 0),
             ("redate_every_hours > 0", self.redate_every_hours > 0),
             ("0 <= redate_headroom_fraction <= 1", 0 <= self.redate_headroom_fraction <= 1),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
 from runner.plan.throttle import CompiledThrottle, ThroughputMeter, next_start
+from runner.profile.tiers import Location
 from runner.tiering.clinical import DAY_SECONDS, Clinic
 from runner.tiering.scenario import DeviceLimits, Scenario
 from runner.tiering.strategy import Strategy, ordered_keys
@@ -133,8 +135,14 @@ class Simulation:
         self.scenario = scenario
         self.strategy = strategy
         self.store = scenario.store.copy()
+        self.redate_queue: deque[int] = deque()  # re-date jobs (~key), shared by the devices
+        self.redate_next: list[int] = []  # a round that waits for the last one to be through
+        local = Location.LOCAL
         self.clinic = Clinic(self.store, scenario.workload, params, list(scenario.recent),
-                             len(scenario.studies), strategy.redate)
+                             len(scenario.studies), strategy.redate, scenario.priors,
+                             frozenset(k for k, _ in scenario.recent
+                                       if scenario.tiers[k] is not local),
+                             self._queue_redates)
         self.throttles: dict[str, CompiledThrottle] = (
             scenario.throttles_without_delay() if strategy.hourly_break
             else dict(scenario.throttles))
@@ -170,7 +178,9 @@ class Simulation:
         self._fill_all()
         while self.remaining and self.heap and not self.stuck:
             if self.clinic.next_time <= self.heap[0][0]:
-                self.clinic.fire()
+                self.now = max(self.now, self.clinic.fire())
+                if self.redate_queue:
+                    self._fill_all()
                 continue
             when, _, kind, arg, stamp = heapq.heappop(self.heap)
             if when > horizon:
@@ -185,8 +195,8 @@ class Simulation:
             if stamp == device.version:
                 self._done(device)
         elif kind == _RECALLED:
-            device = self.devices[self.scenario.device_of[arg]]
-            if stamp == device.epoch:
+            device = self.devices[stamp % len(self.devices)]  # stamped with epoch and device
+            if stamp // len(self.devices) == device.epoch:
                 size = device.recalling.pop(arg)
                 self._transfer(device, arg, size)
         elif kind == _WAKE:
@@ -210,13 +220,17 @@ class Simulation:
     def _fill(self, device: _Device) -> None:
         """Start every retrieve the device may start now; wake it when the next may."""
         now = self.now
-        if not device.has_work or now < device.locked_until:
+        queue = self.redate_queue
+        if not (queue or device.has_work) or now < device.locked_until:
             return
         throttle = self._throttle(device, now)
-        sizes, instances = self.scenario.sizes, self.scenario.instances
-        while device.has_work:
-            key = device.next_key()
-            values = {"study_mb": sizes[key], "study_instances": instances[key], "spool_gb": 0.0}
+        size_of, instances = self.store.size_of, self.scenario.instances
+        known = len(instances)
+        while queue or device.has_work:
+            job = queue[0] if queue else device.next_key()
+            key = job if job >= 0 else ~job
+            values = {"study_mb": size_of(key), "spool_gb": 0.0,
+                      "study_instances": instances[key] if key < known else 0.0}
             if self.uses_rate:
                 values["device_mb_per_s"] = device.meter.mb_per_s(now)
             wait = next_start(throttle, device.in_flight, device.last_start, now, values).wait
@@ -224,7 +238,7 @@ class Simulation:
                 if wait is not None:
                     self._wake(device, now + wait)
                 return
-            if not self._start(device, key):
+            if not self._start(device, job):
                 return
 
     def _throttle(self, device: _Device, now: float) -> CompiledThrottle | None:
@@ -243,24 +257,50 @@ class Simulation:
         device.wake_at = when
         self._push(when, _WAKE, device.index)
 
-    def _start(self, device: _Device, key: int) -> bool:
-        """Ask the device for a study: False when the request locks it up."""
-        size = self.scenario.sizes[key]
+    def _queue_redates(self, keys: list[int]) -> int:
+        """A re-date round's studies, for the devices to retrieve before their own queue
+        (as the runner does); a round waits while the last one is still queued. Returns
+        how many were queued now."""
+        busy = {job for device in self.devices for job in device.flight}
+        jobs = [~key for key in keys if ~key not in busy]
+        if self.redate_queue:
+            self.redate_next = jobs
+            return 0
+        self.redate_queue.extend(jobs)
+        return len(jobs)
+
+    def _take(self, device: _Device, job: int) -> None:
+        """The job starts: off the re-date queue (the waiting round follows) or the device's."""
+        if job >= 0:
+            device.take()
+            return
+        self.redate_queue.popleft()
+        if not self.redate_queue and self.redate_next:
+            self.redate_queue.extend(self.redate_next)
+            self.clinic.redates += len(self.redate_next)
+            self.redate_next = []
+
+    def _start(self, device: _Device, job: int) -> bool:
+        """Ask the device for a study (`job`: its key, ~key for a re-date): False when the
+        request locks the device up. A re-date is a retrieve like any other: it recalls its
+        study when the study was pushed off meanwhile."""
+        key = job if job >= 0 else ~job
+        size = self.store.size_of(key)
         device.advance(self.now)
         over = (device.backlog() + size) / device.limits.lockup_backlog_mb - 1.0
         if over > 0 and device.in_flight and self.rng.random() < over:
             self._lock_up(device)
             return False
-        device.take()
+        self._take(device, job)
         recalled = self.store.access(key)
-        device.flight[key] = None
+        device.flight[job] = None
         device.in_flight += 1
         device.last_start = self.now
         if self.dead_since is not None:
             self.dead += self.now - self.dead_since
             self.dead_since = None
         self.in_flight += 1
-        if self.starts is not None:
+        if self.starts is not None and job >= 0:
             self.starts.append((self.now, key))
         if recalled > 0:
             self.recalled_mb += recalled
@@ -268,11 +308,11 @@ class Simulation:
                 self.turnover = self.now
             if self.strategy.redate:
                 self.clinic.entered_store(recalled)
-            device.recalling[key] = size
+            device.recalling[job] = size
             self._push(self.now + recalled / self.scenario.params.nearline_mb_per_s,
-                       _RECALLED, key, device.epoch)
+                       _RECALLED, job, device.epoch * len(self.devices) + device.index)
         else:
-            self._transfer(device, key, size)
+            self._transfer(device, job, size)
         return True
 
     def _transfer(self, device: _Device, key: int, size: float) -> None:
@@ -298,15 +338,16 @@ class Simulation:
         self._schedule_done(device)
         self._fill(device)
 
-    def _finish(self, device: _Device, key: int) -> None:
-        device.fruitless = 0
-        del device.flight[key]
+    def _finish(self, device: _Device, job: int) -> None:
+        del device.flight[job]
         device.in_flight -= 1
         if self.uses_rate:
-            device.meter.add(self.now, self.scenario.sizes[key])
+            device.meter.add(self.now, self.store.size_of(job if job >= 0 else ~job))
         self.in_flight -= 1
-        self.remaining -= 1
-        self.finished_at = self.now
+        if job >= 0:
+            device.fruitless = 0
+            self.remaining -= 1
+            self.finished_at = self.now
         if self.in_flight == 0 and self.remaining:
             self.dead_since = self.now
 
@@ -314,7 +355,7 @@ class Simulation:
         """Pushed past its backlog: the device stops for its lock-up time, and what was in
         flight on it is lost, to be asked again (in the same order) when it is back."""
         lost = list(device.flight)
-        device.retry = lost + device.retry
+        device.retry = [job for job in lost if job >= 0] + device.retry  # re-dates: failed
         device.in_flight -= len(lost)
         self.in_flight -= len(lost)
         if self.in_flight == 0 and self.dead_since is None:
