@@ -115,7 +115,7 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
                     verifier.waiter.deliver)
     retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules),
-                          _devices(profile, plan), redates_due(plan, ledger),
+                          _devices(profile, plan), redates_due(plan, ledger, wall_clock),
                           Alerter(profile.site.id, profile.alert), settlement.offer,
                           recall_allowance(profile.tiering.recall_timeout,
                                            retrieve_timings(ledger)))
