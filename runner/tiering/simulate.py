@@ -8,10 +8,11 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from runner.plan.throttle import CompiledThrottle, ThroughputMeter, next_start
+from runner.plan.throttle import CompiledThrottle, next_start
 from runner.profile.tiers import Location
 from runner.tiering.clinical import DAY_SECONDS, Clinic
-from runner.tiering.scenario import DeviceLimits, Scenario
+from runner.tiering.device import ModelDevice
+from runner.tiering.scenario import Scenario
 from runner.tiering.strategy import Strategy, ordered_keys
 from runner.tiering.timeline import ScheduleCursor
 
@@ -39,79 +40,6 @@ class StrategyResult:
     locked_hours: float = 0.0  # device-hours spent locked up
     turnover_hours: float | None = None  # until the migration recalled a store's worth
     redate_rounds: int = 0
-
-
-class _Device:
-    """One source device during the simulation: its queue and what is in flight.
-
-    Transfers share the device's rate (each at most `per_retrieve` MB/s): `served` is the
-    MB each transfer in `active` has received since the device's start, and a transfer ends
-    when `served` reaches its threshold in `active`. Studies being recalled wait in
-    `recalling` (their size). `epoch` changes at a lock-up, `version` whenever the next end
-    must be scheduled again: older events are ignored.
-    """
-
-    __slots__ = ("active", "epoch", "flight", "fruitless", "in_flight", "index", "last_start",
-                 "limits", "locked_seconds", "locked_until", "lockups", "meter", "per_retrieve",
-                 "pinned", "position", "queue", "recalling", "retry", "served", "updated",
-                 "version", "wake_at")
-
-    def __init__(self, index: int, pinned: str | None, queue: list[int], limits: DeviceLimits,
-                 per_retrieve: float) -> None:
-        self.index = index
-        self.pinned = pinned
-        self.queue = queue
-        self.position = 0
-        self.retry: list[int] = []  # studies lost to a lock-up, asked again first
-        self.in_flight = 0
-        self.last_start: float | None = None
-        self.wake_at = -1.0
-        self.meter = ThroughputMeter()
-        self.limits = limits
-        self.per_retrieve = per_retrieve
-        self.active: dict[int, float] = {}
-        self.recalling: dict[int, float] = {}
-        self.flight: dict[int, None] = {}  # every study in flight, in the order started
-        self.served = 0.0
-        self.updated = 0.0
-        self.epoch = 0
-        self.version = 0
-        self.locked_until = -1.0
-        self.lockups = 0
-        self.fruitless = 0  # lock-ups since a study last finished on the device
-        self.locked_seconds = 0.0
-
-    @property
-    def has_work(self) -> bool:
-        """Whether any study is still to be started on this device."""
-        return bool(self.retry) or self.position < len(self.queue)
-
-    def next_key(self) -> int:
-        """The study to start next: one lost to a lock-up first, else the queue's next."""
-        return self.retry[0] if self.retry else self.queue[self.position]
-
-    def take(self) -> None:
-        """The next study has started."""
-        if self.retry:
-            self.retry.pop(0)
-        else:
-            self.position += 1
-
-    def rate(self) -> float:
-        """MB/s each transfer receives now."""
-        if not self.active:
-            return 0.0
-        return min(self.per_retrieve, self.limits.mb_per_s / len(self.active))
-
-    def advance(self, now: float) -> None:
-        """Bring `served` up to `now`."""
-        self.served += self.rate() * (now - self.updated)
-        self.updated = now
-
-    def backlog(self) -> float:
-        """MB asked of the device and not yet delivered."""
-        return sum(self.active.values()) - self.served * len(self.active) + \
-            sum(self.recalling.values())
 
 
 class Simulation:
@@ -164,12 +92,12 @@ class Simulation:
         self.turnover: float | None = None
         self.rng = random.Random(params.seed)  # which overloads lock a device up
 
-    def _devices(self) -> list[_Device]:
+    def _devices(self) -> list[ModelDevice]:
         sc = self.scenario
         queues: list[list[int]] = [[] for _ in sc.device_ids]
         for key in ordered_keys(sc.by_date, sc.tiers, self.strategy):
             queues[sc.device_of[key]].append(key)
-        return [_Device(i, sc.pinned[i], q, sc.limits[i], sc.params.device_mb_per_s)
+        return [ModelDevice(i, sc.pinned[i], q, sc.limits[i], sc.params.device_mb_per_s)
                 for i, q in enumerate(queues)]
 
     def run(self) -> StrategyResult:
@@ -217,17 +145,16 @@ class Simulation:
         for device in self.devices:
             self._fill(device)
 
-    def _fill(self, device: _Device) -> None:
+    def _fill(self, device: ModelDevice) -> None:
         """Start every retrieve the device may start now; wake it when the next may."""
         now = self.now
-        queue = self.redate_queue
-        if not (queue or device.has_work) or now < device.locked_until:
+        if now < device.locked_until or not (self.redate_queue or self.remaining):
             return
         throttle = self._throttle(device, now)
         size_of, instances = self.store.size_of, self.scenario.instances
         known = len(instances)
-        while queue or device.has_work:
-            job = queue[0] if queue else device.next_key()
+        while (picked := self._next_job(device)) is not None:
+            job, owner = picked
             key = job if job >= 0 else ~job
             values = {"study_mb": size_of(key), "spool_gb": 0.0,
                       "study_instances": instances[key] if key < known else 0.0}
@@ -238,10 +165,24 @@ class Simulation:
                 if wait is not None:
                     self._wake(device, now + wait)
                 return
-            if not self._start(device, job):
+            if not self._start(device, job, owner):
                 return
 
-    def _throttle(self, device: _Device, now: float) -> CompiledThrottle | None:
+    def _next_job(self, device: ModelDevice) -> tuple[int, ModelDevice] | None:
+        """A re-date first; else the device's own next study; else, as the runner's queues
+        do, the next study of the device with the most waiting (a locked one first)."""
+        if self.redate_queue:
+            return self.redate_queue[0], device
+        if device.has_work:
+            return device.next_key(), device
+        now = self.now
+        donors = [d for d in self.devices if d.has_work]
+        if not donors:
+            return None
+        donor = max(donors, key=lambda d: (now < d.locked_until, d.waiting()))
+        return donor.next_key(), donor
+
+    def _throttle(self, device: ModelDevice, now: float) -> CompiledThrottle | None:
         """The device's throttle now (None: paused by the schedule or the hourly break)."""
         cursor = self.cursor
         if now >= cursor.end and cursor.at(now) and cursor.end < math.inf:
@@ -251,7 +192,7 @@ class Simulation:
         name = device.pinned or cursor.name
         return self.throttles[name] if name is not None else None
 
-    def _wake(self, device: _Device, when: float) -> None:
+    def _wake(self, device: ModelDevice, when: float) -> None:
         if when >= self.cursor.end or self.now < device.wake_at <= when:
             return
         device.wake_at = when
@@ -269,10 +210,10 @@ class Simulation:
         self.redate_queue.extend(jobs)
         return len(jobs)
 
-    def _take(self, device: _Device, job: int) -> None:
-        """The job starts: off the re-date queue (the waiting round follows) or the device's."""
+    def _take(self, owner: ModelDevice, job: int) -> None:
+        """The job starts: off the re-date queue (the waiting round follows) or its owner's."""
         if job >= 0:
-            device.take()
+            owner.take()
             return
         self.redate_queue.popleft()
         if not self.redate_queue and self.redate_next:
@@ -280,7 +221,7 @@ class Simulation:
             self.clinic.redates += len(self.redate_next)
             self.redate_next = []
 
-    def _start(self, device: _Device, job: int) -> bool:
+    def _start(self, device: ModelDevice, job: int, owner: ModelDevice) -> bool:
         """Ask the device for a study (`job`: its key, ~key for a re-date): False when the
         request locks the device up. A re-date is a retrieve like any other: it recalls its
         study when the study was pushed off meanwhile."""
@@ -291,7 +232,7 @@ class Simulation:
         if over > 0 and device.in_flight and self.rng.random() < over:
             self._lock_up(device)
             return False
-        self._take(device, job)
+        self._take(owner, job)
         recalled = self.store.access(key)
         device.flight[job] = None
         device.in_flight += 1
@@ -315,20 +256,20 @@ class Simulation:
             self._transfer(device, job, size)
         return True
 
-    def _transfer(self, device: _Device, key: int, size: float) -> None:
+    def _transfer(self, device: ModelDevice, key: int, size: float) -> None:
         """The study's data starts to flow from the device, sharing its rate."""
         device.advance(self.now)
         device.active[key] = device.served + size
         self._schedule_done(device)
 
-    def _schedule_done(self, device: _Device) -> None:
+    def _schedule_done(self, device: ModelDevice) -> None:
         device.version += 1
         if device.active:
             left = min(device.active.values()) - device.served
             self._push(self.now + max(left, 0.0) / device.rate(), _DONE, device.index,
                        device.version)
 
-    def _done(self, device: _Device) -> None:
+    def _done(self, device: ModelDevice) -> None:
         """The device's first transfer ends (and any ending at the same moment)."""
         device.advance(self.now)
         ended = [k for k, end in device.active.items() if end - device.served <= _EPSILON_MB]
@@ -338,7 +279,7 @@ class Simulation:
         self._schedule_done(device)
         self._fill(device)
 
-    def _finish(self, device: _Device, job: int) -> None:
+    def _finish(self, device: ModelDevice, job: int) -> None:
         del device.flight[job]
         device.in_flight -= 1
         if self.uses_rate:
@@ -351,7 +292,7 @@ class Simulation:
         if self.in_flight == 0 and self.remaining:
             self.dead_since = self.now
 
-    def _lock_up(self, device: _Device) -> None:
+    def _lock_up(self, device: ModelDevice) -> None:
         """Pushed past its backlog: the device stops for its lock-up time, and what was in
         flight on it is lost, to be asked again (in the same order) when it is back."""
         lost = list(device.flight)
@@ -373,6 +314,7 @@ class Simulation:
         device.locked_until = self.now + device.limits.lockup_seconds
         device.locked_seconds += device.limits.lockup_seconds
         self._push(device.locked_until, _UNLOCK, device.index)
+        self._push(self.now, _SEGMENT, -1)  # the other devices may take its studies
 
     def _result(self) -> StrategyResult:
         counts = self.store.counts()

@@ -77,3 +77,19 @@ def _strategy(site: SiteProfile, plan: Plan, params: object) -> object:
     begin = start_of(plan, None)
     assert isinstance(params, type(QUIET))
     return Simulation(build_scenario(plan, begin, params), Strategy("local-first", True)).run()
+
+
+def test_a_locked_device_s_studies_are_taken_by_the_other_device_as_the_runner_does() -> None:
+    devices = [{"id": "wfm1", "ae_title": "WFM1", "host": "10.0.0.1", "port": 104},
+               {"id": "wfm2", "ae_title": "WFM2", "host": "10.0.0.1", "port": 105,
+                "limits": {"lockup_backlog_mb": 150, "lockup_minutes": 600}}]
+    site = profile(source={"name": "Old PACS", "devices": devices, "calling_ae_title": "MIGRATE",
+                           "inventory": {"from": "2000-01-01"}, "balance_devices": True},
+                   throttles={"pair": {"max_concurrent_retrieves": 2, "delay_seconds": 0}})
+    studies = [study(f"6.{i}", date(2015, 1, 1) + timedelta(days=i), Location.LOCAL)
+               for i in range(40)]
+    plan = plan_of(site, studies, TODAY)
+    result = by_name(forecast_strategies(site, plan, params=replace(QUIET, lockup_minutes=600)))[
+        "local-first/no-redate"]
+    assert result.lockups >= 1 and result.finished
+    assert result.hours < 1  # not ten hours: the other device migrated the locked one's studies
