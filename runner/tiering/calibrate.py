@@ -3,7 +3,8 @@
 After `pacsmig run --limit N`, the ledger holds what the source really did. Each successful
 migrate retrieve gives the time to its first instance (the source's latency; for a study not
 on the local store, its recall) and the MB/s of its instances once they flowed. From them:
-`device_mb_per_s` is the median flow of all retrieves, and `nearline_mb_per_s` the median of
+`device_mb_per_s` is the median flow of all retrieves, `retrieve_latency_seconds` the median
+latency of the local ones, and `nearline_mb_per_s` the median of
 each nearline study's MB over its recall time (its latency less the median latency of the
 local ones). A figure needs MIN_SAMPLES retrieves to replace the assumption; the forecast
 says which figures are measured (and from how many retrieves) and which assumed.
@@ -106,13 +107,17 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
         measured["device_mb_per_s"] = len(flows)
     local = [r.latency_seconds for r in retrieves if r.tier == "local"]
     base = median(local) if local else 0.0
+    latency = params.retrieve_latency_seconds
+    if len(local) >= MIN_SAMPLES:
+        latency = base
+        measured["retrieve_latency_seconds"] = len(local)
     recalls = [r.megabytes / (r.latency_seconds - base) for r in retrieves
                if r.tier != "local" and r.latency_seconds > base and r.megabytes > 0]
     if len(recalls) >= MIN_SAMPLES:
         nearline = median(recalls)
         measured["nearline_mb_per_s"] = len(recalls)
-    return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline),
-                       measured, rates)
+    return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline,
+                               retrieve_latency_seconds=latency), measured, rates)
 
 
 def recall_allowance(recall_timeout: float, retrieves: Sequence[PilotRetrieve]) -> float:

@@ -25,6 +25,9 @@ class TierParameters:
     """Recall speed from nearline (and offline) storage, per study."""
     device_mb_per_s: float = 20.0
     """Transfer speed of one retrieve from a source device to the listener."""
+    retrieve_latency_seconds: float = 0.0
+    """From a C-MOVE to its first instance for a local study (association, the source's
+    look-up): the device holds the retrieve that long before its data flows."""
     device_total_mb_per_s: float = 40.0
     """What one device delivers across all its retrieves at once: they share it (a PACS
     server's disks and network, not one association, are the limit)."""
@@ -85,6 +88,7 @@ class TierParameters:
             ("nearline_mb_per_s > 0", self.nearline_mb_per_s > 0),
             ("device_mb_per_s > 0", self.device_mb_per_s > 0),
             ("device_total_mb_per_s > 0", self.device_total_mb_per_s > 0),
+            ("retrieve_latency_seconds >= 0", self.retrieve_latency_seconds >= 0),
             ("lockup_backlog_mb > 0", self.lockup_backlog_mb > 0),
             ("lockup_minutes >= 0", self.lockup_minutes >= 0),
             ("new_study_mb > 0", self.new_study_mb > 0),

@@ -243,15 +243,18 @@ class Simulation:
         self.in_flight += 1
         if self.starts is not None and job >= 0:
             self.starts.append((self.now, key))
+        latency = self.scenario.params.retrieve_latency_seconds
         if recalled > 0:
             self.recalled_mb += recalled
             if self.turnover is None and self.recalled_mb >= self.store.capacity_mb:
                 self.turnover = self.now
             if self.strategy.redate:
                 self.clinic.entered_store(recalled)
+            latency += recalled / self.scenario.params.nearline_mb_per_s
+        if latency > 0:  # held by the device (and its recall) before data flows
             device.recalling[job] = size
-            self._push(self.now + recalled / self.scenario.params.nearline_mb_per_s,
-                       _RECALLED, job, device.epoch * len(self.devices) + device.index)
+            self._push(self.now + latency, _RECALLED, job,
+                       device.epoch * len(self.devices) + device.index)
         else:
             self._transfer(device, job, size)
         return True

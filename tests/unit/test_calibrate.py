@@ -25,7 +25,9 @@ def test_the_pilots_flow_and_recall_speeds_replace_the_assumptions() -> None:
     calibration = calibrate(TierParameters(), pilot)
     assert calibration.parameters.device_mb_per_s == pytest.approx(20.0)
     assert calibration.parameters.nearline_mb_per_s == pytest.approx(4.0)
-    assert calibration.measured == {"device_mb_per_s": 6, "nearline_mb_per_s": 3}
+    assert calibration.measured == {"device_mb_per_s": 6, "nearline_mb_per_s": 3,
+                                    "retrieve_latency_seconds": 3}
+    assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.5)
     text = calibration.describe()
     assert "device_mb_per_s 20 (from 6 retrieves)" in text
     assert "nearline_mb_per_s 4 (from 3 retrieves)" in text and "the rest assumed" in text
@@ -35,7 +37,7 @@ def test_too_few_retrieves_leave_a_figure_assumed() -> None:
     pilot = [_local(100, 5)] * MIN_SAMPLES + [_nearline(100, 25, 5)] * (MIN_SAMPLES - 1)
     calibration = calibrate(TierParameters(nearline_mb_per_s=7.0), pilot)
     assert calibration.parameters.nearline_mb_per_s == 7.0
-    assert set(calibration.measured) == {"device_mb_per_s"}
+    assert set(calibration.measured) == {"device_mb_per_s", "retrieve_latency_seconds"}
     assert "every figure assumed" in calibrate(TierParameters(), []).describe()
 
 
@@ -52,7 +54,8 @@ def test_the_forecast_runs_on_the_measured_speeds_and_says_so() -> None:
     assert "measured by the pilot run: device_mb_per_s 20" in "\n".join(
         forecast_lines(measured))
     assert forecast_json(measured)["measured"] == {"device_mb_per_s": 6,
-                                                   "nearline_mb_per_s": 3}
+                                                   "nearline_mb_per_s": 3,
+                                                   "retrieve_latency_seconds": 3}
 
 
 def test_the_ledger_gives_device_trouble_by_concurrency_and_forward_and_verify_rates(

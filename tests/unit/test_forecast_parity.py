@@ -93,3 +93,12 @@ def test_a_locked_device_s_studies_are_taken_by_the_other_device_as_the_runner_d
         "local-first/no-redate"]
     assert result.lockups >= 1 and result.finished
     assert result.hours < 1  # not ten hours: the other device migrated the locked one's studies
+
+
+def test_each_retrieve_holds_the_device_for_its_latency_before_data_flows() -> None:
+    site, plan = recent_and_old()
+    params = replace(QUIET, device_mb_per_s=1.0)
+    quick = by_name(forecast_strategies(site, plan, params=params))["local-first/no-redate"]
+    slow = by_name(forecast_strategies(site, plan, params=replace(
+        params, retrieve_latency_seconds=10.0)))["local-first/no-redate"]
+    assert slow.hours - quick.hours == pytest.approx(50 * 10 / 3600)  # one at a time
