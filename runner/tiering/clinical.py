@@ -55,8 +55,9 @@ class Clinic:
 
     `recent` holds the keys of clinically recent studies in acquisition order (with their
     acquisition days); new studies join it, and it slides forward a day at a time. Each
-    re-date round takes the window as it is then (as the runner refreshes its list each
-    round); clinicians read recent studies and, `prior_read_share` of the time, older ones.
+    re-date round takes the census's studies in the window as it is then (as the runner
+    works its list out each round); clinicians read recent studies, new ones included, and,
+    `prior_read_share` of the time, older ones.
     """
 
     def __init__(self, store: LocalStore[int], workload: Workload, params: TierParameters,
@@ -73,6 +74,7 @@ class Clinic:
         self.recent = recent
         self.first = 0
         self.next_key = next_key
+        self.census = next_key  # keys below are the census's studies; above, new arrivals
         self.rng = random.Random(params.seed)
         self.redates = 0
         self.rounds = 0
@@ -141,10 +143,12 @@ class Clinic:
             self.entered_store(recalled)
 
     def _redate(self) -> None:
-        """A round: every recent study that was local (the window slides, new arrivals in)
-        is re-dated, by a retrieve through the devices (`on_redate`), else at once."""
+        """A round: every recent study of the census that was local (the window slides with
+        the date; new arrivals are not in the census, as for the runner) is re-dated, by a
+        retrieve through the devices (`on_redate`), else at once."""
         store = self.store
-        keys = [key for key, _ in self.recent[self.first:] if key not in self.not_local]
+        census, skip = self.census, self.not_local
+        keys = [key for key, _ in self.recent[self.first:] if key < census and key not in skip]
         if self.on_redate is None:
             keys = [key for key in keys if store.refresh(key)]
             self.redates += len(keys)
