@@ -111,8 +111,11 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
     if len(local) >= MIN_SAMPLES:
         latency = base
         measured["retrieve_latency_seconds"] = len(local)
+    # a nearline study found local (a clinician's read recalled it first) is no recall: only
+    # latencies past every local one's count
+    ceiling = max(local, default=0.0)
     recalls = [r.megabytes / (r.latency_seconds - base) for r in retrieves
-               if r.tier != "local" and r.latency_seconds > base and r.megabytes > 0]
+               if r.tier != "local" and r.latency_seconds > ceiling and r.megabytes > 0]
     if len(recalls) >= MIN_SAMPLES:
         nearline = median(recalls)
         measured["nearline_mb_per_s"] = len(recalls)
