@@ -166,12 +166,18 @@ def demo(studies: Annotated[int, typer.Option(min=12, max=2000, help="studies in
                                               "simulated PACS")] = 60,
          reports: Annotated[Path | None, typer.Option(
              help="write the demo's ledger, reports, spool and archive under DIR/demo "
-                  "instead of the checkout's reports/demo")] = None) -> None:
+                  "instead of the checkout's reports/demo")] = None,
+         compare: Annotated[bool, typer.Option(
+             help="migrate twice, with the profile's delay formula and with the hourly "
+                  "break, and show each run's dead time, lock-ups and duration next to its "
+                  "forecast (under DIR/demo-compare)")] = False) -> None:
     """The whole job on an embedded default: simulated PACS and archive on loopback."""
     from runner.commands.demo import demo as command
+    from runner.commands.demo_compare import compare as compare_command
 
+    run = compare_command if compare else command
     with _exit_codes():
-        _done(command(studies, reports, _progress_writer(), sys.stdout.isatty()))
+        _done(run(studies, reports, _progress_writer(), sys.stdout.isatty()))
 
 
 @app.command()

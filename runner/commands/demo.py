@@ -14,9 +14,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from runner.commands.census import build_plan
 from runner.execute.run import RunSummary, run_migration
@@ -54,18 +55,23 @@ def demo(studies: int, reports_dir: Path | None, write: Callable[[str], None],
 
 
 def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
-             reports_dir: Path | None = None) -> DemoResult:
+             reports_dir: Path | None = None,
+             change: Callable[[LoadedProfile], LoadedProfile] | None = None,
+             wall_clock: Callable[[ZoneInfo], datetime] = datetime.now) -> DemoResult:
     """Start the simulated PACS and archive, migrate the demo profile, write the reports
     (into the profile's `reports/demo`, or `reports_dir`: the spool and archive go there
-    too)."""
+    too); `change` alters the demo profile first (`demo --compare`'s strategies);
+    `wall_clock` is the schedule's clock (tests set the time of day)."""
     loaded = _in_folder(load_profile(DEMO_PROFILE), reports_dir)
+    if change is not None:
+        loaded = change(loaded)
     profile = loaded.profile
     _fresh(profile)
     from runner.sim.demo_site import DemoSite  # the simulated peers: pynetdicom, demo only
 
     site = DemoSite.start(profile, studies, date.today())
     try:
-        summary = _migrate(loaded, write, is_tty)
+        summary = _migrate(loaded, write, is_tty, wall_clock)
     finally:
         site.stop()
     _reports(loaded, write)
@@ -96,12 +102,13 @@ def _fresh(profile: SiteProfile) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def _migrate(loaded: LoadedProfile, write: Callable[[str], None], is_tty: bool) -> RunSummary:
+def _migrate(loaded: LoadedProfile, write: Callable[[str], None], is_tty: bool,
+             wall_clock: Callable[[ZoneInfo], datetime]) -> RunSummary:
     plan = build_plan(loaded, None)
     for line in explain(plan):
         write(line)
     _forecast(loaded.profile, plan, write)
-    return run_migration(loaded, plan, None, write, is_tty)
+    return run_migration(loaded, plan, None, write, is_tty, wall_clock)
 
 
 def _reports(loaded: LoadedProfile, write: Callable[[str], None]) -> None:

@@ -49,13 +49,15 @@ def plan_command(loaded: LoadedProfile, csv_path: Path | None, json_file: Path |
             echo(line)
     if forecast:
         from runner.ledger import LEDGER_FILENAME
+        from runner.ledger.calibration import pilot_rates
         from runner.ledger.queries import pilot_timings
         from runner.tiering.forecast import forecast_json, forecast_lines, forecast_strategies
 
         pilot = pilot_timings(loaded.profile.reports.dir / LEDGER_FILENAME)
         result = forecast_strategies(loaded.profile, plan,
                                      datetime.now(ZoneInfo(plan.timezone)).replace(tzinfo=None),
-                                     pilot=pilot)
+                                     pilot=pilot, rates=pilot_rates(
+                                         loaded.profile.reports.dir / LEDGER_FILENAME))
         for line in forecast_lines(result):
             echo(line)
         document["forecast"] = forecast_json(result)

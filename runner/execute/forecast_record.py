@@ -8,6 +8,7 @@ actual hours, TB per week, recalls, dead time and lock-ups (runner.ledger.querie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -21,12 +22,13 @@ from runner.tiering.forecast import forecast_detail, run_forecast
 FORECAST_EVENT = "forecast"
 
 
-def record_forecast(ledger: Ledger, profile: SiteProfile, plan: Plan,
-                    works: list[StudyWork]) -> None:
-    """Forecast this run's studies and record it (nothing when there is nothing to do)."""
+def record_forecast(ledger: Ledger, profile: SiteProfile, plan: Plan, works: list[StudyWork],
+                    wall_clock: Callable[[ZoneInfo], datetime] = datetime.now) -> None:
+    """Forecast this run's studies from now on the schedule's clock (`wall_clock`, the
+    scheduler's) and record it (nothing when there is nothing to do)."""
     if not works:
         return
-    start = datetime.now(ZoneInfo(plan.timezone)).replace(tzinfo=None)
+    start = wall_clock(ZoneInfo(plan.timezone)).replace(tzinfo=None)
     result = run_forecast(profile, plan, {w.study.study_uid for w in works}, start,
                           retrieve_timings(ledger))
     gigabytes = sum(w.megabytes for w in works) / 1000

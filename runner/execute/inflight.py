@@ -37,6 +37,8 @@ class Retrieve:
     reserved: int = 0  # spool bytes still expected from this retrieve (back-pressure)
     spool_refused: int = 0  # stores our own listener refused for a full spool meanwhile
     meter: ThroughputMeter = field(default_factory=ThroughputMeter)  # its device's
+    recall_allowance: float = 0.0  # seconds it may wait before any data moves (a recall)
+    moving: bool = False  # an instance arrived, or sub-operations were counted done
 
     def note(self, text: str) -> None:
         """Something the runner's own listener refused while this retrieve was in flight."""
@@ -61,7 +63,23 @@ class Retrieve:
             if progress == self.counts:
                 return
             self.counts = progress
+            self.moving = self.moving or any((progress.completed, progress.failed,
+                                              progress.warning))
+        else:
+            self.moving = True
         self.last_progress = time.monotonic()
+
+    def stalled(self, now: float, stall_timeout: float) -> float | None:
+        """The seconds without progress when that is a stall, else None.
+
+        Before any data moves (no instance, no sub-operation counted done: a first pending
+        response only announces the work), a retrieve may be waiting for its study's recall
+        from nearline: it is a stall only past `recall_allowance` (when longer than
+        `stall_timeout`). Once data moved, `stall_timeout` holds.
+        """
+        idle = now - self.last_progress
+        limit = stall_timeout if self.moving else max(stall_timeout, self.recall_allowance)
+        return idle if idle > limit else None
 
 
 class InFlight:

@@ -11,12 +11,42 @@ restart, a `--limit` pilot or a later run re-dates only what is due. A round als
 early, every study due at once, when the migration has recalled `volume_mb` into the local
 store since the last round began (`recalled`: the MB of each nearline study retrieved), so
 that recent studies are refreshed before recalls push them off.
+
+Which studies are recent is asked again at each round (`window`, a `RecentWindow` over the
+census): the window slides with the date, so a study that has aged out of
+`redate.recent_days` since the plan is no longer re-dated (as the forecast's model slides
+its window). Studies acquired after the census join at the next census (`pacsmig sync`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
+from datetime import date, timedelta
+
+
+class RecentWindow:
+    """The census's local studies acquired within `days` of today (`today()`, the site's
+    date), oldest first; asked again each round, worked out once a day."""
+
+    def __init__(self, studies: Sequence[tuple[date, str]], days: int,
+                 today: Callable[[], date]) -> None:
+        ordered = sorted(studies)
+        self.dates = [day for day, _ in ordered]
+        self.uids = [uid for _, uid in ordered]
+        self.days = days
+        self.today = today
+        self._day: date | None = None
+        self._recent: tuple[str, ...] = ()
+
+    def __call__(self) -> tuple[str, ...]:
+        today = self.today()
+        if today != self._day:
+            self._day = today
+            first = bisect_left(self.dates, today - timedelta(days=self.days))
+            self._recent = tuple(self.uids[first:])
+        return self._recent
 
 
 class Redates:
@@ -28,8 +58,10 @@ class Redates:
 
     def __init__(self, study_uids: Sequence[str], every_seconds: float,
                  ages: Mapping[str, float] | None = None, now: float = 0.0,
-                 volume_mb: float | None = None) -> None:
+                 volume_mb: float | None = None,
+                 window: Callable[[], tuple[str, ...]] | None = None) -> None:
         self.study_uids = tuple(study_uids)
+        self.window = window  # the recent studies now (None: `study_uids` for good)
         self.every = every_seconds
         self.volume_mb = volume_mb
         self.recalled_mb = 0.0  # since the last round began
@@ -51,6 +83,8 @@ class Redates:
         """Queue every study that is due once the last round is through; True if any."""
         if self.queue:
             return False
+        if self.window is not None:
+            self._slide(self.window())
         due = [uid for uid in self.study_uids if self.due[uid] <= now and uid not in busy]
         if not due:
             return False
@@ -60,6 +94,13 @@ class Redates:
         self.rounds += 1
         self.recalled_mb = 0.0
         return True
+
+    def _slide(self, recent: tuple[str, ...]) -> None:
+        """The recent studies are now `recent`: the others leave, a new one is due now."""
+        if recent == self.study_uids:
+            return
+        self.due = {uid: self.due.get(uid, 0.0) for uid in recent}
+        self.study_uids = recent
 
     def recalled(self, megabytes: float, now: float) -> None:
         """A nearline study of `megabytes` was retrieved (recalled into the local store): past

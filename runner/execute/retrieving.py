@@ -65,8 +65,9 @@ class Retriever:
 
     def __init__(self, state: RunState, inflight: InFlight, ledger: Ledger, moves: Moves,
                  devices: dict[str, DeviceState], redates: Redates, alerter: Alerter,
-                 offer: Callable[[StudyWork], bool]) -> None:
+                 offer: Callable[[StudyWork], bool], recall_allowance: float = 0.0) -> None:
         self.state = state
+        self.recall_allowance = recall_allowance  # a study not local: its recall's wait
         self.inflight = inflight
         self.ledger = ledger
         self.moves = moves
@@ -83,7 +84,8 @@ class Retriever:
         retrieve_id = self.ledger.record_retrieve_started(study_uid=uid, device=device.id,
                                                           purpose=purpose)
         retrieve = Retrieve(retrieve_id, uid, device.id, purpose, msg_id, now, now,
-                            reserved=reserved, meter=device.meter)
+                            reserved=reserved, meter=device.meter,
+                            recall_allowance=self._recall_allowance(uid, purpose))
         self.inflight.add(retrieve)
         device.started(now)
         if purpose is RetrievePurpose.MIGRATE:
@@ -96,6 +98,15 @@ class Retriever:
         self.threads = [t for t in self.threads if t.is_alive()]
         self.threads.append(thread)
         thread.start()
+
+    def _recall_allowance(self, uid: str, purpose: RetrievePurpose) -> float:
+        """A migration retrieve of a study not on the local store may wait for its recall
+        before data moves; any other is stalled at stall_timeout."""
+        work = self.state.works.get(uid)
+        if purpose is RetrievePurpose.MIGRATE and work is not None and \
+                work.study.location is not Location.LOCAL:
+            return self.recall_allowance
+        return 0.0
 
     def probe(self, device: DeviceState) -> None:
         """Ask a device marked down whether it answers again (C-ECHO, in a thread of its own;

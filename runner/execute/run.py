@@ -125,7 +125,7 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
     spool.adopt_temp()
     remove_orphans(ledger, spool)
     works = works_left(ledger, plan, limit)
-    record_forecast(ledger, profile, plan, works)
+    record_forecast(ledger, profile, plan, works, wall_clock)
     again = set(restore_instances(ledger, works, spool, wiring.destination_holds(profile)))
     stages = wiring.build(profile, plan, ledger, works, spool, listener_config(loaded),
                           senders, wall_clock, arena)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from runner.dicom.spool import Spool
 from runner.execute.devices import DeviceState
 from runner.execute.inflight import InFlight
-from runner.execute.redate import DeadTime, Redates
+from runner.execute.redate import DeadTime, RecentWindow, Redates
 from runner.execute.retrieving import Retriever
 from runner.execute.sending.janitor import Janitor
 from runner.execute.state import RunState
@@ -25,6 +25,7 @@ from runner.ledger import EventKind, Ledger, RetrievePurpose
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
 from runner.plan.throttle import CompiledThrottle, next_start, throttle_in_force
+from runner.profile.tiers import Location
 
 _IDLE_WAKE = 0.5  # seconds between looks at the schedule when nothing else happens
 
@@ -168,8 +169,8 @@ class Scheduler:
 
     def _watch_stalls(self, now: float) -> None:
         for retrieve in self.inflight:
-            idle = now - retrieve.last_progress
-            if idle > self.stall_timeout and not retrieve.handle.aborted:
+            idle = retrieve.stalled(now, self.stall_timeout)
+            if idle is not None and not retrieve.handle.aborted:
                 self.ledger.record_event(EventKind.STALL, device=retrieve.device,
                                          study_uid=retrieve.study_uid,
                                          detail={"idle_seconds": round(idle, 1)})
@@ -181,11 +182,18 @@ class Scheduler:
                 self.retriever.probe(device)
 
 
-def redates_due(plan: Plan, ledger: Ledger) -> Redates:
-    """The re-date rounds, each study due `every_hours` after its last re-date in the ledger."""
+def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now) -> Redates:
+    """The re-date rounds, each study due `every_hours` after its last re-date in the ledger;
+    the recent studies worked out again each round from the plan's census, on the
+    schedule's clock (the window slides with the date)."""
     now = datetime.now(UTC)
     ages = {uid: (now - ended).total_seconds()
             for uid, ended in last_redates(ledger).items()}
+    zone = ZoneInfo(plan.timezone)
+    census = [(s.study_date, s.study_uid) for p in plan.phases for s in p.studies
+              if s.study_date is not None and s.location is Location.LOCAL]
+    window = RecentWindow(census, plan.redate.recent_days,
+                          lambda: wall_clock(zone).date()) if plan.redate.recent_days else None
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
-                   time.monotonic(), plan.redate.volume_mb)
+                   time.monotonic(), plan.redate.volume_mb, window)
 

@@ -43,9 +43,11 @@ from runner.execute.settlement.verifier import CommitmentWaiter, Verifier
 from runner.execute.state import RetryPolicy, RunState
 from runner.execute.work import StudyWork
 from runner.ledger import Ledger
+from runner.ledger.queries import retrieve_timings
 from runner.morph import RuleSet
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
+from runner.tiering.calibrate import recall_allowance
 
 INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
 
@@ -151,8 +153,10 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
                     verifier.waiter.deliver, arena)
     retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules, held),
-                          _devices(profile, plan), redates_due(plan, ledger),
-                          Alerter(profile.site.id, profile.alert), settlement.offer)
+                          _devices(profile, plan), redates_due(plan, ledger, wall_clock),
+                          Alerter(profile.site.id, profile.alert), settlement.offer,
+                          recall_allowance(profile.tiering.recall_timeout,
+                                           retrieve_timings(ledger)))
     scheduler = Scheduler(plan, state, ledger, inflight, retriever, spool, janitor,
                           profile.source.health.stall_timeout, wall_clock)
     return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement)

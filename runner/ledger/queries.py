@@ -347,3 +347,11 @@ def forecasts_against_actuals(src: QuerySource) -> list[ForecastActual]:
                            float(hours), float(gb), int(recalls), float(dead), int(lockups))
             for run_id, started, open_, detail, hours, gb, recalls, dead, lockups
             in src.query(FORECAST_ACTUAL_SQL)]
+
+
+def ledger_forecasts(path: Path) -> list[ForecastActual]:
+    """`forecasts_against_actuals` of the ledger at `path`, read-only (none without one)."""
+    if not path.exists():
+        return []
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return forecasts_against_actuals(_ReadOnly(conn))

@@ -65,6 +65,16 @@ class Tiering(Section):
     clinical_reads_per_day: float | None = Field(
         None, ge=0, description="forecast: reads of recent studies a day (default: as many "
                                 "as new studies)")
+    recall_timeout: float = Field(
+        3600, gt=0, le=7 * 86400,
+        description="seconds a retrieve of a study not on the local store may wait before "
+                    "any data moves (its recall from nearline) before it counts as stalled; "
+                    "stall_timeout holds once data moves (the ledger's longest recall so "
+                    "far, doubled, when longer)")
+    prior_read_share: float | None = Field(
+        None, ge=0, le=1, description="forecast and simulated PACS: the share of clinical "
+                                      "reads that open an older prior rather than a recent "
+                                      "study (default 0.1)")
     by_tier: bool = Field(
         True, description="one phase per tier in `order` (true), or a single phase of every "
                           "study oldest first, whatever its tier (false: oldest-first, the "

@@ -57,6 +57,11 @@ class SimArchive:
             local = spec.instance_availability != "NEARLINE"
             self.store.know(spec.study_uid, study_mb(spec), spec.study_date.toordinal(), local)
 
+    def acquired(self) -> dict[str, int]:
+        """Each known study's acquisition day (an ordinal)."""
+        with self.lock:
+            return self.store.acquired()
+
     def is_local(self, spec: StudySpec) -> bool:
         """Whether the study is on the local store now."""
         with self.lock:
@@ -166,3 +171,69 @@ class SimDevice(Behaviour):
         if self.lockup.mode == "stall":
             return MoveDirective(stall=True)
         return MoveDirective(status=0xA701)  # out of resources: unable to start sub-operations
+
+
+class SimClinic:
+    """The hospital around the simulated PACS, as the forecast's model has it
+    (runner.tiering.clinical): new studies stored local and clinicians reading, each at a
+    steady rate per day of 86,400 s (here: real seconds from `start`). A read opens a recent
+    study (acquired within `recent_days`, new ones included) or, `prior_share` of the time,
+    an older prior, chosen as the model chooses (same seed, same order of draws), and recalls
+    it when it is not local. New studies are known to the store only (not served)."""
+
+    def __init__(self, archive: SimArchive, today: date, new_per_day: float, new_mb: float,
+                 reads_per_day: float, prior_share: float, seed: int = 0) -> None:
+        self.archive = archive
+        self.today = today.toordinal()
+        self.new_mb = new_mb
+        self.prior_share = prior_share
+        self.rng = random.Random(seed)
+        self.every = {kind: 86400.0 / rate for kind, rate in
+                      (("arrival", new_per_day), ("read", reads_per_day)) if rate > 0}
+        since = self.today - archive.store.recent_days
+        dated = sorted((day, uid) for uid, day in archive.acquired().items())
+        self.priors = [uid for day, uid in dated if day < since]
+        self.recent = [uid for day, uid in dated if day >= since]
+        self.arrivals = 0
+        self.reads = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sim-clinic", daemon=True)
+
+    def start(self) -> SimClinic:
+        """Start the hospital's activity now."""
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop it (and wait for the thread)."""
+        self.stopping.set()
+        self.thread.join(5.0)
+
+    def _run(self) -> None:
+        begin = time.monotonic()
+        due = dict(self.every)  # seconds since begin of each activity's next time
+        while due:
+            kind = min(due, key=lambda k: (due[k], k != "arrival"))  # arrivals first on a tie
+            if self.stopping.wait(max(0.0, begin + due[kind] - time.monotonic())):
+                return
+            self._arrive() if kind == "arrival" else self._read()
+            due[kind] += self.every[kind]
+
+    def _arrive(self) -> None:
+        self.arrivals += 1
+        uid = f"sim-clinic-new-{self.arrivals}"
+        with self.archive.lock:
+            self.archive.store.arrive(uid, self.new_mb, self.today)
+        self.recent.append(uid)
+
+    def _read(self) -> None:
+        rng = self.rng
+        if self.priors and rng.random() < self.prior_share:
+            uid = self.priors[rng.randrange(len(self.priors))]
+        elif self.recent:
+            uid = self.recent[rng.randrange(len(self.recent))]
+        else:
+            return
+        self.reads += 1
+        with self.archive.lock:
+            self.archive.store.access(uid)

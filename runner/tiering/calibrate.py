@@ -3,15 +3,21 @@
 After `pacsmig run --limit N`, the ledger holds what the source really did. Each successful
 migrate retrieve gives the time to its first instance (the source's latency; for a study not
 on the local store, its recall) and the MB/s of its instances once they flowed. From them:
-`device_mb_per_s` is the median flow of all retrieves, and `nearline_mb_per_s` the median of
+`device_mb_per_s` is the median flow of all retrieves, `retrieve_latency_seconds` the median
+latency of the local ones, and `nearline_mb_per_s` the median of
 each nearline study's MB over its recall time (its latency less the median latency of the
 local ones). A figure needs MIN_SAMPLES retrieves to replace the assumption; the forecast
 says which figures are measured (and from how many retrieves) and which assumed.
+
+Besides the speeds, a pilot's `PilotMeasures` (runner.ledger.calibration) give device trouble
+(stalls, lock-ups, refusals) against the retrieves in flight, and the forward and verify
+rates the destination reached: shown as measured next to the model's assumptions (the model
+itself takes a device's trouble from its lock-up backlog, and the destination as keeping up).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from statistics import median
 from typing import Protocol
@@ -37,12 +43,47 @@ class PilotRetrieve(Protocol):
         """From the first instance to the last."""
 
 
+class PilotMeasures(Protocol):
+    """The ledger's other measures of a pilot run (runner.ledger.calibration.PilotRates)."""
+
+    @property
+    def trouble_by_concurrency(self) -> Mapping[int, tuple[int, int]]:
+        """In flight on the device at a retrieve's start -> (retrieves, device trouble)."""
+    @property
+    def forward_mb_per_s(self) -> float | None: ...
+    @property
+    def forwards(self) -> int: ...
+    @property
+    def verified_per_hour(self) -> float | None: ...
+    @property
+    def verifications(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """The parameters with what was measured, and a line saying which figures are which."""
 
     parameters: TierParameters
     measured: dict[str, int]  # parameter -> retrieves it was measured from
+    rates: PilotMeasures | None = None
+
+    def rate_lines(self) -> list[str]:
+        """Device trouble against concurrency, forward and verify rates: measured or not."""
+        rates = self.rates
+        trouble = dict(rates.trouble_by_concurrency) if rates else {}
+        lines = [("device trouble (stall, lock-up, refusal) by retrieves in flight on the "
+                  "device, measured: " + ", ".join(
+                      f"{n}: {bad:,} of {total:,}" for n, (total, bad) in sorted(trouble.items())))
+                 if sum(total for total, _ in trouble.values()) >= MIN_SAMPLES else
+                 "device trouble against retrieves in flight: assumed (the lock-up backlog)"]
+        forward = rates.forward_mb_per_s if rates and rates.forwards >= MIN_SAMPLES else None
+        verify = rates.verified_per_hour if rates and rates.verifications >= MIN_SAMPLES \
+            else None
+        parts = [f"forward {forward:.3g} MB/s (measured, {rates.forwards:,} instances)"
+                 if forward is not None and rates else "forward rate not measured",
+                 f"verify {verify:,.0f} studies/h (measured, {rates.verifications:,} studies)"
+                 if verify is not None and rates else "verify rate not measured"]
+        return [*lines, f"{', '.join(parts)}: the model assumes the destination keeps up"]
 
     def describe(self) -> str:
         """Measured and assumed figures, for the forecast's assumptions."""
@@ -53,8 +94,10 @@ class Calibration:
         return f"measured by the pilot run: {measured}; the rest assumed"
 
 
-def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve]) -> Calibration:
-    """`params` with the speeds the pilot's retrieves measured (each on enough samples)."""
+def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
+              rates: PilotMeasures | None = None) -> Calibration:
+    """`params` with the speeds the pilot's retrieves measured (each on enough samples), and
+    the pilot's other measures (`rates`) to show."""
     flows = [r.megabytes / r.flow_seconds for r in retrieves
              if r.flow_seconds > 0 and r.megabytes > 0]
     measured: dict[str, int] = {}
@@ -64,10 +107,25 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve]) -> Cal
         measured["device_mb_per_s"] = len(flows)
     local = [r.latency_seconds for r in retrieves if r.tier == "local"]
     base = median(local) if local else 0.0
+    latency = params.retrieve_latency_seconds
+    if len(local) >= MIN_SAMPLES:
+        latency = base
+        measured["retrieve_latency_seconds"] = len(local)
+    # a nearline study found local (a clinician's read recalled it first) is no recall: only
+    # latencies past every local one's count
+    ceiling = max(local, default=0.0)
     recalls = [r.megabytes / (r.latency_seconds - base) for r in retrieves
-               if r.tier != "local" and r.latency_seconds > base and r.megabytes > 0]
+               if r.tier != "local" and r.latency_seconds > ceiling and r.megabytes > 0]
     if len(recalls) >= MIN_SAMPLES:
         nearline = median(recalls)
         measured["nearline_mb_per_s"] = len(recalls)
-    return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline),
-                       measured)
+    return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline,
+                               retrieve_latency_seconds=latency), measured, rates)
+
+
+def recall_allowance(recall_timeout: float, retrieves: Sequence[PilotRetrieve]) -> float:
+    """How long a retrieve of a study not on the local store may wait before its data moves:
+    `recall_timeout`, or twice the longest recall the ledger measured when that is longer
+    (its latency to the first instance: a recall the source made before)."""
+    recalls = [r.latency_seconds for r in retrieves if r.tier != "local"]
+    return max(recall_timeout, 2 * max(recalls, default=0.0))

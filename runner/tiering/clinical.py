@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from runner.tiering.model import LocalStore
@@ -54,17 +54,27 @@ class Clinic:
     """Drives the store with the hospital's own activity, in simulated seconds.
 
     `recent` holds the keys of clinically recent studies in acquisition order (with their
-    acquisition days); new studies join it, and it slides forward a day at a time.
+    acquisition days); new studies join it, and it slides forward a day at a time. Each
+    re-date round takes the census's studies in the window as it is then (as the runner
+    works its list out each round); clinicians read recent studies, new ones included, and,
+    `prior_read_share` of the time, older ones.
     """
 
     def __init__(self, store: LocalStore[int], workload: Workload, params: TierParameters,
-                 recent: list[tuple[int, int]], next_key: int, redate: bool) -> None:
+                 recent: list[tuple[int, int]], next_key: int, redate: bool,
+                 priors: Sequence[int] = (), not_local: Container[int] = frozenset(),
+                 on_redate: Callable[[list[int]], int] | None = None) -> None:
         self.store = store
+        self.priors = priors  # older studies a clinician may open as priors
+        self.prior_share = params.prior_read_share
+        self.not_local = not_local  # recent studies the runner does not re-date (not local)
+        self.on_redate = on_redate  # hands a round's studies to the devices (None: free)
         self.workload = workload
         self.recent_days = params.recent_days
         self.recent = recent
         self.first = 0
         self.next_key = next_key
+        self.census = next_key  # keys below are the census's studies; above, new arrivals
         self.rng = random.Random(params.seed)
         self.redates = 0
         self.rounds = 0
@@ -120,19 +130,31 @@ class Clinic:
             self.entered_store(self.workload.new_study_mb)
 
     def _read(self) -> None:
-        if self.first < len(self.recent):
-            recalled = self.store.access(
-                self.recent[self.rng.randrange(self.first, len(self.recent))][0])
-            if recalled and self.redate:
-                self.entered_store(recalled)
+        """A clinician opens a recent study, or (`prior_read_share` of reads) an older prior."""
+        rng = self.rng
+        if self.priors and rng.random() < self.prior_share:
+            key = self.priors[rng.randrange(len(self.priors))]
+        elif self.first < len(self.recent):
+            key = self.recent[rng.randrange(self.first, len(self.recent))][0]
+        else:
+            return
+        recalled = self.store.access(key)
+        if recalled and self.redate:
+            self.entered_store(recalled)
 
     def _redate(self) -> None:
-        refresh, size_of = self.store.refresh, self.store.size_of
-        recent_mb = 0.0
-        for key, _ in self.recent[self.first:]:
-            if refresh(key):
-                self.redates += 1
-                recent_mb += size_of(key)
+        """A round: every recent study of the census that was local (the window slides with
+        the date; new arrivals are not in the census, as for the runner) is re-dated, by a
+        retrieve through the devices (`on_redate`), else at once."""
+        store = self.store
+        census, skip = self.census, self.not_local
+        keys = [key for key, _ in self.recent[self.first:] if key < census and key not in skip]
+        if self.on_redate is None:
+            keys = [key for key in keys if store.refresh(key)]
+            self.redates += len(keys)
+        else:
+            self.redates += self.on_redate(keys)
+        recent_mb = sum(store.size_of(key) for key in keys if store.is_local(key))
         self.rounds += 1
         self.entered = 0.0
         headroom = self.store.low_water_mb - recent_mb

@@ -10,7 +10,7 @@ from typing import Any
 from runner.plan.explain import size_unit
 from runner.plan.model import Phase, Plan
 from runner.profile.models import SiteProfile
-from runner.tiering.calibrate import Calibration, PilotRetrieve, calibrate
+from runner.tiering.calibrate import Calibration, PilotMeasures, PilotRetrieve, calibrate
 from runner.tiering.clinical import Workload
 from runner.tiering.params import TierParameters
 from runner.tiering.scenario import build_scenario, start_of
@@ -46,11 +46,12 @@ def forecast_strategies(profile: SiteProfile, plan: Plan,
                         start: date | datetime | None = None,
                         params: TierParameters | None = None,
                         strategies: Sequence[Strategy] = STANDARD_STRATEGIES,
-                        pilot: Sequence[PilotRetrieve] = ()) -> Forecast:
+                        pilot: Sequence[PilotRetrieve] = (),
+                        rates: PilotMeasures | None = None) -> Forecast:
     """Forecast `plan` under each strategy (and the profile's own), from `start` (default:
     midnight of the plan's day, site time); `params` default to `from_profile(profile)`,
     with the speeds a pilot run measured (`pilot`: the ledger's retrieves) in their place."""
-    calibration = calibrate(params or TierParameters.from_profile(profile), pilot)
+    calibration = calibrate(params or TierParameters.from_profile(profile), pilot, rates)
     params = calibration.parameters
     own = profile_strategy(profile)
     chosen = tuple(strategies) if own in strategies else (*strategies, own)
@@ -73,7 +74,21 @@ def forecast_json(forecast: Forecast) -> dict[str, Any]:
             "start": forecast.start.isoformat(), "studies": forecast.studies,
             "assumptions": {**asdict(forecast.parameters),
                             **{k: round(v, 3) for k, v in used.items()}},
-            "measured": dict(forecast.calibration.measured) if forecast.calibration else {}}
+            "measured": dict(forecast.calibration.measured) if forecast.calibration else {},
+            "pilot_rates": _rates_json(forecast.calibration)}
+
+
+def _rates_json(calibration: Calibration | None) -> dict[str, Any]:
+    """The pilot's other measures (empty without a pilot run)."""
+    rates = calibration.rates if calibration else None
+    if rates is None:
+        return {}
+    return {"trouble_by_concurrency": {str(n): {"retrieves": total, "trouble": bad}
+                                       for n, (total, bad) in
+                                       sorted(rates.trouble_by_concurrency.items())},
+            "forward_mb_per_s": rates.forward_mb_per_s, "forwards": rates.forwards,
+            "verified_per_hour": rates.verified_per_hour,
+            "verifications": rates.verifications}
 
 
 def _strategy_json(r: StrategyResult) -> dict[str, Any]:
@@ -114,7 +129,8 @@ def _assumption_lines(f: Forecast) -> list[str]:
             f"locks up for {p.lockup_minutes:g} min when asked for more than "
             f"{p.lockup_backlog_mb:,.0f} MB it has not delivered (defaults; per device: "
             "source.devices[].limits)",
-            *([f"  {f.calibration.describe()}"] if f.calibration else [])]
+            *([f"  {f.calibration.describe()}"] if f.calibration else []),
+            *(f"  {line}" for line in (f.calibration.rate_lines() if f.calibration else []))]
 
 
 def _row(r: StrategyResult, mb_per_unit: float) -> list[str]:

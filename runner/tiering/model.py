@@ -109,6 +109,10 @@ class LocalStore(Generic[K]):
         twin._evictions, twin._recent_evictions = self._evictions, self._recent_evictions
         return twin
 
+    def acquired(self) -> dict[K, int]:
+        """Each known study's acquisition day."""
+        return dict(self._acquired)
+
     def is_local(self, key: K) -> bool:
         """Whether the study is on the local store now."""
         return key in self._lru

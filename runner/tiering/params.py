@@ -25,6 +25,9 @@ class TierParameters:
     """Recall speed from nearline (and offline) storage, per study."""
     device_mb_per_s: float = 20.0
     """Transfer speed of one retrieve from a source device to the listener."""
+    retrieve_latency_seconds: float = 0.0
+    """From a C-MOVE to its first instance for a local study (association, the source's
+    look-up): the device holds the retrieve that long before its data flows."""
     device_total_mb_per_s: float = 40.0
     """What one device delivers across all its retrieves at once: they share it (a PACS
     server's disks and network, not one association, are the limit)."""
@@ -46,6 +49,9 @@ class TierParameters:
     """The size of a new study when there is no recent history to learn it from."""
     clinical_reads_per_day: float | None = None
     """Reads of recent studies by clinicians each day; None: as many as new studies."""
+    prior_read_share: float = 0.1
+    """The share of clinical reads that open an older prior (a study older than
+    `recent_days`, recalled from nearline when it is not local) rather than a recent one."""
     recent_days: int = 14
     """A study acquired within this many days of the simulated day is clinically recent."""
     redate_every_hours: float = 6.0
@@ -82,11 +88,13 @@ class TierParameters:
             ("nearline_mb_per_s > 0", self.nearline_mb_per_s > 0),
             ("device_mb_per_s > 0", self.device_mb_per_s > 0),
             ("device_total_mb_per_s > 0", self.device_total_mb_per_s > 0),
+            ("retrieve_latency_seconds >= 0", self.retrieve_latency_seconds >= 0),
             ("lockup_backlog_mb > 0", self.lockup_backlog_mb > 0),
             ("lockup_minutes >= 0", self.lockup_minutes >= 0),
             ("new_study_mb > 0", self.new_study_mb > 0),
             ("rates per day >= 0", all(r is None or r >= 0 for r in (
                 self.new_studies_per_day, self.new_mb_per_day, self.clinical_reads_per_day))),
+            ("0 <= prior_read_share <= 1", 0 <= self.prior_read_share <= 1),
             ("recent_days >= 0", self.recent_days >= 0),
             ("redate_every_hours > 0", self.redate_every_hours > 0),
             ("0 <= redate_headroom_fraction <= 1", 0 <= self.redate_headroom_fraction <= 1),

@@ -48,6 +48,7 @@ class Scenario:
     by_date: tuple[int, ...]
     tiers: tuple[Location, ...]
     limits: tuple[DeviceLimits, ...]  # per device, indexed as device_ids
+    priors: tuple[int, ...] = ()  # the studies older than the recent window, oldest first
 
     @property
     def capacity_gb(self) -> float:
@@ -116,6 +117,7 @@ def build_scenario(plan: Plan, start: datetime, params: TierParameters) -> Scena
         workload=Workload.of(params, [sizes[i] for i in history]),
         params=params, recent=tuple((i, days[i]) for i in recent), by_date=by_date,
         tiers=tiers, limits=tuple(DeviceLimits.of(d, params) for d in plan.devices),
+        priors=by_date[:bisect_left(dated, today - params.recent_days)],
     )
 
 

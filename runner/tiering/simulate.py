@@ -5,11 +5,14 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
-from runner.plan.throttle import CompiledThrottle, ThroughputMeter, next_start
+from runner.plan.throttle import CompiledThrottle, next_start
+from runner.profile.tiers import Location
 from runner.tiering.clinical import DAY_SECONDS, Clinic
-from runner.tiering.scenario import DeviceLimits, Scenario
+from runner.tiering.device import ModelDevice
+from runner.tiering.scenario import Scenario
 from runner.tiering.strategy import Strategy, ordered_keys
 from runner.tiering.timeline import ScheduleCursor
 
@@ -39,79 +42,6 @@ class StrategyResult:
     redate_rounds: int = 0
 
 
-class _Device:
-    """One source device during the simulation: its queue and what is in flight.
-
-    Transfers share the device's rate (each at most `per_retrieve` MB/s): `served` is the
-    MB each transfer in `active` has received since the device's start, and a transfer ends
-    when `served` reaches its threshold in `active`. Studies being recalled wait in
-    `recalling` (their size). `epoch` changes at a lock-up, `version` whenever the next end
-    must be scheduled again: older events are ignored.
-    """
-
-    __slots__ = ("active", "epoch", "flight", "fruitless", "in_flight", "index", "last_start",
-                 "limits", "locked_seconds", "locked_until", "lockups", "meter", "per_retrieve",
-                 "pinned", "position", "queue", "recalling", "retry", "served", "updated",
-                 "version", "wake_at")
-
-    def __init__(self, index: int, pinned: str | None, queue: list[int], limits: DeviceLimits,
-                 per_retrieve: float) -> None:
-        self.index = index
-        self.pinned = pinned
-        self.queue = queue
-        self.position = 0
-        self.retry: list[int] = []  # studies lost to a lock-up, asked again first
-        self.in_flight = 0
-        self.last_start: float | None = None
-        self.wake_at = -1.0
-        self.meter = ThroughputMeter()
-        self.limits = limits
-        self.per_retrieve = per_retrieve
-        self.active: dict[int, float] = {}
-        self.recalling: dict[int, float] = {}
-        self.flight: dict[int, None] = {}  # every study in flight, in the order started
-        self.served = 0.0
-        self.updated = 0.0
-        self.epoch = 0
-        self.version = 0
-        self.locked_until = -1.0
-        self.lockups = 0
-        self.fruitless = 0  # lock-ups since a study last finished on the device
-        self.locked_seconds = 0.0
-
-    @property
-    def has_work(self) -> bool:
-        """Whether any study is still to be started on this device."""
-        return bool(self.retry) or self.position < len(self.queue)
-
-    def next_key(self) -> int:
-        """The study to start next: one lost to a lock-up first, else the queue's next."""
-        return self.retry[0] if self.retry else self.queue[self.position]
-
-    def take(self) -> None:
-        """The next study has started."""
-        if self.retry:
-            self.retry.pop(0)
-        else:
-            self.position += 1
-
-    def rate(self) -> float:
-        """MB/s each transfer receives now."""
-        if not self.active:
-            return 0.0
-        return min(self.per_retrieve, self.limits.mb_per_s / len(self.active))
-
-    def advance(self, now: float) -> None:
-        """Bring `served` up to `now`."""
-        self.served += self.rate() * (now - self.updated)
-        self.updated = now
-
-    def backlog(self) -> float:
-        """MB asked of the device and not yet delivered."""
-        return sum(self.active.values()) - self.served * len(self.active) + \
-            sum(self.recalling.values())
-
-
 class Simulation:
     """Migrates every study of the scenario in the strategy's order, event by event.
 
@@ -133,8 +63,14 @@ class Simulation:
         self.scenario = scenario
         self.strategy = strategy
         self.store = scenario.store.copy()
+        self.redate_queue: deque[int] = deque()  # re-date jobs (~key), shared by the devices
+        self.redate_next: list[int] = []  # a round that waits for the last one to be through
+        local = Location.LOCAL
         self.clinic = Clinic(self.store, scenario.workload, params, list(scenario.recent),
-                             len(scenario.studies), strategy.redate)
+                             len(scenario.studies), strategy.redate, scenario.priors,
+                             frozenset(k for k, _ in scenario.recent
+                                       if scenario.tiers[k] is not local),
+                             self._queue_redates)
         self.throttles: dict[str, CompiledThrottle] = (
             scenario.throttles_without_delay() if strategy.hourly_break
             else dict(scenario.throttles))
@@ -156,12 +92,12 @@ class Simulation:
         self.turnover: float | None = None
         self.rng = random.Random(params.seed)  # which overloads lock a device up
 
-    def _devices(self) -> list[_Device]:
+    def _devices(self) -> list[ModelDevice]:
         sc = self.scenario
         queues: list[list[int]] = [[] for _ in sc.device_ids]
         for key in ordered_keys(sc.by_date, sc.tiers, self.strategy):
             queues[sc.device_of[key]].append(key)
-        return [_Device(i, sc.pinned[i], q, sc.limits[i], sc.params.device_mb_per_s)
+        return [ModelDevice(i, sc.pinned[i], q, sc.limits[i], sc.params.device_mb_per_s)
                 for i, q in enumerate(queues)]
 
     def run(self) -> StrategyResult:
@@ -170,7 +106,9 @@ class Simulation:
         self._fill_all()
         while self.remaining and self.heap and not self.stuck:
             if self.clinic.next_time <= self.heap[0][0]:
-                self.clinic.fire()
+                self.now = max(self.now, self.clinic.fire())
+                if self.redate_queue:
+                    self._fill_all()
                 continue
             when, _, kind, arg, stamp = heapq.heappop(self.heap)
             if when > horizon:
@@ -185,8 +123,8 @@ class Simulation:
             if stamp == device.version:
                 self._done(device)
         elif kind == _RECALLED:
-            device = self.devices[self.scenario.device_of[arg]]
-            if stamp == device.epoch:
+            device = self.devices[stamp % len(self.devices)]  # stamped with epoch and device
+            if stamp // len(self.devices) == device.epoch:
                 size = device.recalling.pop(arg)
                 self._transfer(device, arg, size)
         elif kind == _WAKE:
@@ -207,16 +145,19 @@ class Simulation:
         for device in self.devices:
             self._fill(device)
 
-    def _fill(self, device: _Device) -> None:
+    def _fill(self, device: ModelDevice) -> None:
         """Start every retrieve the device may start now; wake it when the next may."""
         now = self.now
-        if not device.has_work or now < device.locked_until:
+        if now < device.locked_until or not (self.redate_queue or self.remaining):
             return
         throttle = self._throttle(device, now)
-        sizes, instances = self.scenario.sizes, self.scenario.instances
-        while device.has_work:
-            key = device.next_key()
-            values = {"study_mb": sizes[key], "study_instances": instances[key], "spool_gb": 0.0}
+        size_of, instances = self.store.size_of, self.scenario.instances
+        known = len(instances)
+        while (picked := self._next_job(device)) is not None:
+            job, owner = picked
+            key = job if job >= 0 else ~job
+            values = {"study_mb": size_of(key), "spool_gb": 0.0,
+                      "study_instances": instances[key] if key < known else 0.0}
             if self.uses_rate:
                 values["device_mb_per_s"] = device.meter.mb_per_s(now)
             wait = next_start(throttle, device.in_flight, device.last_start, now, values).wait
@@ -224,10 +165,24 @@ class Simulation:
                 if wait is not None:
                     self._wake(device, now + wait)
                 return
-            if not self._start(device, key):
+            if not self._start(device, job, owner):
                 return
 
-    def _throttle(self, device: _Device, now: float) -> CompiledThrottle | None:
+    def _next_job(self, device: ModelDevice) -> tuple[int, ModelDevice] | None:
+        """A re-date first; else the device's own next study; else, as the runner's queues
+        do, the next study of the device with the most waiting (a locked one first)."""
+        if self.redate_queue:
+            return self.redate_queue[0], device
+        if device.has_work:
+            return device.next_key(), device
+        now = self.now
+        donors = [d for d in self.devices if d.has_work]
+        if not donors:
+            return None
+        donor = max(donors, key=lambda d: (now < d.locked_until, d.waiting()))
+        return donor.next_key(), donor
+
+    def _throttle(self, device: ModelDevice, now: float) -> CompiledThrottle | None:
         """The device's throttle now (None: paused by the schedule or the hourly break)."""
         cursor = self.cursor
         if now >= cursor.end and cursor.at(now) and cursor.end < math.inf:
@@ -237,58 +192,87 @@ class Simulation:
         name = device.pinned or cursor.name
         return self.throttles[name] if name is not None else None
 
-    def _wake(self, device: _Device, when: float) -> None:
+    def _wake(self, device: ModelDevice, when: float) -> None:
         if when >= self.cursor.end or self.now < device.wake_at <= when:
             return
         device.wake_at = when
         self._push(when, _WAKE, device.index)
 
-    def _start(self, device: _Device, key: int) -> bool:
-        """Ask the device for a study: False when the request locks it up."""
-        size = self.scenario.sizes[key]
+    def _queue_redates(self, keys: list[int]) -> int:
+        """A re-date round's studies, for the devices to retrieve before their own queue
+        (as the runner does); a round waits while the last one is still queued. Returns
+        how many were queued now."""
+        busy = {job for device in self.devices for job in device.flight}
+        jobs = [~key for key in keys if ~key not in busy]
+        if self.redate_queue:
+            self.redate_next = jobs
+            return 0
+        self.redate_queue.extend(jobs)
+        return len(jobs)
+
+    def _take(self, owner: ModelDevice, job: int) -> None:
+        """The job starts: off the re-date queue (the waiting round follows) or its owner's."""
+        if job >= 0:
+            owner.take()
+            return
+        self.redate_queue.popleft()
+        if not self.redate_queue and self.redate_next:
+            self.redate_queue.extend(self.redate_next)
+            self.clinic.redates += len(self.redate_next)
+            self.redate_next = []
+
+    def _start(self, device: ModelDevice, job: int, owner: ModelDevice) -> bool:
+        """Ask the device for a study (`job`: its key, ~key for a re-date): False when the
+        request locks the device up. A re-date is a retrieve like any other: it recalls its
+        study when the study was pushed off meanwhile."""
+        key = job if job >= 0 else ~job
+        size = self.store.size_of(key)
         device.advance(self.now)
         over = (device.backlog() + size) / device.limits.lockup_backlog_mb - 1.0
         if over > 0 and device.in_flight and self.rng.random() < over:
             self._lock_up(device)
             return False
-        device.take()
+        self._take(owner, job)
         recalled = self.store.access(key)
-        device.flight[key] = None
+        device.flight[job] = None
         device.in_flight += 1
         device.last_start = self.now
         if self.dead_since is not None:
             self.dead += self.now - self.dead_since
             self.dead_since = None
         self.in_flight += 1
-        if self.starts is not None:
+        if self.starts is not None and job >= 0:
             self.starts.append((self.now, key))
+        latency = self.scenario.params.retrieve_latency_seconds
         if recalled > 0:
             self.recalled_mb += recalled
             if self.turnover is None and self.recalled_mb >= self.store.capacity_mb:
                 self.turnover = self.now
             if self.strategy.redate:
                 self.clinic.entered_store(recalled)
-            device.recalling[key] = size
-            self._push(self.now + recalled / self.scenario.params.nearline_mb_per_s,
-                       _RECALLED, key, device.epoch)
+            latency += recalled / self.scenario.params.nearline_mb_per_s
+        if latency > 0:  # held by the device (and its recall) before data flows
+            device.recalling[job] = size
+            self._push(self.now + latency, _RECALLED, job,
+                       device.epoch * len(self.devices) + device.index)
         else:
-            self._transfer(device, key, size)
+            self._transfer(device, job, size)
         return True
 
-    def _transfer(self, device: _Device, key: int, size: float) -> None:
+    def _transfer(self, device: ModelDevice, key: int, size: float) -> None:
         """The study's data starts to flow from the device, sharing its rate."""
         device.advance(self.now)
         device.active[key] = device.served + size
         self._schedule_done(device)
 
-    def _schedule_done(self, device: _Device) -> None:
+    def _schedule_done(self, device: ModelDevice) -> None:
         device.version += 1
         if device.active:
             left = min(device.active.values()) - device.served
             self._push(self.now + max(left, 0.0) / device.rate(), _DONE, device.index,
                        device.version)
 
-    def _done(self, device: _Device) -> None:
+    def _done(self, device: ModelDevice) -> None:
         """The device's first transfer ends (and any ending at the same moment)."""
         device.advance(self.now)
         ended = [k for k, end in device.active.items() if end - device.served <= _EPSILON_MB]
@@ -298,23 +282,24 @@ class Simulation:
         self._schedule_done(device)
         self._fill(device)
 
-    def _finish(self, device: _Device, key: int) -> None:
-        device.fruitless = 0
-        del device.flight[key]
+    def _finish(self, device: ModelDevice, job: int) -> None:
+        del device.flight[job]
         device.in_flight -= 1
         if self.uses_rate:
-            device.meter.add(self.now, self.scenario.sizes[key])
+            device.meter.add(self.now, self.store.size_of(job if job >= 0 else ~job))
         self.in_flight -= 1
-        self.remaining -= 1
-        self.finished_at = self.now
+        if job >= 0:
+            device.fruitless = 0
+            self.remaining -= 1
+            self.finished_at = self.now
         if self.in_flight == 0 and self.remaining:
             self.dead_since = self.now
 
-    def _lock_up(self, device: _Device) -> None:
+    def _lock_up(self, device: ModelDevice) -> None:
         """Pushed past its backlog: the device stops for its lock-up time, and what was in
         flight on it is lost, to be asked again (in the same order) when it is back."""
         lost = list(device.flight)
-        device.retry = lost + device.retry
+        device.retry = [job for job in lost if job >= 0] + device.retry  # re-dates: failed
         device.in_flight -= len(lost)
         self.in_flight -= len(lost)
         if self.in_flight == 0 and self.dead_since is None:
@@ -332,6 +317,7 @@ class Simulation:
         device.locked_until = self.now + device.limits.lockup_seconds
         device.locked_seconds += device.limits.lockup_seconds
         self._push(device.locked_until, _UNLOCK, device.index)
+        self._push(self.now, _SEGMENT, -1)  # the other devices may take its studies
 
     def _result(self) -> StrategyResult:
         counts = self.store.counts()

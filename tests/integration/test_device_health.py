@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -134,3 +135,36 @@ def test_locked_up_device_is_marked_down_its_work_moves_and_it_comes_back(
     sent = [json.loads(line) for line in alerts.read_text().splitlines()]
     assert [(a["PACSMIG_EVENT"], a["PACSMIG_DEVICE"]) for a in sent][:2] == [
         ("device_down", "wfm1"), ("device_up", "wfm1")]  # pushed too hard, it may lock again
+
+
+class SlowRecall(Behaviour):
+    """Its nearline study takes `recall_seconds` before anything is sent (a recall)."""
+
+    def __init__(self, recall_seconds: float) -> None:
+        self.recall_seconds = recall_seconds
+
+    def before_move(self, spec: StudySpec) -> MoveDirective:
+        nearline = spec.instance_availability == "NEARLINE"
+        return MoveDirective(delay_seconds=self.recall_seconds if nearline else 0.0)
+
+
+def test_a_recall_longer_than_the_stall_timeout_is_waited_for_not_aborted(
+        tmp_path: Path, specs: list[StudySpec], listener_port: int,
+        orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    few = [replace(specs[0], instance_availability="NEARLINE"), *specs[1:3]]
+    server = QRServer("SIMPACS", few, {"PACSMIG": ("127.0.0.1", listener_port)},
+                      behaviour=SlowRecall(1.5)).start()
+    try:
+        data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
+                            orthanc_factory(aet="DEST").peer, listener_port,
+                            source={"health": {"stall_timeout": 0.5, "down_after": 1,
+                                               "probe_seconds": 0.1}},
+                            tiering={"recall_timeout": 10},
+                            retries={"retrieve_attempts": 1, "backoff_seconds": 0.1})
+        loaded = load_profile(write_profile(tmp_path, data))
+        summary = run_migration(loaded, build_plan(loaded, None), None, lambda _: None, False)
+    finally:
+        server.stop()
+    assert summary.complete, summary.lines()
+    assert events(tmp_path) == []  # no stall, no device marked down
+    assert [r.study_uid for r in server.asked("C-MOVE")].count(few[0].study_uid) == 1

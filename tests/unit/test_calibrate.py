@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from runner.ledger.queries import RetrieveTiming
@@ -23,7 +25,9 @@ def test_the_pilots_flow_and_recall_speeds_replace_the_assumptions() -> None:
     calibration = calibrate(TierParameters(), pilot)
     assert calibration.parameters.device_mb_per_s == pytest.approx(20.0)
     assert calibration.parameters.nearline_mb_per_s == pytest.approx(4.0)
-    assert calibration.measured == {"device_mb_per_s": 6, "nearline_mb_per_s": 3}
+    assert calibration.measured == {"device_mb_per_s": 6, "nearline_mb_per_s": 3,
+                                    "retrieve_latency_seconds": 3}
+    assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.5)
     text = calibration.describe()
     assert "device_mb_per_s 20 (from 6 retrieves)" in text
     assert "nearline_mb_per_s 4 (from 3 retrieves)" in text and "the rest assumed" in text
@@ -33,7 +37,7 @@ def test_too_few_retrieves_leave_a_figure_assumed() -> None:
     pilot = [_local(100, 5)] * MIN_SAMPLES + [_nearline(100, 25, 5)] * (MIN_SAMPLES - 1)
     calibration = calibrate(TierParameters(nearline_mb_per_s=7.0), pilot)
     assert calibration.parameters.nearline_mb_per_s == 7.0
-    assert set(calibration.measured) == {"device_mb_per_s"}
+    assert set(calibration.measured) == {"device_mb_per_s", "retrieve_latency_seconds"}
     assert "every figure assumed" in calibrate(TierParameters(), []).describe()
 
 
@@ -50,4 +54,43 @@ def test_the_forecast_runs_on_the_measured_speeds_and_says_so() -> None:
     assert "measured by the pilot run: device_mb_per_s 20" in "\n".join(
         forecast_lines(measured))
     assert forecast_json(measured)["measured"] == {"device_mb_per_s": 6,
-                                                   "nearline_mb_per_s": 3}
+                                                   "nearline_mb_per_s": 3,
+                                                   "retrieve_latency_seconds": 3}
+
+
+def test_the_ledger_gives_device_trouble_by_concurrency_and_forward_and_verify_rates(
+        tmp_path: Path) -> None:
+    import time
+
+    from runner.ledger import Ledger, RetrievePurpose, VerificationMethod
+    from runner.ledger.calibration import pilot_rates
+
+    path = tmp_path / "ledger.duckdb"
+    with Ledger.open(path) as ledger:
+        for _ in range(2):  # alone: fine; with another in flight: refused (trouble)
+            alone = ledger.record_retrieve_started(study_uid="1.1", device="pacs",
+                                                   purpose=RetrievePurpose.MIGRATE)
+            crowded = ledger.record_retrieve_started(study_uid="1.2", device="pacs",
+                                                     purpose=RetrievePurpose.MIGRATE)
+            ledger.record_retrieve_finished(crowded, final_status=0xA701,
+                                            category="out_of_resources")
+            ledger.record_retrieve_finished(alone, final_status=0, category="success")
+        for n in range(4):
+            ledger.record_received(sop_instance_uid=f"5.{n}", study_uid="1.1", series_uid="4",
+                                   sop_class_uid="1.2", transfer_syntax="1.2.840.10008.1.2.1",
+                                   nbytes=2_000_000, spool_name=f"s{n}")
+            ledger.record_forwarded(sop_instance_uid=f"5.{n}", study_uid="1.1", ok=True,
+                                    status=0)
+            ledger.record_verification(study_uid=f"1.{n}", method=VerificationMethod.COUNT,
+                                       expected=1, found=1, ok=True)
+            time.sleep(0.01)  # the ledger stamps its own times: a span to divide by
+    rates = pilot_rates(path)
+    assert rates.trouble_by_concurrency == {1: (2, 0), 2: (2, 2)}
+    assert rates.forwards == 4 and rates.forward_mb_per_s is not None
+    assert rates.forward_mb_per_s > 8.0 / 10  # 8 MB in well under ten seconds
+    assert rates.verifications == 4 and rates.verified_per_hour is not None
+    calibration = calibrate(TierParameters(), [], rates)
+    lines = calibration.rate_lines()
+    assert "by retrieves in flight on the device, measured: 1: 0 of 2, 2: 2 of 2" in lines[0]
+    assert "forward" in lines[1] and "(measured, 4 instances)" in lines[1]
+    assert "not measured" in calibrate(TierParameters(), []).rate_lines()[1]

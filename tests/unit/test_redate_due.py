@@ -59,3 +59,20 @@ def test_without_a_volume_only_every_hours_starts_a_round() -> None:
     assert redates.refill(0.0, set()) and _drain(redates) == ["a"]
     redates.recalled(1e9, 10.0)
     assert not redates.refill(10.0, set())
+
+
+def test_each_round_re_dates_the_recent_window_as_it_is_that_day() -> None:
+    from datetime import date
+
+    from runner.execute.redate import RecentWindow
+
+    day = [date(2026, 12, 1)]
+    census = [(date(2026, 11, 22), "old"), (date(2026, 11, 28), "a"), (date(2026, 11, 30), "b")]
+    window = RecentWindow(census, 10, lambda: day[0])
+    redates = Redates(window(), HOUR, window=window)
+    assert redates.refill(0.0, set())
+    assert _drain(redates) == ["old", "a", "b"]
+    day[0] = date(2026, 12, 5)  # "old" is no longer recent
+    assert redates.refill(HOUR, set())
+    assert _drain(redates) == ["a", "b"]
+    assert redates.study_uids == ("a", "b")
