@@ -288,7 +288,7 @@ def state_after(passes: list[list[Fact]]) -> dict[str, list[tuple[object, ...]]]
                 (*TABLES, "instances", "reconciliation")}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(fact_strategy, max_size=25))
 def test_writing_any_facts_again_leaves_the_same_state(facts: list[Fact]) -> None:
     once = [[*PRELUDE, *facts]]
