@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,12 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.relay_baselines import RELAY_AE, dcmtk_relay  # noqa: E402
+from benchmarks.relay_baselines import (  # noqa: E402
+    RELAY_AE,
+    children_cpu,
+    dcmtk_relay,
+    evict,
+)
 from runner.dicom.peer import Peer  # noqa: E402
 from runner.sim.generate import (  # noqa: E402
     StudySpec,
@@ -199,16 +203,7 @@ def _evict(folders: Iterable[Path]) -> None:
     destination write the most new pages: perf showed 27 to 34% of their CPU copying into
     the page cache, against 2% in the first round). Evicted, the rounds run alike.
     """
-    evicted = 0
-    for folder in folders:
-        for path in folder.rglob("*"):
-            if path.is_file():
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
-                evicted += 1
+    evicted = sum(evict(folder) for folder in folders)
     print(f"   (evicted {evicted} files from the page cache)")
 
 
@@ -252,12 +247,6 @@ def cpu_seconds(orthanc: OrthancProcess) -> float:
     assert orthanc._proc is not None
     fields = Path(f"/proc/{orthanc._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's waited-for children (movescu, the runner)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def cpu_used(source: OrthancProcess, dest: OrthancProcess,
