@@ -352,6 +352,54 @@ class Retries(Section):
     backoff_max_seconds: float = Field(300, ge=0, le=86400)
 
 
+class PriorityHl7(Section):
+    """An HL7 v2 listener (MLLP) for orders, appointments and admissions."""
+
+    host: Host = "0.0.0.0"
+    port: Port
+    tls: Tls | None = Field(None, description="MLLP over TLS (require_client_certificate "
+                            "for mutual TLS)")
+
+
+class PriorityWorklist(Section):
+    """A Modality Worklist (C-FIND) polled for procedures scheduled soon."""
+
+    ae_title: AETitle
+    host: Host
+    port: Port
+    every_minutes: float = Field(15, gt=0, le=1440, description="minutes between polls")
+    days_ahead: int = Field(1, ge=0, le=60,
+                            description="procedures scheduled from today to this many days on")
+    station_ae_title: AETitle | None = Field(
+        None, description="ask only for this Scheduled Station AE Title (all when unset)")
+    modalities: list[Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")]] = Field(
+        default_factory=list, description="ask only for these modalities (all when empty)")
+    tls: Tls | None = None
+
+
+class PriorityRules(Section):
+    """Which of a patient's studies a priority request moves."""
+
+    max_studies: int | None = Field(None, ge=1, le=10000,
+                                    description="the most recent N studies (all when unset)")
+    max_age_years: float | None = Field(
+        None, gt=0, le=200, description="none older than this before the request's date")
+    same_modality: bool = Field(False, description="only studies of the order's modality")
+    same_body_part: bool = Field(False, description="only studies of the order's body part "
+                                 "(asked of the source per series)")
+
+
+class Priority(Section):
+    """The priority lane: triggers that move a patient's priors to the head of the queue."""
+
+    hl7: PriorityHl7 | None = None
+    worklist: PriorityWorklist | None = None
+    csv: ProfilePath | None = Field(
+        None, description="a CSV of patient_id,date[,modality][,issuer] (tomorrow's clinic "
+                          "list), read again when it changes")
+    rules: PriorityRules = Field(default_factory=PriorityRules)
+
+
 class SiteProfile(Section):
     """One hospital's migration, as the consultant describes it."""
 
@@ -373,6 +421,7 @@ class SiteProfile(Section):
     dicom: DicomOptions = Field(default_factory=DicomOptions)
     retries: Retries = Field(default_factory=Retries)
     alert: Alert = Field(default_factory=Alert)
+    priority: Priority = Field(default_factory=Priority)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SiteProfile:
