@@ -196,6 +196,37 @@ def verify(
         _done(command(profile, rebuild, inventory, typer.echo))
 
 
+def _patient_id(value: str) -> str:
+    from runner.execute.priority.finder import has_wildcards
+
+    if not value.strip() or has_wildcards(value):
+        raise typer.BadParameter("give one patient ID, without wildcard characters (* ? \\)")
+    return value.strip()
+
+
+@app.command()
+def priority(
+    profile: ProfileArg,
+    patient: Annotated[str, typer.Option(help="the patient's ID (as the new PACS or the RIS "
+                                         "knows it: the rules' lookup maps it back)",
+                                         callback=_patient_id)],
+    due: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="when the priors are needed (the earliest due go first)")]
+    = None,
+    modality: Annotated[str, typer.Option(help="the order's modality (priority.rules."
+                                          "same_modality)")] = "",
+    body_part: Annotated[str, typer.Option(help="the order's body part (priority.rules."
+                                           "same_body_part)")] = "",
+    issuer: Annotated[str, typer.Option(help="the patient ID's issuer")] = "",
+) -> None:
+    """Ask for a patient's priors first: kept in the ledger, served by `pacsmig run`."""
+    from runner.commands.priority import priority as command
+
+    with _exit_codes():
+        _done(command(profile, patient, due.date() if due else None, modality, issuer,
+                      body_part, typer.echo))
+
+
 def _err(line: str) -> None:
     typer.echo(line, err=True)
 

@@ -67,6 +67,16 @@ class Tally:
         """Studies not yet verified nor given up."""
         return self.total - self.done
 
+    def add(self, work: StudyWork) -> None:
+        """A study joins the run (the priority lane found it after the plan was made)."""
+        self.total += 1
+        self.total_mb += work.megabytes
+        while work.phase >= len(self.phase_total):  # a plan without phases: one for it
+            self.tiers.append("priority")
+            self.phase_total.append(0)
+            self.phase_done.append(0)
+        self.phase_total[work.phase] += 1
+
     def settle(self, work: StudyWork) -> None:
         """A study of the run is verified or given up (call once per study)."""
         self.done += 1

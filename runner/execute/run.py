@@ -142,7 +142,8 @@ def _run(loaded: LoadedProfile, plan: Plan, ledger: Ledger, limit: int | None,
           f"verified{' or beyond --limit' if limit else ''}); ledger {ledger.path}")
     stopped = wiring.serve(stages, works, again, lambda: show(False))
     show(force=True)
-    return replace(_summary(stages.state, works, stopped), census_gaps=len(plan.census.gaps))
+    return replace(_summary(stages.state, list(stages.state.works.values()), stopped),
+                   census_gaps=len(plan.census.gaps))
 
 
 def _summary(state: RunState, works: list[StudyWork], stopped: str | None) -> RunSummary:

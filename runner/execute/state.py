@@ -60,6 +60,15 @@ class RunState:
             if not work.final and work.stage is Stage.QUEUED:
                 self.queues.push(work)
 
+    def add(self, work: StudyWork, rank: int | None = None) -> None:
+        """A study joins the run, queued (in the priority lane, `rank` first, if given)."""
+        self.works[work.uid] = work
+        self.tally.add(work)
+        if rank is not None:
+            self.queues.prioritise(work, queued=False, rank=rank)
+        self.queues.push(work, time.monotonic())
+        self.wake.notify_all()
+
     def finished(self) -> bool:
         """Every study settled, or the run is to stop."""
         return self.stopping.is_set() or bool(self.fatal) or self.tally.open == 0

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from runner.execute.run import open_ledger
+from runner.ledger.priority_queries import RequestRow, priority_summary, request_rows
 from runner.ledger.queries import (
     ForecastActual,
     QuerySource,
@@ -68,6 +69,7 @@ class StatusReads:
     runs_forecast: list[ForecastActual]
     census: tuple[Any, ...]
     reasons: list[tuple[Any, ...]]
+    priority: list[RequestRow]
 
 
 def read_status(ledger: QuerySource) -> StatusReads:
@@ -75,7 +77,7 @@ def read_status(ledger: QuerySource) -> StatusReads:
     return StatusReads(status_summary(ledger), ledger.query(_EVENTS)[0],
                        ledger.query(_RUNS)[0], redate_totals(ledger),
                        forecasts_against_actuals(ledger), ledger.query(_CENSUS)[0],
-                       ledger.query(_REASONS))
+                       ledger.query(_REASONS), request_rows(ledger))
 
 
 def status_lines(loaded: LoadedProfile) -> list[str]:
@@ -100,7 +102,34 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
                   f"stalled retrieves aborted: {stalls}; devices down {downs} times, back "
                   f"{ups} times", f"Re-dates: {read.redates.describe()}"]
     lines += _against_actual(read.runs_forecast[-1]) if read.runs_forecast else []
+    lines += _priority_lines(read.priority)
     return lines
+
+
+PRIORITY_SHOWN = 10  # requests not yet served, listed one by one
+
+
+def _priority_lines(rows: list[RequestRow]) -> list[str]:
+    """The priority lane: its totals and latencies, and the requests not yet served."""
+    if not rows:
+        return []
+    summary = priority_summary(rows)
+    waiting = [r for r in rows if not r.served]
+    lines = ["", f"Priority lane: {summary.requests} requests, {summary.served} served, "
+                 f"{summary.open} not yet resolved; studies: {summary.moved} to move, "
+                 f"{summary.verified} verified, {summary.already_there} already there",
+             f"  request to first retrieve (p50/p90/max): {_spread(summary.first_retrieve)}; "
+             f"to verified: {_spread(summary.to_verified)}"]
+    if waiting:
+        lines.append(f"  Waiting ({len(waiting)}):")
+    lines += [f"    {r.received_at:%Y-%m-%d %H:%M} UTC  {r.trigger:8} {r.patient_masked:>12}  "
+              f"due {r.due.isoformat() if r.due else 'now':10}  {r.outcome:8} "
+              f"{r.verified}/{r.to_move} verified" for r in waiting[-PRIORITY_SHOWN:]]
+    return lines
+
+
+def _spread(values: tuple[float, float, float] | None) -> str:
+    return "none yet" if values is None else " / ".join(_hours(v) for v in values)
 
 
 def _against_actual(run: ForecastActual) -> list[str]:

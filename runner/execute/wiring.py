@@ -26,7 +26,15 @@ from runner.execute.destination import credentials, holdings, named, web_service
 from runner.execute.devices import DeviceState
 from runner.execute.inflight import InFlight
 from runner.execute.intake import Intake
-from runner.execute.peers import destination_peer, device_peer, dicom_settings, is_dicomweb
+from runner.execute.peers import (
+    destination_peer,
+    device_peer,
+    device_peers,
+    dicom_settings,
+    is_dicomweb,
+)
+from runner.execute.priority.finder import PatientFinder
+from runner.execute.priority.lane import PriorityLane
 from runner.execute.progress import Snapshot
 from runner.execute.retrieving import Moves, Retriever
 from runner.execute.scheduler import Scheduler, WallClock, redates_due
@@ -42,10 +50,12 @@ from runner.execute.settlement.stage import Settlement
 from runner.execute.settlement.verifier import CommitmentWaiter, Verifier
 from runner.execute.state import RetryPolicy, RunState
 from runner.execute.work import StudyWork
+from runner.inventory.model import Study
 from runner.ledger import Ledger
 from runner.ledger.queries import retrieve_timings
 from runner.morph import RuleSet
 from runner.plan.model import Plan
+from runner.plan.priority import PriorRules, patient_id_tables
 from runner.profile.models import SiteProfile
 from runner.tiering.calibrate import recall_allowance
 
@@ -64,6 +74,7 @@ class Stages:
     intake: Intake
     sending: Sending
     settlement: Settlement
+    lane: PriorityLane
 
     def snapshot(self) -> Snapshot:
         """The numbers the progress line shows."""
@@ -159,7 +170,27 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                                            retrieve_timings(ledger)))
     scheduler = Scheduler(plan, state, ledger, inflight, retriever, spool, janitor,
                           profile.source.health.stall_timeout, wall_clock)
-    return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement)
+    return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement,
+                  priority_lane(profile, plan, state, ledger, settings))
+
+
+def priority_lane(profile: SiteProfile, plan: Plan, state: RunState, ledger: Ledger,
+                  settings: DicomSettings) -> PriorityLane:
+    """The run's priority lane: the patient's studies asked of the source's devices, the
+    priors chosen by `priority.rules`, patient IDs mapped back through the rules' tables."""
+    rules = profile.priority.rules
+    finder = PatientFinder(device_peers(profile), profile.source.calling_ae_title, settings,
+                           profile.source.inventory.modalities)
+    tiers = [phase.tier for phase in plan.phases]
+
+    def first_phase(study: Study) -> int:
+        return tiers.index(study.location) if study.location in tiers else 0
+
+    return PriorityLane(state, ledger, finder,
+                        PriorRules(rules.max_studies, rules.max_age_years, rules.same_modality,
+                                   rules.same_body_part),
+                        patient_id_tables(plan.rules), profile.reports.mask_identifiers,
+                        first_phase=first_phase)
 
 
 def _stop(state: RunState, reason: str) -> None:
@@ -193,6 +224,7 @@ def serve(stages: Stages, works: list[StudyWork], again: set[str],
     stopped: str | None = None
     try:
         _resume(stages, works, again)
+        stages.lane.start()
         stages.scheduler.dispatch_until_done(tick)
         stopped = stages.state.fatal
     except KeyboardInterrupt:
@@ -206,6 +238,7 @@ def _shut_down(stages: Stages) -> None:
     """Stop the stages in the order the flow runs: nothing new comes in, what is under way
     finishes or is abandoned, and every result is recorded."""
     stages.state.stopping.set()
+    stages.lane.stop()
     stages.scheduler.abandon(timeout=stages.settings.acse_timeout)
     stages.intake.stop()
     stages.sending.close()

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FACT_TYPES", "CensusStudy", "CensusTaken", "EventKind", "EventRecorded", "Fact",
     "InstanceForwarded", "InstanceQuarantined", "InstanceReceived", "LedgerFact",
+    "PriorAction", "PriorityRequested", "PriorityResolved",
     "RetrieveFinished", "RetrievePurpose", "RetrieveStarted", "RunEnded", "RunStarted",
     "StudiesPlanned", "StudyPlanned", "StudyStatus", "StudyStatusChanged",
     "VerificationMethod", "VerificationRecorded", "as_utc", "declared", "new_id", "utc_now",
@@ -390,5 +391,12 @@ class RunEnded(LedgerFact):
                     rows)
 
 
-FACT_TYPES = declared()  # the facts declared above
+# the priority lane's facts, declared last (runner.ledger.facts_priority)
+from runner.ledger.facts_priority import (  # noqa: E402
+    PriorAction,
+    PriorityRequested,
+    PriorityResolved,
+)
+
+FACT_TYPES = declared()  # the facts declared above, then the priority lane's
 Fact = LedgerFact

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import duckdb
 
 from runner.errors import LedgerError
-from runner.ledger import study_state
+from runner.ledger import facts_priority, study_state
 from runner.ledger.views import (
     INSTANCES_VIEW,
     INSTANCES_VIEW_5,
@@ -249,6 +249,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               (study_state.RECEIVED_INSTANCES, study_state.CONFIRMED_INSTANCES,
                study_state.STUDY_STATE, *study_state.FILL, RECONCILIATION_DETAIL_VIEW_7,
                OPEN_STUDIES_VIEW, OPEN_INSTANCES_VIEW)),
+    Migration(8, "the priority lane: priority_requests (each request, its patient ID kept "
+                 "only until resolved) and priority_studies (what each request chose)",
+              (facts_priority.PRIORITY_REQUESTS, facts_priority.PRIORITY_STUDIES)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
+from runner.morph.actions import MapValues
+from runner.morph.ruleset import RuleSet
+
+PATIENT_ID = 0x00100020
+
 
 class Trigger(StrEnum):
     """Where a priority request came from."""
@@ -86,18 +91,18 @@ def choose(request: PriorityRequest, candidates: Iterable[Candidate],
            rules: PriorRules) -> list[str]:
     """The study UIDs the request moves, most recent first.
 
-    A rule that needs what the request does not say (no modality in the order, say) does not
-    narrow the choice: a request without a modality moves priors of every modality. An
-    undated study passes the age rule (its age is unknown; a prior that may be needed is
-    not left behind) and comes last.
+    A rule that needs what the request or the study does not say (no modality in the order,
+    no body part answered for the study) does not narrow the choice: a prior that may be
+    needed is not left behind. An undated study passes the age rule (its age is unknown) and
+    comes last.
     """
     on = request.due or request.received_at.date()
     chosen = []
     for study in candidates:
-        if rules.same_modality and request.modality \
+        if rules.same_modality and request.modality and study.modalities \
                 and request.modality.upper() not in {m.upper() for m in study.modalities}:
             continue
-        if rules.same_body_part and request.body_part \
+        if rules.same_body_part and request.body_part and study.body_parts \
                 and request.body_part.upper() not in {b.upper() for b in study.body_parts}:
             continue
         if rules.max_age_years is not None and study.study_date is not None \
@@ -109,6 +114,12 @@ def choose(request: PriorityRequest, candidates: Iterable[Candidate],
     if rules.max_studies is not None:
         chosen = chosen[:rules.max_studies]
     return [c.study_uid for c in chosen]
+
+
+def patient_id_tables(rules: RuleSet) -> list[Mapping[str, str]]:
+    """The lookup tables of the rules that map PatientID (old ID -> new ID)."""
+    return [rule.action.table.entries for rule in rules.rules
+            if isinstance(rule.action, MapValues) and rule.action.tag == PATIENT_ID]
 
 
 def source_ids(patient_id: str, tables: Iterable[Mapping[str, str]]) -> list[str]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from runner.ledger import EventKind
+from runner.ledger.priority_queries import RequestRow, request_rows
 from runner.ledger.queries import ForecastActual, forecasts_against_actuals
 from runner.report.model import (
     CensusRow,
@@ -86,6 +87,7 @@ class ReportData:
     rule_counts: list[RuleCount]
     sample_checks: list[SampleCheck]
     forecasts: list[ForecastActual]
+    priority: list[RequestRow]
 
 
 def collect(reader: LedgerReader, identity: Identity) -> ReportData:
@@ -115,7 +117,7 @@ def collect(reader: LedgerReader, identity: Identity) -> ReportData:
         conflicts=reader.rows("conflicts", ConflictRow),
         rule_counts=reader.rows("rule_counts", RuleCount),
         sample_checks=reader.rows("sample_checks", SampleCheck),
-        forecasts=forecasts_against_actuals(reader))
+        forecasts=forecasts_against_actuals(reader), priority=request_rows(reader))
 
 
 def throughput(reader: LedgerReader, unit: str) -> list[Throughput]:

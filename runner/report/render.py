@@ -12,6 +12,7 @@ from runner.report.collect import ReportData
 from runner.report.forecast import forecast_section
 from runner.report.markup import css_string, para, tag, text
 from runner.report.operations import devices_section, throughput_section, work_section
+from runner.report.priority import priority_section
 from runner.report.sections import (
     exceptions_section,
     header_section,
@@ -29,7 +30,8 @@ def render_signoff(data: ReportData) -> str:
     sections = [header_section(data), summary_section(data), census_section(data),
                 totals_section(data),
                 throughput_section(data), devices_section(data), work_section(data),
-                forecast_section(data), changes_section(data), exceptions_section(data),
+                forecast_section(data), priority_section(data), changes_section(data),
+                exceptions_section(data),
                 signoff_section(data)]
     footer = (f"{ident.site_name}: PACS migration sign-off, generated "
               f"{fmt.when(ident.generated_at)} ({ident.timezone})")

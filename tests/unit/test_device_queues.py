@@ -47,3 +47,54 @@ def test_a_local_study_waiting_out_its_backoff_holds_the_nearline_phase() -> Non
     assert queues.peek("a", {"a", "b"}) is None  # no recall while a local study waits
     assert queues.release(10.0) is None
     assert queues.peek("a", {"a", "b"}) == "b-local"
+
+
+def _drain(queues: DeviceQueues, device: str) -> list[str]:
+    taken = []
+    while (uid := queues.peek(device, {"a", "b"})) is not None:
+        queues.pop(uid)
+        taken.append(uid)
+    return taken
+
+
+def test_a_prioritised_study_goes_ahead_of_the_plan_and_is_taken_once() -> None:
+    queues = DeviceQueues(["a"])
+    works = [_work(f"s{i}", 0, i, "a") for i in range(5)]
+    for work in works:
+        queues.push(work)
+    assert queues.prioritise(works[3])
+    assert not queues.prioritise(works[3])  # once
+    assert len(queues) == 5
+    assert _drain(queues, "a") == ["s3", "s0", "s1", "s2", "s4"]
+    assert len(queues) == 0
+
+
+def test_the_lane_serves_the_earliest_due_first_then_the_first_come() -> None:
+    queues = DeviceQueues(["a"])
+    works = [_work(f"s{i}", 0, i, "a") for i in range(4)]
+    for work in works:
+        queues.push(work)
+    queues.prioritise(works[1], rank=20)
+    queues.prioritise(works[2], rank=10)
+    queues.prioritise(works[3], rank=20)
+    assert _drain(queues, "a") == ["s2", "s1", "s3", "s0"]
+
+
+def test_a_device_takes_another_devices_priority_study_before_its_own_plan() -> None:
+    queues = _queues(shared=False)
+    b_near = _work("b-near", 1, 3, "b")
+    queues.prioritise(b_near)
+    assert queues.peek("a", {"a", "b"}) == "b-near"
+
+
+def test_a_prioritised_study_in_backoff_or_in_flight_comes_back_to_the_lane() -> None:
+    queues = DeviceQueues(["a"])
+    plain, delayed, flying = (_work("plain", 0, 0, "a"), _work("delayed", 0, 1, "a", 5.0),
+                              _work("flying", 0, 2, "a"))
+    queues.push(plain)
+    queues.push(delayed, now=0.0)
+    queues.prioritise(delayed, now=0.0)
+    queues.prioritise(flying, now=0.0, queued=False)  # a retrieve is under way
+    queues.push(flying)  # its retrieve failed: queued again
+    queues.release(now=6.0)
+    assert _drain(queues, "a") == ["flying", "delayed", "plain"]

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 import runner.ledger
-from runner.ledger import Ledger, events, fact, facts_plan
+from runner.ledger import Ledger, events, fact, facts_plan, facts_priority
 from runner.ledger.events import LedgerFact, declared, utc_now
 from runner.ledger.schema import migrate
 from runner.ledger.tables import Table, first, fold
@@ -22,8 +22,9 @@ _TYPE_NAMES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
 
 
 def _declared_tables() -> list[Table]:
-    """Every table a declaration writes (the facts are declared in two modules)."""
-    return [value for module in (facts_plan, events) for value in vars(module).values()
+    """Every table a declaration writes (the facts are declared in three modules)."""
+    return [value for module in (facts_plan, events, facts_priority)
+            for value in vars(module).values()
             if isinstance(value, Table)]
 
 
@@ -39,14 +40,15 @@ def test_every_table_a_fact_writes_has_those_columns_and_types_in_the_schema() -
             assert schema.get(column) == _TYPE_NAMES.get(sql_type, sql_type), \
                 f"{table.name}.{column}"
     conn.close()
-    assert len(tables) == 11
+    assert len(tables) == 13
 
 
 def test_facts_are_written_in_the_order_they_are_declared() -> None:
     assert [kind.__name__ for kind in declared()] == [
         "RunStarted", "CensusTaken", "StudiesPlanned", "RetrieveStarted", "InstanceReceived",
         "InstanceForwarded", "InstanceQuarantined", "RetrieveFinished",
-        "VerificationRecorded", "StudyStatusChanged", "EventRecorded", "RunEnded"]
+        "VerificationRecorded", "StudyStatusChanged", "EventRecorded", "RunEnded",
+        "PriorityRequested", "PriorityResolved"]
     assert all(getattr(runner.ledger, kind.__name__) is kind for kind in declared())
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from runner.ledger import InstanceReceived, Ledger, StudyPlanned, VerificationMethod
-from runner.ledger.schema import MIGRATIONS, migrate
+from runner.ledger.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from runner.ledger.study_state import instance_key
 from runner.profile.tiers import Location
 
@@ -104,7 +104,7 @@ def test_a_ledger_made_at_version_6_gets_its_state_filled_from_its_facts(
     expected = conn.execute(FOLD).fetchall()
     conn.close()
     with Ledger.open(path) as ledger:
-        assert ledger.query("SELECT max(version) FROM schema_version") == [(7,)]
+        assert ledger.query("SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
         assert ledger.query(STATE) == expected
         assert ledger.query("SELECT study_uid, received_instances, destination_instances"
                             " FROM reconciliation ORDER BY study_uid") == [

@@ -1,0 +1,120 @@
+"""The priority lane against a simulated source and a real Orthanc: a patient's priors move
+before the background queue, a study that reached the source after the census joins the
+plan, and a patient already migrated moves nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from runner.commands.census import build_plan
+from runner.commands.priority import priority
+from runner.dicom.peer import Peer
+from runner.execute.run import RunSummary, run_migration
+from runner.morph.loaded import load_profile
+from runner.sim.generate import StudySpec, synthetic_archive
+from runner.sim.qrscp import QRServer
+from tests.peers import OrthancProcess, free_port
+from tests.profiles import profile_data, write_profile
+
+pytestmark = pytest.mark.peers
+PATIENT = "PRIO-0042"
+ONE_AT_A_TIME = {"open": {"max_concurrent_retrieves": 1, "min_concurrent_retrieves": 1,
+                          "delay_seconds": 0}}
+
+
+def archive(count: int, patient_studies: int) -> list[StudySpec]:
+    """`count` studies, oldest first; the newest `patient_studies` are PATIENT's (the
+    background queue, oldest first, reaches them last)."""
+    specs = synthetic_archive("prio", count, date(2012, 1, 1), date(2022, 1, 1),
+                              instances_per_series=1)
+    return [dataclasses.replace(s, patient_id=PATIENT) if i >= count - patient_studies else s
+            for i, s in enumerate(specs)]
+
+
+@pytest.fixture
+def listener_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def source(listener_port: int) -> Iterator[QRServer]:
+    server = QRServer("SIMSRC", archive(12, 3), {"PACSMIG": ("127.0.0.1", listener_port)})
+    server.studies = list(server.studies)
+    server.start()
+    yield server
+    server.stop()
+
+
+def profile(tmp_path: Path, source: QRServer, dest: OrthancProcess, listener_port: int,
+            **sections: Any) -> Path:
+    data = profile_data(tmp_path, [("sim", Peer("SIMSRC", "127.0.0.1", source.port))],
+                        dest.peer, listener_port, throttles=ONE_AT_A_TIME, **sections)
+    return write_profile(tmp_path, data)
+
+
+def run(path: Path, before: Callable[[], None] = lambda: None) -> RunSummary:
+    loaded = load_profile(path)
+    plan = build_plan(loaded, None)
+    before()  # after the census
+    return run_migration(loaded, plan, None, lambda _: None, False)
+
+
+def ledger_rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(tmp_path / "reports" / "ledger.duckdb"), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def retrieve_order(tmp_path: Path) -> list[str]:
+    return [uid for (uid,) in ledger_rows(
+        tmp_path, "SELECT study_uid FROM retrieves WHERE purpose = 'migrate' ORDER BY started_at")]
+
+
+def arrival(source: QRServer) -> StudySpec:
+    """A study of the patient's that reaches the source after the census."""
+    spec = StudySpec(seed="prio/arrival", patient_id=PATIENT, patient_name="LATE^ARRIVAL",
+                     study_date=date(2023, 6, 1), modality="CT")
+    source.studies.append(spec)  # type: ignore[attr-defined]
+    source.by_uid[str(spec.study_uid)] = spec
+    return spec
+
+
+def test_a_request_kept_before_the_run_moves_the_priors_first_and_adds_a_late_arrival(
+        tmp_path: Path, source: QRServer, listener_port: int,
+        orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    path = profile(tmp_path, source, orthanc_factory(aet="DEST"), listener_port)
+    assert priority(path, PATIENT, date(2026, 12, 6), "", "", "", lambda _: None) == 0
+    late: list[StudySpec] = []
+    summary = run(path, lambda: late.append(arrival(source)))
+    assert summary.complete, summary.lines()
+    assert summary.studies == 13  # the plan's 12 and the late arrival
+    theirs = {str(s.study_uid) for s in source.studies if s.patient_id == PATIENT}
+    assert set(retrieve_order(tmp_path)[:4]) == theirs  # before every other study
+    [(outcome, found, patient_id, masked)] = ledger_rows(
+        tmp_path, "SELECT outcome, studies_found, patient_id, patient_masked"
+                  " FROM priority_requests")
+    assert (outcome, found, patient_id) == ("resolved", 4, None)  # the ID is not kept
+    assert masked.endswith(PATIENT[-4:]) and PATIENT not in masked
+    assert ledger_rows(tmp_path, "SELECT action, count(*) FROM priority_studies GROUP BY 1"
+                                 " ORDER BY 1") == [("added", 1), ("queued", 3)]
+    assert ledger_rows(tmp_path, f"SELECT status FROM reconciliation WHERE study_uid ="
+                                 f" '{late[0].study_uid}'") == [("verified",)]
+
+
+def test_a_request_for_a_patient_already_migrated_moves_nothing(
+        tmp_path: Path, source: QRServer, listener_port: int,
+        orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    path = profile(tmp_path, source, orthanc_factory(aet="DEST"), listener_port)
+    assert run(path).complete
+    retrieves = len(retrieve_order(tmp_path))
+    assert priority(path, PATIENT, None, "", "", "", lambda _: None) == 0
+    assert run(path).complete
+    assert len(retrieve_order(tmp_path)) == retrieves
+    assert ledger_rows(tmp_path, "SELECT action, count(*) FROM priority_studies GROUP BY 1"
+                       ) == [("verified", 3)]
