@@ -35,6 +35,7 @@ from runner.execute.peers import (
 )
 from runner.execute.priority.finder import PatientFinder
 from runner.execute.priority.lane import PriorityLane
+from runner.execute.priority.triggers import Triggers
 from runner.execute.progress import Snapshot
 from runner.execute.retrieving import Moves, Retriever
 from runner.execute.scheduler import Scheduler, WallClock, redates_due
@@ -75,6 +76,7 @@ class Stages:
     sending: Sending
     settlement: Settlement
     lane: PriorityLane
+    triggers: Triggers
 
     def snapshot(self) -> Snapshot:
         """The numbers the progress line shows."""
@@ -170,8 +172,9 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                                            retrieve_timings(ledger)))
     scheduler = Scheduler(plan, state, ledger, inflight, retriever, spool, janitor,
                           profile.source.health.stall_timeout, wall_clock)
+    lane = priority_lane(profile, plan, state, ledger, settings)
     return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement,
-                  priority_lane(profile, plan, state, ledger, settings))
+                  lane, Triggers(profile, lane))
 
 
 def priority_lane(profile: SiteProfile, plan: Plan, state: RunState, ledger: Ledger,
@@ -225,6 +228,7 @@ def serve(stages: Stages, works: list[StudyWork], again: set[str],
     try:
         _resume(stages, works, again)
         stages.lane.start()
+        stages.triggers.start()
         stages.scheduler.dispatch_until_done(tick)
         stopped = stages.state.fatal
     except KeyboardInterrupt:
@@ -238,6 +242,7 @@ def _shut_down(stages: Stages) -> None:
     """Stop the stages in the order the flow runs: nothing new comes in, what is under way
     finishes or is abandoned, and every result is recorded."""
     stages.state.stopping.set()
+    stages.triggers.stop()
     stages.lane.stop()
     stages.scheduler.abandon(timeout=stages.settings.acse_timeout)
     stages.intake.stop()

@@ -5,13 +5,17 @@ plan, and a patient already migrated moves nothing."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import hl7
 import pytest
+from hl7.client import MLLPClient
 
 from runner.commands.census import build_plan
 from runner.commands.priority import priority
@@ -55,7 +59,7 @@ def source(listener_port: int) -> Iterator[QRServer]:
 def profile(tmp_path: Path, source: QRServer, dest: OrthancProcess, listener_port: int,
             **sections: Any) -> Path:
     data = profile_data(tmp_path, [("sim", Peer("SIMSRC", "127.0.0.1", source.port))],
-                        dest.peer, listener_port, throttles=ONE_AT_A_TIME, **sections)
+                        dest.peer, listener_port, **{"throttles": ONE_AT_A_TIME, **sections})
     return write_profile(tmp_path, data)
 
 
@@ -118,3 +122,55 @@ def test_a_request_for_a_patient_already_migrated_moves_nothing(
     assert len(retrieve_order(tmp_path)) == retrieves
     assert ledger_rows(tmp_path, "SELECT action, count(*) FROM priority_studies GROUP BY 1"
                        ) == [("verified", 3)]
+
+
+ORDER = ("MSH|^~\\&|RIS|HOSP|PACSMIG|MIG|20261205101500||ORM^O01|ORD-{n}|P|2.3\r"
+         "PID|1||{patient}^^^HOSP^MR||DOE^JANE\r"
+         "ORC|NW|O-{n}|||SC||^^^20261207093000\r")
+
+
+def send(port: int, message: str) -> tuple[str, datetime]:
+    """Send over MLLP (python-hl7's client); MSA-1 of the answer and when it came."""
+    with MLLPClient("127.0.0.1", port) as client:
+        answer = client.send_message(message)
+    at = datetime.now(UTC)
+    return str(hl7.parse(answer.strip(b"\x0b\x1c\r").decode()).segment("MSA")[1]), at
+
+
+def test_an_order_during_a_slow_migration_moves_the_priors_before_the_background_queue(
+        tmp_path: Path, listener_port: int,
+        orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    specs = archive(40, 3)
+    source = QRServer("SIMSRC", specs, {"PACSMIG": ("127.0.0.1", listener_port)}).start()
+    dest = orthanc_factory(aet="DEST")
+    hl7_port = free_port()
+    try:
+        path = profile(tmp_path, source, dest, listener_port, throttles={"open": {
+            "max_concurrent_retrieves": 1, "min_concurrent_retrieves": 1,
+            "delay_seconds": "0.05"}}, priority={"hl7": {"host": "127.0.0.1",
+                                                         "port": hl7_port}})
+        ended: list[RunSummary] = []
+        runner = threading.Thread(target=lambda: ended.append(run(path)))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while dest.study_count() < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        malformed, _ = send(hl7_port, "MSH|^~\\&|RIS|HOSP|||20261205||ORM^O01|BAD|P|2.3\r")
+        code, acked = send(hl7_port, ORDER.format(n=1, patient=PATIENT))
+        runner.join(timeout=120)
+    finally:
+        source.stop()
+    assert (malformed, code) == ("AE", "AA")  # no PID: nothing kept, nothing changed
+    assert ended and ended[0].complete, ended and ended[0].lines()
+    order = retrieve_order(tmp_path)
+    theirs = {str(s.study_uid) for s in specs if s.patient_id == PATIENT}
+    started_before = ledger_rows(tmp_path, "SELECT count(*) FROM retrieves WHERE started_at"
+                                           f" < '{acked.isoformat()}'")[0][0]
+    assert started_before < 37  # the background queue had not reached them
+    # next, but for the few the scheduler started while the lane asked the source
+    assert {order.index(uid) for uid in theirs} <= set(range(started_before,
+                                                              started_before + 6))
+    assert ledger_rows(tmp_path, "SELECT count(*) FROM priority_requests") == [(1,)]
+    [(outcome, to_move)] = ledger_rows(tmp_path, "SELECT outcome, studies_found"
+                                                 " FROM priority_requests")
+    assert (outcome, to_move) == ("resolved", 3)
