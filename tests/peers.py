@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import _config, evt
 from pynetdicom.events import EventHandlerType
 from pynetdicom.transport import ThreadedAssociationServer
@@ -28,7 +30,7 @@ from runner.sim.ae import make_ae
 HOST = "127.0.0.1"
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
 ORTHANC_PLUGINS = {"dicomweb": Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")}
-DCMTK_BINARIES = ("dcmqrscp", "dcmqridx", "storescu", "storescp")
+DCMTK_BINARIES = ("dcmqrscp", "dcmqridx", "storescu", "storescp", "wlmscpfs")
 DATA_MAKERS = ("ojph_compress",)  # OpenJPH (openjph-tools): real HTJ2K codestreams
 STARTUP_TIMEOUT = 20.0
 
@@ -318,11 +320,6 @@ class DcmqrscpProcess:
         return self.workdir / "db"
 
     @property
-    def dicomweb_url(self) -> str:
-        """The DICOMweb root (with plugins=("dicomweb",))."""
-        return f"http://{HOST}:{self.http_port}/dicom-web"
-
-    @property
     def log(self) -> Path:
         """dcmqrscp's log file."""
         return self.workdir / "dcmqrscp.log"
@@ -363,6 +360,50 @@ class DcmqrscpProcess:
 
     def stop(self) -> None:
         """Stop dcmqrscp and its per-association children."""
+        if self._proc is not None:
+            stop_process(self._proc)
+            self._proc = None
+
+
+@dataclass
+class WorklistProcess:
+    """DCMTK's wlmscpfs: a Modality Worklist SCP answering from .wl files in `workdir`."""
+
+    workdir: Path
+    aet: str = "WORKLIST"
+    port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def peer(self) -> Peer:
+        """wlmscpfs as a Peer."""
+        return Peer(self.aet, HOST, self.port)
+
+    @property
+    def folder(self) -> Path:
+        """The worklist files of its AE title (wlmscpfs reads them at each query)."""
+        return self.workdir / "worklists" / self.aet
+
+    def start(self) -> WorklistProcess:
+        """Start wlmscpfs; wait until it listens."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "lockfile").touch()
+        args = ["wlmscpfs", "--data-files-path", str(self.workdir / "worklists"),
+                str(self.port)]
+        self._proc = _spawn(args, self.workdir, self.workdir / "wlmscpfs.log")
+        wait_for_port(self.port, self._proc, self.workdir / "wlmscpfs.log")
+        return self
+
+    def add(self, name: str, entry: Dataset) -> None:
+        """Write one worklist entry (a scheduled procedure step) as `name`.wl."""
+        entry.file_meta = FileMetaDataset()
+        entry.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        entry.file_meta.MediaStorageSOPClassUID = "1.2.276.0.7230010.3.1.0.1"
+        entry.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        entry.save_as(self.folder / f"{name}.wl", enforce_file_format=True)
+
+    def stop(self) -> None:
+        """Stop wlmscpfs."""
         if self._proc is not None:
             stop_process(self._proc)
             self._proc = None

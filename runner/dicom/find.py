@@ -86,12 +86,16 @@ class FindSession:
         failures."""
         if level not in QUERY_LEVELS:
             raise ValueError(f"query level must be one of {sorted(QUERY_LEVELS)}: {level!r}")
+        return self.ask_as_is(_with_level(query, level))
+
+    def ask_as_is(self, identifier: Dataset) -> FindOutcome:
+        """One C-FIND with `identifier` as given (a worklist query has no level)."""
         reused = self._assoc is not None
-        outcome = self._ask(_with_level(query, level))
+        outcome = self._ask(identifier)
         if reused and outcome.category is StatusCategory.ABORTED:
             self.close()  # the peer let the association go meanwhile: a new one (a timeout
             # is not asked again: a slow peer would make the census wait twice)
-            outcome = self._ask(_with_level(query, level))
+            outcome = self._ask(identifier)
         return outcome
 
     def close(self) -> None:

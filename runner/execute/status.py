@@ -58,6 +58,14 @@ GROUP BY ALL ORDER BY r.status, count(*) DESC, 2
 """
 
 
+# The priority lane's triggers: polls that failed, clinic-list rows that could not be read,
+# lookups at the source that failed (each retried).
+_PRIORITY_PROBLEMS = """
+SELECT count(*), arg_max(coalesce(detail->>'problem', detail->>'detail'), occurred_at)
+FROM events WHERE kind IN ('priority_trigger_problem', 'priority_lookup_failed')
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class StatusReads:
     """Everything `status` reads from the ledger."""
@@ -70,6 +78,7 @@ class StatusReads:
     census: tuple[Any, ...]
     reasons: list[tuple[Any, ...]]
     priority: list[RequestRow]
+    priority_problems: tuple[Any, ...]
 
 
 def read_status(ledger: QuerySource) -> StatusReads:
@@ -77,7 +86,8 @@ def read_status(ledger: QuerySource) -> StatusReads:
     return StatusReads(status_summary(ledger), ledger.query(_EVENTS)[0],
                        ledger.query(_RUNS)[0], redate_totals(ledger),
                        forecasts_against_actuals(ledger), ledger.query(_CENSUS)[0],
-                       ledger.query(_REASONS), request_rows(ledger))
+                       ledger.query(_REASONS), request_rows(ledger),
+                       ledger.query(_PRIORITY_PROBLEMS)[0])
 
 
 def status_lines(loaded: LoadedProfile) -> list[str]:
@@ -103,6 +113,9 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
                   f"{ups} times", f"Re-dates: {read.redates.describe()}"]
     lines += _against_actual(read.runs_forecast[-1]) if read.runs_forecast else []
     lines += _priority_lines(read.priority)
+    count, latest = read.priority_problems
+    if count:
+        lines.append(f"  Trigger problems: {count} (latest: {latest})")
     return lines
 
 

@@ -227,8 +227,8 @@ def serve(stages: Stages, works: list[StudyWork], again: set[str],
     stopped: str | None = None
     try:
         _resume(stages, works, again)
-        stages.lane.start()
         stages.triggers.start()
+        stages.lane.start()
         stages.scheduler.dispatch_until_done(tick)
         stopped = stages.state.fatal
     except KeyboardInterrupt:

@@ -324,7 +324,7 @@ def _locate(lines: list[str], found: _Found) -> tuple[int, int]:
     """The physical line and 1-based column where the problem's field starts."""
     record = lines[found.line - 1 : found.last_line]
     text = "".join(record)
-    starts = _field_starts(text)
+    starts = field_starts(text)
     offset = starts[found.field] if found.field < len(starts) else len(text.rstrip("\r\n"))
     for index, physical in enumerate(record):
         if offset < len(physical) or index == len(record) - 1:
@@ -333,7 +333,7 @@ def _locate(lines: list[str], found: _Found) -> tuple[int, int]:
     return found.line, 1
 
 
-def _field_starts(text: str) -> list[int]:
+def field_starts(text: str) -> list[int]:
     """Where each field of a CSV record starts, following the csv module's default dialect."""
     starts = [0]
     state = "start"

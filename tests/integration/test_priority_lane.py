@@ -24,7 +24,8 @@ from runner.execute.run import RunSummary, run_migration
 from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.qrscp import QRServer
-from tests.peers import OrthancProcess, free_port
+from tests.integration.test_worklist_poll import entry
+from tests.peers import OrthancProcess, WorklistProcess, free_port
 from tests.profiles import profile_data, write_profile
 
 pytestmark = pytest.mark.peers
@@ -174,3 +175,33 @@ def test_an_order_during_a_slow_migration_moves_the_priors_before_the_background
     [(outcome, to_move)] = ledger_rows(tmp_path, "SELECT outcome, studies_found"
                                                  " FROM priority_requests")
     assert (outcome, to_move) == ("resolved", 3)
+
+
+def test_a_worklist_entry_and_a_clinic_list_move_their_patients_first(
+        tmp_path: Path, source: QRServer, listener_port: int,
+        orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    worklist = WorklistProcess(tmp_path / "wl").start()
+    try:
+        today = datetime.now().date()
+        worklist.add("ct", entry(PATIENT, today, "CT", "ACC1"))
+        middle = source.studies[5]
+        source.studies[5] = dataclasses.replace(middle, patient_id="CLINIC-7")
+        source.by_uid[str(middle.study_uid)] = source.studies[5]
+        clinic = tmp_path / "clinic.csv"
+        clinic.write_text(f"patient_id,date\nCLINIC-7,{today.isoformat()}\nBAD*,x\n")
+        path = profile(tmp_path, source, orthanc_factory(aet="DEST"), listener_port,
+                       priority={"worklist": {"ae_title": worklist.aet, "host": "127.0.0.1",
+                                              "port": worklist.port},
+                                 "csv": str(clinic)})
+        summary = run(path)
+    finally:
+        worklist.stop()
+    assert summary.complete, summary.lines()
+    firsts = {str(s.study_uid) for s in source.studies
+              if s.patient_id in (PATIENT, "CLINIC-7")}
+    assert set(retrieve_order(tmp_path)[:4]) == firsts
+    assert ledger_rows(tmp_path, "SELECT trigger, outcome FROM priority_requests ORDER BY 1"
+                       ) == [("csv", "resolved"), ("worklist", "resolved")]
+    [(problem,)] = ledger_rows(tmp_path, "SELECT detail->>'problem' FROM events"
+                                         " WHERE kind = 'priority_trigger_problem'")
+    assert problem.startswith(f"{clinic}:3:1:")  # the bad row, where it is

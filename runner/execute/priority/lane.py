@@ -18,7 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -52,8 +52,20 @@ RETRY_SECONDS = 60.0  # a request the source could not answer is asked again aft
 _KEEP_TIMEOUT = 10.0  # seconds to commit a request before its trigger is answered
 LOOKUP_FAILED = "priority_lookup_failed"
 
-# Pollers the lane's thread calls each pass (the worklist, the clinic list): new requests.
-Poller = Callable[[datetime], Iterable[PriorityRequest]]
+
+
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """What a poller found: requests, and problems to report (a poll that failed, a bad
+    row of the clinic list)."""
+
+    requests: Sequence[PriorityRequest] = ()
+    problems: Sequence[str] = ()
+
+
+# Pollers the lane's thread calls each pass (the worklist, the clinic list).
+Poller = Callable[[datetime], Polled]
+TRIGGER_PROBLEM = "priority_trigger_problem"
 
 
 class RequestRefused(ValueError):
@@ -119,6 +131,10 @@ class PriorityLane:
             self.resolve(PriorityRequest(
                 Trigger(kept.trigger), kept.patient_id, kept.received_at, kept.issuer,
                 kept.due, kept.modality, kept.body_part, event=kept.event), kept.request_id)
+        self._poll()  # the worklist and the clinic list as they stand now, first
+        while not self.inbox.empty():
+            request_id, request = self.inbox.get_nowait()
+            self.resolve(request, request_id)
         self._thread = threading.Thread(target=self._serve, name="priority-lane", daemon=True)
         self._thread.start()
 
@@ -148,8 +164,13 @@ class PriorityLane:
 
     def _poll(self) -> None:
         now = datetime.now(UTC)
-        for poller in self.pollers:
-            for request in poller(now):
+        for poller in list(self.pollers):
+            polled = poller(now)
+            for problem in polled.problems:
+                self.ledger.record(EventRecorded(
+                    kind=TRIGGER_PROBLEM, detail_json=EventRecorded.encode_detail(
+                        {"problem": problem})))
+            for request in polled.requests:
                 try:
                     self.submit(request)
                 except RequestRefused as exc:
