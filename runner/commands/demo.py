@@ -16,16 +16,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from runner.commands.census import build_plan
 from runner.execute.run import RunSummary, run_migration
+from runner.ledger import LEDGER_FILENAME
+from runner.morph.accession import masked
 from runner.morph.loaded import LoadedProfile, load_profile
 from runner.plan.explain import explain
 from runner.plan.model import Plan
 from runner.profile.models import SiteProfile
 from runner.tiering.model import StoreCounts
+
+if TYPE_CHECKING:
+    from runner.sim.demo_site import DemoSite
+    from runner.sim.ris import SimRis
 
 
 class HoldsInstances(Protocol):
@@ -70,16 +76,67 @@ def run_demo(write: Callable[[str], None], is_tty: bool, studies: int = 60,
     from runner.sim.demo_site import DemoSite  # the simulated peers: pynetdicom, demo only
 
     site = DemoSite.start(profile, studies, date.today())
+    ris = _ris(profile, site, write)
     try:
         summary = _migrate(loaded, write, is_tty, wall_clock)
     finally:
+        if ris is not None:
+            ris.stop()
         site.stop()
     _reports(loaded, write)
     result = DemoResult(summary, site.archive.counts(), site.archive.recalled_studies(),
                         site.lockups, profile.reports.dir)
-    for line in _closing(result, site.destination):
+    for line in _closing(result, site.destination) + _priority_lines(profile, ris):
         write(line)
     return result
+
+
+def _ris(profile: SiteProfile, site: DemoSite, write: Callable[[str], None]) -> SimRis | None:
+    """The simulated RIS, booking the demo's patient once a tenth of the instances are at
+    the destination (none without `priority.hl7`)."""
+    section = profile.priority.hl7
+    if section is None:
+        return None
+    from runner.sim.demo_site import PRIORS_PATIENT
+    from runner.sim.ris import SimRis
+
+    total = site.instances
+    host = "127.0.0.1" if section.host == "0.0.0.0" else section.host
+
+    def ready() -> bool:
+        if site.destination.instance_count() < total // 10:
+            return False
+        write(f"Priority lane: the simulated RIS sends an HL7 order (ORM^O01) for patient "
+              f"{masked(PRIORS_PATIENT)}, booked tomorrow, with "
+              f"{site.destination.instance_count():,} of {total:,} instances migrated")
+        return True
+
+    return SimRis(host, section.port, PRIORS_PATIENT, ready).start()
+
+
+def _priority_lines(profile: SiteProfile, ris: SimRis | None) -> list[str]:
+    """What the lane did with the demo's order, from the ledger."""
+    if ris is None:
+        return []
+    if not ris.ack:
+        return [f"Priority lane: the order was not answered ({ris.problem or 'not sent'})"]
+    from runner.ledger.priority_queries import ledger_request_rows, overtaken
+
+    path = profile.reports.dir / LEDGER_FILENAME
+    lines = [f"Priority lane: {row.trigger} {row.event} for patient {row.patient_masked}: "
+             f"{row.to_move} priors to move, {row.verified} verified; first retrieve "
+             f"{_seconds(row.first_retrieve_s)} and every prior verified "
+             f"{_seconds(row.verified_s)} after the order (ACK {ris.ack})"
+             for row in ledger_request_rows(path)]
+    positions, ahead = overtaken(path)
+    if positions:
+        lines.append(f"  the priors it moved ahead came {', '.join(str(p) for p in positions)}"
+                     f" in the run, ahead of {ahead} studies the plan put before them")
+    return lines
+
+
+def _seconds(value: float | None) -> str:
+    return "not yet" if value is None else f"{value:.1f} s"
 
 
 def _in_folder(loaded: LoadedProfile, folder: Path | None) -> LoadedProfile:

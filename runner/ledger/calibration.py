@@ -6,14 +6,12 @@ and the forward and verify rates a pilot run reached (each a bounded read of its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from runner.ledger.queries import QuerySource
+from runner.ledger.queries import QuerySource, ReadOnly
 
 # The latest rows each figure is read from: enough for rates, bounded however large the ledger.
 LATEST_RETRIEVES = 1000
@@ -86,14 +84,6 @@ def measured_rates(src: QuerySource) -> PilotRates:
     return PilotRates(trouble_by_concurrency(src), forward, forwards, verified, verifications)
 
 
-class _ReadOnly:
-    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
-        self.conn = conn
-
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, list(params)).fetchall()
-
-
 def pilot_rates(path: Path) -> PilotRates:
     """`measured_rates` of the ledger at `path`, read-only; empty without one (or while a run
     holds it)."""
@@ -101,6 +91,6 @@ def pilot_rates(path: Path) -> PilotRates:
         return PilotRates()
     try:
         with duckdb.connect(str(path), read_only=True) as conn:
-            return measured_rates(_ReadOnly(conn))
+            return measured_rates(ReadOnly(conn))
     except duckdb.Error:
         return PilotRates()

@@ -8,13 +8,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from pathlib import Path
 
+import duckdb
 
-class QuerySource(Protocol):
-    """Anything that runs SQL on the ledger (a Ledger, or a read-only connection)."""
-
-    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+from runner.ledger.queries import QuerySource, ReadOnly
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +115,40 @@ def request_rows(src: QuerySource) -> list[RequestRow]:
                        None if done is None else float(done))
             for rid, at, trigger, event, masked, due, outcome, chosen, to_move, verified,
             there, first, done in src.query(_REQUESTS)]
+
+
+def ledger_request_rows(path: Path) -> list[RequestRow]:
+    """`request_rows` of the ledger at `path`, read-only (none without one)."""
+    if not path.exists():
+        return []
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return request_rows(ReadOnly(conn))
+
+
+_OVERTAKEN = """
+WITH firsts AS (SELECT s.study_uid, s.phase_index::BIGINT * 1000000000 + s.order_index AS k,
+                       min(r.started_at) AS first_at,
+                       s.study_uid IN (SELECT study_uid FROM priority_studies
+                                       WHERE action IN ('queued', 'added')) AS is_prior
+                FROM studies s JOIN retrieves r USING (study_uid)
+                WHERE r.purpose <> 'redate' GROUP BY ALL),
+     ranked AS (SELECT *, row_number() OVER (ORDER BY first_at) AS position FROM firsts)
+SELECT list(position ORDER BY position) FILTER (WHERE is_prior),
+       count(*) FILTER (WHERE NOT is_prior
+                        AND first_at > (SELECT min(first_at) FROM ranked WHERE is_prior)
+                        AND k < (SELECT max(k) FROM ranked WHERE is_prior))
+FROM ranked"""
+
+
+def overtaken(path: Path) -> tuple[list[int], int]:
+    """Where the studies the priority lane moved ahead came in the run (1-based, by first
+    retrieve), and how many studies the plan put before one of them were retrieved after
+    the first of them: the ledger at `path`, read-only."""
+    if not path.exists():
+        return [], 0
+    with duckdb.connect(str(path), read_only=True) as conn:
+        positions, count = ReadOnly(conn).query(_OVERTAKEN)[0]
+    return [int(p) for p in positions or []], int(count)
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,7 +257,7 @@ def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
             for tier, mb, latency, flow in rows]
 
 
-class _ReadOnly:
+class ReadOnly:
     """A read-only connection as a QuerySource."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -274,7 +274,7 @@ def pilot_timings(path: Path) -> list[RetrieveTiming]:
         return []
     try:
         with duckdb.connect(str(path), read_only=True) as conn:
-            return retrieve_timings(_ReadOnly(conn))
+            return retrieve_timings(ReadOnly(conn))
     except duckdb.Error:
         return []
 
@@ -354,4 +354,4 @@ def ledger_forecasts(path: Path) -> list[ForecastActual]:
     if not path.exists():
         return []
     with duckdb.connect(str(path), read_only=True) as conn:
-        return forecasts_against_actuals(_ReadOnly(conn))
+        return forecasts_against_actuals(ReadOnly(conn))

@@ -15,6 +15,7 @@ from runner.sim.pacs import Lockup, SimArchive, SimDevice, study_mb
 from runner.sim.qrscp import QRServer
 
 RECENT_STUDIES = 8
+PRIORS_PATIENT = "DEMO-PRIORS-7"  # the patient the demo's simulated RIS books part way
 # A recall takes this long per MB (the demo's stand-in for a cloud archive's hours).
 RECALL_SECONDS_PER_MB = 1.0
 
@@ -27,6 +28,7 @@ class DemoSite:
     devices: list[SimDevice]
     servers: list[QRServer]
     destination: EmbeddedArchive
+    instances: int  # in the simulated PACS
 
     @classmethod
     def start(cls, profile: SiteProfile, studies: int, today: date) -> DemoSite:
@@ -38,7 +40,8 @@ class DemoSite:
                              RECALL_SECONDS_PER_MB)
         devices = [SimDevice(archive, _lockup(d)) for d in profile.source.devices]
         servers, destination = _start(profile, specs, devices)
-        return cls(archive, devices, servers, destination)
+        return cls(archive, devices, servers, destination,
+                   sum(spec.instance_count for spec in specs))
 
     @property
     def lockups(self) -> int:
@@ -63,6 +66,12 @@ def _lockup(device: Device) -> Lockup | None:
                   loses_moves=True)
 
 
+def _priors(count: int) -> set[int]:
+    """The older studies that are PRIORS_PATIENT's: the three newest before the clinically
+    recent ones (on the local store, so late in its oldest-first queue)."""
+    return {count - 3, count - 2, count - 1} if count >= 6 else set()
+
+
 def demo_archive(count: int, today: date, recent_days: int,
                  local_mb: float) -> list[StudySpec]:
     """`count` studies since 2012, the last few clinically recent; the newest are local, as
@@ -74,6 +83,8 @@ def demo_archive(count: int, today: date, recent_days: int,
     recent = synthetic_archive("demo-recent", RECENT_STUDIES, today - timedelta(days=10), today,
                                modalities=("CT", "CR", "MR"), series_count=2,
                                instances_per_series=3)
+    older = [replace(s, patient_id=PRIORS_PATIENT) if i in _priors(len(older)) else s
+             for i, s in enumerate(older)]
     specs = [replace(s, rows=256, cols=256, bits_allocated=16) for s in older + recent]
     out: list[StudySpec] = []
     for spec in reversed(specs):

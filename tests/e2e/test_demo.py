@@ -41,6 +41,12 @@ def test_demo_migrates_everything_and_shows_the_principles_under_both_strategies
     assert re.search(r"in flight sim1:\d+ sim2:\d+", first)  # both devices at work
     assert "lock-ups" in first[first.index("strategy"):first.index("Against")]  # the forecast
     assert "oldest-first/no-redate" in first and "recalls" in first
+    # the simulated RIS's order part way through: its patient's priors moved first
+    lane = re.search(r"Priority lane: hl7 ORM\^O01 for patient \*+RS-7: (\d+) priors to move, "
+                     r"(\d+) verified; .* \(ACK AA\)\n  the priors it moved ahead came .* ahead of "
+                     r"(\d+) studies", first)
+    assert lane is not None, first[-2000:]
+    assert lane.group(1) == lane.group(2) != "0" and int(lane.group(3)) > 0
     assert sum(r.result.lockups for r in runs) > 0  # the second device locked up, runs went on
     # each run against the forecast it started from: duration, dead time, lock-ups
     assert all(r.forecast is not None and not r.forecast.open for r in runs)
