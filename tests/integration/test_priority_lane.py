@@ -19,8 +19,10 @@ from hl7.client import MLLPClient
 
 from runner.commands.census import build_plan
 from runner.commands.priority import priority
+from runner.commands.report import report_command
 from runner.dicom.peer import Peer
 from runner.execute.run import RunSummary, run_migration
+from runner.execute.status import status_lines
 from runner.morph.loaded import load_profile
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.qrscp import QRServer
@@ -110,6 +112,15 @@ def test_a_request_kept_before_the_run_moves_the_priors_first_and_adds_a_late_ar
                                  " ORDER BY 1") == [("added", 1), ("queued", 3)]
     assert ledger_rows(tmp_path, f"SELECT status FROM reconciliation WHERE study_uid ="
                                  f" '{late[0].study_uid}'") == [("verified",)]
+    report_command(load_profile(path), date_from=None, date_to=None, phase=None,
+                   write=lambda _: None)
+    html = (tmp_path / "reports" / "signoff.html").read_text(encoding="utf-8")
+    lane = html[html.index("<h2>Priority lane</h2>"):]
+    assert masked in lane and PATIENT not in html
+    assert "Served (every prior verified)</th><td>1</td>" in lane
+    status = "\n".join(status_lines(load_profile(path)))
+    assert "Priority lane: 1 requests, 1 served, 0 not yet resolved; studies: 4 to move, " \
+           "4 verified, 0 already there" in status
 
 
 def test_a_request_for_a_patient_already_migrated_moves_nothing(

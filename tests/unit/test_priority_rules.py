@@ -4,6 +4,7 @@ source holds the patient under, and one request kept once however often it is re
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +14,10 @@ from runner.plan.priority import (
     PriorRules,
     Trigger,
     choose,
+    patient_id_tables,
     source_ids,
 )
+from tests.data.morph.datasets import rules
 
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
@@ -76,3 +79,15 @@ def test_a_request_needs_a_patient_and_an_aware_time() -> None:
         request(patient_id="  ")
     with pytest.raises(ValueError, match="timezone"):
         request(received_at=datetime(2026, 12, 5))
+
+
+def test_the_tables_are_those_of_the_rules_that_map_patient_id(tmp_path: Path) -> None:
+    ids = tmp_path / "ids.csv"
+    ids.write_text("from,to\nOLD-1,NEW-1\n", encoding="utf-8")
+    other = tmp_path / "inst.csv"
+    other.write_text("from,to\nA,B\n", encoding="utf-8")
+    compiled = rules({"map": {"tag": "PatientID", "table": str(ids)}},
+                     {"map": {"tag": "InstitutionName", "table": str(other)}})
+    tables = patient_id_tables(compiled)
+    assert [dict(t) for t in tables] == [{"OLD-1": "NEW-1"}]
+    assert source_ids("NEW-1", tables) == ["NEW-1", "OLD-1"]
