@@ -15,7 +15,9 @@ that recent studies are refreshed before recalls push them off.
 Which studies are recent is asked again at each round (`window`, a `RecentWindow` over the
 census): the window slides with the date, so a study that has aged out of
 `redate.recent_days` since the plan is no longer re-dated (as the forecast's model slides
-its window). Studies acquired after the census join at the next census (`pacsmig sync`).
+its window). Studies that reach the source after the census are found by a C-FIND of the
+days since (runner.execute.arrivals) and re-dated too: they are the newest of all, the
+first a store turned over by recalls would push off were they left out.
 """
 
 from __future__ import annotations
@@ -25,27 +27,36 @@ from collections import deque
 from collections.abc import Callable, Container, Mapping, Sequence
 from datetime import date, timedelta
 
+Arrivals = Callable[[], tuple[tuple[date, str], ...]]
+
 
 class RecentWindow:
     """The census's local studies acquired within `days` of today (`today()`, the site's
-    date), oldest first; asked again each round, worked out once a day."""
+    date), oldest first, and the local studies that reached the source since the census
+    (`arrivals()`, found again by runner.execute.arrivals); asked again each round, worked
+    out again when the day or the arrivals change."""
 
     def __init__(self, studies: Sequence[tuple[date, str]], days: int,
-                 today: Callable[[], date]) -> None:
+                 today: Callable[[], date], arrivals: Arrivals = tuple) -> None:
         ordered = sorted(studies)
         self.dates = [day for day, _ in ordered]
         self.uids = [uid for _, uid in ordered]
+        self.known = frozenset(self.uids)
         self.days = days
         self.today = today
-        self._day: date | None = None
+        self.arrivals = arrivals
+        self._seen: tuple[date, tuple[tuple[date, str], ...]] | None = None
         self._recent: tuple[str, ...] = ()
 
     def __call__(self) -> tuple[str, ...]:
-        today = self.today()
-        if today != self._day:
-            self._day = today
-            first = bisect_left(self.dates, today - timedelta(days=self.days))
-            self._recent = tuple(self.uids[first:])
+        today, arrived = self.today(), self.arrivals()
+        if (today, arrived) != self._seen:
+            self._seen = (today, arrived)
+            since = today - timedelta(days=self.days)
+            first = bisect_left(self.dates, since)
+            late = sorted((day, uid) for day, uid in arrived
+                          if day >= since and uid not in self.known)
+            self._recent = tuple(self.uids[first:]) + tuple(uid for _, uid in late)
         return self._recent
 
 

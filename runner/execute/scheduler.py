@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from runner.dicom.spool import Spool
 from runner.execute.devices import DeviceState
 from runner.execute.inflight import InFlight
-from runner.execute.redate import DeadTime, RecentWindow, Redates
+from runner.execute.redate import Arrivals, DeadTime, RecentWindow, Redates
 from runner.execute.retrieving import Retriever
 from runner.execute.sending.janitor import Janitor
 from runner.execute.state import RunState
@@ -182,18 +182,20 @@ class Scheduler:
                 self.retriever.probe(device)
 
 
-def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now) -> Redates:
+def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now,
+                arrivals: Arrivals = tuple) -> Redates:
     """The re-date rounds, each study due `every_hours` after its last re-date in the ledger;
-    the recent studies worked out again each round from the plan's census, on the
-    schedule's clock (the window slides with the date)."""
+    the recent studies worked out again each round from the plan's census and the local
+    studies that reached the source since (`arrivals`), on the schedule's clock (the window
+    slides with the date)."""
     now = datetime.now(UTC)
     ages = {uid: (now - ended).total_seconds()
             for uid, ended in last_redates(ledger).items()}
     zone = ZoneInfo(plan.timezone)
     census = [(s.study_date, s.study_uid) for p in plan.phases for s in p.studies
               if s.study_date is not None and s.location is Location.LOCAL]
-    window = RecentWindow(census, plan.redate.recent_days,
-                          lambda: wall_clock(zone).date()) if plan.redate.recent_days else None
+    window = RecentWindow(census, plan.redate.recent_days, lambda: wall_clock(zone).date(),
+                          arrivals) if plan.redate.recent_days else None
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
                    time.monotonic(), plan.redate.volume_mb, window)
 

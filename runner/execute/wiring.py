@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from runner.destinations.holdings import Holdings
 from runner.dicom.arena import Arena
@@ -20,6 +21,7 @@ from runner.dicom.listener import ListenerConfig
 from runner.dicom.peer import DicomSettings
 from runner.dicom.spool import Spool
 from runner.execute.alerts import Alerter
+from runner.execute.arrivals import ArrivalsFinder
 from runner.execute.conflicts import PATIENT_ID, ConflictCheck
 from runner.execute.delayqueue import Backoff
 from runner.execute.destination import credentials, holdings, named, web_service
@@ -51,6 +53,7 @@ from runner.execute.settlement.stage import Settlement
 from runner.execute.settlement.verifier import CommitmentWaiter, Verifier
 from runner.execute.state import RetryPolicy, RunState
 from runner.execute.work import StudyWork
+from runner.inventory.cfind import CensusRequest, inventory_by_cfind
 from runner.inventory.model import Study
 from runner.ledger import Ledger
 from runner.ledger.queries import retrieve_timings
@@ -77,6 +80,7 @@ class Stages:
     settlement: Settlement
     lane: PriorityLane
     triggers: Triggers
+    arrivals: ArrivalsFinder | None
 
     def snapshot(self) -> Snapshot:
         """The numbers the progress line shows."""
@@ -161,12 +165,14 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                 stop_within=max(settings.dimse_timeout, 5.0))
     sending = Sending(state, ledger, senders, pool, Holding(state, ledger, spool, janitor, arena),
                       settlement)
+    arrivals = arrivals_finder(profile, plan, settings, wall_clock)
     inflight = InFlight({d.id: d.storing_aes() for d in profile.source.devices},
                         profile.source.calling_ae_title)
     intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
                     verifier.waiter.deliver, arena)
     retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules, held),
-                          _devices(profile, plan), redates_due(plan, ledger, wall_clock),
+                          _devices(profile, plan),
+                          redates_due(plan, ledger, wall_clock, arrivals or tuple),
                           Alerter(profile.site.id, profile.alert), settlement.offer,
                           recall_allowance(profile.tiering.recall_timeout,
                                            retrieve_timings(ledger)))
@@ -174,7 +180,29 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                           profile.source.health.stall_timeout, wall_clock)
     lane = priority_lane(profile, plan, state, ledger, settings)
     return Stages(profile, settings, spool, state, scheduler, intake, sending, settlement,
-                  lane, Triggers(profile, lane))
+                  lane, Triggers(profile, lane), arrivals)
+
+
+def arrivals_finder(profile: SiteProfile, plan: Plan, settings: DicomSettings,
+                    wall_clock: WallClock) -> ArrivalsFinder | None:
+    """The look for studies stored at the source since the census (re-dating keeps them
+    local too): twice a re-date period, by the census's C-FIND; none without re-dating."""
+    if not plan.redate.recent_days:
+        return None
+    inventory = profile.source.inventory
+    zone = ZoneInfo(plan.timezone)
+
+    def find(since: date, today: date) -> list[Study]:
+        request = CensusRequest(since, today, 1, sweep=False,
+                                max_results=inventory.max_results,
+                                instance_counts=inventory.instance_counts,
+                                modalities=inventory.modalities)
+        return list(inventory_by_cfind(device_peers(profile),
+                                       profile.source.calling_ae_title, settings,
+                                       request).studies)
+
+    return ArrivalsFinder(find, plan.today, lambda: wall_clock(zone).date(),
+                          plan.redate.every_hours * 1800.0)
 
 
 def priority_lane(profile: SiteProfile, plan: Plan, state: RunState, ledger: Ledger,
@@ -229,6 +257,8 @@ def serve(stages: Stages, works: list[StudyWork], again: set[str],
         _resume(stages, works, again)
         stages.triggers.start()
         stages.lane.start()
+        if stages.arrivals is not None:
+            stages.arrivals.start()
         stages.scheduler.dispatch_until_done(tick)
         stopped = stages.state.fatal
     except KeyboardInterrupt:
@@ -244,6 +274,8 @@ def _shut_down(stages: Stages) -> None:
     stages.state.stopping.set()
     stages.triggers.stop()
     stages.lane.stop()
+    if stages.arrivals is not None:
+        stages.arrivals.stop()
     stages.scheduler.abandon(timeout=stages.settings.acse_timeout)
     stages.intake.stop()
     stages.sending.close()

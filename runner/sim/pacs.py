@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -179,11 +179,14 @@ class SimClinic:
     steady rate per day of 86,400 s (here: real seconds from `start`). A read opens a recent
     study (acquired within `recent_days`, new ones included) or, `prior_share` of the time,
     an older prior, chosen as the model chooses (same seed, same order of draws), and recalls
-    it when it is not local. New studies are known to the store only (not served)."""
+    it when it is not local. New studies are known to the store only, unless `serve` makes
+    each one a study the PACS serves (found by C-FIND, retrieved by C-MOVE)."""
 
     def __init__(self, archive: SimArchive, today: date, new_per_day: float, new_mb: float,
-                 reads_per_day: float, prior_share: float, seed: int = 0) -> None:
+                 reads_per_day: float, prior_share: float, seed: int = 0,
+                 serve: Callable[[int], str] | None = None) -> None:
         self.archive = archive
+        self.serve = serve  # makes arrival n a study the PACS serves; its UID
         self.today = today.toordinal()
         self.new_mb = new_mb
         self.prior_share = prior_share
@@ -221,7 +224,7 @@ class SimClinic:
 
     def _arrive(self) -> None:
         self.arrivals += 1
-        uid = f"sim-clinic-new-{self.arrivals}"
+        uid = self.serve(self.arrivals) if self.serve else f"sim-clinic-new-{self.arrivals}"
         with self.archive.lock:
             self.archive.store.arrive(uid, self.new_mb, self.today)
         self.recent.append(uid)

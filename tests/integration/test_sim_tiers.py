@@ -1,8 +1,7 @@
 """The two principles measured on the simulated PACS (its own counters, not the forecast):
 local-first with re-dating recalls less and pushes no recent study off the local store,
 where oldest-first without re-dating does; with the hospital around it switched on (new
-studies arriving (off here, see NEW_PER_DAY), clinicians reading recent studies and older
-priors), and the forecast of
+studies arriving, clinicians reading recent studies and older priors), and the forecast of
 each run, calibrated by that run, agreeing with what the simulator counted."""
 
 from __future__ import annotations
@@ -35,13 +34,13 @@ from tests.profiles import profile_data, write_profile
 
 pytestmark = pytest.mark.peers
 RECALL_SECONDS = 0.4
-# New studies arriving: none here. The runner re-dates the census's recent studies, so a
-# study that arrives during the run is pushed off by a store's turnover of recalls (on both
-# sides: the model agrees); with arrivals on, "no recent study evicted" does not hold.
-NEW_PER_DAY = 0.0
+DAY = 86400.0
+# New studies arriving, one every 2 s: the PACS serves them (C-FIND, C-MOVE) and the runner
+# finds them by C-FIND during the run (runner.execute.arrivals) and re-dates them, as the
+# model re-dates its sliding window, new arrivals included.
+NEW_PER_DAY = DAY / 2.0
 READ_SECONDS = 0.4  # a clinician's read every 0.4 s...
 PRIOR_SHARE = 0.3  # ...of an older prior three times in ten
-DAY = 86400.0
 
 
 def hospital() -> list[StudySpec]:
@@ -76,10 +75,18 @@ def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> Measure
     archive = SimArchive(specs, capacity_mb=local_mb, recent_days=14, today=date.today(),
                          recall_seconds_per_mb=RECALL_SECONDS / study_mb(specs[0]))
     listener_port = free_port()
-    server = QRServer("SIMPACS", specs, {"PACSMIG": ("127.0.0.1", listener_port)},
+    server = QRServer("SIMPACS", list(specs), {"PACSMIG": ("127.0.0.1", listener_port)},
                       behaviour=SimDevice(archive)).start()
+
+    def serve(number: int) -> str:
+        """Arrival `number` as a study the PACS serves, acquired today."""
+        spec = replace(specs[-1], seed=f"tiers/new/{number}", study_date=date.today())
+        server.studies.append(spec)  # type: ignore[attr-defined]
+        server.by_uid[str(spec.study_uid)] = spec
+        return str(spec.study_uid)
+
     clinic = SimClinic(archive, date.today(), NEW_PER_DAY, study_mb(specs[0]),
-                       DAY / READ_SECONDS, PRIOR_SHARE)
+                       DAY / READ_SECONDS, PRIOR_SHARE, serve=serve)
     try:
         data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
                             orthanc.peer, listener_port,

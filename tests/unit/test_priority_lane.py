@@ -29,8 +29,6 @@ from runner.ledger.priority_queries import priority_summary, request_rows
 from runner.plan.priority import PriorityRequest, PriorRules, Trigger
 from runner.profile.tiers import Location
 
-NOW = datetime.now(UTC)
-
 
 def study(uid: str, year: int = 2020) -> Study:
     return Study(uid, date(year, 1, 1), "CT", 2, 1.0, Location.LOCAL, "dev", "P1")
@@ -64,8 +62,9 @@ def lane_for(ledger: Ledger, works: list[StudyWork], finder: StubFinder) -> Prio
 
 
 def request(reference: str = "MSG-1", patient: str = "P1") -> PriorityRequest:
-    return PriorityRequest(Trigger.HL7, patient, NOW, due=date.today() + timedelta(days=1),
-                           reference=reference, event="ORM^O01")
+    return PriorityRequest(Trigger.HL7, patient, datetime.now(UTC),
+                           due=date.today() + timedelta(days=1), reference=reference,
+                           event="ORM^O01")
 
 
 def plan(ledger: Ledger, studies: Sequence[Study], excluded: Sequence[Study] = ()) -> None:

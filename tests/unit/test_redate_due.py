@@ -76,3 +76,30 @@ def test_each_round_re_dates_the_recent_window_as_it_is_that_day() -> None:
     assert redates.refill(HOUR, set())
     assert _drain(redates) == ["a", "b"]
     assert redates.study_uids == ("a", "b")
+
+
+def test_studies_that_reached_the_source_since_the_census_are_re_dated_too() -> None:
+    from datetime import date
+
+    from runner.execute.arrivals import ArrivalsFinder
+    from runner.execute.redate import RecentWindow
+    from runner.inventory.model import Study
+    from runner.profile.tiers import Location
+
+    today = date(2026, 12, 5)
+    at_source = [Study("a", date(2026, 11, 30), "CT", 1, 1.0, Location.LOCAL),  # the census's
+                 Study("new", today, "CT", 1, 1.0, Location.LOCAL),
+                 Study("cloud", today, "CT", 1, 1.0, Location.NEARLINE)]
+    asked: list[tuple[date, date]] = []
+
+    def find(since: date, until: date) -> list[Study]:
+        asked.append((since, until))
+        return at_source
+
+    finder = ArrivalsFinder(find, date(2026, 12, 1), lambda: today, 3600)
+    window = RecentWindow([(date(2026, 11, 30), "a")], 10, lambda: today, finder)
+    redates = Redates(window(), HOUR, window=window)
+    assert redates.refill(0.0, set()) and _drain(redates) == ["a"]
+    finder.look()  # the run's look at the source
+    assert asked == [(date(2026, 12, 1), today)]
+    assert redates.refill(HOUR, set()) and _drain(redates) == ["a", "new"]  # local only

@@ -53,7 +53,6 @@ _KEEP_TIMEOUT = 10.0  # seconds to commit a request before its trigger is answer
 LOOKUP_FAILED = "priority_lookup_failed"
 
 
-
 @dataclass(frozen=True, slots=True)
 class Polled:
     """What a poller found: requests, and problems to report (a poll that failed, a bad
