@@ -1,5 +1,6 @@
 """Studies that reached the source since the census, for re-dating: a C-FIND of the days
-from the census to today, on a thread of its own, every so often during a run.
+from the census to today, on a thread of its own, when a re-date round begins and every so
+often between rounds during a run.
 
 A migration of months runs while the old PACS goes on storing new studies on its local
 store. They are clinically the most recent of all, and the first a store turned over by the
@@ -40,6 +41,7 @@ class ArrivalsFinder:
         self.looks = 0
         self.failures = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __call__(self) -> tuple[tuple[date, str], ...]:
@@ -66,9 +68,17 @@ class ArrivalsFinder:
     def stop(self) -> None:
         """Stop looking (a look under way ends on its own)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=1.0)
 
+    def wake(self) -> None:
+        """Look now (a re-date round began: its arrivals join the next round)."""
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.look()
+        while not self._stop.is_set():
+            self._wake.wait(self.every)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.look()

@@ -70,8 +70,10 @@ class Redates:
     def __init__(self, study_uids: Sequence[str], every_seconds: float,
                  ages: Mapping[str, float] | None = None, now: float = 0.0,
                  volume_mb: float | None = None,
-                 window: Callable[[], tuple[str, ...]] | None = None) -> None:
+                 window: Callable[[], tuple[str, ...]] | None = None,
+                 on_round: Callable[[], None] = lambda: None) -> None:
         self.study_uids = tuple(study_uids)
+        self.on_round = on_round  # told when a round begins (the arrivals' look)
         self.window = window  # the recent studies now (None: `study_uids` for good)
         self.every = every_seconds
         self.volume_mb = volume_mb
@@ -104,6 +106,7 @@ class Redates:
             self.due[uid] = now + self.every
         self.rounds += 1
         self.recalled_mb = 0.0
+        self.on_round()
         return True
 
     def _slide(self, recent: tuple[str, ...]) -> None:

@@ -183,11 +183,12 @@ class Scheduler:
 
 
 def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now,
-                arrivals: Arrivals = tuple) -> Redates:
+                arrivals: Arrivals = tuple, on_round: Callable[[], None] = lambda: None
+                ) -> Redates:
     """The re-date rounds, each study due `every_hours` after its last re-date in the ledger;
     the recent studies worked out again each round from the plan's census and the local
     studies that reached the source since (`arrivals`), on the schedule's clock (the window
-    slides with the date)."""
+    slides with the date); `on_round` is told when a round begins."""
     now = datetime.now(UTC)
     ages = {uid: (now - ended).total_seconds()
             for uid, ended in last_redates(ledger).items()}
@@ -197,5 +198,5 @@ def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now
     window = RecentWindow(census, plan.redate.recent_days, lambda: wall_clock(zone).date(),
                           arrivals) if plan.redate.recent_days else None
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
-                   time.monotonic(), plan.redate.volume_mb, window)
+                   time.monotonic(), plan.redate.volume_mb, window, on_round)
 

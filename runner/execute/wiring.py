@@ -172,7 +172,8 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                     verifier.waiter.deliver, arena)
     retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules, held),
                           _devices(profile, plan),
-                          redates_due(plan, ledger, wall_clock, arrivals or tuple),
+                          redates_due(plan, ledger, wall_clock, arrivals or tuple,
+                                      arrivals.wake if arrivals else lambda: None),
                           Alerter(profile.site.id, profile.alert), settlement.offer,
                           recall_allowance(profile.tiering.recall_timeout,
                                            retrieve_timings(ledger)))
@@ -186,7 +187,8 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
 def arrivals_finder(profile: SiteProfile, plan: Plan, settings: DicomSettings,
                     wall_clock: WallClock) -> ArrivalsFinder | None:
     """The look for studies stored at the source since the census (re-dating keeps them
-    local too): twice a re-date period, by the census's C-FIND; none without re-dating."""
+    local too): when a round begins and twice a re-date period, by the census's C-FIND;
+    none without re-dating."""
     if not plan.redate.recent_days:
         return None
     inventory = profile.source.inventory

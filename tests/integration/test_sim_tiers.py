@@ -66,7 +66,8 @@ class Measured:
     ledger: Path
 
 
-def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> Measured:
+def migrate(tmp_path: Path, orthanc: OrthancProcess, new_per_day: float = NEW_PER_DAY,
+            **sections: Any) -> Measured:
     """Migrate the hospital with its clinic at work; the simulator's counters, and the
     forecast of the same run calibrated by its ledger."""
     specs = hospital()
@@ -85,7 +86,7 @@ def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> Measure
         server.by_uid[str(spec.study_uid)] = spec
         return str(spec.study_uid)
 
-    clinic = SimClinic(archive, date.today(), NEW_PER_DAY, study_mb(specs[0]),
+    clinic = SimClinic(archive, date.today(), new_per_day, study_mb(specs[0]),
                        DAY / READ_SECONDS, PRIOR_SHARE, serve=serve)
     try:
         data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
@@ -93,8 +94,8 @@ def migrate(tmp_path: Path, orthanc: OrthancProcess, **sections: Any) -> Measure
                             throttles={"open": {"max_concurrent_retrieves": 2,
                                                 "min_concurrent_retrieves": 2}}, **sections)
         data["tiering"].update(local_store_gb=local_mb / 1000,
-                               new_studies_per_day=NEW_PER_DAY,
-                               new_mb_per_day=NEW_PER_DAY * planned_mb(specs[0]),
+                               new_studies_per_day=new_per_day,
+                               new_mb_per_day=new_per_day * planned_mb(specs[0]),
                                clinical_reads_per_day=DAY / READ_SECONDS,
                                prior_read_share=PRIOR_SHARE)
         loaded = load_profile(write_profile(tmp_path, data))
@@ -134,6 +135,12 @@ def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
     assert oldest.counts.recent_evictions > 0
     assert local.counts.recent_evictions == 0
     assert oldest.counts.recalls > local.counts.recalls
+    # the studies that arrived during the run were found at the source and re-dated too
+    with duckdb.connect(str(local.ledger), read_only=True) as conn:
+        arrivals = conn.execute("SELECT count(DISTINCT study_uid) FROM retrieves WHERE purpose"
+                                " = 'redate' AND study_uid NOT IN (SELECT study_uid FROM"
+                                " census_studies)").fetchone()
+    assert arrivals is not None and arrivals[0] > 0
 
     # The forecast of each run (calibrated by it) agrees with what the simulator measured:
     # recalls, push-offs and duration within 15 %, the same verdict on recent studies.
@@ -159,10 +166,11 @@ def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
 
 def test_re_dating_on_recalled_volume_keeps_recent_studies_where_a_daily_round_does_not(
         tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
-    daily = migrate(tmp_path / "daily", orthanc_factory(aet="DESTA"),
+    # no arrivals here: this is about the recalls' turnover alone (arrivals: the test above)
+    daily = migrate(tmp_path / "daily", orthanc_factory(aet="DESTA"), 0.0,
                     tiering={"order": ["local", "nearline"]},
                     redate={"recent_days": 14, "every_hours": 24, "headroom_fraction": 0})
-    keeping_up = migrate(tmp_path / "volume", orthanc_factory(aet="DESTB"),
+    keeping_up = migrate(tmp_path / "volume", orthanc_factory(aet="DESTB"), 0.0,
                          tiering={"order": ["local", "nearline"]},
                          redate={"recent_days": 14, "every_hours": 24})
     assert daily.counts.recent_evictions > 0  # the recalls turned the store over within the day
