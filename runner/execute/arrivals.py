@@ -24,7 +24,7 @@ from runner.profile.tiers import Location
 # Find the studies dated from the first date to the second, at the source.
 FindSince = Callable[[date, date], Sequence[Study]]
 
-MIN_SECONDS = 2.0  # between looks, however often re-date rounds come
+MIN_SECONDS = 0.5  # between looks, however often re-date rounds come
 MAX_SECONDS = 1800.0
 
 

@@ -225,12 +225,14 @@ def redate_totals(src: QuerySource) -> RedateTotals:
 
 @dataclass(frozen=True, slots=True)
 class RetrieveTiming:
-    """A successful migrate retrieve's timing: tier, MB received, to first and last instance."""
+    """A successful migrate retrieve's timing: tier, MB received, to first and last instance;
+    or a re-date's (`purpose` "redate"): the study's planned MB and its whole time."""
 
     tier: str
     megabytes: float
     latency_seconds: float
     flow_seconds: float
+    purpose: str = "migrate"
 
 
 # Calibration reads the latest successful migrate retrieves, at most this many: enough for
@@ -239,7 +241,8 @@ CALIBRATION_RETRIEVES = 1000
 
 
 def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
-    """The latest successful migrate retrieves that brought instances (for calibration)."""
+    """The latest successful migrate retrieves that brought instances, and the latest
+    successful re-dates (for calibration)."""
     rows = src.query(f"""
         WITH latest AS (
             SELECT retrieve_id, study_uid, started_at FROM retrieves
@@ -253,8 +256,18 @@ def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
         JOIN studies s ON s.study_uid = r.study_uid
         GROUP BY r.retrieve_id, s.tier, r.started_at
         ORDER BY r.started_at""")
+    redates = src.query(f"""
+        SELECT coalesce(s.tier, 'local'), coalesce(s.planned_mb, 0),
+               epoch(r.ended_at - r.started_at)
+        FROM (SELECT study_uid, started_at, ended_at FROM retrieves
+              WHERE purpose = 'redate' AND category IN ('success', 'warning')
+                AND ended_at IS NOT NULL
+              ORDER BY started_at DESC LIMIT {CALIBRATION_RETRIEVES}) r
+        LEFT JOIN studies s USING (study_uid)""")
     return [RetrieveTiming(str(tier), float(mb), float(latency), float(flow))
-            for tier, mb, latency, flow in rows]
+            for tier, mb, latency, flow in rows] + \
+        [RetrieveTiming(str(tier), float(mb), float(seconds), 0.0, "redate")
+         for tier, mb, seconds in redates]
 
 
 class ReadOnly:

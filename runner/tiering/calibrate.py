@@ -28,9 +28,11 @@ MIN_SAMPLES = 3
 
 
 class PilotRetrieve(Protocol):
-    """One successful migrate retrieve of the ledger, as calibration reads it
-    (runner.ledger.queries.RetrieveTiming)."""
+    """One successful retrieve of the ledger, as calibration reads it
+    (runner.ledger.queries.RetrieveTiming): a migrate one, or a re-date (`purpose`)."""
 
+    @property
+    def purpose(self) -> str: ...
     @property
     def tier(self) -> str: ...
     @property
@@ -97,7 +99,11 @@ class Calibration:
 def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
               rates: PilotMeasures | None = None) -> Calibration:
     """`params` with the speeds the pilot's retrieves measured (each on enough samples), and
-    the pilot's other measures (`rates`) to show."""
+    the pilot's other measures (`rates`) to show. A re-date's latency is its whole time
+    less the flow a local study of its size takes (its instances are not kept, so not
+    timed one by one)."""
+    redates = [r for r in retrieves if r.purpose == "redate"]
+    retrieves = [r for r in retrieves if r.purpose != "redate"]
     flows = [r.megabytes / r.flow_seconds for r in retrieves
              if r.flow_seconds > 0 and r.megabytes > 0]
     measured: dict[str, int] = {}
@@ -119,13 +125,19 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
     if len(recalls) >= MIN_SAMPLES:
         nearline = median(recalls)
         measured["nearline_mb_per_s"] = len(recalls)
+    redate = params.redate_latency_seconds
+    if len(redates) >= MIN_SAMPLES:
+        redate = median(max(0.0, r.latency_seconds - r.megabytes / device) for r in redates)
+        measured["redate_latency_seconds"] = len(redates)
     return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline,
-                               retrieve_latency_seconds=latency), measured, rates)
+                               retrieve_latency_seconds=latency,
+                               redate_latency_seconds=redate), measured, rates)
 
 
 def recall_allowance(recall_timeout: float, retrieves: Sequence[PilotRetrieve]) -> float:
     """How long a retrieve of a study not on the local store may wait before its data moves:
     `recall_timeout`, or twice the longest recall the ledger measured when that is longer
     (its latency to the first instance: a recall the source made before)."""
-    recalls = [r.latency_seconds for r in retrieves if r.tier != "local"]
+    recalls = [r.latency_seconds for r in retrieves
+               if r.tier != "local" and r.purpose != "redate"]
     return max(recall_timeout, 2 * max(recalls, default=0.0))

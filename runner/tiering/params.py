@@ -28,6 +28,9 @@ class TierParameters:
     retrieve_latency_seconds: float = 0.0
     """From a C-MOVE to its first instance for a local study (association, the source's
     look-up): the device holds the retrieve that long before its data flows."""
+    redate_latency_seconds: float | None = None
+    """The same for a re-date (which the runner sends without the migrate retrieve's
+    checks at the destination); None: `retrieve_latency_seconds`."""
     device_total_mb_per_s: float = 40.0
     """What one device delivers across all its retrieves at once: they share it (a PACS
     server's disks and network, not one association, are the limit)."""

@@ -243,7 +243,10 @@ class Simulation:
         self.in_flight += 1
         if self.starts is not None and job >= 0:
             self.starts.append((self.now, key))
-        latency = self.scenario.params.retrieve_latency_seconds
+        params = self.scenario.params
+        latency = params.retrieve_latency_seconds
+        if job < 0 and params.redate_latency_seconds is not None:
+            latency = params.redate_latency_seconds
         if recalled > 0:
             self.recalled_mb += recalled
             if self.turnover is None and self.recalled_mb >= self.store.capacity_mb:

@@ -150,9 +150,9 @@ def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
         c, f = run.counts, run.forecast
         assert within(f.recalls, c.recalls), (f, c)
         assert within(f.evictions, c.evictions), (f, c)
-        # duration: within 50 % so far (the model's re-dates take the migrate retrieves'
-        # latency, conflict checks included, which the runner's re-dates skip)
-        assert within(f.hours * 3600, run.seconds, 0.5), (f, run.seconds)
+        # duration: within 35 % so far (the model's re-dates take the re-date latency the
+        # ledger measured; the forecast still runs 5 to 26 % long here)
+        assert within(f.hours * 3600, run.seconds, 0.35), (f, run.seconds)
         assert (f.recent_studies_evicted == 0) == (c.recent_evictions == 0)
 
     # Calibration from the ledger finds the recall speed the simulator was given (10 %)

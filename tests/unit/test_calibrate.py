@@ -94,3 +94,12 @@ def test_the_ledger_gives_device_trouble_by_concurrency_and_forward_and_verify_r
     assert "by retrieves in flight on the device, measured: 1: 0 of 2, 2: 2 of 2" in lines[0]
     assert "forward" in lines[1] and "(measured, 4 instances)" in lines[1]
     assert "not measured" in calibrate(TierParameters(), []).rate_lines()[1]
+
+
+def test_re_dates_get_their_own_latency_their_whole_time_less_the_flow() -> None:
+    pilot = [_local(100, 5), _local(200, 10), _local(50, 2.5)]  # 20 MB/s, 0.5 s latency
+    redates = [RetrieveTiming("local", mb, mb / 20 + 0.1, 0.0, "redate") for mb in (10, 40, 80)]
+    calibration = calibrate(TierParameters(), pilot + redates)
+    assert calibration.parameters.redate_latency_seconds == pytest.approx(0.1)
+    assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.5)  # unmixed
+    assert calibration.measured["redate_latency_seconds"] == 3

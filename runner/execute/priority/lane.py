@@ -97,7 +97,8 @@ class PriorityLane:
         self.mask = mask
         self.pollers = list(pollers)
         self.first_phase = first_phase
-        self.inbox: queue.Queue[tuple[str, PriorityRequest]] = queue.Queue()
+        # requests to resolve; None wakes the lane's thread to stop
+        self.inbox: queue.Queue[tuple[str, PriorityRequest] | None] = queue.Queue()
         self.known = known_requests(ledger)
         self._known_lock = threading.Lock()
         self._later: list[tuple[float, str, PriorityRequest]] = []
@@ -132,14 +133,16 @@ class PriorityLane:
                 kept.due, kept.modality, kept.body_part, event=kept.event), kept.request_id)
         self._poll()  # the worklist and the clinic list as they stand now, first
         while not self.inbox.empty():
-            request_id, request = self.inbox.get_nowait()
-            self.resolve(request, request_id)
+            item = self.inbox.get_nowait()
+            if item is not None:
+                self.resolve(item[1], item[0])
         self._thread = threading.Thread(target=self._serve, name="priority-lane", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving (a resolution under way finishes; what is left stays open)."""
         self._stop.set()
+        self.inbox.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -155,11 +158,12 @@ class PriorityLane:
         while not self._stop.is_set():
             self._poll()
             try:
-                request_id, request = self.inbox.get(timeout=0.5)
+                item = self.inbox.get(timeout=0.5)
             except queue.Empty:
                 self._retry_due()
                 continue
-            self.resolve(request, request_id)
+            if item is not None:
+                self.resolve(item[1], item[0])
 
     def _poll(self) -> None:
         now = datetime.now(UTC)
