@@ -41,6 +41,7 @@ from runner.dicom.status import StatusCategory, describe
 from runner.dicom.store import StoreClient
 from runner.errors import DicomError
 from runner.execute.peers import destination_peer, device_peers, dicom_settings, listener_tls
+from runner.execute.preflight_priority import priority_checks
 from runner.execute.preflight_web import web_checks
 from runner.execute.settlement.verifier import CommitmentWaiter
 from runner.morph.loaded import LoadedProfile
@@ -100,17 +101,15 @@ def run_checks(loaded: LoadedProfile, write: Callable[[str], None],
             continue
         record(_move_check(profile, peer, who, settings))
     _destination_checks(profile, settings, record, store)
+    if store:  # `pacsmig check`, not the run's start (which opens them itself)
+        priority_checks(profile, settings, lambda *r: record(CheckResult(*r)).ok)
     return results
 
 
 def cheap_check_failures(loaded: LoadedProfile) -> list[str]:
     """The reasons `run` must not start (echo and C-FIND at each peer), empty when none."""
-    failures = run_checks(loaded, _quiet, move=False, store=False)
+    failures = run_checks(loaded, lambda _line: None, move=False, store=False)
     return [f"{r.name}: {r.detail}" for r in failures if not r.ok]
-
-
-def _quiet(_line: str) -> None:
-    """A writer that writes nothing."""
 
 
 def _who(side: str, peer: Peer, profile: SiteProfile) -> _Who:

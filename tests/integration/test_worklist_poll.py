@@ -101,3 +101,34 @@ def test_a_poll_is_due_at_once_then_every_so_many_minutes(
 
 
 Factory = Callable[..., WorklistProcess]
+
+
+def test_check_names_a_taken_hl7_port_a_worklist_that_answers_and_a_bad_clinic_row(
+        worklist: WorklistProcess, tmp_path: Path) -> None:
+    import socket
+
+    from runner.execute.preflight_priority import priority_checks
+    from runner.morph.loaded import load_profile
+    from tests.profiles import profile_data, write_profile
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    clinic = tmp_path / "clinic.csv"
+    clinic.write_text("patient_id,date\nP1,2026-12-06\nP2,someday\n", encoding="utf-8")
+    from runner.dicom.peer import Peer
+
+    data = profile_data(tmp_path, [("old1", Peer("OLD", "127.0.0.1", free_port()))],
+                        Peer("NEW", "127.0.0.2", free_port()), free_port(), priority={
+        "hl7": {"host": "127.0.0.1", "port": held.getsockname()[1]},
+        "worklist": {"ae_title": worklist.aet, "host": "127.0.0.1", "port": worklist.port,
+                     "days_ahead": 7},
+        "csv": str(clinic)})
+    checks: list[tuple[str, bool, str]] = []
+    with held:
+        priority_checks(load_profile(write_profile(tmp_path, data)).profile, SETTINGS,
+                        lambda *r: checks.append(r) is None)
+    hl7, wl, csv = checks
+    assert not hl7[1] and "cannot listen" in hl7[2]
+    assert wl[1] and wl[2].startswith("answered:")
+    assert not csv[1] and f"{clinic}:3:4:" in csv[2]
