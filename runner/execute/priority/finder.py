@@ -18,6 +18,8 @@ from pydicom import Dataset
 from runner.dicom.find import FindSession
 from runner.dicom.peer import DicomSettings, Peer
 from runner.inventory.answers import StudyAnswer, answer_text, parse_answer, studies_of
+from runner.inventory.census import Keys
+from runner.inventory.cfind import study_query
 from runner.inventory.model import Study
 
 WILDCARDS = frozenset("*?\\")
@@ -100,15 +102,9 @@ def _same_patient(ds: Dataset, patient_id: str, issuer: str) -> bool:
 
 
 def _patient_query(patient_id: str) -> Dataset:
-    query = Dataset()
-    query.PatientID = patient_id
+    """The census's study-level query, for one Patient ID at any date, with its issuer."""
+    query = study_query(Keys(None, patient_id, exact=True))
     query.IssuerOfPatientID = ""
-    query.StudyInstanceUID = ""
-    query.StudyDate = ""
-    query.AccessionNumber = ""
-    query.ModalitiesInStudy = ""
-    query.NumberOfStudyRelatedInstances = ""
-    query.InstanceAvailability = ""
     return query
 
 
