@@ -219,12 +219,21 @@ def priority(
                                            "same_body_part)")] = "",
     issuer: Annotated[str, typer.Option(help="the patient ID's issuer")] = "",
 ) -> None:
-    """Ask for a patient's priors first: kept in the ledger, served by `pacsmig run`."""
+    """Ask for a patient's priors first: kept in the priority inbox, served by `pacsmig run`."""
     from runner.commands.priority import priority as command
 
     with _exit_codes():
         _done(command(profile, patient, due.date() if due else None, modality, issuer,
                       body_part, typer.echo))
+
+
+@app.command()
+def listen(profile: ProfileArg) -> None:
+    """Between runs: receive HL7 orders (priority.hl7) into the priority inbox; Ctrl-C stops."""
+    from runner.commands.priority import listen as command
+
+    with _exit_codes():
+        _done(command(profile, typer.echo))
 
 
 def _err(line: str) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from runner.execute.priority.inbox import INBOX_FILENAME, Inbox
 from runner.execute.run import open_ledger
 from runner.ledger.priority_queries import RequestRow, priority_summary, request_rows
 from runner.ledger.queries import (
@@ -116,6 +117,9 @@ def status_lines(loaded: LoadedProfile) -> list[str]:
     count, latest = read.priority_problems
     if count:
         lines.append(f"  Trigger problems: {count} (latest: {latest})")
+    waiting = Inbox(loaded.profile.reports.dir / INBOX_FILENAME).waiting()
+    if waiting:
+        lines.append(f"Priority inbox: {waiting} requests kept, waiting for a run to serve them")
     return lines
 
 

@@ -36,6 +36,7 @@ from runner.execute.peers import (
     is_dicomweb,
 )
 from runner.execute.priority.finder import PatientFinder
+from runner.execute.priority.inbox import INBOX_FILENAME, Inbox
 from runner.execute.priority.lane import PriorityLane
 from runner.execute.priority.triggers import Triggers
 from runner.execute.progress import Snapshot
@@ -223,7 +224,8 @@ def priority_lane(profile: SiteProfile, plan: Plan, state: RunState, ledger: Led
                         PriorRules(rules.max_studies, rules.max_age_years, rules.same_modality,
                                    rules.same_body_part),
                         patient_id_tables(plan.rules), profile.reports.mask_identifiers,
-                        first_phase=first_phase)
+                        first_phase=first_phase,
+                        inbox=Inbox(profile.reports.dir / INBOX_FILENAME))
 
 
 def _stop(state: RunState, reason: str) -> None:

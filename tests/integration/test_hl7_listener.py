@@ -113,3 +113,35 @@ def test_mllp_over_tls_with_client_certificates(tmp_path: Path, keeper: Keeper) 
     finally:
         listener.stop()
     assert len(keeper.kept) == 1
+
+
+def test_pacsmig_listen_keeps_orders_in_the_inbox_between_runs(tmp_path: Path) -> None:
+    from runner.commands.priority import listen
+    from runner.dicom.peer import Peer
+    from runner.execute.priority.inbox import INBOX_FILENAME, Inbox
+    from tests.peers import free_port
+    from tests.profiles import profile_data, write_profile
+
+    port = free_port()
+    data = profile_data(tmp_path, [("old1", Peer("OLD", "127.0.0.1", free_port()))],
+                        Peer("NEW", "127.0.0.2", free_port()), free_port(),
+                        priority={"hl7": {"host": "127.0.0.1", "port": port}})
+    profile = write_profile(tmp_path, data)
+    until, said = threading.Event(), []
+    serving = threading.Thread(target=listen, args=(profile, said.append, until))
+    serving.start()
+    try:
+        for _ in range(100):
+            if said:
+                break
+            until.wait(0.05)
+        with MLLPClient("127.0.0.1", port) as client:
+            assert msa(client.send_message(ORDER))[0] == "AA"
+            assert msa(client.send_message(ORDER.replace("PAT-100", "PAT*")))[0] == "AE"
+    finally:
+        until.set()
+        serving.join(10)
+    kept: list[PriorityRequest] = []
+    Inbox(tmp_path / "reports" / INBOX_FILENAME).take(kept.extend)
+    assert [r.patient_id for r in kept] == ["PAT-100"]
+    assert "1 kept" in said[-1]

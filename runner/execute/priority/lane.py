@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from runner.execute.priority.finder import PatientFinder, PatientStudies, has_wildcards
+from runner.execute.priority.inbox import Inbox
 from runner.execute.state import RunState
 from runner.execute.work import Stage, StudyWork
 from runner.inventory.model import Study
@@ -88,7 +89,8 @@ class PriorityLane:
     def __init__(self, state: RunState, ledger: Ledger, finder: PatientFinder,
                  rules: PriorRules, patient_tables: Sequence[Mapping[str, str]],
                  mask: bool = True, pollers: Sequence[Poller] = (),
-                 first_phase: Callable[[Study], int] = lambda _study: 0) -> None:
+                 first_phase: Callable[[Study], int] = lambda _study: 0,
+                 inbox: Inbox | None = None) -> None:
         self.state = state
         self.ledger = ledger
         self.finder = finder
@@ -97,6 +99,7 @@ class PriorityLane:
         self.mask = mask
         self.pollers = list(pollers)
         self.first_phase = first_phase
+        self.kept_inbox = inbox  # requests kept on disk while the ledger was not ours
         # requests to resolve; None wakes the lane's thread to stop
         self.inbox: queue.Queue[tuple[str, PriorityRequest] | None] = queue.Queue()
         self.known = known_requests(ledger)
@@ -110,16 +113,40 @@ class PriorityLane:
     def submit(self, request: PriorityRequest) -> bool:
         """Keep a request (committed to the ledger) and queue it; False if it was kept
         before (received again: nothing more to do). RequestRefused if it cannot be used."""
-        if has_wildcards(request.patient_id):
-            raise RequestRefused("the patient ID has wildcard characters (* ? \\)")
+        kept = self._keep([request])
+        if kept:
+            self.inbox.put((request.request_id, request))
+        return bool(kept)
+
+    def _keep(self, requests: Sequence[PriorityRequest]) -> list[PriorityRequest]:
+        """Record the requests not kept before, committed; the ones recorded now.
+        RequestRefused for a patient ID with wildcards (alone: see `_take_inbox`)."""
+        for request in requests:
+            if has_wildcards(request.patient_id):
+                raise RequestRefused("the patient ID has wildcard characters (* ? \\)")
         with self._known_lock:
-            if request.request_id in self.known:
-                return False
-            self.ledger.record(kept_fact(request, self.mask))
-            self.ledger.flush(_KEEP_TIMEOUT)
-            self.known.add(request.request_id)
-        self.inbox.put((request.request_id, request))
-        return True
+            new = [r for r in {r.request_id: r for r in requests}.values()
+                   if r.request_id not in self.known]
+            for request in new:
+                self.ledger.record(kept_fact(request, self.mask))
+            if new:
+                self.ledger.flush(_KEEP_TIMEOUT)
+            self.known.update(r.request_id for r in new)
+        return new
+
+    def _take_inbox(self) -> None:
+        """The requests kept on disk meanwhile, into the ledger and the queue to resolve."""
+        if self.kept_inbox is None:
+            return
+        taken: list[PriorityRequest] = []
+
+        def keep(requests: list[PriorityRequest]) -> None:
+            usable = [r for r in requests if not has_wildcards(r.patient_id)]
+            taken.extend(self._keep(usable))
+
+        self.kept_inbox.take(keep)
+        for request in taken:
+            self.inbox.put((request.request_id, request))
 
     # --- serving ---------------------------------------------------------------------------
 
@@ -166,6 +193,7 @@ class PriorityLane:
                 self.resolve(item[1], item[0])
 
     def _poll(self) -> None:
+        self._take_inbox()
         now = datetime.now(UTC)
         for poller in list(self.pollers):
             polled = poller(now)
