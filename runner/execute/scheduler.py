@@ -21,6 +21,7 @@ from runner.execute.redate import Arrivals, DeadTime, RecentWindow, Redates
 from runner.execute.retrieving import Retriever
 from runner.execute.sending.janitor import Janitor
 from runner.execute.state import RunState
+from runner.execute.work import Stage
 from runner.ledger import EventKind, Ledger, RetrievePurpose
 from runner.ledger.queries import last_redates
 from runner.plan.model import Plan
@@ -112,6 +113,8 @@ class Scheduler:
             if not self._spool_has_room(expected):
                 return _IDLE_WAKE  # back-pressure: the spool would overflow; a store frees it
             queues.pop(uid)
+            if self.state.works[uid].stage is not Stage.QUEUED:
+                continue  # queued twice (never expected): it is under way or settled
             self.retriever.start(uid, device, RetrievePurpose.MIGRATE, now, expected)
 
     def _expected_bytes(self, uid: str) -> int:

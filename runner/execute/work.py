@@ -158,6 +158,7 @@ class DeviceQueues:
         self.delayed: list[tuple[float, int, int, str, str]] = []
         self.shared = shared
         self._left: set[str] = set()  # studies gone to the lane, still in a plan heap
+        self._delayed: set[str] = set()  # the studies in `delayed`
         self._arrivals = itertools.count()
 
     def push(self, work: StudyWork, now: float = 0.0) -> None:
@@ -166,6 +167,7 @@ class DeviceQueues:
         if work.not_before > now:
             heapq.heappush(self.delayed, (work.not_before, work.phase, work.order, work.uid,
                                           work.device))
+            self._delayed.add(work.uid)
         else:
             self._enqueue(work.uid, work.phase, work.order, work.device)
 
@@ -178,12 +180,12 @@ class DeviceQueues:
                    rank: int = 0) -> bool:
         """Put a study in the lane (once), `rank` first (a due date's ordinal: the earliest
         due goes first): at once if it is waiting in its heap (`queued`), when its backoff
-        ends if it is delayed, at its next queueing otherwise (in flight; or a study that
-        joins the run, queued by `push`). False if it was in the lane already."""
+        is released if it is delayed, at its next queueing otherwise (in flight; or a study
+        that joins the run, queued by `push`). False if it was in the lane already."""
         if work.uid in self.ranks:
             return False
         self.ranks[work.uid] = rank
-        if queued and work.not_before <= now:
+        if queued and work.uid not in self._delayed:  # in its plan heap: the lane takes it
             self._left.add(work.uid)
             self._enqueue(work.uid, work.phase, work.order, work.device)
         return True
@@ -192,6 +194,7 @@ class DeviceQueues:
         """Move studies whose backoff has passed back to their queue; the next release time."""
         while self.delayed and self.delayed[0][0] <= now:
             _, phase, order, uid, device = heapq.heappop(self.delayed)
+            self._delayed.discard(uid)
             self._enqueue(uid, phase, order, device)
         return self.delayed[0][0] if self.delayed else None
 

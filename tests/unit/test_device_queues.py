@@ -98,3 +98,14 @@ def test_a_prioritised_study_in_backoff_or_in_flight_comes_back_to_the_lane() ->
     queues.push(flying)  # its retrieve failed: queued again
     queues.release(now=6.0)
     assert _drain(queues, "a") == ["flying", "delayed", "plain"]
+
+
+def test_a_study_prioritised_when_its_backoff_has_passed_but_not_been_released_comes_once(
+        ) -> None:
+    queues = DeviceQueues(["a"])
+    late = _work("late", 0, 0, "a", not_before=5.0)
+    queues.push(late, now=0.0)
+    queues.prioritise(late, now=6.0)  # its time has come; `release` has not run yet
+    queues.release(now=6.0)
+    assert _drain(queues, "a") == ["late"]
+    assert len(queues) == 0
