@@ -81,6 +81,9 @@ class Scheduler:
         self.redates.refill(now, self.inflight.by_study)
         next_release = self.state.queues.release(now)
         wait = (next_release - now) if next_release is not None else _IDLE_WAKE
+        next_round = self.redates.next_round
+        if next_round > now:  # wake for the next re-date round on time, not up to a pass late
+            wait = min(wait, next_round - now)
         if not self.spool.is_full:
             wall = self.wall_clock(self.zone)
             usable = {d for d, s in self.devices.items() if s.usable()}
