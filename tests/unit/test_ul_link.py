@@ -516,3 +516,19 @@ def test_a_pdu_trickled_after_its_first_byte_is_cut_at_its_deadline(
         link.read_pdu()
     assert time.monotonic() - started < 2.0  # the deadline (1 s and its slack), not 5 s
     sender.join()
+
+
+def test_a_connection_the_listener_closed_while_it_was_being_served_ends_quietly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`stop` aborts the links of associations being served; a thread that was between two
+    reads then meets a closed socket: the end of that association, not an error."""
+    from runner.dicom.ul.acceptor import Acceptor, AcceptorPolicy, Handlers
+
+    acceptor = Acceptor(AcceptorPolicy("LISTENER", frozenset({"A"}), {}),
+                        Handlers(lambda _r: (0, ""), lambda _r: (0, "")), "127.0.0.1", 0)
+    acceptor.stop()
+    ours, theirs = socket.socketpair()
+    ours.close()  # what stop did to it
+    acceptor._serve(ours, ("127.0.0.1", 1))  # no exception left to the thread
+    theirs.close()
+    assert "failed" not in caplog.text  # the listener stopping is no failure to report

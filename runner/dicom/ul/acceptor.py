@@ -203,6 +203,10 @@ class Acceptor:
             self._links.add(link)
         try:
             self._associate(link, address)
+        except OSError as error:  # the socket failed outside a read, or `stop` closed it
+            if not self._stopped.is_set():
+                LOGGER.warning("the connection from %s:%s failed: %s", address[0],
+                               address[1], error)
         finally:
             with self._lock:
                 self._links.discard(link)
