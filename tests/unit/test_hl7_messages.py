@@ -94,3 +94,11 @@ def test_the_same_message_resent_is_the_same_request() -> None:
     first = request_of(sample("orm_o01.hl7"), NOW)
     again = request_of(sample("orm_o01.hl7"), datetime(2026, 12, 5, 11, tzinfo=UTC))
     assert first.request_id == again.request_id
+
+
+def test_a_message_with_its_own_encoding_characters_is_read_with_them() -> None:
+    text = ("MSH|#~\\&|RIS|H|C|D|20261205||ORM#O01|X9|P|2.3\r"
+            "PID|1||PAT-900###HOSPITAL&1.2.3&ISO#MR\rORC|NW|O9|||SC||###20261210\r")
+    request = request_of(text, NOW)
+    assert (request.event, request.patient_id, request.issuer, request.due) == (
+        "ORM^O01", "PAT-900", "HOSPITAL", date(2026, 12, 10))

@@ -90,26 +90,20 @@ def _value(message: Any, segment: str, field: int, repeat: int = 1,
 
 
 def _patient(message: Any) -> tuple[str, str]:
-    """The first PID-3 repetition with an ID, and its assigning authority."""
+    """The first PID-3 repetition with an ID, and its assigning authority (the message's
+    own encoding characters, MSH-2, separate the components)."""
     try:
         repetitions = message.segment("PID")(3)
     except (KeyError, IndexError):
         raise MessageRefused("AE", "no PID segment: the patient is not named") from None
+    component, subcomponent = message.separators[3], message.separators[4]
     for repetition in repetitions if not isinstance(repetitions, str) else [repetitions]:
-        patient_id = _component(repetition, 1)
+        parts = str(repetition).split(component)
+        patient_id = parts[0].strip()
         if patient_id:
-            return patient_id, _component(_component_raw(repetition, 4), 1, "&")
+            authority = parts[3] if len(parts) > 3 else ""
+            return patient_id, authority.split(subcomponent)[0].strip()
     raise MessageRefused("AE", "PID-3 holds no patient identifier")
-
-
-def _component_raw(repetition: Any, index: int) -> str:
-    parts = str(repetition).split("^")
-    return parts[index - 1] if len(parts) >= index else ""
-
-
-def _component(repetition: Any, index: int, separator: str = "^") -> str:
-    parts = str(repetition).split(separator)
-    return parts[index - 1].strip() if len(parts) >= index else ""
 
 
 @dataclass(frozen=True, slots=True)
