@@ -54,7 +54,8 @@ class PatientFinder:
 
     def find(self, patient_ids: Sequence[str], issuer: str = "",
              body_parts: bool = False) -> PatientStudies:
-        """The studies held under any of `patient_ids` (those with wildcards are skipped)."""
+        """The studies held under any of `patient_ids` (those with wildcards are skipped):
+        the request's own ID first, of `issuer`, then the IDs it maps back to."""
         asked = [pid for pid in patient_ids if pid and not has_wildcards(pid)]
         if not asked:
             return PatientStudies(False, "the patient ID has wildcard characters (* ? \\)")
@@ -70,12 +71,13 @@ class PatientFinder:
     def _ask(self, session: FindSession, device_id: str, peer: Peer, asked: list[str],
              issuer: str, body_parts: bool) -> PatientStudies:
         answers: list[StudyAnswer] = []
-        for pid in asked:
+        for index, pid in enumerate(asked):
             outcome = session.ask("STUDY", _patient_query(pid))
             if not outcome.ok:
                 return PatientStudies(False, outcome.detail)
+            # the issuer is the request's: it names the ID as given, not one mapped back
             answers += [StudyAnswer(device_id, peer, ds) for ds in outcome.identifiers
-                        if _same_patient(ds, pid, issuer)]
+                        if _same_patient(ds, pid, issuer if index == 0 else "")]
         found = [f for f in (parse_answer(a) for a in answers) if f is not None]
         unique = list({f.uid: f for f in found}.values())
         studies = tuple(studies_of(unique, self.modalities, []))
