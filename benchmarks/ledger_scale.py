@@ -38,6 +38,7 @@ from runner.execute.status import read_status
 from runner.ledger import InstanceReceived, Ledger, study_state
 from runner.ledger import queries as q
 from runner.ledger.events import utc_now
+from runner.ledger.tables import hashed_key
 from runner.report.files import export_tables
 from runner.report.scope import ReportScope
 from runner.report.source import LedgerReader, sql_text
@@ -98,15 +99,17 @@ def facts_sql(size: int, studies: int) -> list[str]:
         SELECT 'r' || i::VARCHAR, '{ROOT}9.' || i::VARCHAR, 'pacs', 'migrate', now(), now(),
         0, 'success', {INSTANCES_PER_STUDY}, 0, 0, 0 FROM range({studies}) t(i)""",
         f"""INSERT INTO receipts (sop_instance_uid, study_uid, series_uid,
-        sop_class_uid, transfer_syntax, retrieve_id, received_at, bytes, spool_name)
-        SELECT {sop}, {study}, {study} || '.1',
+        sop_class_uid, transfer_syntax, retrieve_id, received_at, bytes, spool_name, fact_key)
+        SELECT *, {hashed_key('s', 'ts')} FROM (SELECT {sop} AS s, {study}, {study} || '.1',
         '1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.1.2.1', 'r' || (i // {INSTANCES_PER_STUDY}),
-        now() - INTERVAL 1 DAY, 524288, md5(i::VARCHAR) FROM range({size}) t(i)""",
+        now() - INTERVAL 1 DAY AS ts, 524288, md5(i::VARCHAR) FROM range({size}) t(i))""",
         f"""INSERT INTO forwards (sop_instance_uid, attempted_at, study_uid, ok,
-        status, reason, dest_sop_instance_uid) SELECT {sop}, now() - INTERVAL 20 HOUR,
-        {study}, true, 0, NULL, NULL FROM range({size}) t(i)""",
-        f"""INSERT INTO confirmations SELECT {sop}, now() - INTERVAL 10 HOUR, {study},
-        'image_find' FROM range({size}) t(i) WHERE {closed}""",
+        status, reason, dest_sop_instance_uid, fact_key) SELECT *, {hashed_key('s', 'ts')}
+        FROM (SELECT {sop} AS s, now() - INTERVAL 20 HOUR AS ts,
+        {study}, true, 0, NULL, NULL FROM range({size}) t(i))""",
+        f"""INSERT INTO confirmations SELECT *, {hashed_key('s', 'ts')} FROM (SELECT
+        {sop} AS s, now() - INTERVAL 10 HOUR AS ts, {study}, 'image_find'
+        FROM range({size}) t(i) WHERE {closed})""",
         f"""INSERT INTO verifications (study_uid, verified_at, method, expected, found,
         missing, missing_uids, ok) SELECT '{ROOT}9.' || i::VARCHAR, now() - INTERVAL 10 HOUR,
         'image_find', {INSTANCES_PER_STUDY}, {INSTANCES_PER_STUDY}, 0, [], true

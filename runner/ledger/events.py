@@ -44,7 +44,7 @@ from runner.ledger.facts_plan import (
     StudiesPlanned,
     StudyPlanned,
 )
-from runner.ledger.tables import Table, first, fold, update_each
+from runner.ledger.tables import Key, Table, first, fold, instance_fact_key, update_each
 
 if TYPE_CHECKING:
     from runner.ledger.tables import Conn
@@ -64,6 +64,7 @@ _RETRIEVES = Table(
     (("retrieve_id", "VARCHAR"), ("study_uid", "VARCHAR"), ("device", "VARCHAR"),
      ("purpose", "VARCHAR"), ("started_at", "TIMESTAMPTZ")),
     "ON CONFLICT (retrieve_id) DO NOTHING",
+    Key("retrieve_id", "VARCHAR", lambda row: str(row[0])),
 )
 
 
@@ -102,7 +103,8 @@ _RECEIPTS = Table(
      ("sop_class_uid", "VARCHAR"), ("transfer_syntax", "VARCHAR"), ("retrieve_id", "VARCHAR"),
      ("received_at", "TIMESTAMPTZ"), ("bytes", "BIGINT"), ("spool_name", "VARCHAR"),
      ("checksum", "VARCHAR")),
-    "ON CONFLICT (sop_instance_uid, received_at) DO NOTHING",
+    "ON CONFLICT (fact_key) DO NOTHING",
+    instance_fact_key("sop_instance_uid", "received_at", 0, 6),
 )
 
 
@@ -143,7 +145,8 @@ _FORWARDS = Table(
      ("dest_sop_instance_uid", "VARCHAR"), ("transcoded_from", "VARCHAR"),
      ("transcoded_to", "VARCHAR"), ("transcode_reason", "VARCHAR"),
      ("rules_fired", "INTEGER[]")),
-    "ON CONFLICT (sop_instance_uid, attempted_at) DO NOTHING",
+    "ON CONFLICT (fact_key) DO NOTHING",
+    instance_fact_key("sop_instance_uid", "attempted_at", 0, 1),
 )
 
 
@@ -188,7 +191,8 @@ _QUARANTINES = Table(
     "quarantines",
     (("sop_instance_uid", "VARCHAR"), ("quarantined_at", "TIMESTAMPTZ"),
      ("study_uid", "VARCHAR"), ("reason", "VARCHAR")),
-    "ON CONFLICT (sop_instance_uid, quarantined_at) DO NOTHING",
+    "ON CONFLICT (fact_key) DO NOTHING",
+    instance_fact_key("sop_instance_uid", "quarantined_at", 0, 1),
 )
 
 
@@ -263,7 +267,8 @@ _CONFIRMATIONS = Table(
     "confirmations",
     (("sop_instance_uid", "VARCHAR"), ("confirmed_at", "TIMESTAMPTZ"),
      ("study_uid", "VARCHAR"), ("method", "VARCHAR")),
-    "ON CONFLICT (sop_instance_uid, confirmed_at) DO NOTHING",
+    "ON CONFLICT (fact_key) DO NOTHING",
+    instance_fact_key("sop_instance_uid", "confirmed_at", 0, 1),
 )
 
 
@@ -335,6 +340,7 @@ _EVENTS = Table(
      ("kind", "VARCHAR"), ("device", "VARCHAR"), ("study_uid", "VARCHAR"), ("detail", "JSON"),
      ("bytes", "BIGINT")),
     "ON CONFLICT (event_id) DO NOTHING",
+    Key("event_id", "VARCHAR", lambda row: str(row[0])),
 )
 
 

@@ -1,6 +1,7 @@
 """The ledger's DDL and its versioned migrations, applied in order, each in one transaction.
 
-Layout. Instance facts go to insert-only tables keyed by (SOP Instance UID, time):
+Layout. Instance facts go to insert-only tables keyed by (SOP Instance UID, time), since
+version 9 through one column, `fact_key`, a 128-bit hash of the two:
 `receipts`, `forwards`, `confirmations`, `quarantines`. DuckDB (2.0) runs every
 `INSERT ... ON CONFLICT` as a MERGE that scans the whole target table, and an UPDATE joined
 to a batch scans it too, while a plain keyed INSERT only touches the primary-key index: so
@@ -22,6 +23,7 @@ import duckdb
 
 from runner.errors import LedgerError
 from runner.ledger import facts_priority, study_state
+from runner.ledger.tables import hashed_key
 from runner.ledger.views import (
     INSTANCES_VIEW,
     INSTANCES_VIEW_5,
@@ -215,6 +217,57 @@ CREATE TABLE census_studies (
     gone_at        TIMESTAMPTZ
 )"""
 
+# Version 9: the instance fact tables keyed by one 128-bit column, the hash of the SOP
+# Instance UID and the fact's time (runner.ledger.tables.hashed_key), in place of the
+# composite (UID, time): DuckDB looks a one-column key up in its index and scans the whole
+# table for a composite one, so a fact written again is found in flat time. Each table is
+# rebuilt with its rows (a minute for 10^7 instances), its columns in the same order.
+_KEYED_BY_HASH = (
+    ("receipts", "received_at", """
+    sop_instance_uid  VARCHAR NOT NULL,
+    study_uid         VARCHAR NOT NULL,
+    series_uid        VARCHAR NOT NULL,
+    sop_class_uid     VARCHAR NOT NULL,
+    transfer_syntax   VARCHAR NOT NULL,
+    retrieve_id       VARCHAR,
+    received_at       TIMESTAMPTZ NOT NULL,
+    bytes             BIGINT NOT NULL CHECK (bytes >= 0),
+    spool_name        VARCHAR NOT NULL,
+    checksum          VARCHAR,"""),
+    ("forwards", "attempted_at", """
+    sop_instance_uid       VARCHAR NOT NULL,
+    attempted_at           TIMESTAMPTZ NOT NULL,
+    study_uid              VARCHAR NOT NULL,
+    ok                     BOOLEAN NOT NULL,
+    status                 INTEGER,
+    reason                 VARCHAR,
+    dest_sop_instance_uid  VARCHAR,
+    transcoded_from        VARCHAR,
+    transcoded_to          VARCHAR,
+    transcode_reason       VARCHAR,
+    rules_fired            INTEGER[],"""),
+    ("confirmations", "confirmed_at", """
+    sop_instance_uid  VARCHAR NOT NULL,
+    confirmed_at      TIMESTAMPTZ NOT NULL,
+    study_uid         VARCHAR NOT NULL,
+    method            VARCHAR NOT NULL,"""),
+    ("quarantines", "quarantined_at", """
+    sop_instance_uid  VARCHAR NOT NULL,
+    quarantined_at    TIMESTAMPTZ NOT NULL,
+    study_uid         VARCHAR NOT NULL,
+    reason            VARCHAR NOT NULL,"""),
+)
+
+
+def _keyed_by_hash(table: str, at: str, columns: str) -> tuple[str, ...]:
+    """The statements that rebuild `table` keyed by the hash of its UID and `at`."""
+    return (f"CREATE TABLE {table}_9 ({columns}\n    fact_key          UHUGEINT PRIMARY KEY\n)",
+            f"INSERT INTO {table}_9 SELECT *, {hashed_key('sop_instance_uid', at)}"
+            f" FROM {table}",
+            f"DROP TABLE {table}",
+            f"ALTER TABLE {table}_9 RENAME TO {table}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -252,6 +305,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "the priority lane: priority_requests (each request, its patient ID kept "
                  "only until resolved) and priority_studies (what each request chose)",
               (facts_priority.PRIORITY_REQUESTS, facts_priority.PRIORITY_STUDIES)),
+    Migration(9, "instance facts (receipts, forwards, confirmations, quarantines) keyed by "
+                 "fact_key, one 128-bit hash of the SOP Instance UID and the fact's time, "
+                 "which a fact written again is looked up by",
+              tuple(statement for table in _KEYED_BY_HASH
+                    for statement in _keyed_by_hash(*table))),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

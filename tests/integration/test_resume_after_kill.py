@@ -27,6 +27,7 @@ from pynetdicom.events import Event
 
 from runner.dicom.peer import Peer
 from runner.ledger import Ledger, study_state
+from runner.ledger.tables import hashed_key
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, synthetic_archive
 from runner.sim.qrscp import Behaviour, MoveDirective, QRServer
@@ -157,12 +158,14 @@ def pad_ledger(path: Path, instances: int) -> None:
             planned_mb, phase_index, order_index, planned_at, status, updated_at)
             SELECT '2.25.9.' || i, 'CT', 'local', 200, 100.0, 0, i, now(), 'done', now()
             FROM range({studies}) t(i)""")
-        for table, columns in (("receipts", f"{sop}, {study}, {study} || '.1', '1.2', '1.2',"
-                                            " NULL, now(), 1000, 'gone', NULL"),
-                               ("forwards", f"{sop}, now(), {study}, true, 0, NULL, NULL,"
-                                            " NULL, NULL, NULL, NULL"),
-                               ("confirmations", f"{sop}, now(), {study}, 'image_find'")):
-            conn.execute(f"INSERT INTO {table} SELECT {columns} FROM range({instances}) t(i)")
+        for table, columns in (("receipts", f"{sop} AS s, {study}, {study} || '.1', '1.2',"
+                                            " '1.2', NULL, now() AS ts, 1000, 'gone', NULL"),
+                               ("forwards", f"{sop} AS s, now() AS ts, {study}, true, 0, NULL,"
+                                            " NULL, NULL, NULL, NULL, NULL"),
+                               ("confirmations", f"{sop} AS s, now() AS ts, {study},"
+                                                 " 'image_find'")):
+            conn.execute(f"INSERT INTO {table} SELECT *, {hashed_key('s', 'ts')} FROM"
+                         f" (SELECT {columns} FROM range({instances}) t(i))")
         conn.execute(f"""INSERT INTO verifications SELECT '2.25.9.' || i, now(), 'image_find',
             200, 200, 0, [], true, NULL FROM range({studies}) t(i)""")
         for statement in study_state.FILL:
