@@ -17,6 +17,10 @@ import pytest
 
 from tests.peers import DcmqrscpProcess, OrthancProcess, PynetdicomScp, missing_peer_binaries
 
+# Every ledger closed in the suite (here and in the runs it starts) checks that the status the
+# writer keeps equals the reconciliation view (runner.ledger.study_status).
+os.environ.setdefault("PACSMIG_CHECK_STATE", "1")
+
 
 def in_ci() -> bool:
     """Whether the tests run in CI (CI=true), where missing peers are a failure."""

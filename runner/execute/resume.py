@@ -14,8 +14,8 @@ from runner.plan.model import Plan
 
 HeldAt = Callable[[str, list[str]], set[str]]  # of a study's instances, those a peer holds
 
-_LEFT = """
-SELECT study_uid FROM reconciliation WHERE status <> 'verified'
+STUDIES_LEFT = """
+SELECT study_uid FROM study_status WHERE status <> 'verified'
 """
 
 # The missing instances of each study's latest check, when it found the study short.
@@ -24,11 +24,11 @@ SELECT study_uid, arg_max(missing_uids, verified_at), arg_max(ok, verified_at)
 FROM verifications GROUP BY study_uid
 """
 
-_INSTANCES_LEFT = """
+INSTANCES_LEFT = """
 SELECT i.study_uid, i.sop_instance_uid, i.series_uid, i.sop_class_uid, i.transfer_syntax,
        i.spool_name, i.state, coalesce(i.dest_sop_instance_uid, i.sop_instance_uid),
        i.checksum
-FROM open_instances i JOIN reconciliation r USING (study_uid)
+FROM open_instances i JOIN study_status r USING (study_uid)
 WHERE r.status <> 'verified'
 """
 
@@ -46,7 +46,7 @@ def planned_facts(plan: Plan) -> Iterator[StudyPlanned]:
 
 def works_left(ledger: Ledger, plan: Plan, limit: int | None) -> list[StudyWork]:
     """The plan's studies the ledger does not show verified, in plan order (first `limit`)."""
-    left = {row[0] for row in ledger.query(_LEFT)}
+    left = {row[0] for row in ledger.query(STUDIES_LEFT)}
     works: list[StudyWork] = []
     for phase_index, phase in enumerate(plan.phases):
         for order, (study, device) in enumerate(zip(phase.studies, phase.devices, strict=True)):
@@ -79,7 +79,7 @@ def restore_instances(ledger: Ledger, works: list[StudyWork], spool: Spool,
     missing = {uid: set(uids) for uid, uids, ok in ledger.query(_SHORT) if not ok and uids}
     again: list[str] = []
     in_memory: dict[str, list[str]] = {}
-    for row in ledger.query(_INSTANCES_LEFT):
+    for row in ledger.query(INSTANCES_LEFT):
         study_uid, sop, series, sop_class, syntax, spool_name, state, dest, checksum = row
         work = by_uid.get(study_uid)
         if work is None or sop in missing.get(study_uid, ()):

@@ -48,14 +48,14 @@ SELECT (SELECT arg_max(struct_pack(taken_at, command, complete, queries), taken_
        count(*) FILTER (WHERE status <> 'excluded') AS planned,
        count(*) FILTER (WHERE status = 'verified') AS verified,
        count(*) FILTER (WHERE at_source = 'gone') AS gone
-FROM reconciliation_detail
+FROM study_status
 """
 
 _REASONS = """
-SELECT r.status, coalesce(s.reason, ''), count(*)
-FROM reconciliation r JOIN studies s USING (study_uid)
-WHERE r.status NOT IN ('verified', 'pending')
-GROUP BY ALL ORDER BY r.status, count(*) DESC, 2
+SELECT status, coalesce(reason, ''), count(*)
+FROM study_status
+WHERE planned AND status NOT IN ('verified', 'pending')
+GROUP BY ALL ORDER BY status, count(*) DESC, 2
 """
 
 

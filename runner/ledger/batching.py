@@ -5,10 +5,10 @@ Facts are gathered into a batch of up to `batch_size` or until `batch_seconds` a
 first one, and committed in one explicit transaction. A control request first commits the
 facts queued before it, so a flush or a read sees everything recorded before it was asked.
 
-A batch is first written on the fast path (plain keyed INSERTs); if a key is there already,
-it is rolled back and written again with the per-study state's keys looked up (an instance
-received or confirmed again: flat), and only if that fails too, on the facts' upsert path
-(a fact written twice: ON CONFLICT, which DuckDB runs as a MERGE over the whole table).
+A batch is first written on the fast path (plain keyed INSERTs); if a key is there already
+(an instance received or confirmed again, a fact written twice), it is rolled back and
+written again on the upsert path: the batch's keys looked up in the instance tables' and the
+per-study state's indexes (flat), `ON CONFLICT` for the per-study tables (runner.ledger.tables).
 
 Fail-stop: if a batch cannot be written, it is rolled back, the error is kept, and every later
 call (record, flush, query, close) raises it as LedgerError; facts queued after the failure
@@ -204,21 +204,18 @@ class BatchWriter:
             self._fail(facts, exc)
 
     def _write_as_upserts(self, facts: list[Fact]) -> None:
-        """An instance seen before (flat: its key looked up), else a fact written before
-        (its table's upsert path)."""
+        """An instance seen before, or a fact written before: the keys looked up (flat), the
+        per-study tables' upsert clauses."""
         try:
-            try:
-                self._commit(facts, upsert=False, look_up_keys=True)
-            except duckdb.ConstraintException:
-                self._commit(facts, upsert=True)
+            self._commit(facts, upsert=True)
             self._counts[2] += 1
         except Exception as exc:
             self._fail(facts, exc)
 
-    def _commit(self, facts: list[Fact], *, upsert: bool, look_up_keys: bool = False) -> None:
+    def _commit(self, facts: list[Fact], *, upsert: bool) -> None:
         self._conn.execute("BEGIN TRANSACTION")
         try:
-            write_batch(self._conn, facts, upsert, look_up_keys)
+            write_batch(self._conn, facts, upsert)
             self._conn.execute("COMMIT")
         except BaseException:
             self._rollback()

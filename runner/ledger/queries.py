@@ -113,7 +113,7 @@ class ReconciliationRow:
 _STUDIES_TO_DO = """
 SELECT s.study_uid, s.tier, s.device, s.phase_index, s.order_index, s.planned_instances,
        s.planned_mb, r.status, s.status, s.attempts, s.reason
-FROM studies s JOIN reconciliation r USING (study_uid)
+FROM studies s JOIN study_status r USING (study_uid)
 WHERE r.status IN ('pending', 'in_progress', 'incomplete')
 ORDER BY s.phase_index, s.order_index, s.study_uid
 """
@@ -155,10 +155,9 @@ def unverified_counts(src: QuerySource) -> dict[str, int]:
 
 
 _BY_STATUS = """
-SELECT r.status, r.tier, count(*), coalesce(sum(s.planned_mb), 0) / 1e3,
+SELECT r.status, r.tier, count(*), coalesce(sum(r.planned_mb), 0) / 1e3,
        coalesce(sum(g.received_bytes), 0) / 1e9
-FROM reconciliation r JOIN studies s USING (study_uid)
-LEFT JOIN study_state g USING (study_uid)
+FROM study_status r LEFT JOIN study_state g USING (study_uid) WHERE r.planned
 GROUP BY r.status, r.tier ORDER BY r.status, r.tier
 """
 

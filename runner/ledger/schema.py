@@ -1,7 +1,7 @@
 """The ledger's DDL and its versioned migrations, applied in order, each in one transaction.
 
 Layout. Instance facts go to insert-only tables keyed by (SOP Instance UID, time), since
-version 9 through one column, `fact_key`, a 128-bit hash of the two:
+version 9 through one column, `fact_key`, 128 bits of the time and a hash of the UID:
 `receipts`, `forwards`, `confirmations`, `quarantines`. DuckDB (2.0) runs every
 `INSERT ... ON CONFLICT` as a MERGE that scans the whole target table, and an UPDATE joined
 to a batch scans it too, while a plain keyed INSERT only touches the primary-key index: so
@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import duckdb
 
 from runner.errors import LedgerError
-from runner.ledger import facts_priority, study_state
+from runner.ledger import facts_priority, study_state, study_status
 from runner.ledger.tables import hashed_key
 from runner.ledger.views import (
     INSTANCES_VIEW,
     INSTANCES_VIEW_5,
     OPEN_INSTANCES_VIEW,
     OPEN_STUDIES_VIEW,
+    OPEN_STUDIES_VIEW_10,
     RECONCILIATION_DETAIL_VIEW,
     RECONCILIATION_DETAIL_VIEW_6,
     RECONCILIATION_DETAIL_VIEW_7,
@@ -217,9 +218,9 @@ CREATE TABLE census_studies (
     gone_at        TIMESTAMPTZ
 )"""
 
-# Version 9: the instance fact tables keyed by one 128-bit column, the hash of the SOP
-# Instance UID and the fact's time (runner.ledger.tables.hashed_key), in place of the
-# composite (UID, time): DuckDB looks a one-column key up in its index and scans the whole
+# Version 9: the instance fact tables keyed by one 128-bit column, the fact's time and a hash
+# of the SOP Instance UID (runner.ledger.tables.hashed_key), in place of the composite
+# (UID, time): DuckDB looks a one-column key up in its index and scans the whole
 # table for a composite one, so a fact written again is found in flat time. Each table is
 # rebuilt with its rows (a minute for 10^7 instances), its columns in the same order.
 _KEYED_BY_HASH = (
@@ -300,16 +301,20 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "reconciliation_detail over it; the open work: views open_studies and "
                  "open_instances",
               (study_state.RECEIVED_INSTANCES, study_state.CONFIRMED_INSTANCES,
-               study_state.STUDY_STATE, *study_state.FILL, RECONCILIATION_DETAIL_VIEW_7,
+               study_state.STUDY_STATE, *study_state.FILL_7, RECONCILIATION_DETAIL_VIEW_7,
                OPEN_STUDIES_VIEW, OPEN_INSTANCES_VIEW)),
     Migration(8, "the priority lane: priority_requests (each request, its patient ID kept "
                  "only until resolved) and priority_studies (what each request chose)",
               (facts_priority.PRIORITY_REQUESTS, facts_priority.PRIORITY_STUDIES)),
     Migration(9, "instance facts (receipts, forwards, confirmations, quarantines) keyed by "
-                 "fact_key, one 128-bit hash of the SOP Instance UID and the fact's time, "
-                 "which a fact written again is looked up by",
-              tuple(statement for table in _KEYED_BY_HASH
-                    for statement in _keyed_by_hash(*table))),
+                 "fact_key, 128 bits of the fact's time and a hash of the SOP Instance UID, "
+                 "which a fact written again is looked up by; the per-study state's "
+                 "instances keyed by their study's hash, then their own",
+              (*(statement for table in _KEYED_BY_HASH for statement in _keyed_by_hash(*table)),
+               *study_state.REFILL)),
+    Migration(10, "study_status: each study's reconciliation status, kept by the writer, "
+                  "filled from the view; open_studies over it",
+              (study_status.STUDY_STATUS, *study_status.FILL, OPEN_STUDIES_VIEW_10)),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -3,9 +3,10 @@ and had confirmed (`received_instances`, `confirmed_instances`: one row per inst
 study, written once) and the study's counters (`study_state`), so that status, the
 reconciliation and resume read one row per study instead of folding every instance fact.
 
-Keys. An instance of a study is keyed by `md5_number(sop_instance_uid || '/' || study_uid)`
-(128 bits, one column): a small index, and one DuckDB can look keys up in, where it scans
-the whole table for a composite key.
+Keys. An instance of a study is keyed by 64 bits of the MD5 of its study's UID, then 64 of
+its SOP Instance UID's (`INSTANCE_KEY`, 128 bits, one column; version 7 hashed both at once): a
+small index, one DuckDB can look keys up in (it scans the whole table for a composite key),
+and one whose new keys of a study go to one part of it.
 
 Cost. A new instance is a plain keyed INSERT, like its fact; the counters of the few studies
 a batch touches are updated one row at a time by primary key (a few hundred microseconds
@@ -13,8 +14,8 @@ each, whatever the table size). An instance received or confirmed again (a re-re
 second check, a replay) makes the plain INSERT fail, and the writer writes the batch again
 with the batch's keys looked up in the index a few dozen at a time (flat, where `ON
 CONFLICT` would scan the table): only the instances really new are inserted and counted, so
-writing a fact twice changes no counter. The facts themselves are still written by plain
-INSERT then: only an exact replay of a fact needs their upsert path (runner.ledger.batching).
+writing a fact twice changes no counter (the facts' own keys are looked up alike:
+runner.ledger.tables).
 
 `received_bytes` is the size of each instance's first receipt (a re-receipt of the same
 instance is not counted again).
@@ -53,25 +54,41 @@ CREATE TABLE study_state (
     confirmed       BIGINT NOT NULL
 )"""
 
-_KEY = "md5_number({sop} || '/' || {study})"
+# Version 7's key: 128 bits of MD5 of 'sop/study', random (history: migration 7 fills with
+# it, migration 9 fills again with `INSTANCE_KEY`).
+INSTANCE_KEY_7 = "md5_number({sop} || '/' || {study})"
+# The key since version 9: 64 bits of MD5 of the study UID, then 64 of the SOP Instance UID.
+# A study's instances arrive together and share the upper half, so they go to one part of
+# the index, which a commit pages in once per study (random keys page in a part each).
+INSTANCE_KEY = ("((md5_number_lower({study})::UHUGEINT << 64)"
+        " | md5_number_lower({sop})::UHUGEINT)")
 
-# Filling the tables from the facts already in a ledger (the migration that adds them).
-FILL = (
-    f"""INSERT INTO received_instances
-        SELECT {_KEY.format(sop='sop_instance_uid', study='study_uid')}, study_uid,
-               arg_min(bytes, received_at)
-        FROM receipts GROUP BY sop_instance_uid, study_uid""",
-    f"""INSERT INTO confirmed_instances
-        SELECT DISTINCT {_KEY.format(sop='sop_instance_uid', study='study_uid')}, study_uid
-        FROM confirmations""",
-    """INSERT INTO study_state
+
+def _fill(key: str) -> tuple[str, ...]:
+    """Filling the tables from the facts already in a ledger, with instance keys `key`."""
+    return (
+        f"""INSERT INTO received_instances
+            SELECT {key.format(sop='sop_instance_uid', study='study_uid')}, study_uid,
+                   arg_min(bytes, received_at)
+            FROM receipts GROUP BY sop_instance_uid, study_uid""",
+        f"""INSERT INTO confirmed_instances
+            SELECT DISTINCT {key.format(sop='sop_instance_uid', study='study_uid')}, study_uid
+            FROM confirmations""",
+        _FILL_STATE)
+
+
+_FILL_STATE = """INSERT INTO study_state
        SELECT study_uid, sum(received), sum(bytes), sum(confirmed) FROM (
            SELECT study_uid, count(*) AS received, sum(bytes) AS bytes, 0 AS confirmed
            FROM received_instances GROUP BY study_uid
            UNION ALL
            SELECT study_uid, 0, 0, count(*) FROM confirmed_instances GROUP BY study_uid)
-       GROUP BY study_uid""",
-)
+       GROUP BY study_uid"""
+FILL_7 = _fill(INSTANCE_KEY_7)  # the migration that added the tables (version 7)
+FILL = _fill(INSTANCE_KEY)  # the current keys
+# Version 9: the tables emptied and filled again with the current keys.
+REFILL = ("DELETE FROM received_instances", "DELETE FROM confirmed_instances",
+          "DELETE FROM study_state", *FILL)
 
 # Keys looked up travel as decimal text: a list of Python ints this large binds as DOUBLE.
 _KNOWN = ("SELECT instance_key::VARCHAR FROM {table}"
@@ -138,17 +155,22 @@ def _insert_new(conn: Conn, table: str, rows: Sequence[Row], look_up: bool) -> l
         types = ("VARCHAR", "VARCHAR", "BIGINT")[:len(rows[0])]
         spread = ", ".join(f"unnest(?::{t}[]) AS c{i}" for i, t in enumerate(types))
         conn.execute(f"INSERT INTO {table} (instance_key, {', '.join(names)})"
-                     f" SELECT md5_number(c0), {', '.join(f'c{i + 1}' for i in range(len(names)))}"
+                     f" SELECT {INSTANCE_KEY.format(sop='c0', study='c1')},"
+                     f" {', '.join(f'c{i + 1}' for i in range(len(names)))}"
                      f" FROM (SELECT {spread})",
-                     [[f"{row[0]}/{row[1]}" for row in rows],
-                      *([row[i] for row in rows] for i in range(1, len(rows[0])))])
+                     [[row[i] for row in rows] for i in range(len(rows[0]))])
     return list(rows)
 
 
 def instance_key(sop_instance_uid: str, study_uid: str) -> str:
-    """An instance's key in a study, as decimal text: DuckDB's md5_number of 'sop/study'."""
-    digest = hashlib.md5(f"{sop_instance_uid}/{study_uid}".encode(), usedforsecurity=False)
-    return str(int.from_bytes(digest.digest(), "little"))
+    """An instance's key in a study (`INSTANCE_KEY`), as decimal text."""
+    return str((_lower_md5(study_uid) << 64) | _lower_md5(sop_instance_uid))
+
+
+def _lower_md5(text: str) -> int:
+    """DuckDB's md5_number_lower: the MD5's last eight bytes, little-endian."""
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[8:], "little")
 
 
 def _known(conn: Conn, table: str, keys: list[str]) -> set[str]:

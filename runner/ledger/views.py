@@ -223,3 +223,9 @@ OPEN_INSTANCES_VIEW = INSTANCES_VIEW_5.replace(
     "    FROM quarantines GROUP BY",
     "    FROM quarantines WHERE study_uid IN (SELECT study_uid FROM open_studies)\n"
     "    GROUP BY")
+
+# Version 10: the studies with work open, their status read from the table the writer keeps
+# (runner.ledger.study_status) instead of the reconciliation's view.
+OPEN_STUDIES_VIEW_10 = OPEN_STUDIES_VIEW.replace(
+    "SELECT study_uid FROM reconciliation_detail WHERE status <> 'verified'",
+    "SELECT study_uid FROM study_status WHERE status <> 'verified'")

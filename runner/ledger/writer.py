@@ -10,6 +10,7 @@ always see earlier writes. Use it as a context manager or call `close()`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +19,7 @@ from typing import Any
 import duckdb
 
 from runner.errors import LedgerError
-from runner.ledger import connection
+from runner.ledger import connection, study_status
 from runner.ledger.batching import BatchWriter, WriterStats
 from runner.ledger.events import (
     EventKind,
@@ -43,6 +44,8 @@ from runner.ledger.events import (
 from runner.ledger.schema import migrate
 
 LEDGER_FILENAME = "ledger.duckdb"
+# When set, `close` checks the status the writer keeps against the view (the suite sets it).
+CHECK_STATE = "PACSMIG_CHECK_STATE"
 
 
 class Ledger:
@@ -214,9 +217,20 @@ class Ledger:
             return
         self._closed = True
         try:
+            drift = self._drift() if os.environ.get(CHECK_STATE) else []
             self._writer.stop()
         finally:
             connection.release(self._path)
+        if drift:
+            raise LedgerError(f"{self._path}: study_status differs from the reconciliation "
+                              f"view (first rows of each side: {drift})")
+
+    def _drift(self) -> list[tuple[Any, ...]]:
+        """Where the status the writer keeps differs from the view (PACSMIG_CHECK_STATE)."""
+        try:
+            return self.query(study_status.DRIFT)
+        except LedgerError:
+            return []  # the writer failed: stop() raises that
 
     def __enter__(self) -> Ledger:
         return self

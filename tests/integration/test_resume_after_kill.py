@@ -26,7 +26,7 @@ import pytest
 from pynetdicom.events import Event
 
 from runner.dicom.peer import Peer
-from runner.ledger import Ledger, study_state
+from runner.ledger import Ledger, study_state, study_status
 from runner.ledger.tables import hashed_key
 from runner.sim.destination import EmbeddedArchive
 from runner.sim.generate import StudySpec, synthetic_archive
@@ -168,7 +168,7 @@ def pad_ledger(path: Path, instances: int) -> None:
                          f" (SELECT {columns} FROM range({instances}) t(i))")
         conn.execute(f"""INSERT INTO verifications SELECT '2.25.9.' || i, now(), 'image_find',
             200, 200, 0, [], true, NULL FROM range({studies}) t(i)""")
-        for statement in study_state.FILL:
+        for statement in (*study_state.FILL, *study_status.FILL):
             conn.execute(statement)
 
 

@@ -21,7 +21,7 @@ from runner.ledger import (
 )
 from runner.ledger.events import FACT_TYPES
 from runner.ledger.schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from runner.ledger.tables import Table, hashed_key_of
+from runner.ledger.tables import Table, hashed_key, hashed_key_of
 from runner.profile.tiers import Location
 
 T0 = datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=UTC)
@@ -136,6 +136,6 @@ def test_the_look_up_of_a_key_uses_its_index(tmp_path: Path, table: Table) -> No
 def test_the_key_computed_here_is_the_key_duckdb_writes() -> None:
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        written = conn.execute("SELECT md5_number('1.2.3/' || epoch_us(?::TIMESTAMPTZ))"
-                               "::VARCHAR", [T0]).fetchone()
+        written = conn.execute(f"SELECT {hashed_key('?', '?::TIMESTAMPTZ')}::VARCHAR",
+                               [T0, "1.2.3"]).fetchone()  # the time comes first
     assert written == (hashed_key_of("1.2.3", T0),)

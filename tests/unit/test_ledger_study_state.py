@@ -10,7 +10,7 @@ import duckdb
 
 from runner.ledger import InstanceReceived, Ledger, StudyPlanned, VerificationMethod
 from runner.ledger.schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from runner.ledger.study_state import instance_key
+from runner.ledger.study_state import INSTANCE_KEY, instance_key
 from runner.profile.tiers import Location
 
 # What the state must equal: the fold over the facts, as the views computed it before.
@@ -135,7 +135,8 @@ def test_open_instances_hold_every_unfinished_instance_as_the_instances_view_doe
 
 def test_the_key_looked_up_is_the_key_duckdb_writes() -> None:
     with duckdb.connect() as conn:
-        written = conn.execute("SELECT md5_number('1.2.3/4.5.6')::VARCHAR").fetchone()
+        written = conn.execute(f"SELECT {INSTANCE_KEY.format(sop='?', study='?')}::VARCHAR",
+                               ["4.5.6", "1.2.3"]).fetchone()  # the study comes first
     assert written == (instance_key("1.2.3", "4.5.6"),)
 
 
