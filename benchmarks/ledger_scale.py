@@ -13,9 +13,8 @@ a `record_forwarded` for the instance 500 places behind (a forwarder trailing th
 all through the queue, batches and transactions, ending with a flush. It also times receipts
 of instances already in the ledger (a repair or a resumed study: new facts of instances
 known, whose keys the per-study state looks up) and the exact replay of facts already
-written, which takes the facts' upsert path (DuckDB runs ON CONFLICT as a MERGE over the
-whole table): that path is the exception (a producer recording the same fact twice), not
-the stream. The report is `pacsmig report`'s SQL over the whole ledger and its files (CSV,
+written (a producer recording the same fact twice), both of whole studies chosen at random
+among the ledger's: both take the upsert path, the batch's keys looked up in the indexes. The report is `pacsmig report`'s SQL over the whole ledger and its files (CSV,
 Parquet), per instance row; the file's size is counted after the writer closed it.
 """
 
@@ -34,8 +33,9 @@ from pathlib import Path
 
 import duckdb
 
+from runner.execute.resume import INSTANCES_LEFT, STUDIES_LEFT
 from runner.execute.status import read_status
-from runner.ledger import InstanceReceived, Ledger, study_state
+from runner.ledger import InstanceReceived, Ledger, study_state, study_status
 from runner.ledger import queries as q
 from runner.ledger.events import utc_now
 from runner.ledger.tables import hashed_key
@@ -78,7 +78,8 @@ def build(path: Path, size: int) -> tuple[float, float]:
         conn.execute(statement)
     built = time.perf_counter()
     conn.execute("DELETE FROM study_state")
-    for statement in study_state.FILL:
+    conn.execute("DELETE FROM study_status")
+    for statement in (*study_state.FILL, *study_status.FILL):
         conn.execute(statement)
     conn.close()
     return built - started, time.perf_counter() - built
@@ -153,18 +154,14 @@ def time_queries(ledger: Ledger, some_study: str) -> dict[str, float]:
         "unverified_counts": lambda: q.unverified_counts(ledger),
         "status_summary": lambda: q.status_summary(ledger),
         "status (every read)": lambda: read_status(ledger),
-        "reconciliation headline": lambda: ledger.query(_HEADLINE),
-        "resume: studies left": lambda: ledger.query(_LEFT),
-        "resume: instances left": lambda: ledger.query(_INSTANCES_LEFT),
+        "reconciliation view by status": lambda: ledger.query(_HEADLINE),
+        "resume: studies left": lambda: ledger.query(STUDIES_LEFT),
+        "resume: instances left": lambda: ledger.query(INSTANCES_LEFT),
     }
     return {name: median_ms(read) for name, read in reads.items()}
 
 
-# resume's reads (runner.execute.resume) and the reconciliation's headline (status)
-_LEFT = "SELECT study_uid FROM reconciliation WHERE status <> 'verified'"
-_INSTANCES_LEFT = ("SELECT i.study_uid, i.sop_instance_uid, i.spool_name, i.state"
-                   " FROM open_instances i JOIN reconciliation r USING (study_uid)"
-                   " WHERE r.status <> 'verified'")
+# the reconciliation view's headline (the report's; status reads the kept study_status)
 _HEADLINE = "SELECT status, count(*) FROM reconciliation GROUP BY status"
 
 
@@ -178,18 +175,26 @@ def median_ms(read: Callable[[], object]) -> float:
     return statistics.median(times) * 1e3
 
 
-def rereceive(ledger: Ledger, count: int) -> float:
+# A repair, a resumed study or a producer's replay records facts of whole studies (a study's
+# instances are retrieved together): receipts of REPLAY // INSTANCES_PER_STUDY studies chosen
+# at random among the ledger's, each study's instances in the order received.
+_SOME_STUDIES = f"""
+SELECT sop_instance_uid, study_uid, received_at FROM receipts
+WHERE study_uid IN (SELECT study_uid FROM study_state
+                    USING SAMPLE {max(1, REPLAY // INSTANCES_PER_STUDY)} ROWS)
+ORDER BY study_uid, received_at"""
+
+
+def rereceive(ledger: Ledger) -> float:
     """Microseconds per instance to record new receipts of instances already recorded."""
-    rows = ledger.query("SELECT sop_instance_uid, study_uid FROM receipts"
-                        f" USING SAMPLE {int(count)} ROWS")
-    facts = [receipt(uid, study_uid, utc_now()) for uid, study_uid in rows]
+    rows = ledger.query(_SOME_STUDIES)
+    facts = [receipt(uid, study_uid, utc_now()) for uid, study_uid, _ in rows]
     return timed_us(ledger, facts)
 
 
-def replay(ledger: Ledger, count: int) -> float:
+def replay(ledger: Ledger) -> float:
     """Microseconds per instance to record, again, receipts already written (upsert path)."""
-    rows = ledger.query("SELECT sop_instance_uid, study_uid, received_at FROM receipts"
-                        f" USING SAMPLE {int(count)} ROWS")
+    rows = ledger.query(_SOME_STUDIES)
     return timed_us(ledger, [receipt(uid, study_uid, at) for uid, study_uid, at in rows])
 
 
@@ -260,8 +265,8 @@ def measure_round(ledger: Ledger, rng: random.Random, stream_size: int,
     got["stream"].append(stream(ledger, new_uids(stream_size, rng)) / stream_size * 1e6)
     for name, ms in time_queries(ledger, f"{ROOT}9.0").items():
         got[name].append(ms)
-    got["rereceipt"].append(rereceive(ledger, REPLAY))
-    got["replay"].append(replay(ledger, REPLAY))
+    got["rereceipt"].append(rereceive(ledger))
+    got["replay"].append(replay(ledger))
 
 
 def figures(size: int, build_fill: tuple[float, float], got: dict[str, list[float]],
