@@ -14,8 +14,9 @@ all through the queue, batches and transactions, ending with a flush. It also ti
 of instances already in the ledger (a repair or a resumed study: new facts of instances
 known, whose keys the per-study state looks up) and the exact replay of facts already
 written (a producer recording the same fact twice), both of whole studies chosen at random
-among the ledger's: both take the upsert path, the batch's keys looked up in the indexes. The report is `pacsmig report`'s SQL over the whole ledger and its files (CSV,
-Parquet), per instance row; the file's size is counted after the writer closed it.
+among the ledger's: both take the upsert path, the batch's keys looked up in the indexes.
+The report is `pacsmig report`'s SQL over the whole ledger and its files (CSV, Parquet), per
+instance row; the file's size is counted after the writer closed it.
 """
 
 from __future__ import annotations

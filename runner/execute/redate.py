@@ -9,8 +9,10 @@ Each study has its own due time: a study re-dated `age` seconds ago (from the le
 earlier run) is due `every_hours` after that re-date, not at the start of this run; so a
 restart, a `--limit` pilot or a later run re-dates only what is due. A round also starts
 early, every study due at once, when the migration has recalled `volume_mb` into the local
-store since the last round began (`recalled`: the MB of each nearline study retrieved), so
-that recent studies are refreshed before recalls push them off.
+store since the last round began (`recalled`: the MB of each nearline study retrieved; with
+`inflow_mb_per_s`, what new studies and clinicians' reads are expected to bring in, counted
+as time passes: the runner sees neither), so that recent studies are refreshed before
+recalls push them off.
 
 Which studies are recent is asked again at each round (`window`, a `RecentWindow` over the
 census): the window slides with the date, so a study that has aged out of
@@ -71,13 +73,16 @@ class Redates:
                  ages: Mapping[str, float] | None = None, now: float = 0.0,
                  volume_mb: float | None = None,
                  window: Callable[[], tuple[str, ...]] | None = None,
-                 on_round: Callable[[], None] = lambda: None) -> None:
+                 on_round: Callable[[], None] = lambda: None,
+                 inflow_mb_per_s: float = 0.0) -> None:
         self.study_uids = tuple(study_uids)
         self.on_round = on_round  # told when a round begins (the arrivals' look)
         self.window = window  # the recent studies now (None: `study_uids` for good)
         self.every = every_seconds
         self.volume_mb = volume_mb
         self.recalled_mb = 0.0  # since the last round began
+        self.inflow = inflow_mb_per_s if volume_mb is not None else 0.0
+        self.accrued_at = now  # the expected inflow is counted up to here
         self.early = 0  # rounds started by recalled volume
         ages = ages or {}
         self.due = {uid: now + every_seconds - ages[uid] if uid in ages else 0.0
@@ -89,13 +94,19 @@ class Redates:
 
     @property
     def next_round(self) -> float:
-        """When the next study is due (monotonic seconds); 0.0 with no study to re-date."""
-        return min(self.due.values(), default=0.0)
+        """When the next study is due (monotonic seconds), or when the expected inflow will
+        have filled the volume, if sooner; 0.0 with no study to re-date."""
+        due = min(self.due.values(), default=0.0)
+        if self.inflow > 0 and self.volume_mb is not None and self.study_uids:
+            full = self.accrued_at + max(0.0, self.volume_mb - self.recalled_mb) / self.inflow
+            return min(due, full)
+        return due
 
     def refill(self, now: float, busy: Container[str]) -> bool:
         """Queue every study that is due once the last round is through; True if any."""
         if self.queue:
             return False
+        self._accrue(now)
         if self.window is not None:
             self._slide(self.window())
         due = [uid for uid in self.study_uids if self.due[uid] <= now and uid not in busy]
@@ -122,7 +133,15 @@ class Redates:
         if self.volume_mb is None or not self.study_uids:
             return
         self.recalled_mb += megabytes
-        if self.recalled_mb >= self.volume_mb:
+        self._accrue(now)
+
+    def _accrue(self, now: float) -> None:
+        """Count the expected inflow up to `now`; past `volume_mb`, every study is due now."""
+        if now > self.accrued_at:
+            self.recalled_mb += self.inflow * (now - self.accrued_at)
+            self.accrued_at = now
+        if self.volume_mb is not None and self.study_uids \
+                and self.recalled_mb >= self.volume_mb:
             self.recalled_mb = 0.0
             self.early += 1
             for uid in self.study_uids:

@@ -63,6 +63,8 @@ from runner.plan.model import Plan
 from runner.plan.priority import PriorRules, patient_id_tables
 from runner.profile.models import SiteProfile
 from runner.tiering.calibrate import recall_allowance
+from runner.tiering.clinical import expected_inflow
+from runner.tiering.params import TierParameters
 
 INTERRUPTED = "interrupted (Ctrl-C): in-flight retrieves abandoned; run again to resume"
 
@@ -174,7 +176,8 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     retriever = Retriever(state, inflight, ledger, _moves(profile, settings, plan.rules, held),
                           _devices(profile, plan),
                           redates_due(plan, ledger, wall_clock, arrivals or tuple,
-                                      arrivals.wake if arrivals else lambda: None),
+                                      arrivals.wake if arrivals else lambda: None,
+                                      _inflow(profile, plan)),
                           Alerter(profile.site.id, profile.alert), settlement.offer,
                           recall_allowance(profile.tiering.recall_timeout,
                                            retrieve_timings(ledger)))
@@ -318,3 +321,10 @@ def destination_holds(profile: SiteProfile) -> Callable[[str, list[str]], set[st
         return set(sops) & found.sop_uids if found.ok else set()
 
     return held
+
+
+def _inflow(profile: SiteProfile, plan: Plan) -> float:
+    """MB a second new studies and clinicians' reads are expected to bring into the source's
+    local store (as the forecast's model counts them towards a re-date round)."""
+    studies = [study for phase in plan.phases for study in phase.studies]
+    return expected_inflow(TierParameters.from_profile(profile), studies, plan.today)

@@ -232,6 +232,8 @@ class RetrieveTiming:
     latency_seconds: float
     flow_seconds: float
     purpose: str = "migrate"
+    device: str = ""
+    first_at: float | None = None  # its first instance, in seconds since 1970 (migrate ones)
 
 
 # Calibration reads the latest successful migrate retrieves, at most this many: enough for
@@ -244,16 +246,17 @@ def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
     successful re-dates (for calibration)."""
     rows = src.query(f"""
         WITH latest AS (
-            SELECT retrieve_id, study_uid, started_at FROM retrieves
+            SELECT retrieve_id, study_uid, device, started_at FROM retrieves
             WHERE purpose = 'migrate' AND category IN ('success', 'warning')
             ORDER BY started_at DESC LIMIT {CALIBRATION_RETRIEVES})
         SELECT s.tier, sum(c.bytes) / 1e6,
                epoch(min(c.received_at) - r.started_at),
-               epoch(max(c.received_at) - min(c.received_at))
+               epoch(max(c.received_at) - min(c.received_at)), r.device,
+               epoch(min(c.received_at))
         FROM latest r
         JOIN receipts c USING (retrieve_id)
         JOIN studies s ON s.study_uid = r.study_uid
-        GROUP BY r.retrieve_id, s.tier, r.started_at
+        GROUP BY r.retrieve_id, s.tier, r.started_at, r.device
         ORDER BY r.started_at""")
     redates = src.query(f"""
         SELECT coalesce(s.tier, 'local'), coalesce(s.planned_mb, 0),
@@ -263,8 +266,9 @@ def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
                 AND ended_at IS NOT NULL
               ORDER BY started_at DESC LIMIT {CALIBRATION_RETRIEVES}) r
         LEFT JOIN studies s USING (study_uid)""")
-    return [RetrieveTiming(str(tier), float(mb), float(latency), float(flow))
-            for tier, mb, latency, flow in rows] + \
+    return [RetrieveTiming(str(tier), float(mb), float(latency), float(flow), "migrate",
+                           str(device), float(first))
+            for tier, mb, latency, flow, device, first in rows] + \
         [RetrieveTiming(str(tier), float(mb), float(seconds), 0.0, "redate")
          for tier, mb, seconds in redates]
 

@@ -4,9 +4,11 @@ After `pacsmig run --limit N`, the ledger holds what the source really did. Each
 migrate retrieve gives the time to its first instance (the source's latency; for a study not
 on the local store, its recall) and the MB/s of its instances once they flowed. From them:
 `device_mb_per_s` is the median flow of all retrieves, `retrieve_latency_seconds` the median
-latency of the local ones, and `nearline_mb_per_s` the median of
-each nearline study's MB over its recall time (its latency less the median latency of the
-local ones). A figure needs MIN_SAMPLES retrieves to replace the assumption; the forecast
+latency of the local ones that were hits, `nearline_mb_per_s` the median of each recalled
+study's MB over its recall time (its latency less that of a hit; a recall is told from a
+hit by its latency, not its planned tier: `recall_threshold`), and `device_total_mb_per_s`
+what a device delivered with its retrieves together (`device_total`). A figure needs
+MIN_SAMPLES retrieves to replace the assumption; the forecast
 says which figures are measured (and from how many retrieves) and which assumed.
 
 Besides the speeds, a pilot's `PilotMeasures` (runner.ledger.calibration) give device trouble
@@ -25,6 +27,7 @@ from typing import Protocol
 from runner.tiering.params import TierParameters
 
 MIN_SAMPLES = 3
+HIT_SPREAD = 2.0  # a hit's latency is at most this many times a quick hit's
 
 
 class PilotRetrieve(Protocol):
@@ -43,6 +46,11 @@ class PilotRetrieve(Protocol):
     @property
     def flow_seconds(self) -> float:
         """From the first instance to the last."""
+    @property
+    def device(self) -> str: ...
+    @property
+    def first_at(self) -> float | None:
+        """When its first instance came, in seconds (migrate retrieves)."""
 
 
 class PilotMeasures(Protocol):
@@ -111,17 +119,19 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
     if len(flows) >= MIN_SAMPLES:
         device = median(flows)
         measured["device_mb_per_s"] = len(flows)
-    local = [r.latency_seconds for r in retrieves if r.tier == "local"]
-    base = median(local) if local else 0.0
+    threshold = recall_threshold(retrieves)
+    hits = [r.latency_seconds for r in retrieves
+            if r.tier == "local" and r.latency_seconds <= threshold]
+    base = median(hits) if hits else 0.0
     latency = params.retrieve_latency_seconds
-    if len(local) >= MIN_SAMPLES:
-        latency = base
-        measured["retrieve_latency_seconds"] = len(local)
-    # a nearline study found local (a clinician's read recalled it first) is no recall: only
-    # latencies past every local one's count
-    ceiling = max(local, default=0.0)
     recalls = [r.megabytes / (r.latency_seconds - base) for r in retrieves
-               if r.tier != "local" and r.latency_seconds > ceiling and r.megabytes > 0]
+               if r.latency_seconds > threshold and r.latency_seconds > base
+               and r.megabytes > 0]
+    # a recall's time is measured past a hit's latency: the model adds the two, so the hit's
+    # latency goes with measured recalls even when few studies were found local
+    if len(hits) >= MIN_SAMPLES or (hits and len(recalls) >= MIN_SAMPLES):
+        latency = base
+        measured["retrieve_latency_seconds"] = len(hits)
     if len(recalls) >= MIN_SAMPLES:
         nearline = median(recalls)
         measured["nearline_mb_per_s"] = len(recalls)
@@ -129,9 +139,59 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
     if len(redates) >= MIN_SAMPLES:
         redate = median(max(0.0, r.latency_seconds - r.megabytes / device) for r in redates)
         measured["redate_latency_seconds"] = len(redates)
+    total, samples = device_total(retrieves, device)
+    if samples:
+        measured["device_total_mb_per_s"] = samples
     return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline,
                                retrieve_latency_seconds=latency,
-                               redate_latency_seconds=redate), measured, rates)
+                               redate_latency_seconds=redate,
+                               device_total_mb_per_s=total or params.device_total_mb_per_s),
+                       measured, rates)
+
+
+def recall_threshold(retrieves: Sequence[PilotRetrieve]) -> float:
+    """The latency past which a retrieve was a recall, whatever its planned tier.
+
+    A study planned local may have been pushed off the store before its turn (recalled, as
+    slow as a nearline one), and a nearline study read by a clinician just before may be
+    found local (as quick as a hit). So hits are the local latencies within HIT_SPREAD
+    times the quickest local one's, and a recall is slower than every hit (when most local
+    studies were pushed off before their turn, the few found local still say what a hit
+    costs); without nearline retrieves, no local one was a recall."""
+    local = sorted(r.latency_seconds for r in retrieves if r.tier == "local")
+    if not local:
+        return 0.0
+    if all(r.tier == "local" for r in retrieves):
+        return local[-1]
+    return max(latency for latency in local if latency <= HIT_SPREAD * local[0])
+
+
+def device_total(retrieves: Sequence[PilotRetrieve], per_retrieve: float) -> tuple[float, int]:
+    """What a device delivers with its retrieves together (MB/s; the median over devices)
+    and from how many retrieves; (0, 0) without MIN_SAMPLES timed retrieves of a device.
+
+    A device's rate is its retrieves' MB over the time any of them was flowing (the union of
+    their flows): what it gave while they overlapped, or one retrieve's flow when they did
+    not, so never less than the median flow of one (`per_retrieve`)."""
+    flows: dict[str, list[tuple[float, float, float]]] = {}
+    for r in retrieves:
+        if r.first_at is not None and r.flow_seconds > 0 and r.megabytes > 0:
+            flows.setdefault(r.device, []).append(
+                (r.first_at, r.first_at + r.flow_seconds, r.megabytes))
+    rates = [max(per_retrieve, sum(mb for _, _, mb in spans) / _union(spans))
+             for spans in flows.values() if len(spans) >= MIN_SAMPLES]
+    used = sum(len(spans) for spans in flows.values() if len(spans) >= MIN_SAMPLES)
+    return (median(rates), used) if rates else (0.0, 0)
+
+
+def _union(spans: list[tuple[float, float, float]]) -> float:
+    """Seconds covered by the (start, end, _) spans."""
+    covered, reach = 0.0, float("-inf")
+    for start, end, _ in sorted(spans):
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered
 
 
 def recall_allowance(recall_timeout: float, retrieves: Sequence[PilotRetrieve]) -> float:

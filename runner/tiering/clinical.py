@@ -6,7 +6,10 @@ import math
 import random
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
+from datetime import date
 
+from runner.inventory.model import Study
+from runner.profile.tiers import Location
 from runner.tiering.model import LocalStore
 from runner.tiering.params import TierParameters
 
@@ -37,6 +40,27 @@ class Workload:
         return cls(per_day, each, per_day if reads is None else reads)
 
 
+def expected_inflow(params: TierParameters, studies: Sequence[Study], today: date) -> float:
+    """MB a second the hospital is expected to bring into the local store besides the
+    migration's own recalls: new studies (the workload of `Workload.of`, from the studies
+    acquired over the last `history_days` unless the parameters say), and clinicians' reads
+    of priors (studies older than `recent_days`) not on the store, each recalled whole.
+
+    The runner counts it towards its next re-date round as time passes, since it sees
+    neither (runner.execute.redate), and so does the model (`Clinic`): the same figure on
+    both sides, from the plan's studies."""
+    first = today.toordinal() - params.history_days + 1
+    history = [s.estimated_mb for s in studies
+               if first <= s.sort_date.toordinal() <= today.toordinal()]
+    workload = Workload.of(params, history)
+    since = today.toordinal() - params.recent_days
+    priors = [s for s in studies if s.sort_date.toordinal() < since]
+    away = sum(s.estimated_mb for s in priors if s.location is not Location.LOCAL)
+    reads = (workload.reads_per_day * params.prior_read_share * away / len(priors)
+             if priors else 0.0)
+    return (workload.new_studies_per_day * workload.new_study_mb + reads) / DAY_SECONDS
+
+
 @dataclass(slots=True)
 class _Process:
     """A periodic activity: what it does and when it next does it."""
@@ -55,15 +79,16 @@ class Clinic:
 
     `recent` holds the keys of clinically recent studies in acquisition order (with their
     acquisition days); new studies join it, and it slides forward a day at a time. Each
-    re-date round takes the census's studies in the window as it is then (as the runner
-    works its list out each round); clinicians read recent studies, new ones included, and,
-    `prior_read_share` of the time, older ones.
+    re-date round takes the studies in the window as it is then, new arrivals included (as
+    the runner works its list out each round); clinicians read recent studies, new ones
+    included, and, `prior_read_share` of the time, older ones.
     """
 
     def __init__(self, store: LocalStore[int], workload: Workload, params: TierParameters,
                  recent: list[tuple[int, int]], next_key: int, redate: bool,
                  priors: Sequence[int] = (), not_local: Container[int] = frozenset(),
-                 on_redate: Callable[[list[int]], int] | None = None) -> None:
+                 on_redate: Callable[[list[int]], int] | None = None,
+                 inflow_mb_per_s: float = 0.0) -> None:
         self.store = store
         self.priors = priors  # older studies a clinician may open as priors
         self.prior_share = params.prior_read_share
@@ -74,14 +99,15 @@ class Clinic:
         self.recent = recent
         self.first = 0
         self.next_key = next_key
-        self.census = next_key  # keys below are the census's studies; above, new arrivals
         self.rng = random.Random(params.seed)
         self.redates = 0
         self.rounds = 0
         self.redate = redate
         self.headroom_fraction = params.redate_headroom_fraction
-        self.entered = 0.0  # MB that entered the store since the last round
+        self.entered = 0.0  # MB counted towards the next round since the last one
         self.threshold = math.inf  # ... at which the next round starts early
+        self.inflow = inflow_mb_per_s  # expected from arrivals and reads (`expected_inflow`)
+        self.accrued_at = 0.0
         self.processes = self._processes(params, redate)
         self.next_time = min((p.next_time for p in self.processes), default=math.inf)
 
@@ -103,6 +129,7 @@ class Clinic:
         `next_time` is then when the one after it happens."""
         process = min(self.processes, key=_next_time)
         now = process.next_time
+        self.accrue(now)
         process.action()
         process.next_time = now + process.every
         self.next_time = min(p.next_time for p in self.processes)
@@ -114,10 +141,18 @@ class Clinic:
         while self.first < len(self.recent) and self.recent[self.first][1] < since:
             self.first += 1
 
-    def entered_store(self, megabytes: float) -> None:
-        """Data entered the local store (a recall, a new study): a re-date round starts at
-        once when enough did since the last one that recent studies near its end."""
+    def entered_store(self, megabytes: float, now: float) -> None:
+        """The migration recalled `megabytes` into the local store at `now`: a re-date round
+        starts at once when enough entered since the last one that recent studies near the
+        store's end (as the runner counts: its recalls, and the expected inflow)."""
         self.entered += megabytes
+        self.accrue(now)
+
+    def accrue(self, now: float) -> None:
+        """Count the expected inflow up to `now`; start a round when past the threshold."""
+        if self.redate and now > self.accrued_at:
+            self.entered += self.inflow * (now - self.accrued_at)
+        self.accrued_at = max(self.accrued_at, now)
         if self.entered >= self.threshold:
             self._redate()
 
@@ -126,8 +161,6 @@ class Clinic:
         self.next_key += 1
         self.store.arrive(key, self.workload.new_study_mb, self.store.today)
         self.recent.append((key, self.store.today))
-        if self.redate:
-            self.entered_store(self.workload.new_study_mb)
 
     def _read(self) -> None:
         """A clinician opens a recent study, or (`prior_read_share` of reads) an older prior."""
@@ -138,25 +171,24 @@ class Clinic:
             key = self.recent[rng.randrange(self.first, len(self.recent))][0]
         else:
             return
-        recalled = self.store.access(key)
-        if recalled and self.redate:
-            self.entered_store(recalled)
+        self.store.access(key)
 
     def _redate(self) -> None:
-        """A round: every recent study of the census that was local (the window slides with
-        the date; new arrivals are not in the census, as for the runner) is re-dated, by a
-        retrieve through the devices (`on_redate`), else at once."""
+        """A round: every recent study that was local (the window slides with the date; new
+        arrivals included, as the runner finds them by C-FIND: runner.execute.arrivals) is
+        re-dated, by a retrieve through the devices (`on_redate`), else at once."""
         store = self.store
-        census, skip = self.census, self.not_local
-        keys = [key for key, _ in self.recent[self.first:] if key < census and key not in skip]
+        skip = self.not_local
+        keys = [key for key, _ in self.recent[self.first:] if key not in skip]
         if self.on_redate is None:
             keys = [key for key in keys if store.refresh(key)]
             self.redates += len(keys)
         else:
             self.redates += self.on_redate(keys)
-        recent_mb = sum(store.size_of(key) for key in keys if store.is_local(key))
         self.rounds += 1
         self.entered = 0.0
-        headroom = self.store.low_water_mb - recent_mb
-        self.threshold = headroom * self.headroom_fraction if self.headroom_fraction > 0 \
-            and headroom > 0 else math.inf
+        if self.rounds == 1:  # the plan's volume: the headroom of the first round's studies
+            recent_mb = sum(store.size_of(key) for key in keys if store.is_local(key))
+            headroom = self.store.low_water_mb - recent_mb
+            self.threshold = headroom * self.headroom_fraction \
+                if self.headroom_fraction > 0 and headroom > 0 else math.inf

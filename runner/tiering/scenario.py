@@ -15,7 +15,7 @@ from runner.plan.model import DevicePlan, Plan
 from runner.plan.throttle import CompiledThrottle
 from runner.profile.formula import parse_formula
 from runner.profile.tiers import Location
-from runner.tiering.clinical import Workload
+from runner.tiering.clinical import Workload, expected_inflow
 from runner.tiering.model import LocalStore
 from runner.tiering.params import TierParameters
 from runner.tiering.timeline import Timeline
@@ -49,6 +49,7 @@ class Scenario:
     tiers: tuple[Location, ...]
     limits: tuple[DeviceLimits, ...]  # per device, indexed as device_ids
     priors: tuple[int, ...] = ()  # the studies older than the recent window, oldest first
+    inflow_mb_per_s: float = 0.0  # expected into the local store besides the migration
 
     @property
     def capacity_gb(self) -> float:
@@ -118,6 +119,7 @@ def build_scenario(plan: Plan, start: datetime, params: TierParameters) -> Scena
         params=params, recent=tuple((i, days[i]) for i in recent), by_date=by_date,
         tiers=tiers, limits=tuple(DeviceLimits.of(d, params) for d in plan.devices),
         priors=by_date[:bisect_left(dated, today - params.recent_days)],
+        inflow_mb_per_s=expected_inflow(params, studies, start.date()),
     )
 
 

@@ -18,7 +18,9 @@ from runner.tiering.timeline import ScheduleCursor
 
 _DONE, _WAKE, _SEGMENT, _RECALLED, _UNLOCK = 0, 1, 2, 3, 4
 _EPSILON_MB = 1e-6
-STUCK_AFTER = 20  # lock-ups in a row with nothing finished: the strategy never finishes
+# lock-ups in a row with nothing finished, or re-date rounds queued behind the last with
+# nothing migrated: the strategy never finishes
+STUCK_AFTER = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ class Simulation:
                              len(scenario.studies), strategy.redate, scenario.priors,
                              frozenset(k for k, _ in scenario.recent
                                        if scenario.tiers[k] is not local),
-                             self._queue_redates)
+                             self._queue_redates, scenario.inflow_mb_per_s)
         self.throttles: dict[str, CompiledThrottle] = (
             scenario.throttles_without_delay() if strategy.hourly_break
             else dict(scenario.throttles))
@@ -88,6 +90,8 @@ class Simulation:
         self.finished_at = 0.0
         self.starts: list[tuple[float, int]] | None = [] if record_starts else None
         self.stuck = False
+        self.crowded = 0  # rounds in a row queued behind the last with nothing migrated
+        self.remaining_at_round = self.remaining
         self.recalled_mb = 0.0  # by the migration's own retrieves
         self.turnover: float | None = None
         self.rng = random.Random(params.seed)  # which overloads lock a device up
@@ -206,7 +210,15 @@ class Simulation:
         jobs = [~key for key in keys if ~key not in busy]
         if self.redate_queue:
             self.redate_next = jobs
+            # the last round is not through and nothing migrated since: re-dating alone
+            # keeps the devices busy (recent studies arriving faster than they are re-dated)
+            crowded = self.remaining == self.remaining_at_round
+            self.crowded = self.crowded + 1 if crowded else 0
+            self.stuck = self.stuck or self.crowded >= STUCK_AFTER
+            self.remaining_at_round = self.remaining
             return 0
+        self.crowded = 0
+        self.remaining_at_round = self.remaining
         self.redate_queue.extend(jobs)
         return len(jobs)
 
@@ -252,7 +264,7 @@ class Simulation:
             if self.turnover is None and self.recalled_mb >= self.store.capacity_mb:
                 self.turnover = self.now
             if self.strategy.redate:
-                self.clinic.entered_store(recalled)
+                self.clinic.entered_store(recalled, self.now)
             latency += recalled / self.scenario.params.nearline_mb_per_s
         if latency > 0:  # held by the device (and its recall) before data flows
             device.recalling[job] = size

@@ -103,3 +103,31 @@ def test_re_dates_get_their_own_latency_their_whole_time_less_the_flow() -> None
     assert calibration.parameters.redate_latency_seconds == pytest.approx(0.1)
     assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.5)  # unmixed
     assert calibration.measured["redate_latency_seconds"] == 3
+
+
+def test_local_studies_pushed_off_before_their_turn_are_timed_as_recalls() -> None:
+    # two local studies found local (0.5 s), three pushed off before their turn and recalled
+    # (as slow as the nearline ones): recalls at 4 MB/s, whatever the planned tier
+    pushed_off = [RetrieveTiming("local", mb, 0.5 + mb / 4, 1.0) for mb in (100, 40, 60)]
+    pilot = [_local(100, 5), _local(100, 5, latency=0.6), *pushed_off,
+             _nearline(100, 25, 5), _nearline(40, 10, 2)]
+    calibration = calibrate(TierParameters(), pilot)
+    assert calibration.parameters.nearline_mb_per_s == pytest.approx(4.0, rel=0.01)
+    assert calibration.measured["nearline_mb_per_s"] == 5
+    # the hits' latency goes with the recalls measured past it
+    assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.55)
+
+
+def test_a_device_s_total_rate_is_what_its_retrieves_gave_together() -> None:
+    # three retrieves of 10 MB, each flowing 1 s at 10 MB/s, two at once, the third half
+    # overlapping: 30 MB in the 1.5 s something flowed
+    pilot = [RetrieveTiming("local", 10, 0.5, 1.0, "migrate", "pacs", start)
+             for start in (100.0, 100.0, 100.5)]
+    calibration = calibrate(TierParameters(device_total_mb_per_s=40.0), pilot)
+    assert calibration.parameters.device_total_mb_per_s == pytest.approx(20.0)
+    assert calibration.measured["device_total_mb_per_s"] == 3
+    # never less than one retrieve's flow (retrieves that never overlapped)
+    apart = [RetrieveTiming("local", 10, 0.5, 1.0, "migrate", "pacs", 100.0 + 10 * i)
+             for i in range(3)]
+    assert calibrate(TierParameters(), apart).parameters.device_total_mb_per_s == \
+        pytest.approx(10.0)

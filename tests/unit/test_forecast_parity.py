@@ -1,5 +1,5 @@
 """The model does what the runner does: re-dates are retrieves that take device time, the
-re-dated window is the census's (new arrivals aside), clinicians also open older priors."""
+re-dated window takes new arrivals in, clinicians also open older priors."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_re_dates_are_retrieves_that_take_the_devices_time() -> None:
         (50 + with_redates.redates) * 100 / 3600, rel=0.02)
 
 
-def test_the_re_dated_window_is_the_census_s_as_for_the_runner_new_arrivals_aside() -> None:
+def test_new_arrivals_join_the_re_dated_window_as_the_runner_finds_them() -> None:
     site, plan = recent_and_old(every_hours=1.0)
     quiet = replace(QUIET, device_mb_per_s=1.0, redate_headroom_fraction=0.0,
                     redate_every_hours=1.0, local_store_gb=100.0)
@@ -52,8 +52,10 @@ def test_the_re_dated_window_is_the_census_s_as_for_the_runner_new_arrivals_asid
     alone = by_name(forecast_strategies(site, plan, params=quiet))["local-first/redate"]
     more = by_name(forecast_strategies(site, plan, params=arriving))["local-first/redate"]
     assert more.redate_rounds == alone.redate_rounds
-    assert more.redates == alone.redates  # the new studies are not in the census
-    assert more.hours == alone.hours
+    # the studies that arrived (4 an hour) are re-dated too, each round after they arrive,
+    # as the runner finds them by C-FIND and re-dates them (runner.execute.arrivals)
+    assert more.redates > alone.redates + 4 * (alone.redate_rounds - 2)
+    assert more.hours > alone.hours
 
 
 def test_clinicians_open_older_priors_which_are_recalled_from_nearline() -> None:
@@ -102,3 +104,47 @@ def test_each_retrieve_holds_the_device_for_its_latency_before_data_flows() -> N
     slow = by_name(forecast_strategies(site, plan, params=replace(
         params, retrieve_latency_seconds=10.0)))["local-first/no-redate"]
     assert slow.hours - quick.hours == pytest.approx(50 * 10 / 3600)  # one at a time
+
+
+def test_the_expected_inflow_is_new_studies_and_reads_of_priors_not_local() -> None:
+    from runner.tiering.clinical import expected_inflow
+    from runner.tiering.params import TierParameters
+
+    studies = [study("8.0", date(2015, 1, 1), Location.LOCAL),
+               study("8.1", date(2015, 1, 2), Location.LOCAL),
+               study("8.2", date(2014, 1, 1), Location.NEARLINE),
+               study("8.3", date(2014, 1, 2), Location.OFFLINE),
+               study("8.4", TODAY, Location.LOCAL)]
+    params = TierParameters(new_studies_per_day=864.0, new_mb_per_day=8640.0,
+                            clinical_reads_per_day=86400.0, prior_read_share=0.5)
+    # 0.1 MB/s of new studies; a read a second, half of them of a prior, half of the priors
+    # (100 MB each) away from the store: 25 MB/s recalled by clinicians
+    assert expected_inflow(params, studies, TODAY) == pytest.approx(25.1)
+
+
+def test_the_model_counts_the_expected_inflow_towards_the_next_round() -> None:
+    from runner.tiering.clinical import Clinic, Workload
+    from runner.tiering.model import LocalStore
+    from runner.tiering.params import TierParameters
+
+    store: LocalStore[int] = LocalStore(100.0, 90.0, 14, TODAY.toordinal())
+    store.know(0, 10.0, TODAY.toordinal(), local=True)
+    params = TierParameters(redate_every_hours=24.0, redate_headroom_fraction=0.5)
+    clinic = Clinic(store, Workload(0.0, 1.0, 0.0), params, [(0, TODAY.toordinal())], 1,
+                    True, inflow_mb_per_s=1.0)
+    clinic.fire()  # the first round, at the start: the next at 0.5 x (90 - 10) = 40 MB
+    clinic.accrue(39.0)
+    assert clinic.rounds == 1
+    clinic.entered_store(2.0, 39.0)  # a recall by the migration
+    assert clinic.rounds == 2
+
+
+def test_arrivals_faster_than_re_dating_can_follow_leave_the_migration_unfinished() -> None:
+    site, plan = recent_and_old(every_hours=1.0)
+    # a 10 MB study arrives every second; each re-date takes 10 s of the one device
+    flood = replace(QUIET, device_mb_per_s=1.0, redate_headroom_fraction=0.0,
+                    redate_every_hours=1.0, local_store_gb=100.0, new_studies_per_day=86400.0,
+                    new_mb_per_day=864000.0)
+    result = by_name(forecast_strategies(site, plan, params=flood))["local-first/redate"]
+    assert not result.finished
+    assert result.studies < 50

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runner.execute.redate import Redates
 
 HOUR = 3600.0
@@ -52,6 +54,18 @@ def test_recalls_past_the_volume_make_every_study_due_at_once() -> None:
     assert _drain(redates) == ["a", "b"] and redates.early == 1
     redates.recalled(60.0, 30.0)  # counted from the round's start again
     assert not redates.refill(30.0, set())
+
+
+def test_the_expected_inflow_fills_the_volume_as_time_passes() -> None:
+    # new studies and clinicians' reads expected to bring 2 MB a second into the store
+    redates = Redates(["a", "b"], 24 * HOUR, now=0.0, volume_mb=100.0, inflow_mb_per_s=2.0)
+    assert redates.refill(0.0, set()) and _drain(redates) == ["a", "b"]
+    assert redates.next_round == pytest.approx(50.0)  # the scheduler wakes then, not in 24 h
+    redates.recalled(40.0, 10.0)  # 40 MB recalled + 20 MB expected by then
+    assert redates.next_round == pytest.approx(30.0)
+    assert not redates.refill(29.0, set())
+    assert redates.refill(30.0, set()) and redates.early == 1
+    assert _drain(redates) == ["a", "b"]
 
 
 def test_without_a_volume_only_every_hours_starts_a_round() -> None:
