@@ -129,7 +129,8 @@ class Clinic:
         `next_time` is then when the one after it happens."""
         process = min(self.processes, key=_next_time)
         now = process.next_time
-        self.accrue(now)
+        if process.action != self._redate:  # a round due now counts from now anyway
+            self.accrue(now)
         process.action()
         process.next_time = now + process.every
         self.next_time = min(p.next_time for p in self.processes)
@@ -155,6 +156,14 @@ class Clinic:
         self.accrued_at = max(self.accrued_at, now)
         if self.entered >= self.threshold:
             self._redate()
+            # as the runner's: every study is due every_hours after this round, not the last
+            self._reschedule_redates(now)
+
+    def _reschedule_redates(self, now: float) -> None:
+        for process in self.processes:
+            if process.action == self._redate:
+                process.next_time = now + process.every
+        self.next_time = min(p.next_time for p in self.processes)
 
     def _arrival(self) -> None:
         key = self.next_key
