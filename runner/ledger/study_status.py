@@ -42,6 +42,7 @@ from runner.ledger.events import (
     StudyStatusChanged,
     VerificationRecorded,
 )
+from runner.ledger.views import AT_SOURCE_CASE, STATUS_CASE
 
 if TYPE_CHECKING:
     from runner.ledger.tables import Conn, Row
@@ -72,7 +73,7 @@ FILL = (f"INSERT INTO study_status {LIVE}",)
 # filter on the study into it, and reading every study's retrieves and checks for a few of
 # them costs 30 ms a batch at 50,000 studies. Its logic is the view's (version 7); the suite
 # checks the two agree on every ledger it closes (PACSMIG_CHECK_STATE).
-_LIVE_SOME = """
+_LIVE_SOME = f"""
 WITH c AS (SELECT * FROM census_studies WHERE study_uid = ANY(?::VARCHAR[])),
 s AS (SELECT * FROM studies WHERE study_uid = ANY(?::VARCHAR[])),
 rep AS (
@@ -103,16 +104,8 @@ rep AS (
     LEFT JOIN latest l USING (study_uid)
 )
 SELECT study_uid, planned, tier,
-       CASE WHEN checked_ok AND destination_instances >= coalesce(source_instances, 0)
-                THEN 'verified'
-            WHEN engine_status = 'failed' THEN 'failed'
-            WHEN checked THEN 'incomplete'
-            WHEN received_instances > 0 OR retrieves > 0 OR engine_status <> 'pending'
-                THEN 'in_progress'
-            WHEN disposition = 'excluded' THEN 'excluded'
-            ELSE 'pending' END,
-       CASE WHEN gone_at IS NOT NULL THEN 'gone' WHEN in_census THEN 'present'
-            ELSE 'not in a census' END,
+       {STATUS_CASE},
+       {AT_SOURCE_CASE},
        source_instances, planned_mb, reason
 FROM facts"""
 

@@ -109,6 +109,20 @@ SELECT study_uid, tier, source_instances, received_instances, destination_instan
 FROM facts
 """
 
+# A study's status and whether the source holds it, from the columns of `facts` below (also
+# runner.ledger.study_status's, for a few studies).
+STATUS_CASE = """CASE WHEN checked_ok AND destination_instances >= coalesce(source_instances, 0)
+                THEN 'verified'
+            WHEN engine_status = 'failed' THEN 'failed'
+            WHEN checked THEN 'incomplete'
+            WHEN received_instances > 0 OR retrieves > 0 OR engine_status <> 'pending'
+                THEN 'in_progress'
+            WHEN disposition = 'excluded' THEN 'excluded'
+            ELSE 'pending' END"""
+AT_SOURCE_CASE = """CASE WHEN gone_at IS NOT NULL THEN 'gone' WHEN in_census THEN 'present'
+            ELSE 'not in a census' END"""
+
+
 # Every study the source holds (or held), planned or not, with the spec's columns and the
 # census's (study date, modality, whether the source still holds it, why it is excluded).
 # source_instances = the census's count, else the planned count, else the largest
@@ -144,17 +158,9 @@ CREATE OR REPLACE VIEW reconciliation_detail AS
     LEFT JOIN latest l USING (study_uid)
 )
 SELECT study_uid, tier, source_instances, received_instances, destination_instances,
-       CASE WHEN checked_ok AND destination_instances >= coalesce(source_instances, 0)
-                THEN 'verified'
-            WHEN engine_status = 'failed' THEN 'failed'
-            WHEN checked THEN 'incomplete'
-            WHEN received_instances > 0 OR retrieves > 0 OR engine_status <> 'pending'
-                THEN 'in_progress'
-            WHEN disposition = 'excluded' THEN 'excluded'
-            ELSE 'pending' END AS status,
+       {STATUS_CASE} AS status,
        study_date, modality,
-       CASE WHEN gone_at IS NOT NULL THEN 'gone' WHEN in_census THEN 'present'
-            ELSE 'not in a census' END AS at_source,
+       {AT_SOURCE_CASE} AS at_source,
        CASE WHEN disposition = 'excluded' THEN excluded_because END AS excluded_because{columns}
 FROM facts
 """
