@@ -104,9 +104,9 @@ class Redates:
 
     def refill(self, now: float, busy: Container[str]) -> bool:
         """Queue every study that is due once the last round is through; True if any."""
+        self._accrue(now)  # also while a round is queued: `next_round` moves on with it
         if self.queue:
             return False
-        self._accrue(now)
         if self.window is not None:
             self._slide(self.window())
         due = [uid for uid in self.study_uids if self.due[uid] <= now and uid not in busy]
