@@ -15,7 +15,7 @@ only), and only the rows that changed are written: about 7 ms a batch that start
 checks a study, whatever the number of studies; a plan or a complete census rewrites the
 table (0.1 s at 50,000 studies).
 
-`drift` compares the table with the view: `Ledger.close` runs it when PACSMIG_CHECK_STATE is
+`DRIFT` compares the table with the view: `Ledger.close` runs it when PACSMIG_CHECK_STATE is
 set (the test suite sets it), and raises if they differ.
 """
 
@@ -42,10 +42,11 @@ from runner.ledger.events import (
     StudyStatusChanged,
     VerificationRecorded,
 )
+from runner.ledger.tables import LOOKUP as _LOOKUP
 from runner.ledger.views import AT_SOURCE_CASE, STATUS_CASE
 
 if TYPE_CHECKING:
-    from runner.ledger.tables import Conn, Row
+    from runner.ledger.tables import Conn
 
 STUDY_STATUS = """
 CREATE TABLE study_status (
@@ -120,7 +121,6 @@ _RETRIEVED = "SELECT study_uid FROM retrieves WHERE retrieve_id = ANY(?::VARCHAR
 # A receipt changes a study's status only from pending (or excluded) to in progress.
 _NOT_STARTED = ("SELECT study_uid FROM study_status WHERE study_uid = ANY(?::VARCHAR[])"
                 " AND status IN ('pending', 'excluded')")
-_LOOKUP = 32  # keys per look-up: DuckDB uses the index for a short list, scans for a long one
 _REWRITE_FROM = 2_000  # studies touched in one batch beyond which the table is rewritten
 
 # What each fact changes, for `touched`. Named here, not defaulted: a new fact must be placed.
@@ -195,7 +195,3 @@ def _refresh_some(conn: Conn, studies: list[str]) -> None:
         elif old != row:
             conn.execute(_UPDATE, [*row[1:], study])
 
-
-def drift(conn: Conn) -> list[Row]:
-    """Up to five rows on which the table and the view disagree (none when they agree)."""
-    return [tuple(row) for row in conn.execute(DRIFT).fetchall()]

@@ -39,7 +39,7 @@ Row = tuple[object, ...]
 F = TypeVar("F")
 
 
-_LOOKUP = 32  # keys per look-up: DuckDB uses the index for a short list, scans for a long one
+LOOKUP = 32  # keys per look-up: DuckDB uses the index for a short list, scans for a long one
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -99,8 +99,8 @@ class Table:
         """The rows whose key the table does not hold, looked up in its index."""
         keys = [key.of_row(row) for row in rows]
         sql = key.lookup_sql(self.name)
-        there = {str(found) for start in range(0, len(keys), _LOOKUP)
-                 for (found,) in conn.execute(sql, [keys[start:start + _LOOKUP]]).fetchall()}
+        there = {str(found) for start in range(0, len(keys), LOOKUP)
+                 for (found,) in conn.execute(sql, [keys[start:start + LOOKUP]]).fetchall()}
         return [row for value, row in zip(keys, rows, strict=True) if value not in there]
 
 
