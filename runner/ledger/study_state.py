@@ -23,12 +23,12 @@ instance is not counted again).
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from runner.ledger.events import Fact, InstanceReceived, VerificationRecorded
+from runner.ledger.tables import md5_number_lower
 
 if TYPE_CHECKING:
     from runner.ledger.tables import Conn, Row
@@ -61,7 +61,7 @@ INSTANCE_KEY_7 = "md5_number({sop} || '/' || {study})"
 # A study's instances arrive together and share the upper half, so they go to one part of
 # the index, which a commit pages in once per study (random keys page in a part each).
 INSTANCE_KEY = ("((md5_number_lower({study})::UHUGEINT << 64)"
-        " | md5_number_lower({sop})::UHUGEINT)")
+                " | md5_number_lower({sop})::UHUGEINT)")
 
 
 def _fill(key: str) -> tuple[str, ...]:
@@ -164,13 +164,7 @@ def _insert_new(conn: Conn, table: str, rows: Sequence[Row], look_up: bool) -> l
 
 def instance_key(sop_instance_uid: str, study_uid: str) -> str:
     """An instance's key in a study (`INSTANCE_KEY`), as decimal text."""
-    return str((_lower_md5(study_uid) << 64) | _lower_md5(sop_instance_uid))
-
-
-def _lower_md5(text: str) -> int:
-    """DuckDB's md5_number_lower: the MD5's last eight bytes, little-endian."""
-    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest[8:], "little")
+    return str((md5_number_lower(study_uid) << 64) | md5_number_lower(sop_instance_uid))
 
 
 def _known(conn: Conn, table: str, keys: list[str]) -> set[str]:

@@ -117,8 +117,13 @@ def hashed_key_of(uid: str, at: datetime) -> str:
     """`hashed_key` computed here, as decimal text (a Python int this large binds as
     DOUBLE)."""
     micros = (at - _EPOCH) // timedelta(microseconds=1)
-    digest = hashlib.md5(uid.encode(), usedforsecurity=False).digest()
-    return str((micros << 64) | int.from_bytes(digest[8:], "little"))
+    return str((micros << 64) | md5_number_lower(uid))
+
+
+def md5_number_lower(text: str) -> int:
+    """DuckDB's md5_number_lower: the MD5's last eight bytes, little-endian."""
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[8:], "little")
 
 
 def instance_fact_key(uid_column: str, time_column: str, uid_at: int, time_at: int) -> Key:
