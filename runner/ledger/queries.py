@@ -234,6 +234,9 @@ class RetrieveTiming:
     purpose: str = "migrate"
     device: str = ""
     first_at: float | None = None  # its first instance, in seconds since 1970 (migrate ones)
+    modality: str = ""
+    instances: int = 0  # received (a re-date's: as planned; 0 unknown)
+    in_flight: int = 1  # a re-date's: retrieves on its device at its start, itself included
 
 
 # Calibration reads the latest successful migrate retrieves, at most this many: enough for
@@ -252,25 +255,36 @@ def retrieve_timings(src: QuerySource) -> list[RetrieveTiming]:
         SELECT s.tier, sum(c.bytes) / 1e6,
                epoch(min(c.received_at) - r.started_at),
                epoch(max(c.received_at) - min(c.received_at)), r.device,
-               epoch(min(c.received_at))
+               epoch(min(c.received_at)), s.modality, count(*)
         FROM latest r
         JOIN receipts c USING (retrieve_id)
         JOIN studies s ON s.study_uid = r.study_uid
-        GROUP BY r.retrieve_id, s.tier, r.started_at, r.device
+        GROUP BY r.retrieve_id, s.tier, r.started_at, r.device, s.modality
         ORDER BY r.started_at""")
     redates = src.query(f"""
+        WITH r AS (
+            SELECT retrieve_id, study_uid, device, started_at, ended_at FROM retrieves
+            WHERE purpose = 'redate' AND category IN ('success', 'warning')
+              AND ended_at IS NOT NULL
+            ORDER BY started_at DESC LIMIT {CALIBRATION_RETRIEVES}),
+        around AS (  -- the retrieves that may have been in flight with them
+            SELECT device, started_at, coalesce(ended_at, now()) AS ended_at FROM retrieves
+            WHERE started_at >= (SELECT min(started_at) FROM r) - INTERVAL 1 DAY),
+        shared AS (
+            SELECT r.retrieve_id, count(*) AS in_flight FROM r JOIN around a
+              ON a.device = r.device AND a.started_at <= r.started_at
+             AND a.ended_at > r.started_at
+            GROUP BY r.retrieve_id)
         SELECT coalesce(s.tier, 'local'), coalesce(s.planned_mb, 0),
-               epoch(r.ended_at - r.started_at)
-        FROM (SELECT study_uid, started_at, ended_at FROM retrieves
-              WHERE purpose = 'redate' AND category IN ('success', 'warning')
-                AND ended_at IS NOT NULL
-              ORDER BY started_at DESC LIMIT {CALIBRATION_RETRIEVES}) r
-        LEFT JOIN studies s USING (study_uid)""")
+               epoch(r.ended_at - r.started_at), coalesce(s.modality, ''),
+               coalesce(s.planned_instances, 0), coalesce(shared.in_flight, 1)
+        FROM r LEFT JOIN studies s USING (study_uid) LEFT JOIN shared USING (retrieve_id)""")
     return [RetrieveTiming(str(tier), float(mb), float(latency), float(flow), "migrate",
-                           str(device), float(first))
-            for tier, mb, latency, flow, device, first in rows] + \
-        [RetrieveTiming(str(tier), float(mb), float(seconds), 0.0, "redate")
-         for tier, mb, seconds in redates]
+                           str(device), float(first), str(modality), int(count))
+            for tier, mb, latency, flow, device, first, modality, count in rows] + \
+        [RetrieveTiming(str(tier), float(mb), float(seconds), 0.0, "redate",
+                        modality=str(modality), instances=int(count), in_flight=int(shared))
+         for tier, mb, seconds, modality, count, shared in redates]
 
 
 class ReadOnly:

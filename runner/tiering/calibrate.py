@@ -11,6 +11,11 @@ what a device delivered with its retrieves together (`device_total`). A figure n
 MIN_SAMPLES retrieves to replace the assumption; the forecast
 says which figures are measured (and from how many retrieves) and which assumed.
 
+A census counts instances, not bytes: the plan sizes a study at 0.5 MB an instance, where a
+CT slice holds 0.5 MB, a CR 10-30 MB and a mammogram 50 MB or more. The pilot's retrieves
+measure the MB an instance really holds, per modality (`StudySizes`), and the forecast sizes
+each study by it: the store's turnover, recalls and durations follow the real bytes.
+
 Besides the speeds, a pilot's `PilotMeasures` (runner.ledger.calibration) give device trouble
 (stalls, lock-ups, refusals) against the retrieves in flight, and the forward and verify
 rates the destination reached: shown as measured next to the model's assumptions (the model
@@ -20,14 +25,17 @@ itself takes a device's trouble from its lock-up backlog, and the destination as
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from statistics import median
 from typing import Protocol
 
+from runner.inventory.model import Study
 from runner.tiering.params import TierParameters
 
 MIN_SAMPLES = 3
-HIT_SPREAD = 2.0  # a hit's latency is at most this many times a quick hit's
+RECALL_STEP = 3.0  # a recall's latency is this many times the slowest hit's, or more
+_QUICK = 0.001  # seconds: latencies below this are as quick as it (no step from zero)
 
 
 class PilotRetrieve(Protocol):
@@ -51,6 +59,15 @@ class PilotRetrieve(Protocol):
     @property
     def first_at(self) -> float | None:
         """When its first instance came, in seconds (migrate retrieves)."""
+    @property
+    def modality(self) -> str:
+        """The study's modality, as the census found it."""
+    @property
+    def instances(self) -> int:
+        """Instances received (migrate retrieves; a re-date's: as planned, 0 unknown)."""
+    @property
+    def in_flight(self) -> int:
+        """A re-date's: the retrieves on its device at its start, itself included."""
 
 
 class PilotMeasures(Protocol):
@@ -70,12 +87,55 @@ class PilotMeasures(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class StudySizes:
+    """A study's MB from the MB per instance the pilot measured: its modality's (on
+    MIN_SAMPLES retrieves), else all modalities' together (key ""), else as planned; a size
+    the source gave stands."""
+
+    per_instance: Mapping[str, float] = field(default_factory=dict)
+    retrieves: int = 0  # how many retrieves measured them
+
+    def __call__(self, study: Study) -> float:
+        if study.size_mb is not None:
+            return study.size_mb
+        return self.of(study.modality, study.instances or 1, study.estimated_mb)
+
+    def of(self, modality: str, instances: int, planned_mb: float) -> float:
+        """The MB of `instances` of `modality`; `planned_mb` when nothing was measured."""
+        each = self.per_instance.get(modality, self.per_instance.get(""))
+        return planned_mb if each is None or instances <= 0 else instances * each
+
+    def describe(self) -> str:
+        """The measured MB per instance, for the forecast's assumptions."""
+        parts = [f"{m or 'any other'} {mb:.3g}" for m, mb in
+                 sorted(self.per_instance.items(), key=lambda item: (not item[0], item[0]))]
+        return f"MB per instance {', '.join(parts)} (from {self.retrieves:,} retrieves)"
+
+
+def study_sizes(retrieves: Sequence[PilotRetrieve]) -> StudySizes:
+    """The MB per instance the migrate retrieves brought: each modality's median over its
+    retrieves, and all retrieves' bytes over their instances for any other modality."""
+    timed = [r for r in retrieves
+             if r.purpose != "redate" and r.instances > 0 and r.megabytes > 0]
+    if len(timed) < MIN_SAMPLES:
+        return StudySizes()
+    by_modality: dict[str, list[float]] = {}
+    for r in timed:
+        by_modality.setdefault(r.modality, []).append(r.megabytes / r.instances)
+    per = {m: median(v) for m, v in by_modality.items() if m and len(v) >= MIN_SAMPLES}
+    per[""] = sum(r.megabytes for r in timed) / sum(r.instances for r in timed)
+    return StudySizes(per, len(timed))
+
+
+@dataclass(frozen=True, slots=True)
 class Calibration:
-    """The parameters with what was measured, and a line saying which figures are which."""
+    """The parameters with what was measured, and a line saying which figures are which;
+    `sizes` gives each study's MB (as planned when the pilot measured none)."""
 
     parameters: TierParameters
     measured: dict[str, int]  # parameter -> retrieves it was measured from
     rates: PilotMeasures | None = None
+    sizes: StudySizes = field(default_factory=StudySizes)
 
     def rate_lines(self) -> list[str]:
         """Device trouble against concurrency, forward and verify rates: measured or not."""
@@ -97,11 +157,14 @@ class Calibration:
 
     def describe(self) -> str:
         """Measured and assumed figures, for the forecast's assumptions."""
-        if not self.measured:
+        if not self.measured and not self.sizes.retrieves:
             return "every figure assumed (no pilot run in the ledger: `pacsmig run --limit N`)"
-        measured = ", ".join(f"{name} {getattr(self.parameters, name):.3g} (from {n:,} "
-                             "retrieves)" for name, n in sorted(self.measured.items()))
-        return f"measured by the pilot run: {measured}; the rest assumed"
+        measured = [f"{name} {getattr(self.parameters, name):.3g} (from {n:,} retrieves)"
+                    for name, n in sorted(self.measured.items())]
+        if self.sizes.retrieves:
+            measured.append(self.sizes.describe())
+        sizes = "" if self.sizes.retrieves else "study sizes as planned (0.5 MB an instance), "
+        return f"measured by the pilot run: {', '.join(measured)}; {sizes}the rest assumed"
 
 
 def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
@@ -109,7 +172,9 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
     """`params` with the speeds the pilot's retrieves measured (each on enough samples), and
     the pilot's other measures (`rates`) to show. A re-date's latency is its whole time
     less the flow a local study of its size takes (its instances are not kept, so not
-    timed one by one)."""
+    timed one by one): its study's MB as the pilot measured them (`study_sizes`), at the
+    rate the model gives it, the device's shared with the retrieves in flight with it."""
+    sizes = study_sizes(retrieves)
     redates = [r for r in retrieves if r.purpose == "redate"]
     retrieves = [r for r in retrieves if r.purpose != "redate"]
     flows = [r.megabytes / r.flow_seconds for r in retrieves
@@ -135,18 +200,22 @@ def calibrate(params: TierParameters, retrieves: Sequence[PilotRetrieve],
     if len(recalls) >= MIN_SAMPLES:
         nearline = median(recalls)
         measured["nearline_mb_per_s"] = len(recalls)
-    redate = params.redate_latency_seconds
-    if len(redates) >= MIN_SAMPLES:
-        redate = median(max(0.0, r.latency_seconds - r.megabytes / device) for r in redates)
-        measured["redate_latency_seconds"] = len(redates)
     total, samples = device_total(retrieves, device)
     if samples:
         measured["device_total_mb_per_s"] = samples
+    redate = params.redate_latency_seconds
+    if len(redates) >= MIN_SAMPLES:
+        shared = total or params.device_total_mb_per_s
+        redate = median(max(0.0, r.latency_seconds - sizes.of(r.modality, r.instances,
+                                                              r.megabytes)
+                            / min(device, shared / max(1, r.in_flight)))
+                        for r in redates)
+        measured["redate_latency_seconds"] = len(redates)
     return Calibration(replace(params, device_mb_per_s=device, nearline_mb_per_s=nearline,
                                retrieve_latency_seconds=latency,
                                redate_latency_seconds=redate,
                                device_total_mb_per_s=total or params.device_total_mb_per_s),
-                       measured, rates)
+                       measured, rates, sizes)
 
 
 def recall_threshold(retrieves: Sequence[PilotRetrieve]) -> float:
@@ -154,16 +223,21 @@ def recall_threshold(retrieves: Sequence[PilotRetrieve]) -> float:
 
     A study planned local may have been pushed off the store before its turn (recalled, as
     slow as a nearline one), and a nearline study read by a clinician just before may be
-    found local (as quick as a hit). So hits are the local latencies within HIT_SPREAD
-    times the quickest local one's, and a recall is slower than every hit (when most local
-    studies were pushed off before their turn, the few found local still say what a hit
-    costs); without nearline retrieves, no local one was a recall."""
+    found local (as quick as a hit). So, from the quickest local retrieve up, the latencies
+    are taken in order, and the hits end at the first step to a latency RECALL_STEP times
+    the one before: a recall waits for storage that is far slower than a look-up, while
+    hits spread evenly (a busy device, a slow association); with no such step, none was a
+    recall. Without nearline retrieves, no local one was a recall."""
     local = sorted(r.latency_seconds for r in retrieves if r.tier == "local")
     if not local:
         return 0.0
     if all(r.tier == "local" for r in retrieves):
         return local[-1]
-    return max(latency for latency in local if latency <= HIT_SPREAD * local[0])
+    latencies = sorted(r.latency_seconds for r in retrieves if r.latency_seconds >= local[0])
+    for below, above in pairwise(latencies):
+        if above > RECALL_STEP * max(below, _QUICK):
+            return below
+    return latencies[-1]
 
 
 def device_total(retrieves: Sequence[PilotRetrieve], per_retrieve: float) -> tuple[float, int]:

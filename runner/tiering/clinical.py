@@ -40,7 +40,8 @@ class Workload:
         return cls(per_day, each, per_day if reads is None else reads)
 
 
-def expected_inflow(params: TierParameters, studies: Sequence[Study], today: date) -> float:
+def expected_inflow(params: TierParameters, studies: Sequence[Study], today: date,
+                    size: Callable[[Study], float] | None = None) -> float:
     """MB a second the hospital is expected to bring into the local store besides the
     migration's own recalls: new studies (the workload of `Workload.of`, from the studies
     acquired over the last `history_days` unless the parameters say), and clinicians' reads
@@ -48,17 +49,23 @@ def expected_inflow(params: TierParameters, studies: Sequence[Study], today: dat
 
     The runner counts it towards its next re-date round as time passes, since it sees
     neither (runner.execute.redate), and so does the model (`Clinic`): the same figure on
-    both sides, from the plan's studies."""
+    both sides, from the plan's studies (each of the MB `size` gives: as planned, or as a
+    pilot run measured them)."""
+    size = size or _planned
     first = today.toordinal() - params.history_days + 1
-    history = [s.estimated_mb for s in studies
+    history = [size(s) for s in studies
                if first <= s.sort_date.toordinal() <= today.toordinal()]
     workload = Workload.of(params, history)
     since = today.toordinal() - params.recent_days
     priors = [s for s in studies if s.sort_date.toordinal() < since]
-    away = sum(s.estimated_mb for s in priors if s.location is not Location.LOCAL)
+    away = sum(size(s) for s in priors if s.location is not Location.LOCAL)
     reads = (workload.reads_per_day * params.prior_read_share * away / len(priors)
              if priors else 0.0)
     return (workload.new_studies_per_day * workload.new_study_mb + reads) / DAY_SECONDS
+
+
+def _planned(study: Study) -> float:
+    return study.estimated_mb
 
 
 @dataclass(slots=True)

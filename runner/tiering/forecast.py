@@ -56,7 +56,7 @@ def forecast_strategies(profile: SiteProfile, plan: Plan,
     own = profile_strategy(profile)
     chosen = tuple(strategies) if own in strategies else (*strategies, own)
     begin = start_of(plan, start)
-    scenario = build_scenario(plan, begin, params)
+    scenario = build_scenario(plan, begin, params, calibration.sizes)
     results = tuple(replace(Simulation(scenario, s).run(), profile_choice=s == own)
                     for s in chosen)
     return Forecast(begin, len(scenario.studies), scenario.capacity_gb, scenario.workload,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from itertools import chain
@@ -93,12 +93,14 @@ def start_of(plan: Plan, start: date | datetime | None) -> datetime:
     return start.replace(second=0, microsecond=0)
 
 
-def build_scenario(plan: Plan, start: datetime, params: TierParameters) -> Scenario:
-    """The scenario of `plan` under `profile`, starting at `start` (see `start_of`)."""
+def build_scenario(plan: Plan, start: datetime, params: TierParameters,
+                   size: Callable[[Study], float] = _SIZE) -> Scenario:
+    """The scenario of `plan` under `profile`, starting at `start` (see `start_of`), each
+    study of the MB `size` gives (default: as planned; a pilot run measures them)."""
     studies = tuple(chain.from_iterable(p.studies for p in plan.phases))
     device_ids = tuple(d.id for d in plan.devices)
     position = {d: i for i, d in enumerate(device_ids)}
-    sizes = tuple(map(_SIZE, studies))
+    sizes = tuple(map(size, studies))
     days = [d.toordinal() for d in map(_DATE, studies)]
     by_date = _by_date(studies)
     dated = [days[i] for i in by_date]
@@ -119,7 +121,7 @@ def build_scenario(plan: Plan, start: datetime, params: TierParameters) -> Scena
         params=params, recent=tuple((i, days[i]) for i in recent), by_date=by_date,
         tiers=tiers, limits=tuple(DeviceLimits.of(d, params) for d in plan.devices),
         priors=by_date[:bisect_left(dated, today - params.recent_days)],
-        inflow_mb_per_s=expected_inflow(params, studies, start.date()),
+        inflow_mb_per_s=expected_inflow(params, studies, start.date(), size),
     )
 
 

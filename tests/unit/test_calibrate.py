@@ -105,6 +105,15 @@ def test_re_dates_get_their_own_latency_their_whole_time_less_the_flow() -> None
     assert calibration.measured["redate_latency_seconds"] == 3
 
 
+def test_a_re_date_among_others_flows_at_its_share_of_the_device() -> None:
+    pilot = [_local(100, 5), _local(200, 10), _local(50, 2.5)]  # 20 MB/s a retrieve
+    # four in flight on a device of 40 MB/s in all (the default): 10 MB/s each
+    redates = [RetrieveTiming("local", mb, mb / 10 + 0.1, 0.0, "redate", in_flight=4)
+               for mb in (10, 40, 80)]
+    calibration = calibrate(TierParameters(), pilot + redates)
+    assert calibration.parameters.redate_latency_seconds == pytest.approx(0.1)
+
+
 def test_local_studies_pushed_off_before_their_turn_are_timed_as_recalls() -> None:
     # two local studies found local (0.5 s), three pushed off before their turn and recalled
     # (as slow as the nearline ones): recalls at 4 MB/s, whatever the planned tier
@@ -116,6 +125,24 @@ def test_local_studies_pushed_off_before_their_turn_are_timed_as_recalls() -> No
     assert calibration.measured["nearline_mb_per_s"] == 5
     # the hits' latency goes with the recalls measured past it
     assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.55)
+
+
+def test_hits_that_spread_over_three_times_the_quickest_are_still_hits() -> None:
+    # a busy device answers a look-up in 36 to 114 ms; a recall waits 0.8 s more; one
+    # nearline study was found local (read by a clinician just before), one local study
+    # had been pushed off (recalled)
+    hits = [_local(0.8, 0.04, latency) for latency in (0.036, 0.05, 0.075, 0.09, 0.114)]
+    found = RetrieveTiming("nearline", 0.8, 0.157, 0.04)
+    recalls = [_nearline(0.8, recall, 0.04) for recall in (0.35, 0.38, 0.43)]
+    pushed_off = _local(0.8, 0.04, 0.92)
+    from runner.tiering.calibrate import recall_threshold
+    assert recall_threshold([*hits, found, *recalls, pushed_off]) == 0.157
+    calibration = calibrate(TierParameters(), [*hits, found, *recalls, pushed_off])
+    assert calibration.measured["nearline_mb_per_s"] == 4
+    assert calibration.parameters.retrieve_latency_seconds == pytest.approx(0.075)
+    # each recall's MB over its latency past a hit's: 0.85, 0.88, 0.93 and 0.92 s
+    assert calibration.parameters.nearline_mb_per_s == pytest.approx(
+        (0.8 / 0.845 + 0.8 / 0.805) / 2)
 
 
 def test_a_device_s_total_rate_is_what_its_retrieves_gave_together() -> None:
@@ -131,3 +158,98 @@ def test_a_device_s_total_rate_is_what_its_retrieves_gave_together() -> None:
              for i in range(3)]
     assert calibrate(TierParameters(), apart).parameters.device_total_mb_per_s == \
         pytest.approx(10.0)
+
+
+def _sized(modality: str, instances: int, mb: float) -> RetrieveTiming:
+    return RetrieveTiming("local", mb, 0.5, 1.0, modality=modality, instances=instances)
+
+
+def test_the_pilot_measures_the_mb_an_instance_holds_by_modality() -> None:
+    from runner.inventory.model import Study
+    from runner.profile.tiers import Location
+
+    pilot = [_sized("CT", 100, 50.0), _sized("CT", 200, 104.0), _sized("CT", 10, 5.0),
+             _sized("CR", 2, 40.0), _sized("CR", 1, 18.0), _sized("CR", 3, 66.0),
+             _sized("MG", 4, 240.0)]  # one mammography study: too few for a figure of its own
+    sizes = calibrate(TierParameters(), pilot).sizes
+    assert sizes.per_instance["CT"] == pytest.approx(0.5)
+    assert sizes.per_instance["CR"] == pytest.approx(20.0)
+    assert "MG" not in sizes.per_instance
+    assert sizes.per_instance[""] == pytest.approx(523.0 / 320)  # every byte over every instance
+    assert sizes(Study("1", None, "CR", 5, None, Location.LOCAL)) == pytest.approx(100.0)
+    assert sizes(Study("2", None, "MG", 10, None, Location.LOCAL)) == pytest.approx(5230 / 320)
+    assert sizes(Study("3", None, "CR", 5, 7.0, Location.LOCAL)) == 7.0  # a size given stands
+    text = calibrate(TierParameters(), pilot).describe()
+    assert "MB per instance CR 20, CT 0.5, any other 1.63 (from 7 retrieves)" in text
+    unmeasured = calibrate(TierParameters(), pilot[:2]).sizes
+    assert unmeasured(Study("4", None, "CR", 5, None, Location.LOCAL)) == 2.5  # as planned
+    speeds_only = [_local(100, 5)] * MIN_SAMPLES  # no instances counted
+    assert "study sizes as planned" in calibrate(TierParameters(), speeds_only).describe()
+
+
+def test_the_forecast_sizes_studies_as_the_pilot_measured_them() -> None:
+    from datetime import date, timedelta
+
+    from runner.inventory.model import Study
+    from runner.profile.tiers import Location
+    from runner.tiering.forecast import forecast_strategies
+    from tests.unit.test_forecast import QUIET, plan_of, profile
+
+    today = date(2026, 11, 27)
+    studies = [Study(f"2.{i}", date(2010, 1, 1) + timedelta(days=i), "CR", 4, None,
+                     Location.NEARLINE if i < 6 else Location.LOCAL) for i in range(10)]
+    site = profile(tiering={"order": ["local", "nearline"]})
+    plan = plan_of(site, studies, today)
+    # the pilot found 10 MB in each CR instance, not the 0.5 MB planned
+    pilot = [_sized("CR", 4, 40.0)] * MIN_SAMPLES
+    assumed = forecast_strategies(site, plan, params=QUIET).result("local-first/no-redate")
+    measured = forecast_strategies(site, plan, params=QUIET, pilot=pilot
+                                   ).result("local-first/no-redate")
+    assert assumed.recalled_gb == pytest.approx(6 * 2.0 / 1000)  # 6 nearline studies, 2 MB
+    assert measured.recalled_gb == pytest.approx(6 * 40.0 / 1000)
+    assert measured.hours > assumed.hours
+
+
+def test_the_ledger_gives_each_retrieve_its_modality_instances_and_company(
+        tmp_path: Path) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from runner.ledger import (
+        InstanceReceived,
+        Ledger,
+        RetrievePurpose,
+        StudiesPlanned,
+        StudyPlanned,
+    )
+    from runner.ledger.queries import pilot_timings
+    from runner.profile.tiers import Location
+
+    path = tmp_path / "ledger.duckdb"
+    with Ledger.open(path) as ledger:
+        ledger.record(StudiesPlanned(studies=tuple(StudyPlanned(
+            study_uid=f"S{i}", study_date=None, modality="MR", tier=Location.LOCAL,
+            device="pacs", planned_instances=4, planned_mb=2.0, phase_index=0, order_index=i)
+            for i in range(3))))
+        moved = ledger.record_retrieve_started(study_uid="S0", device="pacs",
+                                               purpose=RetrievePurpose.MIGRATE)
+        for n in range(4):
+            ledger.record(InstanceReceived(
+                sop_instance_uid=f"5.{n}", study_uid="S0", series_uid="4", sop_class_uid="1.2",
+                transfer_syntax="1.2.840.10008.1.2.1", retrieve_id=moved, nbytes=250_000,
+                spool_name=f"s{n}", at=datetime.now(UTC)))
+            time.sleep(0.01)
+        ledger.record_retrieve_finished(moved, final_status=0, category="success")
+        # three re-dates, each started while the ones before were in flight
+        redates = [ledger.record_retrieve_started(study_uid=f"S{i}", device="pacs",
+                                                  purpose=RetrievePurpose.REDATE)
+                   for i in range(3)]
+        for retrieve in reversed(redates):
+            time.sleep(0.01)
+            ledger.record_retrieve_finished(retrieve, final_status=0, category="success")
+    timings = pilot_timings(path)
+    migrate = [t for t in timings if t.purpose == "migrate"]
+    assert [(t.modality, t.instances, t.megabytes) for t in migrate] == [("MR", 4, 1.0)]
+    redate = sorted((t.in_flight, t.modality, t.instances) for t in timings
+                    if t.purpose == "redate")
+    assert redate == [(1, "MR", 4), (2, "MR", 4), (3, "MR", 4)]
