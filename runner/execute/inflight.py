@@ -31,6 +31,7 @@ class Retrieve:
     started: float
     last_progress: float
     received: int = 0
+    received_bytes: int = 0
     handle: MoveHandle = field(default_factory=MoveHandle)
     counts: MoveProgress | None = None
     listener_notes: list[str] = field(default_factory=list)  # what our listener refused

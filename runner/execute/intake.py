@@ -97,6 +97,7 @@ class Intake:
             state.counters.received_bytes += entry.size
             if retrieve is not None:
                 retrieve.received += 1
+                retrieve.received_bytes += entry.size
                 retrieve.reserved = max(0, retrieve.reserved - entry.size)
                 retrieve.meter.add(time.monotonic(), entry.size / 1e6)
         self.ledger.record_received(

@@ -230,17 +230,19 @@ class Retriever:
                                 f"destination {self.moves.listener_ae}: add the runner's "
                                 "listener to the source's DICOM nodes (status 0xA801)")
             return
-        self._study_retrieved(work, device, outcome)
+        self._study_retrieved(work, device, outcome, retrieve.received_bytes / 1e6)
 
     def _study_retrieved(self, work: StudyWork, device: DeviceState,
-                         outcome: MoveOutcome) -> None:
-        """What a migration retrieve's outcome means for its study."""
+                         outcome: MoveOutcome, received_mb: float) -> None:
+        """What a migration retrieve's outcome means for its study (`received_mb`: what it
+        brought)."""
         reported = _reported_total(outcome)
         if reported:
             work.expected = max(work.expected or 0, reported)
         if outcome.ok or outcome.category is StatusCategory.SUB_OPS_FAILED:
-            if work.study.location is not Location.LOCAL:  # recalled into the local store
-                self.redates.recalled(work.megabytes, time.monotonic())
+            if work.study.location is not Location.LOCAL:  # recalled into the local store:
+                # its real bytes (a census counts instances, not MB), else as planned
+                self.redates.recalled(received_mb or work.megabytes, time.monotonic())
             work.stage = Stage.FORWARDING
             self.offer(work)
             return

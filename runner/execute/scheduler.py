@@ -190,13 +190,14 @@ class Scheduler:
 
 def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now,
                 arrivals: Arrivals = tuple, on_round: Callable[[], None] = lambda: None,
-                inflow_mb_per_s: float = 0.0) -> Redates:
+                inflow_mb_per_s: float = 0.0, volume_mb: float | None = None) -> Redates:
     """The re-date rounds, each study due `every_hours` after its last re-date in the ledger;
     the recent studies worked out again each round from the plan's census and the local
     studies that reached the source since (`arrivals`), on the schedule's clock (the window
     slides with the date); `on_round` is told when a round begins; `inflow_mb_per_s` is
     what the hospital is expected to bring into the local store besides the migration
-    (runner.tiering.clinical.expected_inflow), counted towards the plan's volume."""
+    (runner.tiering.clinical.expected_inflow), counted towards `volume_mb` (the MB after
+    which a round starts early: the plan's, or worked out from a pilot's study sizes)."""
     now = datetime.now(UTC)
     ages = {uid: (now - ended).total_seconds()
             for uid, ended in last_redates(ledger).items()}
@@ -206,6 +207,6 @@ def redates_due(plan: Plan, ledger: Ledger, wall_clock: WallClock = datetime.now
     window = RecentWindow(census, plan.redate.recent_days, lambda: wall_clock(zone).date(),
                           arrivals) if plan.redate.recent_days else None
     return Redates(plan.redate.study_uids, plan.redate.every_hours * 3600.0, ages,
-                   time.monotonic(), plan.redate.volume_mb, window, on_round,
+                   time.monotonic(), volume_mb, window, on_round,
                    inflow_mb_per_s)
 

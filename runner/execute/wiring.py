@@ -59,10 +59,11 @@ from runner.inventory.model import Study
 from runner.ledger import Ledger
 from runner.ledger.queries import retrieve_timings
 from runner.morph import RuleSet
+from runner.plan.compile import redate_volume
 from runner.plan.model import Plan
 from runner.plan.priority import PriorRules, patient_id_tables
 from runner.profile.models import SiteProfile
-from runner.tiering.calibrate import recall_allowance
+from runner.tiering.calibrate import StudySizes, recall_allowance, study_sizes
 from runner.tiering.clinical import expected_inflow
 from runner.tiering.params import TierParameters
 
@@ -169,6 +170,7 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
     sending = Sending(state, ledger, senders, pool, Holding(state, ledger, spool, janitor, arena),
                       settlement)
     arrivals = arrivals_finder(profile, plan, settings, wall_clock)
+    pilot = retrieve_timings(ledger)  # what earlier runs measured: recalls, study sizes
     inflight = InFlight({d.id: d.storing_aes() for d in profile.source.devices},
                         profile.source.calling_ae_title)
     intake = Intake(state, inflight, ledger, listener, spool, sending.submit,
@@ -177,10 +179,9 @@ def build(profile: SiteProfile, plan: Plan, ledger: Ledger, works: list[StudyWor
                           _devices(profile, plan),
                           redates_due(plan, ledger, wall_clock, arrivals or tuple,
                                       arrivals.wake if arrivals else lambda: None,
-                                      _inflow(profile, plan)),
+                                      *redate_volumes(profile, plan, study_sizes(pilot))),
                           Alerter(profile.site.id, profile.alert), settlement.offer,
-                          recall_allowance(profile.tiering.recall_timeout,
-                                           retrieve_timings(ledger)))
+                          recall_allowance(profile.tiering.recall_timeout, pilot))
     scheduler = Scheduler(plan, state, ledger, inflight, retriever, spool, janitor,
                           profile.source.health.stall_timeout, wall_clock)
     lane = priority_lane(profile, plan, state, ledger, settings)
@@ -323,8 +324,16 @@ def destination_holds(profile: SiteProfile) -> Callable[[str, list[str]], set[st
     return held
 
 
-def _inflow(profile: SiteProfile, plan: Plan) -> float:
+def redate_volumes(profile: SiteProfile, plan: Plan,
+                    sizes: StudySizes) -> tuple[float, float | None]:
     """MB a second new studies and clinicians' reads are expected to bring into the source's
-    local store (as the forecast's model counts them towards a re-date round)."""
+    local store, and the MB after which a re-date round starts early (the plan's volume),
+    each study of the MB a pilot run measured (`sizes`; as planned without one): the
+    runner counts the recalls' real bytes towards it, as the forecast's model does."""
     studies = [study for phase in plan.phases for study in phase.studies]
-    return expected_inflow(TierParameters.from_profile(profile), studies, plan.today)
+    inflow = expected_inflow(TierParameters.from_profile(profile), studies, plan.today, sizes)
+    if not sizes.retrieves:
+        return inflow, plan.redate.volume_mb
+    recent = set(plan.redate.study_uids)
+    recent_mb = sum(sizes(s) for s in studies if s.study_uid in recent)
+    return inflow, redate_volume(profile, studies, recent_mb, sizes)

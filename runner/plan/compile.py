@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
 from runner.inventory.model import Inventory, Study
@@ -191,22 +191,28 @@ def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> Reda
     recent_mb = round(sum(s.estimated_mb for s in recent), 3)
     return RedatePlan(days, profile.redate.every_hours, since,
                       tuple(s.study_uid for s in recent), recent_mb,
-                      _redate_volume(profile, studies, recent_mb))
+                      redate_volume(profile, studies, recent_mb))
 
 
-def _redate_volume(profile: SiteProfile, studies: Sequence[Study],
-                   recent_mb: float) -> float | None:
+def redate_volume(profile: SiteProfile, studies: Iterable[Study], recent_mb: float,
+                  size: Callable[[Study], float] | None = None) -> float | None:
     """The MB recalled into the local store after which a re-date round starts early: the
-    headroom_fraction of the store's low-water mark less the recent studies (the store is
-    tiering.local_store_gb, else exactly what the local studies fill)."""
+    headroom_fraction of the store's low-water mark less the recent studies' `recent_mb`
+    (the store is tiering.local_store_gb, else exactly what the local studies fill); each
+    study of the MB `size` gives (default: as planned; the runner passes a pilot's)."""
     fraction = profile.redate.headroom_fraction
     if fraction <= 0:
         return None
-    local_mb = sum(s.estimated_mb for s in studies if s.location is Location.LOCAL)
+    size = size or _planned_mb
+    local_mb = sum(size(s) for s in studies if s.location is Location.LOCAL)
     capacity = max(profile.tiering.local_store_gb * 1000, local_mb)
     low_water = profile.tiering.low_water_fraction or 0.9
     headroom = capacity * low_water - recent_mb
     return round(headroom * fraction, 3) if headroom > 0 else None
+
+
+def _planned_mb(study: Study) -> float:
+    return study.estimated_mb
 
 
 def _destination(profile: SiteProfile) -> str:

@@ -117,3 +117,49 @@ def test_studies_that_reached_the_source_since_the_census_are_re_dated_too() -> 
     finder.look()  # the run's look at the source
     assert asked == [(date(2026, 12, 1), today)]
     assert redates.refill(HOUR, set()) and _drain(redates) == ["a", "new"]  # local only
+
+
+def test_after_a_pilot_the_runner_works_its_volume_out_in_the_sizes_measured() -> None:
+    from datetime import date, timedelta
+
+    from runner.execute.wiring import redate_volumes
+    from runner.inventory.model import Study
+    from runner.profile.tiers import Location
+    from runner.tiering.calibrate import StudySizes
+    from tests.unit.test_forecast import plan_of, profile
+
+    today = date(2026, 11, 27)
+    # ten local CR studies of 4 instances, the last two recent: planned at 2 MB each
+    studies = [Study(f"1.{i}", today - timedelta(days=(9 - i) * 12 + 1), "CR", 4, None,
+                     Location.LOCAL) for i in range(10)]
+    site = profile(tiering={"order": ["local", "nearline"], "local_store_gb": 0.5},
+                   redate={"recent_days": 14, "every_hours": 6})
+    plan = plan_of(site, studies, today)
+    assert len(plan.redate.study_uids) == 2
+    assert redate_volumes(site, plan, StudySizes())[1] == plan.redate.volume_mb == 223.0
+    # a pilot found 10 MB in each CR instance: the recent studies hold 80 MB, not 4
+    assert redate_volumes(site, plan, StudySizes({"CR": 10.0}, 3))[1] == 185.0
+
+
+def test_a_recall_counts_the_bytes_it_brought_not_the_plans_estimate() -> None:
+    import time
+
+    from runner.dicom.move import MoveOutcome
+    from runner.dicom.status import StatusCategory
+    from runner.execute.retrieving import Retriever
+    from runner.execute.work import StudyWork
+    from runner.inventory.model import Study
+    from runner.profile.tiers import Location
+
+    redates = Redates(["recent"], 24 * HOUR, now=0.0, volume_mb=10.0)
+    assert redates.refill(0.0, set()) and _drain(redates) == ["recent"]
+    offered: list[StudyWork] = []
+    retriever = Retriever(None, None, None, None, {}, redates, None,  # type: ignore[arg-type]
+                          offered.append)  # type: ignore[arg-type]
+    # a nearline CR study planned at 2 MB (4 instances) brought 40 MB into the local store
+    work = StudyWork(Study("1.1", None, "CR", 4, None, Location.NEARLINE), 0, 0, "pacs", 4)
+    done = MoveOutcome(StatusCategory.SUCCESS, 0, 4, 0, 0, 0, (), "done", 1.0)
+    retriever._study_retrieved(work, None, done, 40.0)  # type: ignore[arg-type]
+    assert offered == [work]
+    # past the 10 MB volume: a round now (the runner's clock is monotonic)
+    assert redates.refill(time.monotonic(), set()) and redates.early == 1
