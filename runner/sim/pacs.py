@@ -208,9 +208,10 @@ class SimClinic:
         return self
 
     def stop(self) -> None:
-        """Stop it (and wait for the thread)."""
+        """Stop it (and wait for the thread, if it was started)."""
         self.stopping.set()
-        self.thread.join(5.0)
+        if self.thread.ident is not None:
+            self.thread.join(5.0)
 
     def _run(self) -> None:
         begin = time.monotonic()

@@ -3,7 +3,8 @@ local-first with re-dating recalls less and pushes no recent study off the local
 where oldest-first without re-dating does; with the hospital around it switched on (new
 studies arriving, which the runner finds and re-dates, clinicians reading recent studies and
 older priors), and the forecast of each run, calibrated by that run, agreeing with what the
-simulator counted."""
+simulator counted: on a small hospital whose instances hold the 0.5 MB the plan assumes, and
+on the demo's inventory, whose instances hold about a quarter of it (the run measures them)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from runner.dicom.peer import Peer
 from runner.execute.run import run_migration
 from runner.ledger.queries import pilot_timings
 from runner.morph.loaded import load_profile
+from runner.sim.demo_site import RECALL_SECONDS_PER_MB, demo_archive
 from runner.sim.generate import StudySpec, synthetic_archive
-from runner.sim.pacs import SimArchive, SimClinic, SimDevice, planned_mb, study_mb
-from runner.sim.qrscp import QRServer
+from runner.sim.pacs import SimArchive, SimClinic, SimDevice, study_mb
+from runner.sim.qrscp import MoveDirective, QRServer
 from runner.tiering.calibrate import calibrate
 from runner.tiering.forecast import forecast_strategies
 from runner.tiering.model import StoreCounts
@@ -44,17 +46,41 @@ READ_SECONDS = 0.4  # a clinician's read every 0.4 s...
 PRIOR_SHARE = 0.3  # ...of an older prior three times in ten
 
 
-def hospital() -> list[StudySpec]:
+@dataclass(frozen=True)
+class Site:
+    """An inventory in the simulated PACS's store: its studies, the store's capacity (MB),
+    the clinically recent window and how long a recall takes per MB."""
+
+    specs: list[StudySpec]
+    capacity_mb: float
+    recent_days: int
+    recall_seconds_per_mb: float
+
+
+def hospital() -> Site:
     """10 nearline studies (2010-2016), 8 older local ones, 4 acquired this week; each
-    instance of 0.5 MB, as the runner plans it."""
+    instance of 0.5 MB, as the runner plans it; the store full of the local ones."""
     today = date.today()
     specs = synthetic_archive("tiers", 22, date(2010, 1, 1), date(2019, 12, 31),
                               modalities=("CT",))
     days = [date(2010, 1, 1) + timedelta(days=160 * i) for i in range(18)]
     days += [today - timedelta(days=d) for d in (6, 4, 2, 1)]
-    return [replace(s, study_date=day, rows=500, cols=498, bits_allocated=16,
-                    instance_availability="NEARLINE" if i < 10 else None)
-            for i, (s, day) in enumerate(zip(specs, days, strict=True))]
+    specs = [replace(s, study_date=day, rows=500, cols=498, bits_allocated=16,
+                     instance_availability="NEARLINE" if i < 10 else None)
+             for i, (s, day) in enumerate(zip(specs, days, strict=True))]
+    local_mb = sum(study_mb(s) for s in specs if s.instance_availability is None)
+    return Site(specs, local_mb, 14, RECALL_SECONDS / study_mb(specs[0]))
+
+
+DEMO_STORE_MB = 20.0  # site_profiles/demo.yaml's local_store_gb
+
+
+def demo_inventory() -> Site:
+    """`pacsmig demo`'s inventory (runner.sim.demo_site) of 32 studies since 2012 in six
+    modalities, the last 8 clinically recent (30 days), the newest local as far as its 20 MB
+    store holds them; instances of 0.13 MB, which the plan takes for 0.5 MB."""
+    return Site(demo_archive(32, date.today(), 30, DEMO_STORE_MB), DEMO_STORE_MB, 30,
+                RECALL_SECONDS_PER_MB)
 
 
 @dataclass(frozen=True)
@@ -67,18 +93,32 @@ class Measured:
     ledger: Path
 
 
+class FirstMoveDevice(SimDevice):
+    """The simulated device, telling `on_first_move` of the first C-MOVE asked of it (the
+    forecast's clock starts with the migration's first retrieve)."""
+
+    on_first_move: Callable[[], object] | None = None
+
+    def before_move(self, spec: StudySpec) -> MoveDirective:
+        start, self.on_first_move = self.on_first_move, None
+        if start is not None:
+            start()
+        return super().before_move(spec)
+
+
 def migrate(tmp_path: Path, orthanc: OrthancProcess, new_per_day: float = NEW_PER_DAY,
-            **sections: Any) -> Measured:
-    """Migrate the hospital with its clinic at work; the simulator's counters, and the
-    forecast of the same run calibrated by its ledger."""
-    specs = hospital()
+            site: Callable[[], Site] = hospital, **sections: Any) -> Measured:
+    """Migrate the site (default: the hospital) with its clinic at work; the simulator's
+    counters, and the forecast of the same run calibrated by its ledger."""
+    inventory = site()
+    specs = inventory.specs
     tmp_path.mkdir(parents=True, exist_ok=True)
-    local_mb = sum(study_mb(s) for s in specs if s.instance_availability is None)
-    archive = SimArchive(specs, capacity_mb=local_mb, recent_days=14, today=date.today(),
-                         recall_seconds_per_mb=RECALL_SECONDS / study_mb(specs[0]))
+    archive = SimArchive(specs, inventory.capacity_mb, inventory.recent_days, date.today(),
+                         inventory.recall_seconds_per_mb)
     listener_port = free_port()
+    device = FirstMoveDevice(archive)
     server = QRServer("SIMPACS", list(specs), {"PACSMIG": ("127.0.0.1", listener_port)},
-                      behaviour=SimDevice(archive)).start()
+                      behaviour=device).start()
 
     def serve(number: int) -> str:
         """Arrival `number` as a study the PACS serves, acquired today."""
@@ -87,21 +127,21 @@ def migrate(tmp_path: Path, orthanc: OrthancProcess, new_per_day: float = NEW_PE
         server.by_uid[str(spec.study_uid)] = spec
         return str(spec.study_uid)
 
-    clinic = SimClinic(archive, date.today(), new_per_day, study_mb(specs[0]),
+    clinic = SimClinic(archive, date.today(), new_per_day, study_mb(specs[-1]),
                        DAY / READ_SECONDS, PRIOR_SHARE, serve=serve)
     try:
         data = profile_data(tmp_path, [("sim", Peer("SIMPACS", "127.0.0.1", server.port))],
                             orthanc.peer, listener_port,
                             throttles={"open": {"max_concurrent_retrieves": 2,
                                                 "min_concurrent_retrieves": 2}}, **sections)
-        data["tiering"].update(local_store_gb=local_mb / 1000,
+        data["tiering"].update(local_store_gb=inventory.capacity_mb / 1000,
                                new_studies_per_day=new_per_day,
-                               new_mb_per_day=new_per_day * planned_mb(specs[0]),
+                               new_mb_per_day=new_per_day * study_mb(specs[-1]),
                                clinical_reads_per_day=DAY / READ_SECONDS,
                                prior_read_share=PRIOR_SHARE)
         loaded = load_profile(write_profile(tmp_path, data))
         plan = build_plan(loaded, None)
-        clinic.start()
+        device.on_first_move = clinic.start  # the hospital's clock starts with the migration
         summary = run_migration(loaded, plan, None, lambda _: None, False)
         clinic.stop()
         assert summary.complete, summary.lines()
@@ -126,19 +166,17 @@ def within(forecast: float, measured: float, share: float = 0.15) -> bool:
     return abs(forecast - measured) <= share * measured
 
 
-def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
-        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
-    oldest = migrate(tmp_path / "oldest", orthanc_factory(aet="DESTA"),
+def both_strategies(tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess],
+                    site: Callable[[], Site]) -> tuple[Measured, Measured]:
+    """The site migrated oldest-first without re-dating, then local-first with re-dating;
+    each run's forecast agreeing with what the simulator measured: recalls, push-offs and
+    duration within 15 %, the same verdict on recent studies."""
+    recent_days = site().recent_days
+    oldest = migrate(tmp_path / "oldest", orthanc_factory(aet="DESTA"), site=site,
                      tiering={"by_tier": False}, redate={"recent_days": 0})
-    local = migrate(tmp_path / "local", orthanc_factory(aet="DESTB"),
+    local = migrate(tmp_path / "local", orthanc_factory(aet="DESTB"), site=site,
                     tiering={"order": ["local", "nearline"]},
-                    redate={"recent_days": 14, "every_hours": 1 / 3600})
-    assert oldest.counts.recent_evictions > 0
-    assert local.counts.recent_evictions == 0
-    assert oldest.counts.recalls > local.counts.recalls
-
-    # The forecast of each run (calibrated by it) agrees with what the simulator measured:
-    # recalls, push-offs and duration within 15 %, the same verdict on recent studies.
+                    redate={"recent_days": recent_days, "every_hours": 1 / 3600})
     assert oldest.forecast.name == "oldest-first/no-redate"
     assert local.forecast.name == "local-first/redate"
     for run in (oldest, local):
@@ -147,6 +185,15 @@ def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
         assert within(f.evictions, c.evictions), (f, c)
         assert within(f.hours * 3600, run.seconds), (f, run.seconds)
         assert (f.recent_studies_evicted == 0) == (c.recent_evictions == 0)
+    return oldest, local
+
+
+def test_local_first_with_redating_recalls_less_and_evicts_no_recent_study(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    oldest, local = both_strategies(tmp_path, orthanc_factory, hospital)
+    assert oldest.counts.recent_evictions > 0
+    assert local.counts.recent_evictions == 0
+    assert oldest.counts.recalls > local.counts.recalls
 
     # Calibration from the ledger finds the recall speed the simulator was given (10 %)
     pilot = pilot_timings(local.ledger)
@@ -174,3 +221,16 @@ def test_re_dating_on_recalled_volume_keeps_recent_studies_where_a_daily_round_d
     # the model agrees: the same verdict on recent studies, both ways
     assert daily.forecast.recent_studies_evicted > 0
     assert keeping_up.forecast.recent_studies_evicted == 0
+
+
+def test_on_the_demo_inventory_the_forecast_measured_by_its_run_agrees_with_the_run(
+        tmp_path: Path, orthanc_factory: Callable[..., OrthancProcess]) -> None:
+    oldest, local = both_strategies(tmp_path, orthanc_factory, demo_inventory)
+    assert oldest.counts.recent_evictions > 0
+    assert local.counts.recent_evictions == 0
+    assert oldest.counts.recalls > local.counts.recalls
+    # the pilot measured what an instance holds (the plan took 0.5 MB)
+    sizes = calibrate(TierParameters(), pilot_timings(local.ledger)).sizes
+    spec = demo_inventory().specs[0]
+    assert sizes.per_instance[""] == pytest.approx(study_mb(spec) / spec.instance_count,
+                                                   rel=0.05)
