@@ -75,7 +75,18 @@ def forecast_json(forecast: Forecast) -> dict[str, Any]:
             "assumptions": {**asdict(forecast.parameters),
                             **{k: round(v, 3) for k, v in used.items()}},
             "measured": dict(forecast.calibration.measured) if forecast.calibration else {},
+            "mb_per_instance": _sizes_json(forecast.calibration),
             "pilot_rates": _rates_json(forecast.calibration)}
+
+
+def _sizes_json(calibration: Calibration | None) -> dict[str, Any]:
+    """The MB per instance a pilot measured, by modality ("" for any other), with how many
+    retrieves measured them; empty when the plan's 0.5 MB an instance was used."""
+    sizes = calibration.sizes if calibration else None
+    if sizes is None or not sizes.retrieves:
+        return {}
+    return {"by_modality": {m or "*": round(mb, 4) for m, mb in sizes.per_instance.items()},
+            "retrieves": sizes.retrieves}
 
 
 def _rates_json(calibration: Calibration | None) -> dict[str, Any]:

@@ -208,6 +208,11 @@ def test_the_forecast_sizes_studies_as_the_pilot_measured_them() -> None:
     assert assumed.recalled_gb == pytest.approx(6 * 2.0 / 1000)  # 6 nearline studies, 2 MB
     assert measured.recalled_gb == pytest.approx(6 * 40.0 / 1000)
     assert measured.hours > assumed.hours
+    from runner.tiering.forecast import forecast_json
+    assert forecast_json(forecast_strategies(site, plan, params=QUIET, pilot=pilot)
+                         )["mb_per_instance"] == {"by_modality": {"CR": 10.0, "*": 10.0},
+                                                  "retrieves": 3}
+    assert forecast_json(forecast_strategies(site, plan, params=QUIET))["mb_per_instance"] == {}
 
 
 def test_the_ledger_gives_each_retrieve_its_modality_instances_and_company(
