@@ -3,8 +3,9 @@
 `Link.read_pdu` reads one PDU (refusing, before reading its body, one longer than allowed),
 `Link.read_message` reassembles one DIMSE message from P-DATA-TF PDUs, keeping the data
 set as the received fragments (memoryviews into each PDU's buffer: no copy), and
-`Link.send_message` fragments one into PDUs of the peer's maximum length. Each PDU is one
-`sendmsg` (header and data without joining them) on plain sockets, one `sendall` on TLS.
+`Link.send_message` fragments one into PDUs of the peer's maximum length, all sent by one
+`sendmsg` on plain sockets (headers and data without joining them: a 512 KB instance to a
+peer taking 16 KB PDUs is one system call, not 32), a `sendall` per PDU on TLS.
 A peer's A-RELEASE-RQ or A-ABORT in place of a P-DATA-TF ends `read_message` as `Release`
 or `Aborted`; a closed connection as `Closed`.
 """
@@ -12,6 +13,7 @@ or `Aborted`; a closed connection as `Closed`.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import ssl
@@ -27,6 +29,9 @@ from runner.dicom.ul import dimse, pdu
 # the time left is shorter than it by more (a fast PDU costs no extra system call).
 _DEADLINE_SLACK = 0.5
 OTHER_PDU_MAX = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is far below this
+# buffers one sendmsg may take (the kernel's IOV_MAX: 1024 on Linux), an even number so a
+# call never ends between a PDU's headers and its fragment by the list's cut
+_IOV_MAX = (os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024) // 2 * 2
 Buffer = bytes | bytearray | memoryview
 
 
@@ -202,6 +207,7 @@ class Link:
             self._send_pdu(pdu.pdata_header(context_id, control | pdu.PDV_LAST, 0), [])
             return
         sent = 0
+        pdus: list[Buffer] = []  # each PDU's headers, then its fragment
         for index, view in enumerate(views):
             offset = 0
             while offset < len(view):
@@ -210,20 +216,27 @@ class Link:
                 sent += len(piece)
                 # a fragment never spans two parts: simpler, and PDUs may be shorter than max
                 last = pdu.PDV_LAST if sent == total and index == len(views) - 1 else 0
-                self._send_pdu(pdu.pdata_header(context_id, control | last, len(piece)),
-                               [piece])
+                pdus += (pdu.pdata_header(context_id, control | last, len(piece)), piece)
+        self._send_parts(pdus)
 
     def _send_pdu(self, head: bytes, data: list[memoryview]) -> None:
+        self._send_parts([head, *data])
+
+    def _send_parts(self, parts: list[Buffer]) -> None:
+        """Send PDUs given as (headers, fragment) parts: on a plain socket as few `sendmsg`
+        as the kernel's limit of buffers a call allows (_IOV_MAX), on TLS a PDU at a time."""
         if not self._plain:
-            self.sock.sendall(b"".join([head, *data]))
+            for at in range(0, len(parts), 2):
+                self.sock.sendall(b"".join(parts[at: at + 2]))
             return
-        pending: list[Buffer] = [head, *data]
-        while pending:
-            try:
-                sent = self.sock.sendmsg(pending)
-            except BlockingIOError as error:  # SO_SNDTIMEO passed
-                raise TimeoutError("timed out") from error
-            pending = _advance(pending, sent)
+        for at in range(0, len(parts), _IOV_MAX):
+            pending = parts[at: at + _IOV_MAX]
+            while pending:
+                try:
+                    sent = self.sock.sendmsg(pending)
+                except BlockingIOError as error:  # SO_SNDTIMEO passed
+                    raise TimeoutError("timed out") from error
+                pending = _advance(pending, sent)
 
     def _not_data(self, pdu_type: int, body: memoryview, between_messages: bool) -> None:
         if pdu_type == pdu.RELEASE_RQ and between_messages:
@@ -298,9 +311,11 @@ class _Assembly:
 
 def _advance(parts: list[Buffer], sent: int) -> list[Buffer]:
     """What remains of `parts` once `sent` bytes of them have gone."""
-    while parts and sent >= len(parts[0]):
-        sent -= len(parts[0])
-        parts = parts[1:]
-    if parts and sent:
-        parts = [memoryview(parts[0])[sent:], *parts[1:]]
-    return parts
+    done = 0
+    while done < len(parts) and sent >= len(parts[done]):
+        sent -= len(parts[done])
+        done += 1
+    rest = parts[done:]
+    if rest and sent:
+        rest[0] = memoryview(rest[0])[sent:]
+    return rest
