@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -44,6 +45,24 @@ PADDING = int(os.environ.get("PACSMIG_LEDGER_PADDING", "100000"))
 class Unhurried(Behaviour):
     def before_move(self, spec: StudySpec) -> MoveDirective:
         return MoveDirective(delay_seconds=0.2)
+
+
+class Gated(Unhurried):
+    """Moves the first `free` studies asked, then holds each move until `opened` is set: a
+    run stopped meanwhile is certainly stopped part way, however fast the rest would go."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.lock = threading.Lock()
+        self.opened = threading.Event()
+
+    def before_move(self, spec: StudySpec) -> MoveDirective:
+        with self.lock:
+            self.free -= 1
+            held = self.free < 0
+        if held:
+            self.opened.wait(60)
+        return super().before_move(spec)
 
 
 @pytest.fixture
@@ -178,9 +197,23 @@ def _received(ledger: Path) -> set[str]:
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(
-        tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int,
+        tmp_path: Path, specs: list[StudySpec], listener_port: int,
         orthanc_factory: Callable[..., OrthancProcess]) -> None:
     destination = orthanc_factory(aet="DEST")
+    gate = Gated(free=2)
+    source = QRServer("SIMSRC", specs, {"PACSMIG": ("127.0.0.1", listener_port)},
+                      behaviour=gate).start()
+    try:
+        stop_part_way(tmp_path, source, destination, listener_port, gate, specs)
+    finally:
+        gate.opened.set()
+        source.stop()
+
+
+def stop_part_way(tmp_path: Path, source: QRServer, destination: OrthancProcess,
+                  listener_port: int, gate: Gated, specs: list[StudySpec]) -> None:
+    """Ctrl-C once two studies are at the destination (the others held at the source), then
+    a second run with the source let go."""
     data = profile_data(tmp_path, [("sim", Peer("SIMSRC", "127.0.0.1", source.port))],
                         destination.peer, listener_port)
     profile = write_profile(tmp_path, data)
@@ -196,6 +229,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(
     # what stays in tmp/ is emptied files kept for the next run to overwrite, no data
     assert all(p.stat().st_size == 0 for p in (tmp_path / "spool" / "tmp").iterdir())
 
+    gate.opened.set()
     second = subprocess.run([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300, check=False)
     assert second.returncode == 0, second.stdout + second.stderr
