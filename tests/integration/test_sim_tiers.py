@@ -89,7 +89,7 @@ class Measured:
 
     counts: StoreCounts
     forecast: StrategyResult
-    seconds: float  # from the first retrieve's start to the last one's end
+    seconds: float  # from the first retrieve's start to the last migrate one's end
     ledger: Path
 
 
@@ -154,10 +154,11 @@ def migrate(tmp_path: Path, orthanc: OrthancProcess, new_per_day: float = NEW_PE
 
 
 def retrieve_span(ledger: Path) -> float:
-    """Seconds from the first migrate retrieve's start to the last one's end."""
+    """Seconds from the first retrieve's start (a re-date round's, when there is one: the
+    model's clock and the clinic's start with it) to the last migrate retrieve's end."""
     with duckdb.connect(str(ledger), read_only=True) as conn:
-        row = conn.execute("SELECT epoch(max(ended_at) - min(started_at)) FROM retrieves "
-                           "WHERE purpose = 'migrate'").fetchone()
+        row = conn.execute("SELECT epoch(max(ended_at) FILTER (purpose = 'migrate') "
+                           "- min(started_at)) FROM retrieves").fetchone()
     assert row is not None
     return float(row[0])
 
