@@ -9,6 +9,7 @@ retrieves, has devices marked down probed, and records throttle changes and dead
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -58,11 +59,13 @@ class Scheduler:
         self.wall_clock = wall_clock  # the schedule's clock: the site's local time
         self.dead = DeadTime()
 
-    def dispatch_until_done(self, tick: Callable[[], None] = lambda: None) -> None:
-        """Start retrieves as throttles allow until every study is settled (or stop)."""
+    def dispatch_until_done(self, tick: Callable[[], None] = lambda: None,
+                            interrupted: threading.Event | None = None) -> None:
+        """Start retrieves as throttles allow until every study is settled (or stop, or
+        `interrupted` is set: looked at after each wait, at most _IDLE_WAKE apart)."""
         state = self.state
         with state.lock:
-            while not state.finished():
+            while not state.finished() and not (interrupted and interrupted.is_set()):
                 wait = self._dispatch_once(time.monotonic())
                 state.wake.wait(timeout=min(wait, _IDLE_WAKE))
                 tick()

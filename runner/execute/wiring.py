@@ -10,7 +10,10 @@ is built, owns its threads, and is stopped here, in the order the flow runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -261,19 +264,43 @@ def serve(stages: Stages, works: list[StudyWork], again: set[str],
     stages.sending.start()
     stages.settlement.start()
     stopped: str | None = None
+    interrupted = threading.Event()
     try:
-        _resume(stages, works, again)
-        stages.triggers.start()
-        stages.lane.start()
-        if stages.arrivals is not None:
-            stages.arrivals.start()
-        stages.scheduler.dispatch_until_done(tick)
-        stopped = stages.state.fatal
-    except KeyboardInterrupt:
+        with _ctrl_c_sets(interrupted):
+            _resume(stages, works, again)
+            stages.triggers.start()
+            stages.lane.start()
+            if stages.arrivals is not None:
+                stages.arrivals.start()
+            stages.scheduler.dispatch_until_done(tick, interrupted)
+        stopped = INTERRUPTED if interrupted.is_set() else stages.state.fatal
+    except KeyboardInterrupt:  # a run outside the main thread, or a second Ctrl-C
         stopped = INTERRUPTED
     finally:
         _shut_down(stages)
     return stopped
+
+
+@contextmanager
+def _ctrl_c_sets(interrupted: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets `interrupted` (the dispatcher stops within half a second) instead of
+    raising KeyboardInterrupt wherever the main thread happens to be: inside a lock's
+    wait, a half-done hand-over, the ledger's queue, where the shut-down would then hang.
+    A second Ctrl-C raises as usual. Outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+
+    def handler(_signum: int, _frame: object) -> None:
+        interrupted.set()
+        signal.signal(signal.SIGINT, before)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _shut_down(stages: Stages) -> None:
