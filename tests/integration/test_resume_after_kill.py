@@ -85,8 +85,15 @@ def source(specs: list[StudySpec], listener_port: int) -> Iterator[QRServer]:
 
 
 def start_run(profile: Path) -> subprocess.Popen[str]:
+    """`pacsmig run` with SIGINT as a terminal gives it (a shell's background job, as CI
+    runs the suite, would pass it on ignored)."""
     return subprocess.Popen([sys.executable, "-m", "runner", "run", str(profile)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill_when(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:

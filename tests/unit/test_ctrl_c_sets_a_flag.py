@@ -7,14 +7,24 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from runner.execute.wiring import _ctrl_c_sets
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT as an interactive Python has it (a shell's background job, as CI runs the
+    suite, inherits it ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_the_first_ctrl_c_sets_the_flag_and_the_second_raises() -> None:
-    before = signal.getsignal(signal.SIGINT)
     interrupted = threading.Event()
     with _ctrl_c_sets(interrupted):
         os.kill(os.getpid(), signal.SIGINT)
@@ -23,7 +33,19 @@ def test_the_first_ctrl_c_sets_the_flag_and_the_second_raises() -> None:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.01)
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        interrupted = threading.Event()
+        with _ctrl_c_sets(interrupted):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+        assert not interrupted.is_set()
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_outside_the_main_thread_nothing_is_installed() -> None:
