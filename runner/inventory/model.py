@@ -56,6 +56,12 @@ class Study:
         return (self.instances or 1) * DEFAULT_MB_PER_INSTANCE
 
 
+def planned_mb(study: Study) -> float:
+    """The study's size as planned (`Study.estimated_mb`): the default wherever a pilot's
+    measured sizes may stand in (runner.tiering.calibrate.StudySizes)."""
+    return study.estimated_mb
+
+
 @dataclass(frozen=True, slots=True)
 class Census:
     """How an inventory was taken, and whether it can stand for everything the source holds.

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 
-from runner.inventory.model import Inventory, Study
+from runner.inventory.model import Inventory, Study, planned_mb
 from runner.morph import RuleSet
 from runner.plan.model import (
     DevicePlan,
@@ -195,7 +195,7 @@ def _redate(profile: SiteProfile, studies: Sequence[Study], today: date) -> Reda
 
 
 def redate_volume(profile: SiteProfile, studies: Iterable[Study], recent_mb: float,
-                  size: Callable[[Study], float] | None = None) -> float | None:
+                  size: Callable[[Study], float] = planned_mb) -> float | None:
     """The MB recalled into the local store after which a re-date round starts early: the
     headroom_fraction of the store's low-water mark less the recent studies' `recent_mb`
     (the store is tiering.local_store_gb, else exactly what the local studies fill); each
@@ -203,16 +203,11 @@ def redate_volume(profile: SiteProfile, studies: Iterable[Study], recent_mb: flo
     fraction = profile.redate.headroom_fraction
     if fraction <= 0:
         return None
-    size = size or _planned_mb
     local_mb = sum(size(s) for s in studies if s.location is Location.LOCAL)
     capacity = max(profile.tiering.local_store_gb * 1000, local_mb)
     low_water = profile.tiering.low_water_fraction or 0.9
     headroom = capacity * low_water - recent_mb
     return round(headroom * fraction, 3) if headroom > 0 else None
-
-
-def _planned_mb(study: Study) -> float:
-    return study.estimated_mb
 
 
 def _destination(profile: SiteProfile) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from runner.inventory.model import Study
+from runner.inventory.model import Study, planned_mb
 from runner.profile.tiers import Location
 from runner.tiering.model import LocalStore
 from runner.tiering.params import TierParameters
@@ -41,7 +41,7 @@ class Workload:
 
 
 def expected_inflow(params: TierParameters, studies: Sequence[Study], today: date,
-                    size: Callable[[Study], float] | None = None) -> float:
+                    size: Callable[[Study], float] = planned_mb) -> float:
     """MB a second the hospital is expected to bring into the local store besides the
     migration's own recalls: new studies (the workload of `Workload.of`, from the studies
     acquired over the last `history_days` unless the parameters say), and clinicians' reads
@@ -51,7 +51,6 @@ def expected_inflow(params: TierParameters, studies: Sequence[Study], today: dat
     neither (runner.execute.redate), and so does the model (`Clinic`): the same figure on
     both sides, from the plan's studies (each of the MB `size` gives: as planned, or as a
     pilot run measured them)."""
-    size = size or _planned
     first = today.toordinal() - params.history_days + 1
     history = [size(s) for s in studies
                if first <= s.sort_date.toordinal() <= today.toordinal()]
@@ -62,10 +61,6 @@ def expected_inflow(params: TierParameters, studies: Sequence[Study], today: dat
     reads = (workload.reads_per_day * params.prior_read_share * away / len(priors)
              if priors else 0.0)
     return (workload.new_studies_per_day * workload.new_study_mb + reads) / DAY_SECONDS
-
-
-def _planned(study: Study) -> float:
-    return study.estimated_mb
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from itertools import chain
 from operator import attrgetter
 from zoneinfo import ZoneInfo
 
-from runner.inventory.model import Study
+from runner.inventory.model import Study, planned_mb
 from runner.plan.model import DevicePlan, Plan
 from runner.plan.throttle import CompiledThrottle
 from runner.profile.formula import parse_formula
@@ -21,7 +21,6 @@ from runner.tiering.params import TierParameters
 from runner.tiering.timeline import Timeline
 
 NO_DELAY = parse_formula(0)
-_SIZE = attrgetter("estimated_mb")
 _DATE = attrgetter("sort_date")  # an undated study counts as the oldest
 _PLAN_ORDER = attrgetter("sort_date", "study_uid")
 
@@ -94,7 +93,7 @@ def start_of(plan: Plan, start: date | datetime | None) -> datetime:
 
 
 def build_scenario(plan: Plan, start: datetime, params: TierParameters,
-                   size: Callable[[Study], float] = _SIZE) -> Scenario:
+                   size: Callable[[Study], float] = planned_mb) -> Scenario:
     """The scenario of `plan` under `profile`, starting at `start` (see `start_of`), each
     study of the MB `size` gives (default: as planned; a pilot run measures them)."""
     studies = tuple(chain.from_iterable(p.studies for p in plan.phases))
