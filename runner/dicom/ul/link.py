@@ -204,7 +204,7 @@ class Link:
         views = [memoryview(part).cast("B") for part in parts if len(part)]
         total = sum(len(view) for view in views)
         if total == 0:
-            self._send_pdu(pdu.pdata_header(context_id, control | pdu.PDV_LAST, 0), [])
+            self._send_parts([pdu.pdata_header(context_id, control | pdu.PDV_LAST, 0), b""])
             return
         sent = 0
         pdus: list[Buffer] = []  # each PDU's headers, then its fragment
@@ -218,9 +218,6 @@ class Link:
                 last = pdu.PDV_LAST if sent == total and index == len(views) - 1 else 0
                 pdus += (pdu.pdata_header(context_id, control | last, len(piece)), piece)
         self._send_parts(pdus)
-
-    def _send_pdu(self, head: bytes, data: list[memoryview]) -> None:
-        self._send_parts([head, *data])
 
     def _send_parts(self, parts: list[Buffer]) -> None:
         """Send PDUs given as (headers, fragment) parts: on a plain socket as few `sendmsg`
