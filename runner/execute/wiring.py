@@ -288,11 +288,10 @@ def _ctrl_c_sets(interrupted: threading.Event) -> Iterator[None]:
     wait, a half-done hand-over, the ledger's queue, where the shut-down would then hang.
     A second Ctrl-C raises as usual. Outside the main thread, or when SIGINT is ignored (a
     run started in the background with `nohup` or `&`), nothing changes."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    before = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or before is signal.SIG_IGN:
         yield
         return
-    before = signal.getsignal(signal.SIGINT)
 
     def handler(_signum: int, _frame: object) -> None:
         interrupted.set()
