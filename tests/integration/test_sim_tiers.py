@@ -176,11 +176,11 @@ def retrieve_span(ledger: Path) -> tuple[float, float]:
     model's clock and the clinic's start with it) to the last migrate retrieve's end, and
     that end (seconds since the epoch)."""
     with duckdb.connect(str(ledger), read_only=True) as conn:
-        row = conn.execute("SELECT epoch(max(ended_at) FILTER (purpose = 'migrate') "
-                           "- min(started_at)), epoch(max(ended_at) FILTER (purpose = "
-                           "'migrate')) FROM retrieves").fetchone()
+        row = conn.execute("SELECT epoch(min(started_at)), epoch(max(ended_at) FILTER "
+                           "(purpose = 'migrate')) FROM retrieves").fetchone()
     assert row is not None
-    return float(row[0]), float(row[1])
+    start, end = float(row[0]), float(row[1])
+    return end - start, end
 
 
 def within(forecast: float, measured: float, share: float = 0.15) -> bool:
