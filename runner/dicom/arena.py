@@ -15,6 +15,15 @@ released); a forwarding worker maps the same file read-only (`ArenaHandle.view`,
 /proc/PID/fd, so workers started from the forkserver reach it too) and sends from the
 mapping without a copy. Space is handed out first-fit from a list of free extents; freed
 extents are merged with their neighbours.
+
+When the memory is full, a writer may wait for room (`patience`): as long as forwarded
+instances keep giving space back, the instance waits (and the source's association with it,
+so a source faster than the destination is slowed to its pace instead of filling the disk
+spool); once no space has come back for `patience` seconds, or after `WAIT_LIMIT` in all,
+it goes to the disk spool. A destination that lags keeps the instances coming through
+memory; one that stalls (down, refusing, retrying) makes them spill at once after the
+patience. Measured (benchmarks/relay_vs_direct.py, 30 CT studies through a destination
+slower than the source): 150 to 320 of 1,200 instances spilled without a wait, none with it.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import contextlib
 import mmap
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +43,10 @@ _IOV_MAX = 1024  # buffers one pwritev may take (Linux)
 # One instance may take at most this share of the memory: a few large multi-frame objects
 # must not keep the many small ones of the same studies out.
 LARGEST_SHARE = 0.25
+# The longest an instance waits for room in all, however often space comes back meanwhile
+# (an instance larger than any free extent, while small ones come and go): far below the
+# time a source waits for a C-STORE answer (30 s and more for every PACS we know).
+WAIT_LIMIT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +84,8 @@ class Arena:
     """A byte budget of shared memory for received instances; thread-safe.
 
     `write_parts` copies an instance in and gives its `Slot`, or None when it does not fit
-    (the caller spools it to disk); `free` gives the space back.
+    (the caller spools it to disk), after waiting for room while space comes back (see
+    the module docstring); `free` gives the space back.
     """
 
     def __init__(self, capacity: int, name: str = "pacsmig-cut-through") -> None:
@@ -82,6 +97,8 @@ class Arena:
         self.handle = ArenaHandle(os.getpid(), self.fd, capacity)
         self._map = mmap.mmap(self.fd, capacity, prot=mmap.PROT_READ)  # this process's view
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified whenever space comes back
+        self._closed = False
         self._free: list[tuple[int, int]] = [(0, capacity)]  # (offset, size), by offset
         self._held = 0
         self._largest = max(1, int(capacity * LARGEST_SHARE))
@@ -92,11 +109,13 @@ class Arena:
         with self._lock:
             return self._held
 
-    def write_parts(self, parts: Sequence[bytes | memoryview]) -> Slot | None:
+    def write_parts(self, parts: Sequence[bytes | memoryview],
+                    patience: float = 0.0) -> Slot | None:
         """Copy the concatenation of `parts` into the memory; its slot, or None when there
-        is no room (or it is too large to hold in memory)."""
+        is no room (or it is too large to hold in memory). Without room, wait for it while
+        space comes back, until none has for `patience` seconds (or `WAIT_LIMIT`)."""
         size = sum(len(part) for part in parts)
-        slot = self._allocate(size)
+        slot = self._allocate(size, patience)
         if slot is None:
             return None
         try:
@@ -124,28 +143,45 @@ class Arena:
                 start = self._free.pop(index)[0]
             self._free.insert(index, (start, end - start))
             self._held -= slot.size
+            self._room.notify_all()
 
     def close(self) -> None:
         """Release the memory (the workers' mappings end with them; a view still held here
-        keeps this process's mapping until it is dropped)."""
+        keeps this process's mapping until it is dropped); writers waiting for room stop
+        waiting (to the disk spool)."""
+        with self._lock:
+            self._closed = True
+            self._room.notify_all()
         with contextlib.suppress(BufferError):
             self._map.close()
         os.close(self.fd)
 
-    def _allocate(self, size: int) -> Slot | None:
+    def _allocate(self, size: int, patience: float) -> Slot | None:
         if size > self._largest:
             return None
         if size == 0:
             return Slot(0, 0)
+        limit = time.monotonic() + WAIT_LIMIT
         with self._lock:
-            for index, (offset, length) in enumerate(self._free):
-                if length >= size:
-                    if length == size:
-                        del self._free[index]
-                    else:
-                        self._free[index] = (offset + size, length - size)
-                    self._held += size
-                    return Slot(offset, size)
+            while not self._closed:
+                slot = self._first_fit(size)
+                if slot is not None:
+                    return slot
+                wait = min(patience, limit - time.monotonic())
+                if wait <= 0 or not self._room.wait(wait):
+                    return None  # no space came back in `patience`: to the disk spool
+        return None
+
+    def _first_fit(self, size: int) -> Slot | None:
+        """The first free extent that holds `size` bytes, taken (the lock held)."""
+        for index, (offset, length) in enumerate(self._free):
+            if length >= size:
+                if length == size:
+                    del self._free[index]
+                else:
+                    self._free[index] = (offset + size, length - size)
+                self._held += size
+                return Slot(offset, size)
         return None
 
 

@@ -9,11 +9,12 @@ received, never transcoded. Only the four header elements the runner needs are r
 the pixel data is never decoded (runner.dicom.header).
 
 For each C-STORE the caller's `decide` callback says what to do: STORE (hold it in the
-memory spool when one is given and has room, runner.dicom.arena: cut-through; else write it
-to the spool; then `on_stored`), DISCARD (answer success, keep nothing) or REFUSE (answer
-0x0124). A full spool answers 0xA700 and sets `spool_full` (back-pressure); an unreadable
-dataset answers 0xC000. Every non-success answer is also reported through `on_rejected`, and every
-association or presentation context refused through `on_turned_away`. Associations are
+memory spool when one is given and has room, or room comes back within `memory_wait`
+seconds, runner.dicom.arena: cut-through; else write it to the spool; then `on_stored`),
+DISCARD (answer success, keep nothing) or REFUSE (answer 0x0124). A full spool answers
+0xA700 and sets `spool_full` (back-pressure); an unreadable dataset answers 0xC000. Every
+non-success answer is also reported through `on_rejected`, and every association or
+presentation context refused through `on_turned_away`. Associations are
 accepted only when the called AE title is ours and the calling AE title is in the
 allow-list; Storage Commitment N-EVENT-REPORTs from an allowed AE go to `on_commitment`.
 Callbacks run on the association's thread (one thread per association).
@@ -163,9 +164,12 @@ class ListenerConfig:
     settings: DicomSettings = field(default_factory=DicomSettings)
     max_associations: int = defaults.LISTENER_MAX_ASSOCIATIONS
     tls: TlsFiles | None = None
+    memory_wait: float = defaults.LISTENER_MEMORY_WAIT_SECONDS  # for room in the arena
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title)
+        if self.memory_wait < 0:
+            raise ValueError(f"memory_wait must be >= 0 s: {self.memory_wait}")
         if self.max_associations < 1:
             raise ValueError(f"max_associations must be at least 1: {self.max_associations}")
         if not self.allowed_aes:
@@ -330,7 +334,8 @@ class Listener:
 
     def _held(self, parts: tuple[bytes | memoryview, ...]) -> SpoolEntry | None:
         """The instance held in the memory spool, if there is one with room."""
-        if self.arena is None or (slot := self.arena.write_parts(parts)) is None:
+        if self.arena is None or \
+                (slot := self.arena.write_parts(parts, self.config.memory_wait)) is None:
             return None
         return SpoolEntry(IN_MEMORY, Path(), slot.size, content_checksum(parts), slot)
 

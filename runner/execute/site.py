@@ -27,4 +27,5 @@ def listener_config(loaded: LoadedProfile) -> ListenerConfig:
                           host=profile.listener.host, port=profile.listener.port,
                           settings=dicom_settings(profile),
                           max_associations=profile.listener.max_associations,
-                          tls=listener_tls(profile))
+                          tls=listener_tls(profile),
+                          memory_wait=profile.listener.memory_wait_seconds)

@@ -17,3 +17,6 @@ LISTENER_MAX_ASSOCIATIONS = 16  # associations the listener serves at once
 # Memory for received instances on their way to the destination (cut-through); beyond it
 # they go to the spool on disk. 0: every instance goes through the spool.
 LISTENER_MAX_MEMORY_MB = 256
+# With that memory full, how long a received instance waits for a forward to give space back
+# before it goes to the spool (seconds; 0: to the spool at once). See runner.dicom.arena.
+LISTENER_MEMORY_WAIT_SECONDS = 0.5

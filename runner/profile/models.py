@@ -63,6 +63,12 @@ class Listener(Section):
         defaults.LISTENER_MAX_MEMORY_MB, ge=0, le=1024 * 1024,
         description="memory for instances on their way through (cut-through); beyond it "
                     "they go to the spool; 0: always through the spool")
+    memory_wait_seconds: float = Field(
+        defaults.LISTENER_MEMORY_WAIT_SECONDS, ge=0, le=10,
+        description="with that memory full, how long a received instance waits for the "
+                    "destination to give space back before it goes to the spool: while "
+                    "space keeps coming back it waits on (at most 10 s), so a source faster "
+                    "than the destination is slowed to its pace; 0: to the spool at once")
     max_associations: int = Field(defaults.LISTENER_MAX_ASSOCIATIONS, ge=1, le=256)
     tls: Tls | None = None
 

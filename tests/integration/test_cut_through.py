@@ -1,6 +1,7 @@
 """Cut-through: instances go from the listener to the destination through memory while it
-keeps up, and through the spool when it does not, when a forward must be tried again, or
-when `listener.max_memory_mb` is 0; the destination gets the same bytes either way, and a
+keeps up (or, slower, keeps giving space back within `listener.memory_wait_seconds`), and
+through the spool when it does not, when a forward must be tried again, or when
+`listener.max_memory_mb` is 0; the destination gets the same bytes either way, and a
 run that died holding instances in memory loses nothing and sends nothing twice it knew of.
 """
 
@@ -118,12 +119,27 @@ def test_through_memory_and_through_the_spool_the_destination_gets_the_same_byte
     assert "memory" not in {name for _, name in receipts(tmp_path / "spool")}
 
 
-def test_a_destination_slower_than_the_source_fills_the_memory_then_the_spool_and_recovers(
+def test_a_destination_slower_than_the_source_slows_it_through_the_memory_not_the_spool(
         tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int) -> None:
     slow = started(tmp_path, "slow", delay=0.15)
     try:
-        # 3 MB: five instances at most; the source sends twelve far faster than they go on
+        # 3 MB: five instances at most; the source sends twelve far faster than they go on,
+        # but each store gives space back within the wait (0.5 s by default)
         summary = migrate(tmp_path / "site", source, slow, listener_port, max_memory_mb=3)
+    finally:
+        slow.stop()
+    assert summary.complete, summary.lines()
+    assert set(slow.held) == all_sops(specs) and max(slow.stores.values()) == 1
+    assert {name for _, name in receipts(tmp_path / "site")} == {"memory"}
+
+
+def test_a_destination_slower_than_the_wait_fills_the_memory_then_the_spool_and_recovers(
+        tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int) -> None:
+    slow = started(tmp_path, "slow", delay=0.4)
+    try:
+        # 3 MB: five instances at most; no store gives space back within 0.05 s
+        summary = migrate(tmp_path / "site", source, slow, listener_port, max_memory_mb=3,
+                          memory_wait_seconds=0.05)
     finally:
         slow.stop()
     assert summary.complete, summary.lines()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 
 import pytest
 
+from runner.dicom import arena as arena_module
 from runner.dicom.arena import Arena, ArenaHandle, Slot
 
 
@@ -73,3 +76,71 @@ def test_an_empty_instance_takes_no_space() -> None:
     assert slot == Slot(0, 0) and bytes(arena.view(slot)) == b""
     arena.free(slot)
     assert arena.held_bytes == 0 and arena._free == [(0, 100)]
+
+
+def _free_later(arena: Arena, slots: list[Slot], every: float) -> threading.Thread:
+    """A forwarder giving the slots back one by one, `every` seconds apart."""
+    def give_back() -> None:
+        for slot in slots:
+            time.sleep(every)
+            arena.free(slot)
+    thread = threading.Thread(target=give_back)
+    thread.start()
+    return thread
+
+
+def test_a_full_memory_waits_for_room_while_space_keeps_coming_back() -> None:
+    arena = Arena(8000)
+    held = [arena.write_parts((bytes([n]) * 1000,)) for n in range(8)]
+    assert all(held)
+    # one slot back every 0.2 s: each within the 0.5 s patience, 0.6 s in all
+    forwarder = _free_later(arena, [held[7], held[0], held[1]], 0.2)  # type: ignore[list-item]
+    started = time.monotonic()
+    slot = arena.write_parts((b"w" * 2000,), patience=0.5)  # needs two adjacent slots back
+    waited = time.monotonic() - started
+    forwarder.join()
+    assert slot == Slot(0, 2000) and bytes(arena.view(slot)) == b"w" * 2000
+    assert 0.3 < waited < 2.0
+
+
+def test_when_no_space_comes_back_the_instance_goes_to_the_spool_after_the_patience() -> None:
+    arena = Arena(4000)
+    assert all(arena.write_parts((b"x" * 1000,)) for _ in range(4))
+    started = time.monotonic()
+    assert arena.write_parts((b"y" * 1000,), patience=0.3) is None
+    assert 0.25 < time.monotonic() - started < 2.0
+    started = time.monotonic()
+    assert arena.write_parts((b"y" * 1000,)) is None  # no patience: at once
+    assert time.monotonic() - started < 0.1
+
+
+def test_space_coming_back_too_small_keeps_an_instance_waiting_only_up_to_the_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arena_module, "WAIT_LIMIT", 0.6)
+    arena = Arena(8000)
+    held = [arena.write_parts((bytes([n]) * 1000,)) for n in range(8)]
+    # slots 0 and 2 come back, 0.1 s apart, then are taken again: never two adjacent
+    def churn() -> None:
+        for _ in range(12):
+            for index in (0, 2):
+                time.sleep(0.05)
+                arena.free(held[index])  # type: ignore[arg-type]
+                held[index] = arena.write_parts((b"s" * 1000,))
+    thread = threading.Thread(target=churn)
+    thread.start()
+    started = time.monotonic()
+    slot = arena.write_parts((b"big" * 600,), patience=0.5)  # 1,800 bytes: needs two
+    waited = time.monotonic() - started
+    thread.join()
+    assert slot is None and 0.5 < waited < 1.0
+
+
+def test_closing_the_memory_ends_a_wait_for_room() -> None:
+    arena = Arena(4000)
+    assert all(arena.write_parts((b"x" * 1000,)) for _ in range(4))
+    closer = threading.Timer(0.2, arena.close)
+    closer.start()
+    started = time.monotonic()
+    assert arena.write_parts((b"y" * 1000,), patience=5.0) is None
+    assert time.monotonic() - started < 2.0
+    closer.join()

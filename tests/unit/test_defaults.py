@@ -28,6 +28,7 @@ DECLARED = {
     "dicom.connection_timeout": defaults.CONNECTION_TIMEOUT,
     "dicom.max_pdu": defaults.MAX_PDU,
     "listener.max_associations": defaults.LISTENER_MAX_ASSOCIATIONS,
+    "listener.memory_wait_seconds": defaults.LISTENER_MEMORY_WAIT_SECONDS,
 }
 
 
@@ -103,8 +104,9 @@ def test_the_dicom_layer_takes_the_declared_defaults() -> None:
             settings.connection_timeout, settings.max_pdu) == (
         defaults.ACSE_TIMEOUT, defaults.DIMSE_TIMEOUT, defaults.NETWORK_TIMEOUT,
         defaults.CONNECTION_TIMEOUT, defaults.MAX_PDU)
-    assert ListenerConfig("LISTENER", frozenset({"A"})).max_associations \
-        == defaults.LISTENER_MAX_ASSOCIATIONS
+    config = ListenerConfig("LISTENER", frozenset({"A"}))
+    assert (config.max_associations, config.memory_wait) == (
+        defaults.LISTENER_MAX_ASSOCIATIONS, defaults.LISTENER_MEMORY_WAIT_SECONDS)
     assert (policy.max_pdu, policy.max_associations, policy.acse_timeout,
             policy.network_timeout) == (defaults.MAX_PDU, defaults.LISTENER_MAX_ASSOCIATIONS,
                                         defaults.ACSE_TIMEOUT, defaults.NETWORK_TIMEOUT)
