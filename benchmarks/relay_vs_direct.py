@@ -341,6 +341,8 @@ SELECT
   (SELECT count(*) FROM forwards f, (SELECT max(ended_at) AS e FROM retrieves) r
      WHERE f.attempted_at <= r.e) AS forwards_while_retrieving,
   (SELECT count(*) FROM forwards) AS forwards,
+  (SELECT count(DISTINCT sop_instance_uid) FROM receipts WHERE spool_name <> 'memory')
+     AS spooled,
   (SELECT epoch(max(verified_at)) FROM verifications) AS last_verification,
   (SELECT epoch(min(started_at)) FROM runs) AS run_start,
   (SELECT epoch(max(ended_at)) FROM runs) AS run_end
@@ -372,6 +374,7 @@ def ledger_breakdown(path: Path, wall: float) -> dict[str, float]:
         "migration_span": float(row["last_verification"]) - t0,
         "after_last_verification": float(row["run_end"]) - float(row["last_verification"])
         if row["run_end"] else 0.0,
+        "instances_through_the_disk_spool": float(row["spooled"]),
     }
 
 
@@ -419,7 +422,8 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
             print(f"  {name} CPU per GB over the C relay's: "
                   f"{per_gb[name] / per_gb['dcmtk_relay']:.2f}")
     breakdown = {key: statistics.median(b[key] for b in breakdowns) for key in breakdowns[0]}
-    print("  runner time (ledger, seconds from the first retrieve; medians):")
+    print("  runner time (ledger, seconds from the first retrieve; medians; and how many "
+          "instances went through the disk spool, not memory):")
     for key, value in breakdown.items():
         print(f"    {key:34s} {value:8.2f}")
     return {
