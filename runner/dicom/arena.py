@@ -21,9 +21,9 @@ instances keep giving space back, the instance waits (and the source's associati
 so a source faster than the destination is slowed to its pace instead of filling the disk
 spool); once no space has come back for `patience` seconds, or after `WAIT_LIMIT` in all,
 it goes to the disk spool. A destination that lags keeps the instances coming through
-memory; one that stalls (down, refusing, retrying) makes them spill at once after the
-patience. Measured (benchmarks/relay_vs_direct.py, 30 CT studies through a destination
-slower than the source): 150 to 320 of 1,200 instances spilled without a wait, none with it.
+memory; one that stalls (down, refusing, retrying) makes them spill after the patience.
+Measured (benchmarks/relay_vs_direct.py, 30 CT studies through a destination slower than
+the source): 150 to 320 of 1,200 instances spilled without a wait, none with it.
 """
 
 from __future__ import annotations
@@ -38,15 +38,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from runner.profile import defaults
+
 IN_MEMORY = "memory"  # the spool name a receipt gets while its instance is held in memory
 _IOV_MAX = 1024  # buffers one pwritev may take (Linux)
 # One instance may take at most this share of the memory: a few large multi-frame objects
 # must not keep the many small ones of the same studies out.
 LARGEST_SHARE = 0.25
-# The longest an instance waits for room in all, however often space comes back meanwhile
-# (an instance larger than any free extent, while small ones come and go): far below the
-# time a source waits for a C-STORE answer (30 s and more for every PACS we know).
-WAIT_LIMIT = 10.0
+WAIT_LIMIT = defaults.MEMORY_WAIT_LIMIT_SECONDS  # the longest wait for room in all
 
 
 @dataclass(frozen=True, slots=True)

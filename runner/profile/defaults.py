@@ -20,3 +20,8 @@ LISTENER_MAX_MEMORY_MB = 256
 # With that memory full, how long a received instance waits for a forward to give space back
 # before it goes to the spool (seconds; 0: to the spool at once). See runner.dicom.arena.
 LISTENER_MEMORY_WAIT_SECONDS = 0.5
+# The longest a received instance waits for room in all, however often space comes back
+# meanwhile (one larger than any free extent, while small ones come and go): far below the
+# time a source waits for a C-STORE answer (30 s and more for every PACS we know). Also the
+# most `listener.memory_wait_seconds` may be.
+MEMORY_WAIT_LIMIT_SECONDS = 10.0

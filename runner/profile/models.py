@@ -64,7 +64,7 @@ class Listener(Section):
         description="memory for instances on their way through (cut-through); beyond it "
                     "they go to the spool; 0: always through the spool")
     memory_wait_seconds: float = Field(
-        defaults.LISTENER_MEMORY_WAIT_SECONDS, ge=0, le=10,
+        defaults.LISTENER_MEMORY_WAIT_SECONDS, ge=0, le=defaults.MEMORY_WAIT_LIMIT_SECONDS,
         description="with that memory full, how long a received instance waits for the "
                     "destination to give space back before it goes to the spool: while "
                     "space keeps coming back it waits on (at most 10 s), so a source faster "
