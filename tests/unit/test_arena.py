@@ -114,6 +114,24 @@ def test_when_no_space_comes_back_the_instance_goes_to_the_spool_after_the_patie
     assert time.monotonic() - started < 0.1
 
 
+def test_once_a_wait_found_the_destination_stalled_the_next_instances_spill_at_once(
+        ) -> None:
+    arena = Arena(4000)
+    held = [arena.write_parts((b"x" * 1000,)) for _ in range(4)]
+    assert arena.write_parts((b"y" * 1000,), patience=0.3) is None  # waited, nothing back
+    started = time.monotonic()
+    assert arena.write_parts((b"y" * 1000,), patience=0.3) is None
+    assert time.monotonic() - started < 0.1  # not another wait while nothing comes back
+    arena.free(held[0])  # type: ignore[arg-type]
+    assert arena.write_parts((b"y" * 1000,), patience=0.3) is not None  # full again
+    forwarder = _free_later(arena, [held[2]], 0.15)  # type: ignore[list-item]
+    started = time.monotonic()
+    slot = arena.write_parts((b"z" * 1000,), patience=0.3)  # space came back: waits again
+    waited = time.monotonic() - started
+    forwarder.join()
+    assert slot is not None and 0.1 <= waited < 1.0
+
+
 def test_space_coming_back_too_small_keeps_an_instance_waiting_only_up_to_the_limit(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arena_module, "WAIT_LIMIT", 0.6)
