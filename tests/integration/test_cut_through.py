@@ -124,8 +124,10 @@ def test_a_destination_slower_than_the_source_slows_it_through_the_memory_not_th
     slow = started(tmp_path, "slow", delay=0.15)
     try:
         # 3 MB: five instances at most; the source sends twelve far faster than they go on,
-        # but each store gives space back within the wait (0.5 s by default)
-        summary = migrate(tmp_path / "site", source, slow, listener_port, max_memory_mb=3)
+        # but a store gives space back every 0.1 s or so, well within the wait (2 s here:
+        # room for a loaded machine; the default's value is tests/unit/test_defaults.py's)
+        summary = migrate(tmp_path / "site", source, slow, listener_port, max_memory_mb=3,
+                          memory_wait_seconds=2)
     finally:
         slow.stop()
     assert summary.complete, summary.lines()
