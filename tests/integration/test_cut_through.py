@@ -119,34 +119,34 @@ def test_through_memory_and_through_the_spool_the_destination_gets_the_same_byte
     assert "memory" not in {name for _, name in receipts(tmp_path / "spool")}
 
 
-def test_a_destination_slower_than_the_source_slows_it_through_the_memory_not_the_spool(
-        tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int) -> None:
-    slow = started(tmp_path, "slow", delay=0.15)
+def through_a_slow_destination(tmp_path: Path, source: QRServer, specs: list[StudySpec],
+                               listener_port: int, delay: float, wait: float) -> list[str]:
+    """Migrate into a destination taking `delay` s a store, with 3 MB of memory (five
+    instances at most; the source sends twelve far faster than they go on) and a wait for
+    room of `wait` s: every instance arrived once; the spool names of the receipts."""
+    slow = started(tmp_path, "slow", delay=delay)
     try:
-        # 3 MB: five instances at most; the source sends twelve far faster than they go on,
-        # but a store gives space back every 0.1 s or so, well within the wait (2 s here:
-        # room for a loaded machine; the default's value is tests/unit/test_defaults.py's)
         summary = migrate(tmp_path / "site", source, slow, listener_port, max_memory_mb=3,
-                          memory_wait_seconds=2)
+                          memory_wait_seconds=wait)
     finally:
         slow.stop()
     assert summary.complete, summary.lines()
     assert set(slow.held) == all_sops(specs) and max(slow.stores.values()) == 1
-    assert {name for _, name in receipts(tmp_path / "site")} == {"memory"}
+    return [name for _, name in receipts(tmp_path / "site")]
+
+
+def test_a_destination_slower_than_the_source_slows_it_through_the_memory_not_the_spool(
+        tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int) -> None:
+    # a store gives space back every 0.1 s or so, well within the wait (2 s here: room for
+    # a loaded machine; the default's value is tests/unit/test_defaults.py's)
+    names = through_a_slow_destination(tmp_path, source, specs, listener_port, 0.15, 2.0)
+    assert set(names) == {"memory"}
 
 
 def test_a_destination_slower_than_the_wait_fills_the_memory_then_the_spool_and_recovers(
         tmp_path: Path, source: QRServer, specs: list[StudySpec], listener_port: int) -> None:
-    slow = started(tmp_path, "slow", delay=0.4)
-    try:
-        # 3 MB: five instances at most; no store gives space back within 0.05 s
-        summary = migrate(tmp_path / "site", source, slow, listener_port, max_memory_mb=3,
-                          memory_wait_seconds=0.05)
-    finally:
-        slow.stop()
-    assert summary.complete, summary.lines()
-    assert set(slow.held) == all_sops(specs) and max(slow.stores.values()) == 1
-    names = [name for _, name in receipts(tmp_path / "site")]
+    # no store gives space back within 0.05 s
+    names = through_a_slow_destination(tmp_path, source, specs, listener_port, 0.4, 0.05)
     assert "memory" in names  # cut through while there was room
     assert any(name.endswith(".dcm") for name in names)  # spooled once the memory was full
     assert [p for p in (tmp_path / "site" / "spool").iterdir() if p.is_file()] == []
