@@ -67,7 +67,8 @@ class Listener(Section):
         defaults.LISTENER_MEMORY_WAIT_SECONDS, ge=0, le=defaults.MEMORY_WAIT_LIMIT_SECONDS,
         description="with that memory full, how long a received instance waits for the "
                     "destination to give space back before it goes to the spool: while "
-                    "space keeps coming back it waits on (at most 10 s), so a source faster "
+                    "space keeps coming back it waits on (at most "
+                    f"{defaults.MEMORY_WAIT_LIMIT_SECONDS:g} s), so a source faster "
                     "than the destination is slowed to its pace; 0: to the spool at once")
     max_associations: int = Field(defaults.LISTENER_MAX_ASSOCIATIONS, ge=1, le=256)
     tls: Tls | None = None
