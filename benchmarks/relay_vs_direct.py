@@ -6,13 +6,15 @@
 Generates N synthetic CT studies (512x512, 16 bit), loads them into a source Orthanc with
 storescu, then, in each regime (warm: the source's files in the page cache; cold: evicted
 before each move) and each of --rounds rounds (default 3; the order of the moves rotates
-from round to round, every move goes into a fresh destination Orthanc), moves them five
+from round to round, every move goes into a fresh destination Orthanc), moves them six
 ways: DCMTK movescu, one study at a time, then four movescu processes at a time (the source
 sends straight to the destination); a relay in C (movescu four at a time into DCMTK's
 storescp, then storescu: benchmarks/relay_baselines.py); `python -m runner run PROFILE`
 (one rule sets InstitutionName on every instance, `verify: instances`, throttles 4/4/0, four
-destination associations) through the spool only (`listener.max_memory_mb: 0`) and with
-cut-through (the default). Prints the median seconds and MB/s, the median of the rounds'
+destination associations) through the spool only (`listener.max_memory_mb: 0`), with
+cut-through (the default), and plain (cut-through with no rule and `verify: counts`: the
+least work a run does per instance, to tell the cost of moving the bytes from the cost of
+morphing and checking them). Prints the median seconds and MB/s, the median of the rounds'
 ratios other_seconds / runner_seconds (>= 1.0: the runner is as fast), the CPU seconds per
 GB of each mover, where the runner's time went (from its ledger), and writes JSON to
 benchmarks/results/relay_vs_direct.json. Every peer runs with TCP_NODELAY=1. Loopback only.
@@ -83,12 +85,12 @@ class Timing:
 
 
 def main() -> None:
-    """Parse the arguments, run the three moves, print and save the figures."""
+    """Parse the arguments, run the moves, print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=30)
     parser.add_argument("--instances", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of the three moves, in rotated order, each into fresh "
+                        help="rounds of the six moves, in rotated order, each into fresh "
                              "destinations; the figures are the medians (default 3)")
     parser.add_argument("--regimes", default="warm,cold",
                         help="warm: the source's files in the page cache; cold: evicted "
@@ -115,7 +117,7 @@ def run(work: Path, studies: int, instances: int, py_spy: str | None,
     """Every measurement of one benchmark run, as the JSON report (one part per regime).
 
     Each round starts fresh destination Orthancs (same AE titles and ports, so the source's
-    configuration holds) and runs the five moves in an order rotated by one each round, so
+    configuration holds) and runs the six moves in an order rotated by one each round, so
     that none always runs first or last on a machine whose load drifts. After each round its
     destinations' files are evicted from the page cache (see `_evict`); in the cold regime
     the source's files are too, before each move.
@@ -160,7 +162,10 @@ def run(work: Path, studies: int, instances: int, py_spy: str | None,
                         "runner_through_spool": partial(
                             _relay_round, work / f"spool-{tag}", source, dests[3], listener,
                             len(specs), None, [], 0),
-                        "runner": partial(_relay_round, work / f"site-{tag}", source, dests[4],
+                        "runner_plain": partial(
+                            _relay_round, work / f"plain-{tag}", source, dests[4], listener,
+                            len(specs), None, [], None, plain=True),
+                        "runner": partial(_relay_round, work / f"site-{tag}", source, dests[5],
                                           listener, len(specs),
                                           py_spy if number == 0 else None, breakdowns, None),
                     }
@@ -181,8 +186,9 @@ def run(work: Path, studies: int, instances: int, py_spy: str | None,
     return report
 
 
+# the runner last: the others' ratios are to it
 MOVES = ("direct_1_at_a_time", "direct_4_at_a_time", "dcmtk_relay", "runner_through_spool",
-         "runner")
+         "runner_plain", "runner")
 
 
 def _dcmtk(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
@@ -209,9 +215,12 @@ def _evict(folders: Iterable[Path]) -> None:
 
 def _relay_round(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
                  studies: int, py_spy: str | None,
-                 breakdowns: list[dict[str, float]], memory_mb: int | None) -> Timing:
-    timing, breakdown = relay(site, source, dest, listener, studies, py_spy, memory_mb)
+                 breakdowns: list[dict[str, float]], memory_mb: int | None,
+                 plain: bool = False) -> Timing:
+    timing, breakdown = relay(site, source, dest, listener, studies, py_spy, memory_mb, plain)
     breakdowns.append(breakdown)
+    if plain:
+        return replace(timing, name="runner_plain")
     return timing if memory_mb is None else replace(timing, name="runner_through_spool")
 
 
@@ -274,15 +283,18 @@ def direct(source: OrthancProcess, dest: OrthancProcess, specs: list[StudySpec],
 
 def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Peer,
           studies: int, py_spy: str | None,
-          memory_mb: int | None = None) -> tuple[Timing, dict[str, float]]:
-    """`pacsmig run` from `source` to `dest` with one rule (with `memory_mb`, that much
-    memory for cut-through, 0: all through the spool); its timing and breakdown."""
+          memory_mb: int | None = None,
+          plain: bool = False) -> tuple[Timing, dict[str, float]]:
+    """`pacsmig run` from `source` to `dest` with one rule and `verify: instances` (with
+    `memory_mb`, that much memory for cut-through, 0: all through the spool; `plain`: no
+    rule, `verify: counts`); its timing and breakdown."""
     site.mkdir()
     memory = {} if memory_mb is None else {"max_memory_mb": memory_mb}
     data = profile_data(site, [("old1", source.peer)], dest.peer, listener.port,
-                        destination={"max_associations": 4},
+                        destination={"max_associations": 4,
+                                     "verify": "counts" if plain else "instances"},
                         listener={"max_spool_gb": 8, **memory},
-                        morphing=[{"set": {"InstitutionName": INSTITUTION}}])
+                        morphing=[] if plain else [{"set": {"InstitutionName": INSTITUTION}}])
     profile = write_profile(site, data)
     command = [sys.executable, "-m", "runner", "run", str(profile)]
     if py_spy:
@@ -300,7 +312,8 @@ def relay(site: Path, source: OrthancProcess, dest: OrthancProcess, listener: Pe
     cpu = cpu_used(source, dest, before)
     print(f"pacsmig run: {seconds:.2f} s, {count} instances, exit {result.returncode}, "
           f"CPU s {cpu}")
-    check_morphed(dest)
+    if not plain:
+        check_morphed(dest)
     breakdown = ledger_breakdown(site / "reports" / "ledger.duckdb", seconds)
     breakdown["studies_verified"] = float(_verified(site / "reports" / "ledger.duckdb"))
     # the same command again, with nothing left to move: what a run costs whatever it moves
@@ -418,7 +431,7 @@ def summarize(specs: list[StudySpec], megabytes: float, measured: list[list[Timi
         print(f"    {name:24s} {per_gb[name]:6.2f}"
               + (f"  (a run moving nothing: {fixed[name]:.2f} CPU s)" if fixed[name] else ""))
     if per_gb.get("dcmtk_relay"):
-        for name in ("runner", "runner_through_spool"):
+        for name in ("runner", "runner_through_spool", "runner_plain"):
             print(f"  {name} CPU per GB over the C relay's: "
                   f"{per_gb[name] / per_gb['dcmtk_relay']:.2f}")
     breakdown = {key: statistics.median(b[key] for b in breakdowns) for key in breakdowns[0]}
